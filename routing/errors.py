@@ -1,0 +1,43 @@
+"""Exceptions a user can cause or a provider can raise.
+
+UI and API layers turn :class:`UserError` into ``gr.Error`` with its message unchanged, so
+messages here are written for the person who typed the prompt or uploaded the file.
+"""
+
+from __future__ import annotations
+
+
+class UserError(ValueError):
+    """Bad input that the user can fix (empty prompt, unknown model id, bad file...)."""
+
+
+class UnknownModelError(UserError):
+    """A model id that is not in the pool."""
+
+    def __init__(self, model_id: str, valid_ids: list[str]):
+        self.model_id = model_id
+        self.valid_ids = list(valid_ids)
+        super().__init__(
+            f"Unknown model {model_id!r}. Valid model ids: {', '.join(self.valid_ids)}."
+        )
+
+
+class PoolFileError(UserError):
+    """The model pool file is missing or malformed."""
+
+
+class ProviderError(RuntimeError):
+    """A provider call failed.
+
+    ``status`` is the HTTP status where there was one (None for connection errors and
+    timeouts); ``retryable`` says whether trying again (or another model) can help.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
+                 retry_after: float | None = None, model: str | None = None):
+        self.message = message
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.model = model
+        super().__init__(message)

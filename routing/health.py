@@ -1,0 +1,69 @@
+"""Per-model health: consecutive failures, cooldown, last error and latency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, asdict
+from typing import Any, Callable
+
+
+@dataclass
+class ModelHealth:
+    consecutive_failures: int = 0
+    cooldown_until: float = 0.0
+    last_error: str | None = None
+    last_latency_ms: float | None = None
+    last_ok_at: float | None = None     # wall-clock time of the last success
+    last_failure_at: float | None = None
+
+
+class HealthTracker:
+    """Thread-safe record of how each model has been doing.
+
+    A model that fails ``failures_to_cool`` times in a row rests for ``cooldown_s`` seconds:
+    the router skips it (and says so) until then.
+    """
+
+    def __init__(self, failures_to_cool: int = 3, cooldown_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.failures_to_cool = max(1, failures_to_cool)
+        self.cooldown_s = cooldown_s
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._health: dict[str, ModelHealth] = {}
+
+    def _get(self, model_id: str) -> ModelHealth:
+        return self._health.setdefault(model_id, ModelHealth())
+
+    def record_success(self, model_id: str, latency_ms: float) -> None:
+        with self._lock:
+            h = self._get(model_id)
+            h.consecutive_failures = 0
+            h.cooldown_until = 0.0
+            h.last_latency_ms = latency_ms
+            h.last_ok_at = time.time()
+
+    def record_failure(self, model_id: str, error: str, latency_ms: float | None = None) -> None:
+        with self._lock:
+            h = self._get(model_id)
+            h.consecutive_failures += 1
+            h.last_error = error
+            h.last_failure_at = time.time()
+            if latency_ms is not None:
+                h.last_latency_ms = latency_ms
+            if h.consecutive_failures >= self.failures_to_cool:
+                h.cooldown_until = self.clock() + self.cooldown_s
+
+    def cooling_down(self, model_id: str) -> float:
+        """Seconds of cooldown left (0 when the model may be tried)."""
+        with self._lock:
+            left = self._get(model_id).cooldown_until - self.clock()
+            return max(0.0, left)
+
+    def snapshot(self, model_id: str) -> dict[str, Any]:
+        with self._lock:
+            d = asdict(self._get(model_id))
+        d["cooldown_left_s"] = round(self.cooling_down(model_id), 1)
+        d.pop("cooldown_until")
+        return d

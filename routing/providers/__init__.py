@@ -1,0 +1,1 @@
+"""Providers answer chat prompts: OpenAI-compatible HTTP endpoints and the local model."""

@@ -1,0 +1,111 @@
+"""Every setting of the app, read from the environment in one place.
+
+Other modules receive a :class:`Settings` (``get_settings()``) instead of reading
+``os.environ`` themselves, so tests can build one with ``Settings.from_env({...})``.
+The README's configuration table lists the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ASSETS_DIR = REPO_ROOT / "assets"
+DEFAULT_MODELS_FILE = ASSETS_DIR / "models.json"
+DEFAULT_SELECTOR_DIR = REPO_ROOT / "selector_model"
+DEFAULT_LABEL_ENCODER = REPO_ROOT / "label_encoder.json"
+SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in _TRUE
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(_float(env, name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The app's configuration. Field comments name the environment variable."""
+
+    openrouter_api_key: str | None = None          # OPENROUTER_API_KEY
+    openrouter_base_url: str = "https://openrouter.ai/api/v1"  # OPENROUTER_BASE_URL
+    models_file: Path = DEFAULT_MODELS_FILE        # ROUTER_MODELS_FILE
+    selector: str = "auto"                         # ROUTER_SELECTOR: auto | learned | rules
+    selector_dir: Path = DEFAULT_SELECTOR_DIR      # ROUTER_SELECTOR_DIR
+    label_encoder_file: Path = DEFAULT_LABEL_ENCODER  # ROUTER_LABEL_ENCODER
+    data_dir: Path = REPO_ROOT / "data"            # ROUTER_DATA_DIR (outcome log, batch results)
+    cache_dir: Path = Path.home() / ".cache" / "llm-router"  # ROUTER_CACHE_DIR (local model cache)
+    local_model_enabled: bool = True               # ROUTER_LOCAL_MODEL
+    local_max_new_tokens: int = 200                # ROUTER_LOCAL_MAX_NEW_TOKENS
+    max_prompt_chars: int = 20000                  # ROUTER_MAX_PROMPT_CHARS
+    max_tokens: int = 1024                         # ROUTER_MAX_TOKENS (answer cap sent to providers)
+    connect_timeout: float = 5.0                   # ROUTER_CONNECT_TIMEOUT (seconds)
+    read_timeout: float = 60.0                     # ROUTER_READ_TIMEOUT (seconds)
+    max_retries: int = 2                           # ROUTER_MAX_RETRIES (per model, on 429/5xx/timeouts)
+    max_fallbacks: int = 3                         # ROUTER_MAX_FALLBACKS (models tried after the first)
+    deadline_s: float = 120.0                      # ROUTER_DEADLINE (seconds for one query, all tries)
+    cooldown_failures: int = 3                     # ROUTER_COOLDOWN_FAILURES (consecutive failures)
+    cooldown_s: float = 60.0                       # ROUTER_COOLDOWN (seconds a failing model rests)
+    live_prices: bool = True                       # ROUTER_LIVE_PRICES (read OpenRouter's /models)
+    compare_concurrency: int = 5                   # ROUTER_COMPARE_CONCURRENCY
+    queue_concurrency: int = 8                     # ROUTER_QUEUE_CONCURRENCY (Gradio workers per event)
+    allow_training: bool = False                   # ROUTER_ALLOW_TRAINING (Training tab may run jobs)
+    batch_max_rows: int = 10000                    # ROUTER_BATCH_MAX_ROWS
+    batch_max_mb: float = 20.0                     # ROUTER_BATCH_MAX_MB
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        key = (env.get("OPENROUTER_API_KEY") or "").strip() or None
+        return cls(
+            openrouter_api_key=key,
+            openrouter_base_url=(env.get("OPENROUTER_BASE_URL") or cls.openrouter_base_url).rstrip("/"),
+            models_file=Path(env.get("ROUTER_MODELS_FILE") or DEFAULT_MODELS_FILE),
+            selector=(env.get("ROUTER_SELECTOR") or "auto").strip().lower(),
+            selector_dir=Path(env.get("ROUTER_SELECTOR_DIR") or DEFAULT_SELECTOR_DIR),
+            label_encoder_file=Path(env.get("ROUTER_LABEL_ENCODER") or DEFAULT_LABEL_ENCODER),
+            data_dir=Path(env.get("ROUTER_DATA_DIR") or REPO_ROOT / "data"),
+            cache_dir=Path(env.get("ROUTER_CACHE_DIR") or Path.home() / ".cache" / "llm-router"),
+            local_model_enabled=_bool(env.get("ROUTER_LOCAL_MODEL"), True),
+            local_max_new_tokens=_int(env, "ROUTER_LOCAL_MAX_NEW_TOKENS", 200),
+            max_prompt_chars=_int(env, "ROUTER_MAX_PROMPT_CHARS", 20000),
+            max_tokens=_int(env, "ROUTER_MAX_TOKENS", 1024),
+            connect_timeout=_float(env, "ROUTER_CONNECT_TIMEOUT", 5.0),
+            read_timeout=_float(env, "ROUTER_READ_TIMEOUT", 60.0),
+            max_retries=_int(env, "ROUTER_MAX_RETRIES", 2),
+            max_fallbacks=_int(env, "ROUTER_MAX_FALLBACKS", 3),
+            deadline_s=_float(env, "ROUTER_DEADLINE", 120.0),
+            cooldown_failures=_int(env, "ROUTER_COOLDOWN_FAILURES", 3),
+            cooldown_s=_float(env, "ROUTER_COOLDOWN", 60.0),
+            live_prices=_bool(env.get("ROUTER_LIVE_PRICES"), True),
+            compare_concurrency=_int(env, "ROUTER_COMPARE_CONCURRENCY", 5),
+            queue_concurrency=_int(env, "ROUTER_QUEUE_CONCURRENCY", 8),
+            allow_training=_bool(env.get("ROUTER_ALLOW_TRAINING"), False),
+            batch_max_rows=_int(env, "ROUTER_BATCH_MAX_ROWS", 10000),
+            batch_max_mb=_float(env, "ROUTER_BATCH_MAX_MB", 20.0),
+        )
+
+
+def get_settings() -> Settings:
+    """Settings from the current environment."""
+    return Settings.from_env()
