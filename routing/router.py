@@ -1,0 +1,258 @@
+"""The router: select a model, ask it, fall back down the ranking on failure, explain.
+
+One loop (:meth:`Router.stream`) serves both the streaming Ask tab and the JSON ``/query``
+endpoint (:meth:`Router.ask` keeps only its last event).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, asdict
+from typing import Any, Iterator, Sequence
+
+from routing.errors import ProviderError, UserError
+from routing.health import HealthTracker
+from routing.hub import ProviderHub
+from routing.pool import ModelPool, ModelSpec
+from routing.providers.base import ChatResult, StreamChunk
+from routing.selectors.base import Selection, Selector
+from routing.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LOCAL_ANSWERER = "gemma-3-270m"
+
+
+@dataclass
+class QueryResult:
+    """Everything ``/query`` returns (the original API's keys first)."""
+
+    prompt: str
+    selected_model: str
+    response: str
+    selection_confidence: float
+    reasoning: str
+    answered_by: str
+    fallbacks: list[dict[str, Any]]
+    usage: dict[str, int]
+    cost_usd: float | None
+    latency_ms: float
+    scores: dict[str, float]
+    selector: str = ""
+    ranking: list[str] = field(default_factory=list)
+    notice: str | None = None          # e.g. "no OpenRouter key: answered locally by ..."
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RouterEvent:
+    """One step of a streamed query: selection, a failed attempt, a text delta, or done."""
+
+    kind: str                       # "selection" | "attempt" | "failed" | "delta" | "done"
+    selection: Selection | None = None
+    model: str | None = None
+    text: str = ""
+    error: str | None = None
+    result: QueryResult | None = None
+
+
+class Router:
+    def __init__(self, pool: ModelPool, selector: Selector, hub: ProviderHub, settings: Settings,
+                 health: HealthTracker | None = None):
+        self.pool = pool
+        self.selector = selector
+        self.hub = hub
+        self.settings = settings
+        self.health = health or HealthTracker(settings.cooldown_failures, settings.cooldown_s)
+        self.warnings: list[str] = []  # shown to users with each answer (e.g. selector fallback)
+
+    # ---------------------------------------------------------------- input checks
+    def validate_prompt(self, prompt: Any) -> str:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise UserError("The prompt is empty: type a question or instruction.")
+        if len(prompt) > self.settings.max_prompt_chars:
+            raise UserError(
+                f"The prompt has {len(prompt):,} characters; the limit is {self.settings.max_prompt_chars:,} "
+                "(ROUTER_MAX_PROMPT_CHARS). Shorten it or split it into several prompts."
+            )
+        return prompt
+
+    # ---------------------------------------------------------------- routing
+    def route(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = ()) -> Selection:
+        return self.selector.select(self.validate_prompt(prompt), cost_weight=cost_weight, exclude=list(exclude))
+
+    def route_many(self, prompts: Sequence[str], *, cost_weight: float = 0.0,
+                   exclude: Sequence[str] = ()) -> list[Selection]:
+        return self.selector.select_many(list(prompts), cost_weight=cost_weight, exclude=list(exclude))
+
+    def _explicit_selection(self, prompt: str, model: str, cost_weight: float) -> Selection:
+        spec = self.pool.get(model)  # UnknownModelError lists the valid ids
+        auto = self.selector.select(prompt, cost_weight=cost_weight)
+        auto.reasoning = (f"You chose {spec.display_name} ({spec.id}); the router would have picked "
+                          f"{auto.selected_model}. " + auto.reasoning)
+        auto.selected_model = spec.id
+        auto.confidence = auto.scores.get(spec.id, 0.0)
+        auto.ranking = [spec.id]
+        return auto
+
+    # ---------------------------------------------------------------- asking
+    def ask(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
+            model: str | None = None, max_tokens: int | None = None) -> QueryResult:
+        """Route and answer; returns the finished result (no streaming)."""
+        last = None
+        for event in self.stream(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
+                                 max_tokens=max_tokens, stream=False):
+            last = event
+        assert last is not None and last.result is not None
+        return last.result
+
+    def stream(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
+               model: str | None = None, max_tokens: int | None = None,
+               stream: bool = True) -> Iterator[RouterEvent]:
+        """Route, then try the ranked models until one answers; yields events as they happen."""
+        prompt = self.validate_prompt(prompt)
+        start = time.monotonic()
+        selection = (self._explicit_selection(prompt, model, cost_weight) if model
+                     else self.selector.select(prompt, cost_weight=cost_weight, exclude=list(exclude)))
+        yield RouterEvent("selection", selection=selection)
+
+        messages = [{"role": "user", "content": prompt}]
+        max_tokens = max_tokens or self.settings.max_tokens
+        fallbacks: list[dict[str, Any]] = []
+        candidates = selection.ranking[: 1 + max(0, self.settings.max_fallbacks)]
+        no_key = 0
+        for model_id in candidates:
+            spec = self.pool.get(model_id)
+            reason = self.hub.missing_key(spec)
+            if reason:
+                no_key += 1
+                fallbacks.append({"model": model_id, "error": reason, "skipped": True})
+                continue
+            rest = self.health.cooling_down(model_id)
+            if rest > 0 and not model:
+                fallbacks.append({"model": model_id, "error": f"cooling down for {rest:.0f} s after repeated failures",
+                                  "skipped": True})
+                continue
+            if time.monotonic() - start > self.settings.deadline_s:
+                fallbacks.append({"model": model_id, "error": f"deadline of {self.settings.deadline_s:.0f} s reached",
+                                  "skipped": True})
+                break
+            yield RouterEvent("attempt", model=model_id)
+            try:
+                result = yield from self._call(spec, messages, max_tokens, stream)
+            except ProviderError as exc:
+                self.health.record_failure(model_id, exc.message)
+                fallbacks.append({"model": model_id, "error": exc.message, "status": exc.status, "skipped": False})
+                yield RouterEvent("failed", model=model_id, error=exc.message)
+                continue
+            self.health.record_success(model_id, result.latency_ms)
+            yield RouterEvent("done", result=self._result(selection, result, model_id, fallbacks, start))
+            return
+
+        # Nothing remote answered: the local model, clearly labelled.
+        wanted = selection.selected_model
+        why = ("no OpenRouter key" if no_key == len(candidates)
+               else "every routed model failed (see fallbacks)")
+        if self.hub.local is None:
+            details = "; ".join(f"{f['model']}: {f['error']}" for f in fallbacks)
+            raise UserError(f"No model could answer ({details}). Set OPENROUTER_API_KEY, or turn the local "
+                            "model on with ROUTER_LOCAL_MODEL=1.")
+        notice = f"{why}: answered locally by {LOCAL_ANSWERER} instead of {wanted}"
+        yield RouterEvent("attempt", model=LOCAL_ANSWERER)
+        try:
+            result = yield from self._call_provider(self.hub.local, LOCAL_ANSWERER, messages,
+                                                    min(max_tokens, self.settings.local_max_new_tokens), stream)
+        except ProviderError as exc:
+            fallbacks.append({"model": LOCAL_ANSWERER, "error": exc.message, "skipped": False})
+            raise UserError(f"No model could answer. Last error (local model): {exc.message}") from exc
+        final = self._result(selection, result, LOCAL_ANSWERER, fallbacks, start)
+        final.notice = notice
+        yield RouterEvent("done", result=final)
+
+    def _call(self, spec: ModelSpec, messages, max_tokens: int, stream: bool):
+        provider = self.hub.for_spec(spec)
+        return (yield from self._call_provider(provider, spec.model_name, messages, max_tokens, stream))
+
+    @staticmethod
+    def _call_provider(provider, model_name: str, messages, max_tokens: int, stream: bool):
+        """Generator: yields delta events, returns the ChatResult."""
+        if not stream:
+            result: ChatResult = provider.chat(model_name, messages, max_tokens=max_tokens)
+            yield RouterEvent("delta", text=result.text)
+            return result
+        chunk: StreamChunk
+        for chunk in provider.stream_chat(model_name, messages, max_tokens=max_tokens):
+            if chunk.done:
+                assert chunk.result is not None
+                return chunk.result
+            if chunk.delta:
+                yield RouterEvent("delta", text=chunk.delta)
+        raise ProviderError("the stream ended without a final message", retryable=True)
+
+    def _result(self, selection: Selection, result: ChatResult, answered_by: str,
+                fallbacks: list[dict[str, Any]], start: float) -> QueryResult:
+        return QueryResult(
+            prompt=selection.prompt, selected_model=selection.selected_model, response=result.text,
+            selection_confidence=round(selection.confidence, 4), reasoning=selection.reasoning,
+            answered_by=answered_by, fallbacks=fallbacks, usage=dict(result.usage or {}),
+            cost_usd=result.cost_usd, latency_ms=round((time.monotonic() - start) * 1000, 1),
+            scores={k: round(v, 4) for k, v in selection.scores.items()}, selector=selection.selector,
+            ranking=selection.ranking, warnings=list(self.warnings),
+        )
+
+    def ask_model(self, model_id: str, prompt: str, *, max_tokens: int | None = None) -> ChatResult:
+        """One model, no selection and no fallback (compare-all). Raises ProviderError/UserError."""
+        prompt = self.validate_prompt(prompt)
+        spec = self.pool.get(model_id)
+        reason = self.hub.missing_key(spec)
+        if reason:
+            raise ProviderError(reason, retryable=False, model=model_id)
+        try:
+            result = self.hub.for_spec(spec).chat(spec.model_name, [{"role": "user", "content": prompt}],
+                                                  max_tokens=max_tokens or self.settings.max_tokens)
+        except ProviderError as exc:
+            self.health.record_failure(model_id, exc.message)
+            raise
+        self.health.record_success(model_id, result.latency_ms)
+        return result
+
+    # ---------------------------------------------------------------- health
+    def health_report(self, probe: bool = True) -> list[dict[str, Any]]:
+        """Which models are reachable now, with last error and latency. Spends no tokens."""
+        probes: dict[tuple[str, str | None], dict[str, Any]] = {}
+        listed: set[str] | None = None
+        rows = []
+        for spec in self.pool.models:
+            row: dict[str, Any] = {"model": spec.id, "name": spec.display_name, "provider": spec.provider,
+                                   "price_per_m_in": spec.input_price_per_m, "price_per_m_out": spec.output_price_per_m,
+                                   "price_source": spec.price_source}
+            row.update(self.health.snapshot(spec.id))
+            reason = self.hub.missing_key(spec)
+            if reason:
+                row.update(reachable=False, probe_error=reason, probe_latency_ms=None)
+            elif spec.provider == "local":
+                status = self.hub.local.status() if self.hub.local else {"state": "off"}
+                row.update(reachable=status.get("state") == "ready", probe_error=status.get("error"),
+                           probe_latency_ms=None)
+            elif probe:
+                client = self.hub.for_spec(spec)
+                key = (client.base_url, spec.provider)
+                if key not in probes:
+                    probes[key] = client.probe()
+                    if spec.provider == "openrouter" and probes[key].get("ok"):
+                        try:
+                            listed = {m.get("id") for m in client.list_models()}
+                        except ProviderError:
+                            listed = None
+                p = probes[key]
+                ok = bool(p.get("ok"))
+                err = p.get("error")
+                if ok and spec.provider == "openrouter" and listed is not None and spec.model_name not in listed:
+                    ok, err = False, f"{spec.model_name} is not in the provider's model list"
+                row.update(reachable=ok, probe_error=err, probe_latency_ms=p.get("latency_ms"))
+            rows.append(row)
+        return rows

@@ -1,0 +1,87 @@
+"""The app's back end in one object: pool, selector, providers, router, built from Settings.
+
+``app.py`` only wires Gradio components to these methods; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Sequence
+
+from routing.errors import UserError
+from routing.hub import ProviderHub
+from routing.pool import ModelPool, load_pool
+from routing.router import LOCAL_ANSWERER, QueryResult, Router
+from routing.selectors import load_selector
+from routing.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+class RouterService:
+    """Everything a request needs, created once per process."""
+
+    def __init__(self, settings: Settings | None = None, *, background: bool = True):
+        self.settings = settings or get_settings()
+        self.pool: ModelPool = load_pool(self.settings.models_file)
+        self.selector, selector_warning = load_selector(self.settings, self.pool)
+        self.warnings: list[str] = [selector_warning] if selector_warning else []
+        self.local = self._make_local()
+        self.hub = ProviderHub(self.settings, self.pool, self.local)
+        self.router = Router(self.pool, self.selector, self.hub, self.settings)
+        self.router.warnings = self.warnings
+        if background:
+            self.start_background_work()
+
+    def _make_local(self):
+        if not self.settings.local_model_enabled:
+            return None
+        from routing.providers.local_model import LocalModelProvider
+
+        return LocalModelProvider(cache_dir=self.settings.cache_dir / "local-model",
+                                  max_new_tokens=self.settings.local_max_new_tokens)
+
+    def start_background_work(self) -> None:
+        """Live prices and (without a key) the local model load, neither blocking start-up."""
+        if self.settings.live_prices and any(m.provider == "openrouter" for m in self.pool):
+            client = self.hub.openrouter()
+            self.pool.refresh_prices_in_background(lambda: client.list_models(timeout=3.0))
+        if self.local is not None and not self.settings.openrouter_api_key:
+            self.local.start_loading()
+
+    # ------------------------------------------------------------------ API
+    @staticmethod
+    def _exclude(exclude: Sequence[str] | str | None) -> list[str]:
+        if not exclude:
+            return []
+        if isinstance(exclude, str):
+            return [e.strip() for e in exclude.split(",") if e.strip()]
+        return [str(e) for e in exclude]
+
+    def query(self, prompt: str, cost_weight: float = 0.0, exclude: Sequence[str] | str | None = None,
+              max_tokens: int | None = None) -> dict[str, Any]:
+        return self.router.ask(prompt, cost_weight=cost_weight, exclude=self._exclude(exclude),
+                               max_tokens=max_tokens).to_dict()
+
+    def query_specific(self, prompt: str, model: str, max_tokens: int | None = None) -> dict[str, Any]:
+        if not model or not str(model).strip():
+            raise UserError(f"Choose a model: one of {', '.join(self.pool.ids)}.")
+        return self.router.ask(prompt, model=str(model).strip(), max_tokens=max_tokens).to_dict()
+
+    def status(self) -> dict[str, Any]:
+        local = self.local.status() if self.local else {"state": "off"}
+        return {
+            "selector": self.selector.name,
+            "models": self.pool.ids,
+            "pool_file": self.pool.source,
+            "openrouter_key": bool(self.settings.openrouter_api_key),
+            "openrouter_base_url": self.settings.openrouter_base_url,
+            "local_model": {"id": LOCAL_ANSWERER, **local},
+            "warnings": list(self.warnings),
+        }
+
+    def health(self) -> list[dict[str, Any]]:
+        return self.router.health_report()
+
+
+__all__ = ["RouterService", "QueryResult"]

@@ -1,0 +1,55 @@
+"""Browser-test harness: the app launched in-process, driven by headless Debian Chromium.
+
+Other tabs' tests reuse ``launch_app`` and ``open_page``:
+
+    with launch_app(service) as url, open_page(url) as page:
+        page.get_by_role("tab", name="Batch").click()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from typing import Iterator
+
+import pytest
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip("Debian chromium is not installed (apt-get install chromium); .ci/run installs it")
+    return path
+
+
+@contextlib.contextmanager
+def launch_app(service) -> Iterator[str]:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from app import build_demo
+
+    demo = build_demo(service)
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@contextlib.contextmanager
+def open_page(url: str, *, timeout_ms: int = 30000):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.set_default_timeout(timeout_ms)
+            page.goto(url)
+            yield page
+        finally:
+            browser.close()
