@@ -48,6 +48,13 @@ RULES: list[Rule] = [
             r"\b(code|coding|program|script|function|method|algorithm|api|endpoint|compile|compiler|debug|"
             r"bug|stack trace|exception|segfault|refactor|unit tests?|repository|git|docker|kubernetes|"
             r"database|query|recursion|data structure|linked list|binary tree|big-o|leetcode)\b"),
+    *_rules("coding", 2.0, r"\b(implement|dockerfile|makefile|react|node\.?js|flask|django|numpy|pandas|awk|"
+            r"http requests?|typeerror|valueerror|nullpointer\w*|component|struct|array|integer overflow|"
+            r"vectori[sz]ed|binary search|operator overloading|hook|linter|npm|pip install|cli)\b",
+            r"`[^`\n]{2,80}`", r"\bin (c|go|r|c#)\b"),
+    *_rules("math", 2.0, r"\b(solve|simplify|find (the|its|x|y)|log|area|perimeter|volume|speed|ratio|average|"
+            r"discount|interest rate|km/h|mph|how long would|how far)\b", r"\d+\s*(%|km|cm|kg|mph)",
+            r"\b[xy]\s*[=+\-^]"),
     *_rules("math", 3.0, r"\b(integral|derivative|differentiate|integrate|equation|solve for|matrix|"
             r"eigen\w*|probability|theorem|prove that|proof|factorial|prime|polynomial|logarithm|"
             r"geometry|triangle|hypotenuse|algebra|calculus|arithmetic|percent(age)?|fraction|"
@@ -58,6 +65,11 @@ RULES: list[Rule] = [
             r"step-by-step|think through|reason(ing)?|which of the following|if .+ then|paradox|"
             r"trade-?offs?|pros and cons|plan(ning)?|strategy|schedule|optimi[sz]e|decide|decision|"
             r"analy[sz]e|compare|evaluate|argument|implication|consequence)\b"),
+    *_rules("reasoning", 2.0, r"\b(always (tells the truth|lies)|truth-?teller|liar|cross (a|the) (river|bridge)|"
+            r"jugs?|are all|definitely|at most|at least|minimum number|immediately to the (left|right)|"
+            r"next to|who owns|each (own|has|have)|weighings?|if it takes)\b"),
+    *_rules("creative", 2.0, r"\b(slogans?|taglines?|villanelle|ode|toast|prophecy|fantasy|fairy|dragon|wizard|"
+            r"opening (paragraph|line)|children'?s (picture )?book|invent (a|an)|letter from|in the style of)\b"),
     *_rules("creative", 3.0, r"\b(write|compose|create|invent|imagine)\b.{0,40}\b(story|poem|haiku|"
             r"limerick|sonnet|song|lyrics|rap|verse|tale|fable|script|screenplay|dialogue|monologue|"
             r"slogan|tagline|joke|ballad|narrative|fiction|novel|chapter|scene)\b",
@@ -81,6 +93,9 @@ RULES: list[Rule] = [
             r"landscape|room|view)|visuali[sz]e|alt text|what does .{0,30} look like|depict|"
             r"illustration|logo|colou?r palette|composition|photograph|painting|sketch|draw|"
             r"picture this|visual)\b"),
+    *_rules("visual", 2.0, r"\b(looks? like|looked like|image generator|poster|layout|typography|colou?r scheme|"
+            r"mood ?board|interior|illustrat\w*|arrange (the )?furniture|architecture|compose a (photo|shot)|"
+            r"lighting|scene|for someone who has never seen)\b"),
     *_rules("chat", 2.0, r"^\s*(hi|hello|hey|yo|sup|good (morning|evening|afternoon)|thanks|thank you|"
             r"how are you|what's up)\b", r"\b(how are you|tell me a joke|i feel|i'm feeling|"
             r"any advice|what do you think|your favou?rite|recommend me|chat)\b"),
@@ -100,6 +115,23 @@ def non_latin_share(text: str) -> float:
     return other / len(letters)
 
 
+_FOREIGN_WORDS = frozenset("""
+el los las del que por para con una es cuál qué cómo diferencia dime escribe también muy pero
+le les des est une pour avec je tu vous nous quelle quel peux écrire très mais aussi c'est
+der die das und ist ich nicht was zwischen sie wir ein eine mit für auch sehr aber
+os não são como uma em faço você muito também
+il di che è per sono questo della gli
+""".split())
+
+
+def foreign_word_share(text: str) -> float:
+    """Share of words that are common function words of Spanish, French, German, Portuguese, Italian."""
+    words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text.lower())
+    if len(words) < 3:
+        return 0.0
+    return sum(w in _FOREIGN_WORDS for w in words) / len(words)
+
+
 def categorize(prompt: str) -> tuple[dict[str, float], list[str]]:
     """Category weights for a prompt, and the rules that fired (for the explanation)."""
     weights = {c: 0.0 for c in CATEGORIES}
@@ -113,6 +145,10 @@ def categorize(prompt: str) -> tuple[dict[str, float], list[str]]:
     if share > 0.3:
         weights["multilingual"] += 6.0 * share
         fired.append(f"multilingual: {share:.0%} non-Latin script")
+    foreign = foreign_word_share(text)
+    if foreign >= 0.15:
+        weights["multilingual"] += 3.0 + 6.0 * foreign
+        fired.append(f"multilingual: {foreign:.0%} non-English function words")
     # A long pasted text with an instruction is usually summarisation or extraction.
     if len(text) > 1500 and weights["summarization"] == 0 and weights["extraction"] == 0:
         weights["summarization"] += 1.0
