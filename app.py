@@ -12,6 +12,7 @@ import gradio as gr
 
 from routing.service import RouterService
 from ui.ask_tab import add_ask_api, build_ask_tab
+from ui.compare_tab import add_compare_api, build_compare_tab
 from ui.status_tab import add_status_api, build_status_tab
 
 
@@ -27,8 +28,10 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
                         "Gemma 3 270M model, labelled as such.")
         with gr.Tabs():
             build_ask_tab(service)
+            build_compare_tab(service)
             build_status_tab(service)
         add_ask_api(service)
+        add_compare_api(service)
         add_status_api(service)
     demo.queue(default_concurrency_limit=service.settings.queue_concurrency)
     return demo

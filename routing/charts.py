@@ -29,3 +29,29 @@ def selection_scores_figure(selection: Selection, pool: ModelPool) -> go.Figure:
         margin=dict(l=40, r=20, t=50, b=40), height=320, template="plotly_white",
     )
     return fig
+
+
+def confusion_matrix_figure(labels: list[str], matrix: list[list[int]], *, title: str = "Confusion matrix",
+                            x_title: str = "predicted", y_title: str = "expected") -> go.Figure:
+    """Heatmap of counts: rows are the expected labels, columns the predicted ones."""
+    fig = go.Figure(go.Heatmap(
+        z=matrix, x=labels, y=labels, colorscale="Blues", showscale=False,
+        text=[[str(v) for v in row] for row in matrix], texttemplate="%{text}",
+        hovertemplate=f"{y_title} %{{y}}<br>{x_title} %{{x}}<br>%{{z}} prompts<extra></extra>",
+    ))
+    fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, yaxis_autorange="reversed",
+                      height=380, margin=dict(l=60, r=20, t=50, b=60), template="plotly_white")
+    return fig
+
+
+def loss_curve_figure(history: list[dict]) -> go.Figure:
+    """Training and validation loss by step (``[{"step", "train_loss", "val_loss"}, ...]``)."""
+    fig = go.Figure()
+    for key, name in (("train_loss", "training loss"), ("val_loss", "validation loss")):
+        points = [(h["step"], h[key]) for h in history if h.get(key) is not None]
+        if points:
+            xs, ys = zip(*points)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", name=name))
+    fig.update_layout(title="Loss", xaxis_title="step", yaxis_title="loss", height=320,
+                      margin=dict(l=50, r=20, t=50, b=40), template="plotly_white")
+    return fig

@@ -67,6 +67,7 @@ class Settings:
     cooldown_s: float = 60.0                       # ROUTER_COOLDOWN (seconds a failing model rests)
     live_prices: bool = True                       # ROUTER_LIVE_PRICES (read OpenRouter's /models)
     compare_concurrency: int = 5                   # ROUTER_COMPARE_CONCURRENCY
+    judge_model: str | None = None                 # ROUTER_JUDGE_MODEL (pool id of the LLM judge)
     queue_concurrency: int = 8                     # ROUTER_QUEUE_CONCURRENCY (Gradio workers per event)
     allow_training: bool = False                   # ROUTER_ALLOW_TRAINING (Training tab may run jobs)
     batch_max_rows: int = 10000                    # ROUTER_BATCH_MAX_ROWS
@@ -99,6 +100,7 @@ class Settings:
             cooldown_s=_float(env, "ROUTER_COOLDOWN", 60.0),
             live_prices=_bool(env.get("ROUTER_LIVE_PRICES"), True),
             compare_concurrency=_int(env, "ROUTER_COMPARE_CONCURRENCY", 5),
+            judge_model=(env.get("ROUTER_JUDGE_MODEL") or "").strip() or None,
             queue_concurrency=_int(env, "ROUTER_QUEUE_CONCURRENCY", 8),
             allow_training=_bool(env.get("ROUTER_ALLOW_TRAINING"), False),
             batch_max_rows=_int(env, "ROUTER_BATCH_MAX_ROWS", 10000),

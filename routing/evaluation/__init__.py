@@ -1,0 +1,6 @@
+"""Scorers behind :func:`routing.evaluator.evaluate`, one module per concern.
+
+prompt (what the prompt asks), code (code quality), sandbox (running Python answers),
+mathcheck (math accuracy), choice (multiple-choice answers), prose (structure, examples,
+formatting, creativity, factual content, visual description), penalties, text (helpers).
+"""

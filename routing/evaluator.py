@@ -1,0 +1,172 @@
+"""Heuristic answer evaluator for the compare-all feature.
+
+``evaluate(prompt, answer)`` scores one answer on the design's dimensions, applying only
+those that fit the prompt (a coding prompt is judged on code quality, a story on
+creativity, a multiple-choice question on committing to one option in the format asked),
+subtracts penalties (repetition loops, refusals, truncation, error text, AI boilerplate,
+empty answers) and normalises the total by the maximum of the applied dimensions.
+
+:data:`DIMENSIONS` and :data:`PENALTIES` are the single source of truth for names and
+point ranges; charts read them. The scorers live in :mod:`routing.evaluation`.
+Pure Python, no model: a typical answer takes a few milliseconds, plus up to
+``sandbox.DEFAULT_TIMEOUT_S`` when Python code is run (``run_code=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from routing.evaluation import penalties as _penalties
+from routing.evaluation.choice import chosen_option, score_choice
+from routing.evaluation.code import score_code
+from routing.evaluation.mathcheck import final_answer, score_math
+from routing.evaluation.prompt import KINDS, PromptInfo, analyze_prompt
+from routing.evaluation.prose import (score_creativity, score_examples, score_factual, score_formatting,
+                                      score_structure, score_visual)
+from routing.evaluation.text import clamp
+
+#: Dimension name -> maximum points.
+DIMENSIONS: dict[str, float] = {
+    "structure": 2.0,
+    "examples": 1.5,
+    "formatting": 1.0,
+    "code_quality": 4.0,
+    "math_accuracy": 4.0,
+    "creativity": 4.0,
+    "factual_content": 3.0,
+    "visual_description": 3.0,
+}
+#: Penalty name -> most negative points it can take.
+PENALTIES: dict[str, float] = {
+    "empty": -14.0,
+    "repetition": -4.0,
+    "refusal": -4.0,
+    "truncation": -2.0,
+    "error_text": -2.0,
+    "boilerplate": -1.0,
+}
+#: All penalties together never go below this.
+PENALTY_FLOOR: float = -14.0
+
+__all__ = ["DIMENSIONS", "PENALTIES", "PENALTY_FLOOR", "KINDS", "evaluate", "applied_dimensions"]
+
+_PENALTY_DETECTORS: dict[str, Callable[[str], tuple[float, str]]] = {
+    "empty": _penalties.empty,
+    "repetition": _penalties.repetition,
+    "refusal": _penalties.refusal,
+    "truncation": _penalties.truncation,
+    "error_text": _penalties.error_text,
+    "boilerplate": _penalties.boilerplate,
+}
+assert set(_PENALTY_DETECTORS) == set(PENALTIES)
+
+
+def applied_dimensions(info: PromptInfo, *, has_reference: bool = False) -> list[str]:
+    """The dimensions that fit a prompt, in :data:`DIMENSIONS` order."""
+    kinds = set(info.kinds)
+    chosen: set[str] = set()
+    if "multiple_choice" in kinds:
+        chosen.add("factual_content")
+    else:
+        if not info.terse:
+            chosen.update(("structure", "formatting"))
+        if "coding" in kinds:
+            chosen.add("code_quality")
+            if not info.terse:
+                chosen.add("examples")
+        if "math" in kinds:
+            chosen.add("math_accuracy")
+        if "creative" in kinds:
+            chosen.add("creativity")
+        if "visual" in kinds:
+            chosen.add("visual_description")
+        if kinds & {"factual", "general"} or (has_reference and not kinds & {"math", "coding"}):
+            chosen.add("factual_content")
+        if info.explanatory and not info.terse and "creative" not in kinds:
+            chosen.add("examples")
+        if "general" in kinds and not info.terse:
+            chosen.add("examples")
+    return [name for name in DIMENSIONS if name in chosen]
+
+
+def _score_dimension(name: str, info: PromptInfo, answer: str, reference: str | None,
+                     run_code: bool) -> tuple[float, str]:
+    if name == "structure":
+        return score_structure(info, answer)
+    if name == "examples":
+        return score_examples(info, answer)
+    if name == "formatting":
+        return score_formatting(info, answer)
+    if name == "code_quality":
+        return score_code(info, answer, run_code=run_code)
+    if name == "math_accuracy":
+        return score_math(answer, reference)
+    if name == "creativity":
+        return score_creativity(info, answer)
+    if name == "factual_content":
+        if info.options:
+            return score_choice(info, answer, reference)
+        return score_factual(info, answer, reference)
+    if name == "visual_description":
+        return score_visual(info, answer)
+    raise KeyError(name)
+
+
+def evaluate(prompt: str, answer: str, *, reference: str | None = None,
+             run_code: bool = True) -> dict[str, Any]:
+    """Score ``answer`` to ``prompt``.
+
+    ``reference`` is an optional expected answer (a number, an option label, a short
+    text); ``run_code=False`` never executes code. Returns a dict with ``dimensions``
+    (every dimension's points, 0 when not applied), ``max_points`` (applied ones),
+    ``applied``, ``explanations``, ``penalties`` (negative points), ``total``,
+    ``normalized`` in [0, 1], ``kind`` (detected prompt kinds) and ``details``.
+    """
+    prompt = prompt if isinstance(prompt, str) else str(prompt or "")
+    answer = answer if isinstance(answer, str) else str(answer or "")
+    info = analyze_prompt(prompt)
+    applied = applied_dimensions(info, has_reference=bool(reference and reference.strip()))
+    dimensions = {name: 0.0 for name in DIMENSIONS}
+    explanations = {name: "not applicable to this prompt" for name in DIMENSIONS}
+    penalty_points = {name: 0.0 for name in PENALTIES}
+    details: dict[str, Any] = {}
+
+    empty_severity, empty_note = _PENALTY_DETECTORS["empty"](answer)
+    if empty_severity:
+        penalty_points["empty"] = PENALTIES["empty"]
+        for name in applied:
+            explanations[name] = "empty answer"
+        explanations["empty"] = empty_note
+    else:
+        for name in applied:
+            fraction, note = _score_dimension(name, info, answer, reference, run_code)
+            dimensions[name] = round(DIMENSIONS[name] * clamp(fraction), 3)
+            explanations[name] = note
+        for name, detector in _PENALTY_DETECTORS.items():
+            if name == "empty":
+                continue
+            severity, note = detector(answer)
+            if severity > 0:
+                penalty_points[name] = round(PENALTIES[name] * clamp(severity), 3)
+                explanations[name] = note
+        if info.options:
+            details["chosen_option"] = chosen_option(info, answer)[0]
+        if "math_accuracy" in applied:
+            details["final_answer"] = final_answer(answer)[0]
+
+    max_points = {name: DIMENSIONS[name] for name in applied}
+    penalty_total = max(PENALTY_FLOOR, sum(penalty_points.values()))
+    total = round(sum(dimensions.values()) + penalty_total, 3)
+    denominator = sum(max_points.values())
+    normalized = clamp(total / denominator) if denominator else 0.0
+    return {
+        "dimensions": dimensions,
+        "max_points": max_points,
+        "applied": applied,
+        "explanations": explanations,
+        "penalties": penalty_points,
+        "total": total,
+        "normalized": round(normalized, 4),
+        "kind": list(info.kinds),
+        "details": details,
+    }

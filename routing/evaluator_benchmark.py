@@ -1,0 +1,221 @@
+"""How well does the heuristic evaluator separate correct from incorrect real answers?
+
+Reads RouterBench slices (``<dataset>_<split>.csv``: a prompt, each model's real answer in
+``<model>|model_response`` and its 0/1 correctness in the column named by the model),
+scores every answer with :func:`routing.evaluator.evaluate` (no reference given: the
+evaluator must judge from the prompt and the answer alone) and reports per dataset:
+
+- ``auc``: ROC AUC of ``normalized`` for correct vs incorrect answers;
+- ``pairwise_accuracy``: over all (correct, incorrect) answer pairs to the same prompt,
+  how often the correct one scores higher (ties count 0.5), with ``tie_rate``;
+- the same two figures for a length-only baseline (longer answer = better), for context.
+
+Usage::
+
+    python -m routing.evaluator_benchmark [--data-dir ../shared/data/outcomes/routerbench]
+        [--out benchmarks/results/evaluator.json] [--split test] [--no-run-code]
+
+Exits 0 with a "skipped" message when the data folder is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from routing.evaluator import evaluate
+from routing.settings import REPO_ROOT, SHARED_DATA_DIR
+
+DEFAULT_DATA_DIR = SHARED_DATA_DIR / "outcomes" / "routerbench"
+DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "evaluator.json"
+DATASETS: tuple[str, ...] = ("arc_challenge", "mbpp", "winograde")
+RESPONSE_SUFFIX = "|model_response"
+
+
+def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """ROC AUC of ``scores`` for 0/1 ``labels``; NaN when only one class is present."""
+    labels_arr = np.asarray(labels, dtype=int)
+    if labels_arr.size == 0 or len(set(labels_arr.tolist())) < 2:
+        return float("nan")
+    return float(roc_auc_score(labels_arr, np.asarray(scores, dtype=float)))
+
+
+def pairwise_accuracy(groups: Sequence[object], labels: Sequence[int],
+                      scores: Sequence[float]) -> tuple[float, int, float]:
+    """Over all (correct, incorrect) pairs within each group: share where the correct one
+    scores higher, ties counting 0.5. Returns (accuracy, number of pairs, tie rate);
+    accuracy is NaN when there is no pair."""
+    frame = pd.DataFrame({"group": list(groups), "label": list(labels), "score": list(scores)})
+    wins = ties = pairs = 0.0
+    for _, part in frame.groupby("group", sort=False):
+        good = part.loc[part["label"] == 1, "score"].to_numpy(dtype=float)
+        bad = part.loc[part["label"] == 0, "score"].to_numpy(dtype=float)
+        if good.size == 0 or bad.size == 0:
+            continue
+        diff = good[:, None] - bad[None, :]
+        wins += float((diff > 0).sum())
+        ties += float((diff == 0).sum())
+        pairs += float(diff.size)
+    if pairs == 0:
+        return float("nan"), 0, float("nan")
+    return (wins + 0.5 * ties) / pairs, int(pairs), ties / pairs
+
+
+def _turns_text(raw: str) -> str:
+    """A Python-literal list of turns (or a plain string) as one text."""
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return str(raw)
+    if isinstance(value, (list, tuple)):
+        return "\n\n".join(str(v) for v in value)
+    return str(value)
+
+
+def load_answers(path: Path) -> pd.DataFrame:
+    """One row per (prompt, model) with a real answer and a 0/1 score.
+
+    Columns: ``prompt_id``, ``model``, ``prompt``, ``answer``, ``correct``. Rows whose
+    score is missing are dropped.
+    """
+    frame = pd.read_csv(path)
+    models = [c[: -len(RESPONSE_SUFFIX)] for c in frame.columns if c.endswith(RESPONSE_SUFFIX)]
+    models = [m for m in models if m in frame.columns]
+    id_column = "sample_id" if "sample_id" in frame.columns else frame.columns[0]
+    prompts = frame["prompt"].map(_turns_text)
+    rows = []
+    for model in models:
+        for idx in range(len(frame)):
+            score = frame[model].iat[idx]
+            response = frame[model + RESPONSE_SUFFIX].iat[idx]
+            if pd.isna(score):
+                continue
+            rows.append({
+                "prompt_id": frame[id_column].iat[idx],
+                "model": model,
+                "prompt": prompts.iat[idx],
+                "answer": _turns_text(response) if isinstance(response, str) else "",
+                "correct": int(float(score) >= 0.5),
+            })
+    return pd.DataFrame(rows, columns=["prompt_id", "model", "prompt", "answer", "correct"])
+
+
+def score_answers(answers: pd.DataFrame, *, run_code: bool = True, workers: int = 2) -> list[float]:
+    """``normalized`` evaluator score of every answer (threads: code runs in subprocesses)."""
+    pairs = list(zip(answers["prompt"], answers["answer"]))
+
+    def one(pair: tuple[str, str]) -> float:
+        return float(evaluate(pair[0], pair[1], run_code=run_code)["normalized"])
+
+    if workers <= 1:
+        return [one(p) for p in pairs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, pairs))
+
+
+def dataset_report(answers: pd.DataFrame, scores: Sequence[float]) -> dict[str, float | int]:
+    """AUC and pairwise accuracy of ``scores`` (and of a length baseline) on ``answers``."""
+    labels = answers["correct"].tolist()
+    groups = answers["prompt_id"].tolist()
+    lengths = answers["answer"].str.len().fillna(0).tolist()
+    pair_acc, n_pairs, tie_rate = pairwise_accuracy(groups, labels, scores)
+    base_acc, _, _ = pairwise_accuracy(groups, labels, lengths)
+    return {
+        "answers": len(labels),
+        "prompts": int(answers["prompt_id"].nunique()),
+        "correct_rate": float(np.mean(labels)) if labels else float("nan"),
+        "auc": roc_auc(labels, scores),
+        "pairwise_accuracy": pair_acc,
+        "pairs": n_pairs,
+        "tie_rate": tie_rate,
+        "length_baseline_auc": roc_auc(labels, lengths),
+        "length_baseline_pairwise_accuracy": base_acc,
+    }
+
+
+def _format_table(results: dict[str, dict[str, float | int]]) -> str:
+    header = f"{'dataset':<24}{'answers':>8}{'AUC':>8}{'pairwise':>10}{'ties':>7}{'len AUC':>9}{'len pair':>10}"
+    lines = [header, "-" * len(header)]
+    for name, r in results.items():
+        lines.append(f"{name:<24}{r['answers']:>8}{r['auc']:>8.3f}{r['pairwise_accuracy']:>10.3f}"
+                     f"{r['tie_rate']:>7.2f}{r['length_baseline_auc']:>9.3f}"
+                     f"{r['length_baseline_pairwise_accuracy']:>10.3f}")
+    return "\n".join(lines)
+
+
+def run(data_dir: Path, splits: Iterable[str], datasets: Iterable[str], *, run_code: bool = True,
+        limit: int | None = None, workers: int = 2) -> dict[str, dict[str, float | int]]:
+    """Score every available ``<dataset>_<split>.csv``; returns results keyed by file stem."""
+    results: dict[str, dict[str, float | int]] = {}
+    for split in splits:
+        for dataset in datasets:
+            path = data_dir / f"{dataset}_{split}.csv"
+            if not path.is_file():
+                print(f"skipped {path.name}: not found in {data_dir}", file=sys.stderr)
+                continue
+            answers = load_answers(path)
+            if limit:
+                keep = answers["prompt_id"].drop_duplicates().head(limit)
+                answers = answers[answers["prompt_id"].isin(keep)].reset_index(drop=True)
+            started = time.perf_counter()
+            scores = score_answers(answers, run_code=run_code, workers=workers)
+            report = dataset_report(answers, scores)
+            report["seconds"] = round(time.perf_counter() - started, 1)
+            results[path.stem] = report
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--split", choices=("test", "train", "both"), default="test",
+                        help="test for the headline figures, train for development")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--no-run-code", action="store_true", help="never execute code answers")
+    parser.add_argument("--limit", type=int, default=None, help="first N prompts per file (quick runs)")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    if not args.data_dir.is_dir():
+        print(f"skipped: data folder {args.data_dir} not found (the RouterBench slices live in "
+              f"../shared/data/outcomes/routerbench; pass --data-dir)", file=sys.stderr)
+        return 0
+    splits = ("train", "test") if args.split == "both" else (args.split,)
+    results = run(args.data_dir, splits, args.datasets, run_code=not args.no_run_code,
+                  limit=args.limit, workers=args.workers)
+    if not results:
+        print(f"skipped: no <dataset>_<split>.csv files in {args.data_dir}", file=sys.stderr)
+        return 0
+    print(_format_table(results))
+    report = {
+        "command": "python -m routing.evaluator_benchmark " + " ".join(sys.argv[1:] if argv is None else argv),
+        "data_dir": str(args.data_dir),
+        "run_code": not args.no_run_code,
+        "metrics": {
+            "auc": "ROC AUC of evaluate()['normalized'] for correct (1) vs incorrect (0) answers",
+            "pairwise_accuracy": "share of (correct, incorrect) answer pairs to the same prompt where the "
+                                 "correct one scores higher; ties count 0.5",
+            "length_baseline_*": "the same with answer length as the score",
+        },
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,388 @@
+"""Append-only outcome log: every compare-all run, and users' "best answer" marks, as training data.
+
+Storage is one SQLite file (``outcomes.sqlite3`` in ``Settings.data_dir``) in WAL mode, so
+several threads and processes can append at once (each write is one short ``BEGIN IMMEDIATE``
+transaction; readers never block writers). Rows are only ever inserted, never updated or
+deleted:
+
+* ``comparisons``: one row per comparison (prompt, the router's pick, the evaluator's and the
+  judge's winners);
+* ``results``: one row per model in a comparison (answer, latency, tokens, cost, evaluator
+  points, error);
+* ``feedback``: one row per "this answer is best" mark by a user. The latest mark for a
+  comparison overrides the evaluator's winner.
+
+:func:`export_routerbench_csv` writes RouterBench's wide layout, which ``training.outcomes``
+reads like any public outcome table::
+
+    sample_id, prompt, eval_name, <model>..., <model>|model_response..., <model>|total_cost...,
+    oracle_model_to_route_to
+
+Score rule (one place: :func:`quality_scores`): a model's score is the evaluator's normalised
+score in [0, 1]. Where a user marked a best answer, that model gets ``1.0`` and every other
+model keeps its evaluator score capped at :data:`FEEDBACK_OTHERS_CAP` (0.99), so the user's pick
+is the strict best while the evaluator's order among the rest survives. A model that failed
+(provider error) has an empty score and cost: an outage says nothing about the model's quality
+on the prompt. ``oracle_model_to_route_to`` is the effective winner (the user's mark, else the
+evaluator's).
+
+CLI::
+
+    python -m routing.outcome_log export --data-dir data --out outcomes.csv
+    python -m routing.outcome_log show --data-dir data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import pandas as pd
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from routing.errors import UserError
+
+LOG_FILENAME = "outcomes.sqlite3"
+EVAL_NAME = "llm-router-outcome-log"
+FEEDBACK_OTHERS_CAP = 0.99
+COST_SUFFIX = "|total_cost"
+RESPONSE_SUFFIX = "|model_response"
+BUSY_TIMEOUT_S = 30.0
+
+__all__ = ["OutcomeLog", "export_routerbench_csv", "quality_scores", "log_path", "LOG_FILENAME",
+           "FEEDBACK_OTHERS_CAP"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS comparisons (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    prompt TEXT NOT NULL,
+    selected_model TEXT,
+    best_model TEXT,
+    judge_best_model TEXT,
+    router_correct INTEGER,
+    meta TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS results (
+    comparison_id TEXT NOT NULL REFERENCES comparisons(id),
+    model TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    response TEXT,
+    error TEXT,
+    latency_ms REAL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    cost_usd REAL,
+    total REAL,
+    normalized REAL,
+    judge_grade REAL,
+    scores TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (comparison_id, model)
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    comparison_id TEXT NOT NULL REFERENCES comparisons(id),
+    best_model TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT 'user',
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS feedback_by_comparison ON feedback(comparison_id, seq);
+"""
+
+
+def log_path(path_or_dir: str | Path) -> Path:
+    """The log file for a data folder (``<dir>/outcomes.sqlite3``) or an explicit file path."""
+    path = Path(path_or_dir)
+    if path.is_dir() or not path.suffix:
+        return path / LOG_FILENAME
+    return path
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+# Beyond SQLite's own busy timeout, retry the rare "locked" that WAL set-up races can raise.
+_retry_locked = retry(retry=retry_if_exception(_is_locked), stop=stop_after_attempt(8),
+                      wait=wait_random_exponential(multiplier=0.05, max=2.0), reraise=True)
+
+
+def _num(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def quality_scores(results: Mapping[str, Mapping[str, Any]], user_best: str | None) -> dict[str, float | None]:
+    """Per model quality in [0, 1] for the export (see the module docstring for the rule).
+
+    ``results`` maps model id to a dict with ``normalized`` and ``error``; failed models get None.
+    """
+    scores: dict[str, float | None] = {}
+    for model, r in results.items():
+        value = None if r.get("error") else _num(r.get("normalized"))
+        if value is not None and user_best is not None:
+            value = 1.0 if model == user_best else min(value, FEEDBACK_OTHERS_CAP)
+        scores[model] = value
+    return scores
+
+
+class OutcomeLog:
+    """The append-only log in one SQLite file; safe for concurrent threads and processes.
+
+    Every method opens its own short-lived connection, so one instance may be shared freely.
+    """
+
+    def __init__(self, path_or_dir: str | Path):
+        self.path = log_path(path_or_dir)
+        self._ready = False
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> "OutcomeLog":
+        """The log in ``settings.data_dir`` (ROUTER_DATA_DIR)."""
+        return cls(Path(settings.data_dir))
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
+        if write:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise FileNotFoundError(self.path)
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            if write and not self._ready:
+                self._init_schema(conn)
+            yield conn
+        finally:
+            conn.close()
+
+    @_retry_locked
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self._ready = True
+
+    @_retry_locked
+    def _write(self, statements: list[tuple[str, tuple]]) -> int:
+        """Run INSERTs in one transaction; returns the last row id."""
+        last = 0
+        with self._connect(write=True) as conn:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    last = int(conn.execute(sql, params).lastrowid or 0)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return last
+
+    # ------------------------------------------------------------------ writing
+    def record(self, comparison: Mapping[str, Any]) -> str:
+        """Append one comparison (the dict ``Comparison.to_dict()`` returns); returns its id.
+
+        Needs ``prompt`` and ``results`` ({model: {response, error, latency_ms, usage, cost_usd,
+        scores, total, normalized, judge_grade}}); ``id`` is generated when absent.
+        """
+        prompt = comparison.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise UserError("A comparison without a prompt cannot be logged.")
+        results = comparison.get("results") or {}
+        if not isinstance(results, Mapping) or not results:
+            raise UserError("A comparison without any model result cannot be logged.")
+        cid = str(comparison.get("id") or uuid.uuid4().hex)
+        router_correct = comparison.get("router_correct")
+        meta = {k: comparison.get(k) for k in ("cost_weight", "selector", "judge_model", "wall_ms", "evaluator")
+                if comparison.get(k) is not None}
+        rows: list[tuple[str, tuple]] = [(
+            "INSERT INTO comparisons (id, created_at, prompt, selected_model, best_model, judge_best_model, "
+            "router_correct, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (cid, float(comparison.get("created_at") or time.time()), prompt, comparison.get("selected_model"),
+             comparison.get("best_model"), comparison.get("judge_best_model"),
+             None if router_correct is None else int(bool(router_correct)), json.dumps(meta)),
+        )]
+        for position, (model, r) in enumerate(results.items()):
+            usage = r.get("usage") or {}
+            rows.append((
+                "INSERT INTO results (comparison_id, model, position, response, error, latency_ms, prompt_tokens, "
+                "completion_tokens, cost_usd, total, normalized, judge_grade, scores) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cid, str(model), position, r.get("response"), r.get("error"), _num(r.get("latency_ms")),
+                 usage.get("prompt_tokens"), usage.get("completion_tokens"), _num(r.get("cost_usd")),
+                 _num(r.get("total")), _num(r.get("normalized")), _num(r.get("judge_grade")),
+                 json.dumps(r.get("scores") or {})),
+            ))
+        try:
+            self._write(rows)
+        except sqlite3.IntegrityError as exc:
+            raise UserError(f"Comparison {cid} is already in the outcome log.") from exc
+        return cid
+
+    def record_feedback(self, comparison_id: str, best_model: str, *, note: str = "",
+                        source: str = "user") -> int:
+        """Append a user's "best answer" mark; it overrides the evaluator's winner. Returns its sequence number."""
+        if not comparison_id:
+            raise UserError("Run a comparison first, then mark the best answer.")
+        try:
+            found = self.get(comparison_id)
+        except FileNotFoundError:
+            found = None
+        if found is None:
+            raise UserError(f"No comparison {comparison_id!r} in the outcome log.")
+        answered = [m for m, r in found["results"].items() if not r.get("error")]
+        if best_model not in found["results"]:
+            raise UserError(f"Unknown model {best_model!r} for this comparison. Valid model ids: "
+                            f"{', '.join(found['results'])}.")
+        if best_model not in answered:
+            raise UserError(f"{best_model} did not answer this prompt, so it cannot be the best answer. "
+                            f"Choose one of: {', '.join(answered)}.")
+        return self._write([("INSERT INTO feedback (comparison_id, best_model, created_at, source, note) "
+                             "VALUES (?, ?, ?, ?, ?)", (comparison_id, best_model, time.time(), source, note))])
+
+    # ------------------------------------------------------------------ reading
+    def _read(self, where: str = "", params: tuple = ()) -> list[dict[str, Any]]:
+        try:
+            with self._connect(write=False) as conn:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if "comparisons" not in tables:
+                    return []
+                comps = conn.execute(f"SELECT * FROM comparisons {where} ORDER BY created_at, rowid", params).fetchall()
+                ids = [c["id"] for c in comps]
+                results: dict[str, dict[str, dict[str, Any]]] = {i: {} for i in ids}
+                marks: dict[str, dict[str, Any]] = {}
+                if ids:
+                    marks_q = ",".join("?" * len(ids))
+                    for r in conn.execute(f"SELECT * FROM results WHERE comparison_id IN ({marks_q}) "
+                                          "ORDER BY comparison_id, position", ids):
+                        results[r["comparison_id"]][r["model"]] = {
+                            "response": r["response"], "error": r["error"], "latency_ms": r["latency_ms"],
+                            "usage": {"prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"]},
+                            "cost_usd": r["cost_usd"], "total": r["total"], "normalized": r["normalized"],
+                            "judge_grade": r["judge_grade"], "scores": json.loads(r["scores"] or "{}"),
+                        }
+                    for f in conn.execute(f"SELECT * FROM feedback WHERE comparison_id IN ({marks_q}) ORDER BY seq",
+                                          ids):
+                        marks[f["comparison_id"]] = dict(f)  # the latest mark wins
+        except FileNotFoundError:
+            return []
+        out = []
+        for c in comps:
+            mark = marks.get(c["id"])
+            user_best = mark["best_model"] if mark else None
+            out.append({
+                "id": c["id"], "created_at": c["created_at"], "prompt": c["prompt"],
+                "selected_model": c["selected_model"], "best_model": c["best_model"],
+                "judge_best_model": c["judge_best_model"],
+                "router_correct": None if c["router_correct"] is None else bool(c["router_correct"]),
+                "user_best_model": user_best,
+                "effective_best_model": user_best or c["best_model"],
+                "best_source": "user" if user_best else ("evaluator" if c["best_model"] else None),
+                "results": results[c["id"]], **json.loads(c["meta"] or "{}"),
+            })
+        return out
+
+    def comparisons(self) -> list[dict[str, Any]]:
+        """Every comparison, oldest first, with its results and the effective winner."""
+        return self._read()
+
+    def get(self, comparison_id: str) -> dict[str, Any] | None:
+        """One comparison by id, or None."""
+        found = self._read("WHERE id = ?", (comparison_id,))
+        return found[0] if found else None
+
+    def __len__(self) -> int:
+        try:
+            with self._connect(write=False) as conn:
+                return int(conn.execute("SELECT COUNT(*) FROM comparisons").fetchone()[0])
+        except (FileNotFoundError, sqlite3.OperationalError):
+            return 0
+
+    # ------------------------------------------------------------------ export
+    def to_frame(self) -> pd.DataFrame:
+        """The log in RouterBench's wide layout (one row per comparison)."""
+        comps = self.comparisons()
+        models: list[str] = []
+        for c in comps:
+            models += [m for m in c["results"] if m not in models]
+        rows = []
+        for c in comps:
+            scores = quality_scores(c["results"], c["user_best_model"])
+            row: dict[str, Any] = {"sample_id": c["id"], "prompt": c["prompt"], "eval_name": EVAL_NAME}
+            row.update({m: scores.get(m) for m in models})
+            for m in models:
+                r = c["results"].get(m) or {}
+                row[m + RESPONSE_SUFFIX] = r.get("response")
+            for m in models:
+                r = c["results"].get(m) or {}
+                row[m + COST_SUFFIX] = None if r.get("error") else r.get("cost_usd")
+            row["oracle_model_to_route_to"] = c["effective_best_model"]
+            rows.append(row)
+        columns = (["sample_id", "prompt", "eval_name"] + models + [m + RESPONSE_SUFFIX for m in models]
+                   + [m + COST_SUFFIX for m in models] + ["oracle_model_to_route_to"])
+        return pd.DataFrame(rows, columns=columns)
+
+    def export_routerbench_csv(self, out_csv: str | Path) -> Path:
+        """Write :meth:`to_frame` to ``out_csv`` (written to a temporary file, then renamed)."""
+        out = Path(out_csv)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+        self.to_frame().to_csv(tmp, index=False)
+        tmp.replace(out)
+        return out
+
+
+def export_routerbench_csv(log_path_or_dir: str | Path, out_csv: str | Path) -> Path:
+    """Export the outcome log in ``log_path_or_dir`` (a data folder or the .sqlite3 file) to a CSV."""
+    log = OutcomeLog(log_path_or_dir)
+    if not log.path.exists():
+        raise UserError(f"No outcome log at {log.path}: run a comparison first (Compare all tab).")
+    return log.export_routerbench_csv(out_csv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m routing.outcome_log", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    exp = sub.add_parser("export", help="write the log as a RouterBench-layout CSV")
+    exp.add_argument("--data-dir", required=True, help="folder holding outcomes.sqlite3 (or the file itself)")
+    exp.add_argument("--out", required=True, help="CSV file to write")
+    show = sub.add_parser("show", help="print a summary of the log")
+    show.add_argument("--data-dir", required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "export":
+            out = export_routerbench_csv(args.data_dir, args.out)
+            print(f"wrote {len(pd.read_csv(out))} comparisons to {out}")
+        else:
+            comps = OutcomeLog(args.data_dir).comparisons()
+            marked = sum(1 for c in comps if c["user_best_model"])
+            agree = [c["router_correct"] for c in comps if c["router_correct"] is not None]
+            print(f"{len(comps)} comparisons, {marked} marked by users; router agreed with the evaluator on "
+                  f"{sum(agree)}/{len(agree)}")
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

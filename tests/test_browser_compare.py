@@ -1,0 +1,77 @@
+"""A person compares every model in the browser: columns fill, charts render, they mark the best answer."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from routing.outcome_log import OutcomeLog
+from tests.browser import open_page
+from tests.conftest import router_settings
+from tests.test_compare import GOOD, PROMPT, REFUSAL, compare_app
+
+pytestmark = pytest.mark.browser
+
+
+def test_compare_tab_fills_columns_charts_and_takes_feedback(protocol_server, tmp_path):
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    protocol_server.set_model("deepseek/deepseek-r1", delay=0.6)
+    protocol_server.set_model("mistralai/mistral-small-3.1-24b-instruct", status=500, delay=0.1)
+    protocol_server.set_model("qwen/qwen-2.5-72b-instruct", reply=REFUSAL, delay=0.2)
+    protocol_server.set_model("meta-llama/llama-3.3-70b-instruct", reply=GOOD, delay=0.3)
+    service = RouterService(router_settings(protocol_server, tmp_path), background=False)
+    ids = service.pool.ids
+    with compare_app(service) as url, open_page(url) as page:
+        page.get_by_role("tab", name="Compare all").click()
+        page.locator("#compare-prompt textarea").fill(PROMPT)
+        page.locator("#compare-button").click()
+        llama = ids.index("llama-3.3")
+        expect(page.locator(f"#compare-answer-{llama} textarea")).to_have_value(GOOD, timeout=20000)
+        expect(page.locator(f"#compare-answer-{ids.index('deepseek-r1')} textarea")).to_have_value(
+            f"[deepseek/deepseek-r1] answer to: {PROMPT}", timeout=20000)
+        expect(page.locator(f"#compare-answer-{ids.index('mistral-small')} textarea")).to_have_value(
+            re.compile(r"^⚠️ Error: 500 Internal Server Error"))
+        expect(page.locator(f"#compare-stats-{ids.index('mistral-small')}")).to_contain_text("failed")
+        expect(page.locator("#compare-summary")).to_contain_text("Winner by the evaluator", timeout=20000)
+        expect(page.locator("#compare-summary")).to_contain_text("Llama")
+        expect(page.locator("#compare-summary")).to_contain_text("differs from the evaluator")
+        expect(page.locator(f"#compare-stats-{llama}")).to_contain_text("evaluator's winner")
+        expect(page.locator("#compare-bars .js-plotly-plot")).to_be_visible(timeout=15000)
+        expect(page.locator("#compare-scatter .js-plotly-plot")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+
+        page.locator("#compare-best").get_by_label("gemini-flash").check()
+        page.locator("#compare-mark").click()
+        expect(page.locator("#compare-feedback")).to_contain_text("Recorded", timeout=15000)
+        expect(page.locator("#compare-feedback")).to_contain_text("overrides the evaluator's pick (llama-3.3)")
+
+        page.locator("#compare-download").click()
+        expect(page.locator("#compare-download-file")).to_contain_text("outcomes-routerbench", timeout=15000)
+        with page.expect_download() as info:
+            page.locator("#compare-download-file a").first.click()
+        csv = info.value.path().read_text()
+        assert csv.startswith("sample_id,prompt,eval_name,deepseek-r1")
+
+    (comparison,) = OutcomeLog.for_settings(service.settings).comparisons()
+    assert comparison["best_model"] == "llama-3.3" and comparison["user_best_model"] == "gemini-flash"
+
+
+def test_compare_tab_without_a_key_says_it_needs_one(protocol_server, tmp_path):
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    service = RouterService(router_settings(protocol_server, tmp_path, openrouter_api_key=None), background=False)
+    with compare_app(service) as url, open_page(url) as page:
+        page.get_by_role("tab", name="Compare all").click()
+        expect(page.locator("#compare-no-key")).to_contain_text("needs an OpenRouter key")
+        page.locator("#compare-prompt textarea").fill("hello")
+        page.locator("#compare-button").click()
+        expect(page.locator("#compare-answer-0 textarea")).to_have_value(
+            "⚠️ Error: no OpenRouter key (set OPENROUTER_API_KEY)", timeout=20000)
+        expect(page.locator("#compare-summary")).to_contain_text("OPENROUTER_API_KEY", timeout=20000)
+    assert protocol_server.chat_requests() == []

@@ -1,0 +1,256 @@
+"""Compare all tab: every pool model answers the same prompt, side by side, scored and charted.
+
+API: ``/query-compare`` (JSON). UI-only events are private: the streaming comparison, the
+"best answer" mark (appended to the outcome log) and the RouterBench CSV download.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import gradio as gr
+
+from routing.compare import NO_KEY_NOTICE, Comparison, ModelOutcome, compare_all, compare_stream
+from routing.compare_charts import dimension_bars_figure, score_cost_figure
+from routing.errors import UserError
+from routing.judge import DEFAULT_JUDGE
+from routing.outcome_log import OutcomeLog
+from routing.router import LOCAL_ANSWERER
+from routing.service import RouterService
+from ui.common import user_errors
+
+EXPORT_DIR = Path(tempfile.gettempdir()) / "llm-router-exports"
+
+
+def _outcome_log(service: RouterService) -> OutcomeLog:
+    return OutcomeLog.for_settings(service.settings)
+
+
+def _no_key(service: RouterService) -> bool:
+    return all(service.hub.missing_key(spec) for spec in service.pool.models)
+
+
+def _money(value: float | None) -> str:
+    return "n/a" if value is None else f"${value:.6f}"
+
+
+def column_stats(outcome: ModelOutcome, comparison: Comparison | None = None) -> str:
+    """The markdown under one model's answer: timing, tokens, cost, score, badges."""
+    if outcome.error:  # the error text itself is in the answer box above
+        return f"❌ **failed** after {(outcome.latency_ms or 0) / 1000:.2f} s"
+    parts = [f"⏱ {(outcome.latency_ms or 0) / 1000:.2f} s", f"{outcome.usage.get('total_tokens', '?')} tokens",
+             _money(outcome.cost_usd)]
+    lines = [" · ".join(parts)]
+    if outcome.normalized is not None:
+        lines.append(f"**score {outcome.normalized:.2f}** ({outcome.total:g} points)")
+        lines.append(", ".join(f"{d.replace('_', ' ')} {outcome.scores.get(d, 0):g}/{m:g}"
+                               for d, m in outcome.max_points.items()))
+        penalties = {k: v for k, v in outcome.penalties.items() if v}
+        if penalties:
+            lines.append("penalties: " + ", ".join(f"{k} {v:g}" for k, v in penalties.items()))
+    if outcome.judge_grade is not None:
+        lines.append(f"judge grade {outcome.judge_grade:g}/10")
+    if comparison is not None:
+        badges = []
+        if outcome.model == comparison.best_model:
+            badges.append("🏆 evaluator's winner")
+        if outcome.model == comparison.judge_best_model:
+            badges.append("⚖️ judge's winner")
+        if outcome.model == comparison.selected_model:
+            badges.append("🧭 router's pick")
+        if badges:
+            lines.insert(0, " · ".join(badges))
+    return "  \n".join(lines)
+
+
+def summary_markdown(comparison: Comparison, pool) -> str:
+    """Who won, what the router picked, whether they agree, and how long it took."""
+    lines: list[str] = []
+    if comparison.notice:
+        lines.append(f"ℹ️ **{comparison.notice}**")
+    answered = [r for r in comparison.results.values() if r.ok]
+    if comparison.best_model:
+        best = comparison.results[comparison.best_model]
+        agree = comparison.router_correct
+        lines.append(f"### 🏆 Winner by the evaluator: **{best.display_name}** (`{best.model}`, score "
+                     f"{best.normalized:.2f})")
+        pick = pool.get(comparison.selected_model).display_name if comparison.selected_model else "?"
+        lines.append(f"🧭 The router picked **{pick}** (`{comparison.selected_model}`) — "
+                     + ("✅ **the router's pick agrees with the evaluator**" if agree
+                        else "❌ **the router's pick differs from the evaluator's winner**"))
+    if comparison.judge_model:
+        if comparison.judge_best_model:
+            agree = comparison.router_correct_by_judge
+            lines.append(f"⚖️ Judge ({comparison.judge_model}) picks **{comparison.judge_best_model}** — "
+                         + ("agrees with the router" if agree else "differs from the router"))
+        else:
+            note = comparison.judge_details.get("note") or "the judge gave no usable grades"
+            lines.append(f"⚖️ Judge ({comparison.judge_model}): {note}")
+    failed = [r.model for r in comparison.results.values() if not r.ok]
+    slowest = max((r.latency_ms or 0 for r in comparison.results.values()), default=0)
+    lines.append(f"{len(answered)} of {len(comparison.results)} models answered"
+                 + (f" ({', '.join(failed)} failed)" if failed else "")
+                 + f" in {comparison.wall_ms / 1000:.2f} s (slowest model {slowest / 1000:.2f} s).")
+    if comparison.logged:
+        lines.append("Saved to the outcome log; mark the best answer below if you disagree with the evaluator.")
+    lines += [f"⚠️ {w}" for w in comparison.warnings]
+    return "\n\n".join(lines)
+
+
+def build_compare_tab(service: RouterService) -> None:
+    """The Compare all tab: one column per pool model, filled as answers arrive."""
+    pool = service.pool
+    specs = pool.models
+    n = len(specs)
+    outcome_log = _outcome_log(service)
+    no_key = _no_key(service)
+
+    @user_errors
+    def run(prompt: str, cost_weight: float, judge: bool, judge_model: str) -> Iterator[list[Any]]:
+        # outputs: summary, answers*n, stats*n, bars, scatter, details, comparison id, best radio, local box
+        def frame() -> list[Any]:
+            return [gr.skip()] * (2 * n + 7)
+
+        index = {s.id: i for i, s in enumerate(specs)}
+        first = frame()
+        first[0] = "_Asking every model…_"
+        for i in range(n):
+            first[1 + i] = ""
+            first[1 + n + i] = "⏳ waiting…"
+        first[2 * n + 4] = None
+        first[2 * n + 5] = gr.update(choices=[], value=None)
+        first[2 * n + 6] = gr.update(value="", visible=False)
+        yield first
+        for event in compare_stream(service.router, prompt, cost_weight=cost_weight, judge=bool(judge),
+                                    judge_model=judge_model or None, outcome_log=outcome_log):
+            out = frame()
+            if event.kind == "selection":
+                sel = event.selection
+                out[0] = (f"🧭 The router would pick **{pool.get(sel.selected_model).display_name}** "
+                          f"(`{sel.selected_model}`, confidence {sel.confidence:.0%}). _Asking every model…_")
+            elif event.kind == "result":
+                i = index[event.model]
+                o = event.outcome
+                out[1 + i] = f"⚠️ Error: {o.error}" if o.error else o.response
+                out[1 + n + i] = column_stats(o)
+            elif event.kind == "judged":
+                out[0] = "_Judging done; finishing…_"
+            elif event.kind == "done":
+                c = event.comparison
+                out[0] = summary_markdown(c, pool)
+                for m, o in c.results.items():
+                    out[1 + n + index[m]] = column_stats(o, c)
+                out[2 * n + 1] = dimension_bars_figure(c)
+                out[2 * n + 2] = score_cost_figure(c)
+                out[2 * n + 3] = c.to_dict()
+                out[2 * n + 4] = c.id if c.logged else None
+                answered = [m for m, o in c.results.items() if o.ok]
+                out[2 * n + 5] = gr.update(choices=answered, value=c.best_model, interactive=bool(c.logged))
+                if c.local_answer is not None:
+                    la = c.local_answer
+                    text = f"⚠️ Error: {la.error}" if la.error else la.response
+                    out[2 * n + 6] = gr.update(value=text, visible=True,
+                                               label=f"Local model's answer ({LOCAL_ANSWERER}) — one small model, "
+                                                     "not a comparison")
+            yield out
+
+    @user_errors
+    def mark_best(comparison_id: str | None, best_model: str | None) -> str:
+        if not comparison_id:
+            return "Run a comparison first; then choose the best answer."
+        if not best_model:
+            return "Choose the answer you think is best."
+        found = outcome_log.get(comparison_id)
+        outcome_log.record_feedback(comparison_id, best_model)
+        evaluator = found.get("best_model") if found else None
+        extra = ("" if evaluator == best_model
+                 else f" It overrides the evaluator's pick ({evaluator}) in the training data.")
+        return f"✅ Recorded: **{best_model}** gave the best answer.{extra}"
+
+    @user_errors
+    def download() -> gr.File:
+        EXPORT_DIR.mkdir(parents=True, exist_ok=True)
+        if not outcome_log.path.exists():
+            raise UserError("The outcome log is empty: run a comparison first.")
+        out = EXPORT_DIR / f"outcomes-routerbench-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+        return gr.File(value=str(outcome_log.export_routerbench_csv(out)), visible=True)
+
+    with gr.Tab("Compare all", id="compare"):
+        if no_key:
+            local = (f" Comparing still runs, so you can try the flow: each column shows why its model cannot "
+                     f"answer, and the local model ({LOCAL_ANSWERER}) gives its single answer below."
+                     if service.hub.local is not None else " The local model is off too (ROUTER_LOCAL_MODEL=0).")
+            gr.Markdown(f"ℹ️ **{NO_KEY_NOTICE}**{local}", elem_id="compare-no-key")
+        with gr.Row():
+            with gr.Column(scale=3):
+                prompt = gr.Textbox(label="Prompt", lines=3, placeholder="One prompt, every model…",
+                                    elem_id="compare-prompt")
+            with gr.Column(scale=2):
+                cost = gr.Slider(0, 1, value=0, step=0.05, label="Router's quality ↔ cost",
+                                 info="Only changes which model the router would pick")
+                with gr.Row():
+                    judge = gr.Checkbox(value=False, label="Also ask an LLM judge (costs tokens)")
+                    default_judge = DEFAULT_JUDGE if DEFAULT_JUDGE in pool else pool.ids[0]
+                    judge_model = gr.Dropdown(pool.ids, value=default_judge, label="Judge model")
+        button = gr.Button("Compare all models", variant="primary", elem_id="compare-button")
+        summary = gr.Markdown(elem_id="compare-summary")
+        answers: list[gr.Textbox] = []
+        stats: list[gr.Markdown] = []
+        with gr.Row(equal_height=False):
+            for i, spec in enumerate(specs):
+                with gr.Column(min_width=220, elem_id=f"compare-col-{i}"):
+                    gr.Markdown(f"#### {spec.display_name}\n`{spec.id}` · ${spec.blended_price_per_m:g}/M tokens")
+                    answers.append(gr.Textbox(label=spec.id, lines=8, max_lines=20, interactive=False,
+                                              buttons=["copy"], elem_id=f"compare-answer-{i}"))
+                    stats.append(gr.Markdown(elem_id=f"compare-stats-{i}"))
+        local_box = gr.Textbox(label=f"Local model's answer ({LOCAL_ANSWERER})", visible=False, lines=6,
+                               interactive=False, elem_id="compare-local")
+        with gr.Row():
+            bars = gr.Plot(label="Points per dimension", elem_id="compare-bars")
+            scatter = gr.Plot(label="Score against cost", elem_id="compare-scatter")
+        comparison_id = gr.State(None)
+        with gr.Row():
+            best = gr.Radio([], label="Which answer is best? (your choice overrides the evaluator's)",
+                            elem_id="compare-best", interactive=False)
+            with gr.Column():
+                mark = gr.Button("Mark as best answer", elem_id="compare-mark")
+                feedback_msg = gr.Markdown(elem_id="compare-feedback")
+        with gr.Row():
+            export = gr.Button("Download outcome log (RouterBench CSV)", elem_id="compare-download")
+            export_file = gr.File(label="Outcome log (RouterBench CSV)", interactive=False, visible=False,
+                                  elem_id="compare-download-file")
+        with gr.Accordion("Details (JSON, as /query-compare returns)", open=False):
+            details = gr.JSON()
+
+        outputs = [summary, *answers, *stats, bars, scatter, details, comparison_id, best, local_box]
+        inputs = [prompt, cost, judge, judge_model]
+        button.click(run, inputs, outputs, api_name="compare-stream", api_visibility="private",
+                     show_progress_on=[summary])
+        prompt.submit(run, inputs, outputs, api_name="compare-stream-submit", api_visibility="private",
+                      show_progress_on=[summary])
+        mark.click(mark_best, [comparison_id, best], [feedback_msg], api_name="compare-feedback",
+                   api_visibility="private")
+        export.click(download, None, [export_file], api_name="compare-export", api_visibility="private")
+
+
+def add_compare_api(service: RouterService) -> None:
+    """Register ``/query-compare``: every pool model answers; per-model scores, the winner, the router's pick."""
+    outcome_log = _outcome_log(service)
+
+    @user_errors
+    def query_compare(prompt: str, models: list[str] | None = None, cost_weight: float = 0.0,
+                      judge: bool = False, judge_model: str = "", max_tokens: int | None = None) -> dict:
+        """Send the prompt to every pool model (or `models`) at once. Returns each model's answer, latency,
+        cost and evaluator points, the winner (`best_model`), the router's pick (`selected_model`) and
+        whether they agree (`router_correct`). `judge=True` adds an LLM judge's grades. Logged for training."""
+        return compare_all(service.router, prompt, models=models or None, cost_weight=cost_weight,
+                           judge=judge, judge_model=judge_model or None, max_tokens=max_tokens,
+                           outcome_log=outcome_log).to_dict()
+
+    gr.api(query_compare, api_name="query-compare")
+
+
+__all__ = ["build_compare_tab", "add_compare_api", "column_stats", "summary_markdown"]
