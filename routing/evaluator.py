@@ -58,7 +58,8 @@ _PENALTY_DETECTORS: dict[str, Callable[[str], tuple[float, str]]] = {
     "error_text": _penalties.error_text,
     "boilerplate": _penalties.boilerplate,
 }
-assert set(_PENALTY_DETECTORS) == set(PENALTIES)
+if set(_PENALTY_DETECTORS) != set(PENALTIES):  # pragma: no cover - guards edits of the tables
+    raise RuntimeError("every penalty in PENALTIES needs a detector")
 
 
 def applied_dimensions(info: PromptInfo, *, has_reference: bool = False) -> list[str]:

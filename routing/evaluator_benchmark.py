@@ -8,6 +8,7 @@ evaluator must judge from the prompt and the answer alone) and reports per datas
 - ``auc``: ROC AUC of ``normalized`` for correct vs incorrect answers;
 - ``pairwise_accuracy``: over all (correct, incorrect) answer pairs to the same prompt,
   how often the correct one scores higher (ties count 0.5), with ``tie_rate``;
+- 95% bootstrap intervals of both (resampling whole prompts);
 - the same two figures for a length-only baseline (longer answer = better), for context.
 
 Usage::
@@ -71,6 +72,38 @@ def pairwise_accuracy(groups: Sequence[object], labels: Sequence[int],
     return (wins + 0.5 * ties) / pairs, int(pairs), ties / pairs
 
 
+def bootstrap_ci(groups: Sequence[object], labels: Sequence[int], scores: Sequence[float], *,
+                 resamples: int = 200, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """95% intervals of AUC and pairwise accuracy, resampling whole prompts (groups)."""
+    frame = pd.DataFrame({"group": list(groups), "label": list(labels), "score": list(scores)})
+    parts = [part for _, part in frame.groupby("group", sort=False)]
+    per_group = []
+    for part in parts:
+        good = part.loc[part["label"] == 1, "score"].to_numpy(dtype=float)
+        bad = part.loc[part["label"] == 0, "score"].to_numpy(dtype=float)
+        diff = good[:, None] - bad[None, :]
+        per_group.append(((diff > 0).sum() + 0.5 * (diff == 0).sum(), diff.size))
+    wins = np.array([w for w, _ in per_group], dtype=float)
+    sizes = np.array([n for _, n in per_group], dtype=float)
+    rng = np.random.default_rng(seed)
+    aucs, accs = [], []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(parts), len(parts))
+        sample = pd.concat([parts[i] for i in pick])
+        if sample["label"].nunique() == 2:
+            aucs.append(roc_auc_score(sample["label"], sample["score"]))
+        if sizes[pick].sum():
+            accs.append(wins[pick].sum() / sizes[pick].sum())
+
+    def interval(values: list[float]) -> tuple[float, float]:
+        if not values:
+            return float("nan"), float("nan")
+        low, high = np.percentile(values, [2.5, 97.5])
+        return round(float(low), 4), round(float(high), 4)
+
+    return {"auc_ci95": interval(aucs), "pairwise_accuracy_ci95": interval(accs)}
+
+
 def _turns_text(raw: str) -> str:
     """A Python-literal list of turns (or a plain string) as one text."""
     try:
@@ -131,6 +164,7 @@ def dataset_report(answers: pd.DataFrame, scores: Sequence[float]) -> dict[str, 
     pair_acc, n_pairs, tie_rate = pairwise_accuracy(groups, labels, scores)
     base_acc, _, _ = pairwise_accuracy(groups, labels, lengths)
     return {
+        **bootstrap_ci(groups, labels, scores),
         "answers": len(labels),
         "prompts": int(answers["prompt_id"].nunique()),
         "correct_rate": float(np.mean(labels)) if labels else float("nan"),
@@ -144,11 +178,14 @@ def dataset_report(answers: pd.DataFrame, scores: Sequence[float]) -> dict[str, 
 
 
 def _format_table(results: dict[str, dict[str, float | int]]) -> str:
-    header = f"{'dataset':<24}{'answers':>8}{'AUC':>8}{'pairwise':>10}{'ties':>7}{'len AUC':>9}{'len pair':>10}"
+    header = (f"{'dataset':<22}{'answers':>8}{'AUC':>7}{'AUC 95% CI':>15}{'pairwise':>10}{'pair 95% CI':>15}"
+              f"{'ties':>6}{'len AUC':>9}{'len pair':>10}")
     lines = [header, "-" * len(header)]
     for name, r in results.items():
-        lines.append(f"{name:<24}{r['answers']:>8}{r['auc']:>8.3f}{r['pairwise_accuracy']:>10.3f}"
-                     f"{r['tie_rate']:>7.2f}{r['length_baseline_auc']:>9.3f}"
+        auc_ci = "{:.3f}-{:.3f}".format(*r["auc_ci95"])
+        pair_ci = "{:.3f}-{:.3f}".format(*r["pairwise_accuracy_ci95"])
+        lines.append(f"{name:<22}{r['answers']:>8}{r['auc']:>7.3f}{auc_ci:>15}{r['pairwise_accuracy']:>10.3f}"
+                     f"{pair_ci:>15}{r['tie_rate']:>6.2f}{r['length_baseline_auc']:>9.3f}"
                      f"{r['length_baseline_pairwise_accuracy']:>10.3f}")
     return "\n".join(lines)
 

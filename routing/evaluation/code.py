@@ -23,13 +23,13 @@ _TAG_TO_LANGUAGE = {tag: lang for lang, tags in LANGUAGE_TAGS.items() for tag in
 _NON_CODE_TAGS = {"text", "txt", "output", "plaintext", "plain", "console-output", "json", "yaml",
                   "yml", "csv", "markdown", "md", "tests", "test", "toml", "ini", "diff", "log", "result"}
 _SIGNATURES: dict[str, tuple[str, ...]] = {
-    "python": (r"^\s*def \w+\(.*\)\s*(->[^:]+)?:\s*(#.*)?$", r"^\s*(import \w+|from [\w.]+ import )",
-               r"^\s*(elif|else|try|except|finally)\b.*:\s*$", r"\bprint\(", r"^\s*class \w+(\(.*\))?:\s*$",
-               r"\bself\.", r"^\s*for \w+(, ?\w+)* in .+:\s*$", r"\bNone\b|\bTrue\b|\bFalse\b",
-               r"^\s*return\b[^;]*$", r"^\s*assert\s"),
-    "javascript": (r"\bfunction\s*\w*\s*\(", r"^\s*(const|let|var)\s+\w+\s*=", r"=>", r"console\.log",
+    "python": (r"^[ \t]*def \w+\(.*\)\s*(->[^:]+)?:\s*(#.*)?$", r"^[ \t]*(import \w+|from [\w.]+ import )",
+               r"^[ \t]*(elif|else|try|except|finally)\b.*:\s*$", r"\bprint\(", r"^[ \t]*class \w+(\(.*\))?:\s*$",
+               r"\bself\.", r"^[ \t]*for \w+(, ?\w+)* in .+:\s*$", r"\bNone\b|\bTrue\b|\bFalse\b",
+               r"^[ \t]*return\b[^;]*$", r"^[ \t]*assert\s"),
+    "javascript": (r"\bfunction\s*\w*\s*\(", r"^[ \t]*(const|let|var)\s+\w+\s*=", r"=>", r"console\.log",
                    r"\bdocument\.", r"module\.exports|require\("),
-    "typescript": (r":\s*(number|string|boolean)\b", r"^\s*interface \w+", r"^\s*(export )?type \w+ ="),
+    "typescript": (r":\s*(number|string|boolean)\b", r"^[ \t]*interface \w+", r"^[ \t]*(export )?type \w+ ="),
     "java": (r"\bpublic\s+(static\s+)?(class|void|int|String|boolean)\b", r"System\.out\.print",
              r"\bString\[\]\s*args"),
     "c": (r"#include\s*<(stdio|stdlib|string)\.h>", r"\bprintf\s*\(", r"\bmalloc\s*\("),
@@ -37,24 +37,24 @@ _SIGNATURES: dict[str, tuple[str, ...]] = {
             r"using namespace std"),
     "csharp": (r"\bConsole\.Write", r"\busing System\b", r"\bnamespace \w+"),
     "rust": (r"\bfn \w+\s*(<[^>]*>)?\(", r"\blet mut\b", r"println!", r"->\s*(i32|u32|usize|String|Vec)"),
-    "go": (r"^\s*package \w+", r"\bfunc \w+\(", r"\bfmt\.", r":="),
-    "ruby": (r"^\s*def \w+[^:]*$", r"^\s*end\s*$", r"\bputs\b"),
+    "go": (r"^[ \t]*package \w+", r"\bfunc \w+\(", r"\bfmt\.", r":="),
+    "ruby": (r"^[ \t]*def \w+[^:]*$", r"^[ \t]*end\s*$", r"\bputs\b"),
     "php": (r"<\?php", r"\$\w+\s*=", r"\becho\b"),
     "sql": (r"(?i)\bselect\b.+\bfrom\b", r"(?i)\b(insert into|create table|update \w+ set)\b"),
-    "bash": (r"^#!/bin/(ba)?sh", r"^\s*(echo|cd|ls|sudo|apt|pip|npm|export|chmod)\b", r"\$\(\w"),
+    "bash": (r"^#!/bin/(ba)?sh", r"^[ \t]*(echo|cd|ls|sudo|apt|pip|npm|export|chmod)\b", r"\$\(\w"),
     "html": (r"<(html|div|body|head|span|p|script)\b",),
 }
 _SIGNATURE_RES = {lang: [re.compile(p, re.M) for p in pats] for lang, pats in _SIGNATURES.items()}
 _CODE_START_RE = re.compile(
-    r"^\s*(def |class |import |from \w[\w.]* import |#include|function |public |private |fn |func |"
+    r"^[ \t]*(def |class |import |from \w[\w.]* import |#include|function |public |private |fn |func |"
     r"package |const |let |var |SELECT |CREATE |@\w+|if __name__)", re.M)
 _CODE_LINE_RE = re.compile(
     r"^(\s+\S|\s*(def|class|return|import|from|for|while|if|elif|else|try|except|with|assert|print|"
-    r"yield|raise|pass|break|continue|#|//|/\*|\*|\}|\{|@)\b|.*[;{}]\s*$|\s*\w[\w.\[\]]*\s*[-+*/]?=\s*\S|"
+    r"yield|raise|pass|break|continue)\b|\s*(#|//|/\*|\*|\}|\{|@)|.*[;{}]\s*$|\s*\w[\w.\[\], ]*\s*[-+*/]?=\s*\S|"
     r"\s*\w[\w.]*\(.*\)\s*(#.*)?$|\s*[)\]}])")
 _PLACEHOLDER_RE = re.compile(
     r"\bTODO\b|\bFIXME\b|your code here|implement (this|me|the logic)|code goes here|"
-    r"rest of (the )?code|^\s*(#|//)\s*\.\.\.|^\s*\.\.\.\s*$|/\*\s*\.\.\.\s*\*/|\bnot implemented\b",
+    r"rest of (the )?code|^[ \t]*(#|//)\s*\.\.\.|^[ \t]*\.\.\.\s*$|/\*\s*\.\.\.\s*\*/|\bnot implemented\b",
     re.I | re.M)
 _OUTPUT_CLAIM_RE = re.compile(
     r"#\s*(?:(?:expected\s+)?output|prints?|returns?|result|=>|->|should (?:print|return|be)|gives)"
@@ -162,7 +162,7 @@ def python_parses(code: str) -> bool:
 
 def brackets_balanced(code: str) -> bool:
     """Light syntax check for non-Python code: brackets and quotes balance outside comments."""
-    stripped = re.sub(r"//[^\n]*|/\*.*?\*/|^\s*#[^\n]*", "", code, flags=re.S | re.M)
+    stripped = re.sub(r"//[^\n]*|/\*.*?\*/|^[ \t]*#[^\n]*", "", code, flags=re.S | re.M)
     stripped = re.sub(r'"(\\.|[^"\\\n])*"|\'(\\.|[^\'\\\n])*\'|`(\\.|[^`\\])*`', '""', stripped)
     if stripped.count('"') % 2:
         return False

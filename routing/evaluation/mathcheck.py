@@ -19,13 +19,14 @@ from .text import clamp
 _NUMBER = r"-?\$?\d[\d,]*(?:\.\d+)?(?:/\d+)?%?|-?\$?\.\d+"
 _NUMBER_RE = re.compile(_NUMBER)
 _BOXED_RE = re.compile(r"\\boxed\s*\{((?:[^{}]|\{[^{}]*\})*)\}")
-_HASH_RE = re.compile(r"^\s*####\s*(.+?)\s*$", re.M)
+_HASH_RE = re.compile(r"^[ \t]*####\s*(.+?)\s*$", re.M)
 _ANSWER_IS_RE = re.compile(
     r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*(?:\*\*)?\s*(?:approximately\s*|about\s*)?"
     r"([^\n]+?)(?:\*\*)?\s*(?:\.\s|\.?$|\n)", re.I | re.M)
 _THEREFORE_RE = re.compile(r"(?:therefore|thus|so|hence)[^.\n]{0,80}?\b(?:is|=|are|equals)\s*(" + _NUMBER + ")",
                            re.I)
-_ARITH_RE = re.compile(r"[\d.()\s+\-*/×÷x^%]+=\s*-?[\d.,]+(?:\s*[\d.()+\-*/×÷x^%]+\s*=\s*-?[\d.,]+)*")
+_ARITH_RE = re.compile(r"[\d.() \t+\-*/×÷x^%]+=[ \t]*-?[\d.,]+(?:[ \t]*[\d.()+\-*/×÷x^%]+[ \t]*=[ \t]*-?[\d.,]+)*")
+_MAX_ARITH_LINE = 400
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 
@@ -128,7 +129,8 @@ def close(a: float, b: float) -> bool:
 def arithmetic_checks(answer: str) -> tuple[int, int]:
     """(checked, correct) over the ``expr = value`` lines of the answer."""
     checked = correct = 0
-    for match in _ARITH_RE.finditer(answer):
+    lines = [line for line in answer.splitlines() if "=" in line and len(line) <= _MAX_ARITH_LINE]
+    for match in (m for line in lines for m in _ARITH_RE.finditer(line)):
         segments = [s.strip() for s in match.group(0).split("=")]
         values = [safe_eval(s) for s in segments]
         for i in range(len(segments) - 1):

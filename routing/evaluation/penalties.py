@@ -27,7 +27,7 @@ _BOILERPLATE_RE = re.compile(
     r"\bi(?:'m| am) (?:just )?an ai\b|\bmy (?:knowledge|training) (?:cutoff|cut-off|data)\b|"
     r"\bi (?:do not|don'?t) have (?:personal )?(?:opinions|feelings|emotions|beliefs)\b", re.I)
 _ERROR_RE = re.compile(
-    r"Traceback \(most recent call last\)|^\s*(?:Error|ERROR|Exception|Fatal error)\s*:|"
+    r"Traceback \(most recent call last\)|^[ \t]*(?:Error|ERROR|Exception|Fatal error)\s*:|"
     r"\{\s*\"error\"\s*:|\brate limit (?:exceeded|reached)\b|\binternal server error\b|"
     r"\b(?:HTTP|status)\s*(?:code\s*)?(?:429|500|502|503|504)\b|\[object Object\]|"
     r"\bcontext length exceeded\b|\bmaximum context length\b", re.M | re.I)
@@ -86,9 +86,11 @@ def truncation(answer: str) -> tuple[float, str]:
         return 0.8, "ends mid-sentence"
     if re.search(r"[A-Za-z]$", stripped) and last_word in _FUNCTION_WORDS:
         return 0.8, "ends mid-sentence"
+    last_token = last_line.split()[-1]
     if (re.search(r"[A-Za-z]$", stripped) and not is_list and len(last_line.split()) >= 6
-            and not re.match(r"^[#*|>]", last_line) and len(words(stripped)) >= 25):
-        return 0.6, "ends without finishing the sentence"
+            and not re.match(r"^[#*|>]", last_line) and len(words(stripped)) >= 25
+            and not re.search(r"[/.@]", last_token)):
+        return 0.4, "ends without finishing the sentence"
     return 0.0, ""
 
 

@@ -117,7 +117,7 @@ _VISUAL_RE = re.compile(
     re.I,
 )
 _FACTUAL_RE = re.compile(
-    r"^\s*(who|what|when|where|which|why|how|is|are|was|were|did|does|do|can|name|list|"
+    r"^[ \t]*(who|what|when|where|which|why|how|is|are|was|were|did|does|do|can|name|list|"
     r"explain|define|describe|tell me about|summari[sz]e|compare)\b"
     r"|\b(who (is|was|were|invented|discovered|wrote)|when (did|was|were)|where (is|was|are)|"
     r"what (is|are|was|were)|history of|capital of|definition of|explain|difference between|"
@@ -129,6 +129,9 @@ _EXPLAIN_RE = re.compile(
     r"examples?|illustrate|show me|what are (some|the) (ways|tips|methods|examples))\b",
     re.I,
 )
+_SHORT_QUESTION_RE = re.compile(
+    r"^\s*(who|what|when|where|which|whose|how (many|much|old|long|far|tall|big)|is|are|was|were|does|do|did|"
+    r"can|name|define)\b", re.I)
 _TERSE_RE = re.compile(
     r"without (any )?explanation|no explanation|do not explain|don'?t explain|"
     r"\bonly (the|a|one|with|a single) (single )?(letter|choice|option|number|word|answer|value|name)|"
@@ -142,7 +145,7 @@ _OPTION_LINE_RE = re.compile(r"^[ \t]*[(\[]?([A-J])[)\].:][ \t]+(\S[^\n]*)$", re
 _INLINE_OPTION_RE = re.compile(r"\(([A-J])\)\s*([^()\n]+?)(?=\s*\([A-J]\)|\s*$)", re.M)
 _NUMBERED_OPTION_RE = re.compile(r"\bOption\s*([1-9])\s*[:.)-]\s*([^\n]+?)(?=\s*\bOption\s*[1-9]\s*[:.)-]|\n|$)",
                                  re.I)
-_DEF_RE = re.compile(r"^\s*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.M)
+_DEF_RE = re.compile(r"^[ \t]*(?:async\s+)?def\s+([A-Za-z_]\w*)\s*\(", re.M)
 _NAMED_FUNCTION_RE = re.compile(
     r"\b(?:function|method|procedure)\s+(?:called|named)?\s*`?([A-Za-z_]\w*)`?\s*\(?"
     r"|`([A-Za-z_]\w*)\s*\([^`]*\)`",
@@ -182,6 +185,7 @@ class PromptInfo:
     creative_form: str | None = None
     word_limit: int | None = None
     explanatory: bool = False
+    short_answer_ok: bool = False
 
 
 def _option_runs(text: str) -> list[tuple[int, dict[str, str]]]:
@@ -216,13 +220,12 @@ def _find_options(text: str) -> tuple[dict[str, str], int]:
         if len(opts) >= 2 and (best is None or line_match.start() > best[0]):
             best = (line_match.start(), opts)
     numbered = list(_NUMBERED_OPTION_RE.finditer(text))
-    if len(numbered) >= 2:
-        opts = {}
-        for match in numbered[-4:]:
-            opts[match.group(1)] = match.group(2).strip()
-        first = numbered[-len(opts)].start() if len(opts) <= len(numbered) else numbered[0].start()
-        if len(opts) >= 2 and (best is None or first > best[0]):
-            best = (first, opts)
+    firsts = [i for i, m in enumerate(numbered) if m.group(1) == "1"]
+    if firsts:
+        last_set = numbered[firsts[-1]:]
+        opts = {m.group(1): m.group(2).strip() for m in last_set}
+        if len(opts) >= 2 and (best is None or last_set[0].start() > best[0]):
+            best = (last_set[0].start(), opts)
     if best is None:
         return {}, -1
     return best[1], best[0]
@@ -231,7 +234,7 @@ def _find_options(text: str) -> tuple[dict[str, str], int]:
 def _final_question(text: str, options_start: int) -> str:
     """The last question of a (possibly few-shot) prompt: the block holding the options."""
     if options_start < 0:
-        blocks = re.split(r"\n\s*\n", text.strip())
+        blocks = re.split(r"\n(?:[ \t]*\n)+", text.strip())
         if len(blocks) > 3 and re.search(r"(?i)\banswer\s*:\s*\S", text):
             return blocks[-1]
         return text
@@ -288,7 +291,7 @@ def analyze_prompt(prompt: str) -> PromptInfo:
     options, options_start = _find_options(text)
     question = _final_question(text, options_start)
     focus = question if len(question) < len(text) else text
-    prompt_code = "\n".join(m.group(0) for m in re.finditer(r"(?ms)^\s*(?:async\s+)?def .*", text)) \
+    prompt_code = "\n".join(m.group(0) for m in re.finditer(r"(?ms)^[ \t]*(?:async[ \t]+)?def .*", text)) \
         if _DEF_RE.search(text) else ""
     kinds: list[str] = []
     if options:
@@ -309,6 +312,8 @@ def analyze_prompt(prompt: str) -> PromptInfo:
         kinds.append("general")
     form = _CREATIVE_FORM_RE.search(focus)
     limit = _WORD_LIMIT_RE.search(focus)
+    explanatory = bool(_EXPLAIN_RE.search(focus))
+    short_question = len(focus.split()) <= 20 and bool(_SHORT_QUESTION_RE.search(focus)) and not explanatory
     info = PromptInfo(
         text=text,
         question=question,
@@ -321,6 +326,7 @@ def analyze_prompt(prompt: str) -> PromptInfo:
         prompt_code=prompt_code,
         creative_form=form.group(1).lower() if form and "creative" in kinds else None,
         word_limit=int(limit.group(1) or limit.group(2)) if limit else None,
-        explanatory=bool(_EXPLAIN_RE.search(focus)),
+        explanatory=explanatory,
+        short_answer_ok=short_question or bool(options),
     )
     return info

@@ -23,8 +23,8 @@ _EXAMPLE_RE = re.compile(
     r"(?<!\w)(for example|for instance|e\.g\.|such as|examples?:|consider|suppose|imagine|let'?s say|"
     r"say you|as an example|to illustrate|here'?s an example|sample|example usage|# usage|>>>)(?!\w)",
     re.I)
-_LIST_RE = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+\S", re.M)
-_HEADING_RE = re.compile(r"^\s*(?:#{1,6}\s+\S|\*\*[^*\n]{2,80}\*\*:?\s*$|[A-Z][^.!?\n]{2,60}:\s*$)", re.M)
+_LIST_RE = re.compile(r"^[ \t]*(?:[-*+•]|\d+[.)])\s+\S", re.M)
+_HEADING_RE = re.compile(r"^[ \t]*(?:#{1,6}\s+\S|\*\*[^*\n]{2,80}\*\*:?\s*$|[A-Z][^.!?\n]{2,60}:\s*$)", re.M)
 _TRANSITION_RE = re.compile(
     r"\b(first(ly)?|second(ly)?|then|next|finally|in summary|to summari[sz]e|in conclusion|overall|"
     r"however|therefore|as a result|on the other hand|additionally|moreover)\b", re.I)
@@ -76,7 +76,7 @@ def _mattr(tokens: list[str], window: int = 50) -> float:
 
 def score_structure(info: PromptInfo, answer: str) -> tuple[float, str]:
     """Organisation: well-formed sentences, paragraphs/lists for long answers, a direct
-    opening, a length that fits the request."""
+    opening, a length that fits the request (short questions may get short answers)."""
     _, prose = split_code(answer)
     n_words = len(words(answer))
     sents = sentences(prose)
@@ -86,35 +86,33 @@ def score_structure(info: PromptInfo, answer: str) -> tuple[float, str]:
         well_formed = good / len(sents)
     else:
         well_formed = 1.0 if n_words and answer.strip().startswith("```") else 0.5
-    score = 0.3 * well_formed
+    short_ok = info.terse or info.short_answer_ok
+    if info.word_limit:
+        ratio = n_words / info.word_limit
+        under = re.search(r"(?i)(under|at most|no more|less than|maximum)\s+(of\s+)?\d+\s+words", info.question)
+        length = 1.0 if 0.7 <= ratio <= 1.3 or (ratio < 1.0 and under) else 0.2
+        notes.append(f"{n_words} words for {info.word_limit} asked")
+    elif short_ok:
+        length = 1.0 if n_words >= 1 else 0.0
+    else:
+        length = clamp((n_words - 8) / 52)  # 8 words: 0, 60 words and more: 1
+        if length < 0.5:
+            notes.append("very short" if n_words < 20 else "short")
     paras = paragraphs(answer)
     organised = len(paras) >= 2 or bool(_LIST_RE.search(answer)) or bool(_HEADING_RE.search(answer))
     if n_words > 150:
-        score += 0.3 if organised else 0.05
+        organisation = 1.0 if organised else 0.15
         notes.append("organised in paragraphs/lists" if organised else "one long block")
     elif n_words > 60:
-        score += 0.3 if organised or count_matches(_TRANSITION_RE, answer) else 0.15
+        organisation = 1.0 if organised or count_matches(_TRANSITION_RE, answer) else 0.5
     else:
-        score += 0.3
+        organisation = 1.0 if short_ok or n_words >= 25 else 0.5
     question_words = set(_content_words(info.question[-600:]))
     opening = " ".join(sents[:2]) if sents else answer[:300]
-    if not question_words or question_words & set(_content_words(opening)) or len(sents) <= 2:
-        score += 0.2
-    else:
+    direct = 1.0 if not question_words or question_words & set(_content_words(opening)) or len(sents) <= 2 else 0.0
+    if not direct:
         notes.append("opening does not address the question")
-    if info.word_limit:
-        ratio = n_words / info.word_limit
-        fits = 0.7 <= ratio <= 1.3 or (ratio < 1.0 and re.search(r"(?i)(under|at most|no more|less than)\s+\d+\s+words",
-                                                                   info.question))
-        score += 0.2 if fits else 0.05
-        notes.append(f"{n_words} words for {info.word_limit} asked")
-    elif n_words >= 40 or info.terse:
-        score += 0.2
-    elif n_words >= 12:
-        score += 0.1
-        notes.append("short")
-    else:
-        notes.append("very short")
+    score = 0.25 * well_formed + 0.25 * organisation + 0.2 * direct + 0.3 * length
     return clamp(score), ", ".join(notes) or "clear sentences and organisation"
 
 
@@ -124,7 +122,7 @@ def score_examples(info: PromptInfo, answer: str) -> tuple[float, str]:
     blocks, _ = split_code(answer)
     usage = 0
     if "coding" in info.kinds:
-        usage = count_matches(re.compile(r"^\s*(print\(|console\.log|assert |System\.out|>>> )", re.M), answer)
+        usage = count_matches(re.compile(r"^[ \t]*(print\(|console\.log|assert |System\.out|>>> )", re.M), answer)
         usage += count_matches(re.compile(r"(?i)\b(output|returns?)\s*:"), answer)
     fraction = clamp(0.4 * min(markers, 2) + 0.35 * min(usage, 2) + (0.1 if len(blocks) >= 2 else 0.0))
     if markers == 0 and usage == 0:
@@ -210,8 +208,8 @@ def score_factual(info: PromptInfo, answer: str, reference: str | None = None) -
     if not tokens:
         return 0.0, "no text"
     sents = sentences(prose)
-    starts = {s.split()[0] for s in sents if s.split()}
-    proper = sum(1 for t in tokens[1:] if t[0].isupper() and t not in starts and t.lower() not in _STOPWORDS)
+    starts = {s.split()[0] for s in sents if s.split()} if len(sents) > 1 else set()
+    proper = sum(1 for t in tokens if t[0].isupper() and t not in starts and t.lower() not in _STOPWORDS)
     numbers = sum(1 for t in tokens if t[0].isdigit())
     density = (proper + numbers) / max(10.0, len(tokens))
     specificity = clamp(density / 0.08)
@@ -220,7 +218,7 @@ def score_factual(info: PromptInfo, answer: str, reference: str | None = None) -
     question_words = set(_content_words(info.question[-600:]))
     first = set(_content_words(" ".join(sents[:2]) if sents else prose[:300]))
     direct = 1.0 if not question_words or question_words & first else 0.4
-    depth = clamp(len(tokens) / (25.0 if info.terse else 60.0))
+    depth = clamp(len(tokens) / (3.0 if info.terse else 6.0 if info.short_answer_ok else 60.0))
     score = 0.35 * specificity + 0.2 * hedging + 0.2 * direct + 0.25 * depth
     notes = [f"{proper} names, {numbers} numbers"]
     if hedges > 1:

@@ -28,10 +28,22 @@ from pathlib import Path
 DEFAULT_TIMEOUT_S = 2.0
 MEMORY_LIMIT_BYTES = 1 << 30
 FILE_SIZE_LIMIT_BYTES = 1 << 20
+PROCESS_LIMIT = 64
 
 _HARNESS = r'''
 import ast, builtins, io, json, os, sys
 _nonce = sys.argv[1]
+try:
+    import resource
+    for _name, _value in zip(("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NPROC", "RLIMIT_CORE"),
+                             map(int, sys.argv[2].split(","))):
+        if hasattr(resource, _name):
+            try:
+                resource.setrlimit(getattr(resource, _name), (_value, _value))
+            except (ValueError, OSError):
+                pass
+except ImportError:
+    pass
 _root = os.path.realpath(os.getcwd())
 _out = sys.__stdout__
 def _emit(kind, **data):
@@ -160,24 +172,6 @@ class RunResult:
         return [s for s in self.statements if not s.ok and s.error_kind in ("error", "assertion")]
 
 
-def _limit_resources(timeout_s: float) -> None:  # pragma: no cover - runs in the child
-    try:
-        import resource
-    except ImportError:
-        return
-    cpu = max(1, int(timeout_s + 1))
-    for name, value in (("RLIMIT_CPU", cpu), ("RLIMIT_AS", MEMORY_LIMIT_BYTES),
-                        ("RLIMIT_FSIZE", FILE_SIZE_LIMIT_BYTES), ("RLIMIT_NPROC", 64),
-                        ("RLIMIT_CORE", 0)):
-        limit = getattr(resource, name, None)
-        if limit is None:
-            continue
-        try:
-            resource.setrlimit(limit, (value, value))
-        except (ValueError, OSError):
-            pass
-
-
 def run_python(source: str, tests: list[str] | None = None, *,
                timeout_s: float = DEFAULT_TIMEOUT_S) -> RunResult:
     """Run ``source`` then each test statement in a sandboxed ``python -I`` subprocess."""
@@ -192,11 +186,13 @@ def run_python(source: str, tests: list[str] | None = None, *,
                "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "PYTHONHASHSEED": "0", "NO_PROXY": "*", "no_proxy": "*"}
         posix = os.name == "posix"
+        limits = ",".join(str(v) for v in (max(1, int(timeout_s + 1)), MEMORY_LIMIT_BYTES,
+                                            FILE_SIZE_LIMIT_BYTES, PROCESS_LIMIT, 0))
+        # Limits are set by the child itself (no preexec_fn: it is unsafe with threads).
         proc = subprocess.Popen(
-            [sys.executable, "-I", "harness.py", nonce], cwd=tmp, env=env,
+            [sys.executable, "-I", "harness.py", nonce, limits], cwd=tmp, env=env,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             start_new_session=posix,
-            preexec_fn=(lambda: _limit_resources(timeout_s)) if posix else None,
         )
         try:
             out, _ = proc.communicate(timeout=timeout_s)

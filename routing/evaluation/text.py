@@ -85,7 +85,7 @@ def nonempty_lines(text: str) -> list[str]:
 
 def paragraphs(text: str) -> list[str]:
     """Blocks separated by blank lines."""
-    return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return [p.strip() for p in re.split(r"\n(?:[ \t]*\n)+", text) if p.strip()]
 
 
 def clamp(value: float, low: float = 0.0, high: float = 1.0) -> float:
