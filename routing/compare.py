@@ -4,8 +4,11 @@
 ``settings.compare_concurrency`` and yields a :class:`CompareEvent` per finished model as it
 arrives (so the whole comparison takes about as long as the slowest model, not the sum),
 then a final ``done`` event with the :class:`Comparison`. :func:`compare_all` returns only
-that comparison. Each answer is scored by :func:`routing.evaluator.evaluate` (in the same
-worker thread); the winner is the best evaluator score (ties: cheaper, then pool order). With
+that comparison. Once every model has answered, the answers are scored together by
+:func:`routing.evaluator.evaluate_group` (each with the others as peers, so agreeing on a
+multiple-choice option or a final number counts): ``result`` events carry the answers, the
+``done`` event the scores. The winner is the best evaluator score (ties: cheaper, then pool
+order). With
 ``judge=True`` an LLM judge (:mod:`routing.judge`) also grades every answer and the top two
 meet in a both-orders pairwise comparison. The router's pick for the same prompt is compared
 with the winner (``router_correct``). A model that fails carries its error; the others finish.
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field, asdict
 from typing import Any, Iterator, Sequence
 
 from routing.errors import ProviderError, UserError
-from routing.evaluator import evaluate
+from routing.evaluator import evaluate, evaluate_group
 from routing.judge import Judge
 from routing.router import LOCAL_ANSWERER
 from routing.selectors.base import Selection
@@ -153,8 +156,8 @@ class CompareEvent:
     comparison: Comparison | None = None
 
 
-def _score(outcome: ModelOutcome, prompt: str, run_code: bool) -> None:
-    ev = evaluate(prompt, outcome.response, run_code=run_code)
+def _score(outcome: ModelOutcome, prompt: str, run_code: bool, ev: dict[str, Any] | None = None) -> None:
+    ev = evaluate(prompt, outcome.response, run_code=run_code) if ev is None else ev
     outcome.scores = ev["dimensions"]
     outcome.max_points = ev["max_points"]
     outcome.penalties = ev["penalties"]
@@ -163,8 +166,8 @@ def _score(outcome: ModelOutcome, prompt: str, run_code: bool) -> None:
     outcome.normalized = ev["normalized"]
 
 
-def _ask_one(router: Any, spec: Any, prompt: str, max_tokens: int | None, run_code: bool) -> ModelOutcome:
-    """Ask one model and score its answer; never raises (the error goes in the outcome)."""
+def _ask_one(router: Any, spec: Any, prompt: str, max_tokens: int | None) -> ModelOutcome:
+    """Ask one model; never raises (the error goes in the outcome). :func:`_score_all` scores it."""
     outcome = ModelOutcome(spec.id, spec.display_name)
     start = time.monotonic()
     try:
@@ -182,12 +185,21 @@ def _ask_one(router: Any, spec: Any, prompt: str, max_tokens: int | None, run_co
     outcome.usage = dict(result.usage or {})
     outcome.cost_usd = result.cost_usd
     outcome.latency_ms = round(result.latency_ms or (time.monotonic() - start) * 1000, 1)
-    try:
-        _score(outcome, prompt, run_code)
-    except Exception as exc:  # noqa: BLE001 - an evaluator bug must not hide the answer
-        log.exception("compare: evaluating %s failed", spec.id)
-        outcome.explanations = {"evaluator": f"could not score: {exc}"}
     return outcome
+
+
+def _score_all(results: dict[str, ModelOutcome], prompt: str, run_code: bool, workers: int) -> None:
+    """Score every answered outcome with the other answers as its peers."""
+    answered = {m: r.response for m, r in results.items() if r.ok}
+    try:
+        evaluations = evaluate_group(prompt, answered, run_code=run_code, workers=workers)
+    except Exception as exc:  # noqa: BLE001 - an evaluator bug must not hide the answers
+        log.exception("compare: evaluating the answers failed")
+        for m in answered:
+            results[m].explanations = {"evaluator": f"could not score: {exc}"}
+        return
+    for m, ev in evaluations.items():
+        _score(results[m], prompt, run_code, ev)
 
 
 def pick_winner(results: dict[str, ModelOutcome], key: str = "normalized") -> str | None:
@@ -291,7 +303,7 @@ def compare_stream(router: Any, prompt: str, *, models: Sequence[str] | str | No
     if callable_specs:
         executor = ThreadPoolExecutor(max_workers=min(limit, len(callable_specs)), thread_name_prefix="compare")
         try:
-            pending = {executor.submit(_ask_one, router, s, prompt, max_tokens, run_code): s for s in callable_specs}
+            pending = {executor.submit(_ask_one, router, s, prompt, max_tokens): s for s in callable_specs}
             while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -303,6 +315,7 @@ def compare_stream(router: Any, prompt: str, *, models: Sequence[str] | str | No
             # A client that stops listening leaves the remaining calls to finish on their own.
             executor.shutdown(wait=False, cancel_futures=True)
 
+    _score_all(comparison.results, prompt, run_code, limit)
     comparison.best_model = pick_winner(comparison.results)
     if not callable_specs:
         comparison.notice = NO_KEY_NOTICE

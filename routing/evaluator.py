@@ -6,6 +6,13 @@ creativity, a multiple-choice question on committing to one option in the format
 subtracts penalties (repetition loops, refusals, truncation, error text, AI boilerplate,
 empty answers) and normalises the total by the maximum of the applied dimensions.
 
+Given ``peers`` (other models' answers to the same prompt), a multiple-choice or math
+answer is also judged by agreement: the share of peers reaching the same option or final
+value estimates the chance it is right (self-consistency across models), and the
+correctness part of ``factual_content`` / ``math_accuracy`` becomes the expected score
+under that chance. A reference, when given, decides instead. :func:`evaluate_group`
+scores every answer of a comparison with the others as its peers.
+
 :data:`DIMENSIONS` and :data:`PENALTIES` are the single source of truth for names and
 point ranges; charts read them. The scorers live in :mod:`routing.evaluation`.
 Pure Python, no model: a typical answer takes a few milliseconds, plus up to
@@ -14,10 +21,12 @@ Pure Python, no model: a typical answer takes a few milliseconds, plus up to
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Mapping, Sequence
 
 from routing.evaluation import penalties as _penalties
-from routing.evaluation.choice import chosen_option, score_choice
+from routing.evaluation.agreement import PeerAgreement, comparable_kind, peer_agreement
+from routing.evaluation.choice import chosen_option, reference_label, score_choice
 from routing.evaluation.code import score_code
 from routing.evaluation.mathcheck import final_answer, score_math
 from routing.evaluation.prompt import KINDS, PromptInfo, analyze_prompt
@@ -48,7 +57,7 @@ PENALTIES: dict[str, float] = {
 #: All penalties together never go below this.
 PENALTY_FLOOR: float = -14.0
 
-__all__ = ["DIMENSIONS", "PENALTIES", "PENALTY_FLOOR", "KINDS", "evaluate", "applied_dimensions"]
+__all__ = ["DIMENSIONS", "PENALTIES", "PENALTY_FLOOR", "KINDS", "evaluate", "evaluate_group", "applied_dimensions"]
 
 _PENALTY_DETECTORS: dict[str, Callable[[str], tuple[float, str]]] = {
     "empty": _penalties.empty,
@@ -58,6 +67,9 @@ _PENALTY_DETECTORS: dict[str, Callable[[str], tuple[float, str]]] = {
     "error_text": _penalties.error_text,
     "boilerplate": _penalties.boilerplate,
 }
+#: Comparable result kind (see :func:`comparable_kind`) -> the dimension whose correctness part
+#: the peers' agreement informs.
+_PEER_DIMENSION: dict[str, str] = {"choice": "factual_content", "math": "math_accuracy"}
 if set(_PENALTY_DETECTORS) != set(PENALTIES):  # pragma: no cover - guards edits of the tables
     raise RuntimeError("every penalty in PENALTIES needs a detector")
 
@@ -91,7 +103,7 @@ def applied_dimensions(info: PromptInfo, *, has_reference: bool = False) -> list
 
 
 def _score_dimension(name: str, info: PromptInfo, answer: str, reference: str | None,
-                     run_code: bool) -> tuple[float, str]:
+                     run_code: bool, agreement: float | None = None) -> tuple[float, str]:
     if name == "structure":
         return score_structure(info, answer)
     if name == "examples":
@@ -101,27 +113,39 @@ def _score_dimension(name: str, info: PromptInfo, answer: str, reference: str | 
     if name == "code_quality":
         return score_code(info, answer, run_code=run_code)
     if name == "math_accuracy":
-        return score_math(answer, reference)
+        return score_math(answer, reference, agreement)
     if name == "creativity":
         return score_creativity(info, answer)
     if name == "factual_content":
         if info.options:
-            return score_choice(info, answer, reference)
+            return score_choice(info, answer, reference, agreement)
         return score_factual(info, answer, reference)
     if name == "visual_description":
         return score_visual(info, answer)
     raise KeyError(name)
 
 
+def _reference_decides(kind: str | None, info: PromptInfo, reference: str | None) -> bool:
+    """True when the reference settles correctness, so peers' agreement is not used."""
+    if kind == "choice":
+        return reference_label(info, reference) is not None
+    return bool(reference and reference.strip())
+
+
 def evaluate(prompt: str, answer: str, *, reference: str | None = None,
-             run_code: bool = True) -> dict[str, Any]:
+             run_code: bool = True, peers: Sequence[str] | None = None) -> dict[str, Any]:
     """Score ``answer`` to ``prompt``.
 
     ``reference`` is an optional expected answer (a number, an option label, a short
-    text); ``run_code=False`` never executes code. Returns a dict with ``dimensions``
-    (every dimension's points, 0 when not applied), ``max_points`` (applied ones),
-    ``applied``, ``explanations``, ``penalties`` (negative points), ``total``,
-    ``normalized`` in [0, 1], ``kind`` (detected prompt kinds) and ``details``.
+    text); ``run_code=False`` never executes code. ``peers`` are other models' answers to
+    the same prompt: for multiple-choice and math prompts without a usable reference the
+    share of peers reaching the same option / final value scales the correctness points.
+    Returns a dict with ``dimensions`` (every dimension's points, 0 when not applied),
+    ``max_points`` (applied ones), ``applied``, ``explanations``, ``penalties`` (negative
+    points), ``total``, ``normalized`` in [0, 1], ``kind`` (detected prompt kinds) and
+    ``details``; with ``peers``, ``details["peer_agreement"]`` is the share of the voting
+    peers that agree (None when there is nothing to compare) and ``details["peer_votes"]``
+    has the counts.
     """
     prompt = prompt if isinstance(prompt, str) else str(prompt or "")
     answer = answer if isinstance(answer, str) else str(answer or "")
@@ -131,6 +155,19 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
     explanations = {name: "not applicable to this prompt" for name in DIMENSIONS}
     penalty_points = {name: 0.0 for name in PENALTIES}
     details: dict[str, Any] = {}
+    agreement: PeerAgreement | None = None
+    probability: float | None = None  # estimated chance the answer is right, from the peers
+    reference_decides = False
+    result_kind = comparable_kind(info, applied)
+    home = _PEER_DIMENSION.get(result_kind or "")
+    if peers is not None:
+        peer_texts = [p if isinstance(p, str) else str(p or "") for p in peers]
+        agreement = peer_agreement(info, answer, peer_texts, result_kind)
+        reference_decides = _reference_decides(result_kind, info, reference)
+        probability = None if reference_decides else agreement.probability
+        details["peer_agreement"] = agreement.share
+        details["peer_votes"] = {"result": agreement.result, "agree": agreement.agree, "voters": agreement.voters,
+                                 "peers": agreement.peers, "used": probability is not None}
 
     empty_severity, empty_note = _PENALTY_DETECTORS["empty"](answer)
     if empty_severity:
@@ -140,7 +177,10 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
         explanations["empty"] = empty_note
     else:
         for name in applied:
-            fraction, note = _score_dimension(name, info, answer, reference, run_code)
+            fraction, note = _score_dimension(name, info, answer, reference, run_code,
+                                              probability if name == home else None)
+            if name == home and agreement is not None:
+                note += "; " + agreement.note() + (" (the reference decides)" if reference_decides else "")
             dimensions[name] = round(DIMENSIONS[name] * clamp(fraction), 3)
             explanations[name] = note
         for name, detector in _PENALTY_DETECTORS.items():
@@ -171,3 +211,29 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
         "kind": list(info.kinds),
         "details": details,
     }
+
+
+def evaluate_group(prompt: str, answers: Mapping[str, str], *, workers: int = 1,
+                   **kwargs: Any) -> dict[str, dict[str, Any]]:
+    """Evaluate every answer to one prompt with the others as its peers (leave-one-out).
+
+    ``answers`` maps a name (a model id) to its answer; ``kwargs`` go to :func:`evaluate`
+    (``reference``, ``run_code``). ``workers`` > 1 scores answers in threads (code runs
+    in subprocesses, so this overlaps the runs). Returns name -> :func:`evaluate` result,
+    in the order of ``answers``.
+    """
+    if "peers" in kwargs:
+        raise TypeError("evaluate_group chooses the peers itself (every other answer)")
+    names = list(answers)
+    texts = [answers[name] for name in names]
+
+    def one(index: int) -> dict[str, Any]:
+        peers = texts[:index] + texts[index + 1:]
+        return evaluate(prompt, texts[index], peers=peers, **kwargs)
+
+    if workers > 1 and len(names) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(names)), thread_name_prefix="evaluate") as pool:
+            results = list(pool.map(one, range(len(names))))
+    else:
+        results = [one(i) for i in range(len(names))]
+    return dict(zip(names, results))

@@ -3,13 +3,20 @@
 Reads RouterBench slices (``<dataset>_<split>.csv``: a prompt, each model's real answer in
 ``<model>|model_response`` and its 0/1 correctness in the column named by the model),
 scores every answer with :func:`routing.evaluator.evaluate` (no reference given: the
-evaluator must judge from the prompt and the answer alone) and reports per dataset:
+evaluator must judge from the prompt and the answer) in two modes, and reports per dataset:
+
+- ``alone`` (top-level figures): each answer judged on its own;
+- ``with_peers``: each answer judged with the other models' answers to the same prompt as
+  peers (leave-one-out, :func:`routing.evaluator.evaluate_group`), as compare-all does;
+
+and for each mode:
 
 - ``auc``: ROC AUC of ``normalized`` for correct vs incorrect answers;
 - ``pairwise_accuracy``: over all (correct, incorrect) answer pairs to the same prompt,
   how often the correct one scores higher (ties count 0.5), with ``tie_rate``;
 - 95% bootstrap intervals of both (resampling whole prompts);
-- the same two figures for a length-only baseline (longer answer = better), for context.
+- the same two figures for a length-only baseline (longer answer = better), for context
+  (alone mode only).
 
 Usage::
 
@@ -34,7 +41,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from routing.evaluator import evaluate
+from routing.evaluator import evaluate, evaluate_group
 from routing.settings import REPO_ROOT, SHARED_DATA_DIR
 
 DEFAULT_DATA_DIR = SHARED_DATA_DIR / "outcomes" / "routerbench"
@@ -156,43 +163,77 @@ def score_answers(answers: pd.DataFrame, *, run_code: bool = True, workers: int 
         return list(pool.map(one, pairs))
 
 
+def score_answers_with_peers(answers: pd.DataFrame, *, run_code: bool = True, workers: int = 2) -> list[float]:
+    """``normalized`` score of every answer with the other answers to its prompt as peers."""
+    groups = [part for _, part in answers.groupby("prompt_id", sort=False)]
+
+    def one(part: pd.DataFrame) -> dict[int, float]:
+        evaluations = evaluate_group(part["prompt"].iat[0], dict(zip(part.index, part["answer"])),
+                                     run_code=run_code)
+        return {index: float(ev["normalized"]) for index, ev in evaluations.items()}
+
+    by_index: dict[int, float] = {}
+    if workers <= 1:
+        for part in groups:
+            by_index.update(one(part))
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for found in pool.map(one, groups):
+                by_index.update(found)
+    return [by_index[index] for index in answers.index]
+
+
+def mode_report(answers: pd.DataFrame, scores: Sequence[float]) -> dict[str, float | int]:
+    """AUC and pairwise accuracy of ``scores`` on ``answers``, with 95% bootstrap intervals."""
+    labels = answers["correct"].tolist()
+    groups = answers["prompt_id"].tolist()
+    pair_acc, _, tie_rate = pairwise_accuracy(groups, labels, scores)
+    return {
+        "auc": roc_auc(labels, scores),
+        "pairwise_accuracy": pair_acc,
+        "tie_rate": tie_rate,
+        **bootstrap_ci(groups, labels, scores),
+    }
+
+
 def dataset_report(answers: pd.DataFrame, scores: Sequence[float]) -> dict[str, float | int]:
-    """AUC and pairwise accuracy of ``scores`` (and of a length baseline) on ``answers``."""
+    """:func:`mode_report` of ``scores`` plus counts and a length baseline on ``answers``."""
     labels = answers["correct"].tolist()
     groups = answers["prompt_id"].tolist()
     lengths = answers["answer"].str.len().fillna(0).tolist()
-    pair_acc, n_pairs, tie_rate = pairwise_accuracy(groups, labels, scores)
+    _, n_pairs, _ = pairwise_accuracy(groups, labels, scores)
     base_acc, _, _ = pairwise_accuracy(groups, labels, lengths)
     return {
-        **bootstrap_ci(groups, labels, scores),
+        **mode_report(answers, scores),
         "answers": len(labels),
         "prompts": int(answers["prompt_id"].nunique()),
         "correct_rate": float(np.mean(labels)) if labels else float("nan"),
-        "auc": roc_auc(labels, scores),
-        "pairwise_accuracy": pair_acc,
         "pairs": n_pairs,
-        "tie_rate": tie_rate,
         "length_baseline_auc": roc_auc(labels, lengths),
         "length_baseline_pairwise_accuracy": base_acc,
     }
 
 
-def _format_table(results: dict[str, dict[str, float | int]]) -> str:
-    header = (f"{'dataset':<22}{'answers':>8}{'AUC':>7}{'AUC 95% CI':>15}{'pairwise':>10}{'pair 95% CI':>15}"
-              f"{'ties':>6}{'len AUC':>9}{'len pair':>10}")
+def _format_table(results: dict[str, dict]) -> str:
+    header = (f"{'dataset':<22}{'mode':<12}{'answers':>8}{'AUC':>7}{'AUC 95% CI':>15}{'pairwise':>10}"
+              f"{'pair 95% CI':>15}{'ties':>6}")
     lines = [header, "-" * len(header)]
     for name, r in results.items():
-        auc_ci = "{:.3f}-{:.3f}".format(*r["auc_ci95"])
-        pair_ci = "{:.3f}-{:.3f}".format(*r["pairwise_accuracy_ci95"])
-        lines.append(f"{name:<22}{r['answers']:>8}{r['auc']:>7.3f}{auc_ci:>15}{r['pairwise_accuracy']:>10.3f}"
-                     f"{pair_ci:>15}{r['tie_rate']:>6.2f}{r['length_baseline_auc']:>9.3f}"
+        modes = [("alone", r)] + ([("with peers", r["with_peers"])] if "with_peers" in r else [])
+        for mode, m in modes:
+            auc_ci = "{:.3f}-{:.3f}".format(*m["auc_ci95"])
+            pair_ci = "{:.3f}-{:.3f}".format(*m["pairwise_accuracy_ci95"])
+            lines.append(f"{name if mode == 'alone' else '':<22}{mode:<12}{r['answers']:>8}{m['auc']:>7.3f}"
+                         f"{auc_ci:>15}{m['pairwise_accuracy']:>10.3f}{pair_ci:>15}{m['tie_rate']:>6.2f}")
+        lines.append(f"{'':<22}{'length only':<12}{r['answers']:>8}{r['length_baseline_auc']:>7.3f}{'':>15}"
                      f"{r['length_baseline_pairwise_accuracy']:>10.3f}")
     return "\n".join(lines)
 
 
 def run(data_dir: Path, splits: Iterable[str], datasets: Iterable[str], *, run_code: bool = True,
-        limit: int | None = None, workers: int = 2) -> dict[str, dict[str, float | int]]:
-    """Score every available ``<dataset>_<split>.csv``; returns results keyed by file stem."""
+        limit: int | None = None, workers: int = 2, peers: bool = True) -> dict[str, dict]:
+    """Score every available ``<dataset>_<split>.csv``; returns results keyed by file stem
+    (alone figures at the top level, ``with_peers`` nested when ``peers``)."""
     results: dict[str, dict[str, float | int]] = {}
     for split in splits:
         for dataset in datasets:
@@ -208,6 +249,11 @@ def run(data_dir: Path, splits: Iterable[str], datasets: Iterable[str], *, run_c
             scores = score_answers(answers, run_code=run_code, workers=workers)
             report = dataset_report(answers, scores)
             report["seconds"] = round(time.perf_counter() - started, 1)
+            if peers:
+                started = time.perf_counter()
+                peer_scores = score_answers_with_peers(answers, run_code=run_code, workers=workers)
+                report["with_peers"] = mode_report(answers, peer_scores)
+                report["with_peers"]["seconds"] = round(time.perf_counter() - started, 1)
             results[path.stem] = report
     return results
 
@@ -223,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-run-code", action="store_true", help="never execute code answers")
     parser.add_argument("--limit", type=int, default=None, help="first N prompts per file (quick runs)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--no-peers", action="store_true", help="skip the with-peers mode")
     args = parser.parse_args(argv)
 
     if not args.data_dir.is_dir():
@@ -231,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     splits = ("train", "test") if args.split == "both" else (args.split,)
     results = run(args.data_dir, splits, args.datasets, run_code=not args.no_run_code,
-                  limit=args.limit, workers=args.workers)
+                  limit=args.limit, workers=args.workers, peers=not args.no_peers)
     if not results:
         print(f"skipped: no <dataset>_<split>.csv files in {args.data_dir}", file=sys.stderr)
         return 0
@@ -245,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pairwise_accuracy": "share of (correct, incorrect) answer pairs to the same prompt where the "
                                  "correct one scores higher; ties count 0.5",
             "length_baseline_*": "the same with answer length as the score",
+            "with_peers": "auc, pairwise_accuracy, tie_rate and their intervals when every answer is scored with "
+                          "the other models' answers to the same prompt as peers (leave-one-out, "
+                          "evaluate_group); the top-level figures score each answer alone",
         },
         "results": results,
     }

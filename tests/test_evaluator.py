@@ -339,3 +339,96 @@ def test_benchmark_runs_on_the_shared_data_when_present(tmp_path: Path) -> None:
         pytest.skip(f"shared data folder {bench.DEFAULT_DATA_DIR} not found")
     results = bench.run(bench.DEFAULT_DATA_DIR, ["test"], ["winograde"], run_code=False, limit=40)
     assert results["winograde_test"]["auc"] > 0.5
+
+
+# --- agreement with the other models' answers (peers) -------------------------------------------
+
+from routing.evaluator import evaluate_group  # noqa: E402
+
+PEER_MATH_RIGHT = "She sold 48 / 2 = 24 clips in May, so 48 + 24 = 72 clips.\nThe answer is 72."
+PEER_MATH_WRONG = "She sold 48 / 2 = 24 clips in May, so 48 + 24 = 72 clips.\nThe answer is 96."
+
+
+def test_agreeing_choice_scores_above_a_lone_dissenter() -> None:
+    results = evaluate_group(ARC_PROMPT, {"m1": "C", "m2": "C", "m3": "C", "m4": "B"})
+    assert results["m1"]["normalized"] > results["m4"]["normalized"]
+    assert results["m1"]["details"]["peer_agreement"] == pytest.approx(2 / 3)
+    assert results["m4"]["details"]["peer_agreement"] == 0.0
+    assert results["m4"]["details"]["peer_votes"] == {"result": "B", "agree": 0, "voters": 3, "peers": 3,
+                                                      "used": True}
+    assert "0 of 3 other answers" in results["m4"]["explanations"]["factual_content"]
+    # Alone, the two bare letters tie: the agreement is what separates them.
+    assert evaluate(ARC_PROMPT, "C")["normalized"] == evaluate(ARC_PROMPT, "B")["normalized"]
+
+
+def test_agreeing_final_number_scores_above_a_lone_dissenter() -> None:
+    peers = [PEER_MATH_RIGHT, "Total: 48 + 24 = 72. The answer is 72.", PEER_MATH_WRONG]
+    agreeing = evaluate(MATH_PROMPT, PEER_MATH_RIGHT, peers=peers[1:])
+    dissenting = evaluate(MATH_PROMPT, PEER_MATH_WRONG, peers=peers[:2])
+    assert agreeing["dimensions"]["math_accuracy"] > dissenting["dimensions"]["math_accuracy"]
+    assert agreeing["details"]["peer_agreement"] == 0.5 and dissenting["details"]["peer_agreement"] == 0.0
+    assert "reach 72" in agreeing["explanations"]["math_accuracy"]
+
+
+def test_the_reference_beats_the_majority() -> None:
+    majority = evaluate(ARC_PROMPT, "B", reference="C", peers=["B", "B", "B"])
+    dissenter = evaluate(ARC_PROMPT, "C", reference="C", peers=["B", "B", "B"])
+    assert dissenter["normalized"] > majority["normalized"]
+    assert majority["details"]["peer_votes"]["used"] is False
+    assert "the reference decides" in majority["explanations"]["factual_content"]
+    math_majority = evaluate(MATH_PROMPT, PEER_MATH_WRONG, reference="72", peers=[PEER_MATH_WRONG] * 3)
+    math_dissenter = evaluate(MATH_PROMPT, PEER_MATH_RIGHT, reference="72", peers=[PEER_MATH_WRONG] * 3)
+    assert math_dissenter["normalized"] > math_majority["normalized"]
+    # With a reference the peers change nothing.
+    assert majority["normalized"] == evaluate(ARC_PROMPT, "B", reference="C")["normalized"]
+
+
+@pytest.mark.parametrize("prompt, answer", [(ARC_PROMPT, "B"), (MATH_PROMPT, PEER_MATH_RIGHT),
+                                            (CODE_PROMPT, GOOD_CODE)])
+def test_without_peers_nothing_changes(prompt: str, answer: str) -> None:
+    alone = evaluate(prompt, answer, run_code=False)
+    assert evaluate(prompt, answer, run_code=False, peers=None) == alone
+    assert "peer_agreement" not in alone["details"]
+    nobody = evaluate(prompt, answer, run_code=False, peers=[])
+    assert nobody["normalized"] == alone["normalized"] and nobody["details"]["peer_agreement"] is None
+
+
+def test_peers_leave_prompts_without_a_comparable_result_alone() -> None:
+    alone = evaluate(CODE_PROMPT, GOOD_CODE, run_code=False)
+    with_peers = evaluate(CODE_PROMPT, GOOD_CODE, run_code=False, peers=[WRONG_CODE, BROKEN_CODE])
+    assert with_peers["normalized"] == alone["normalized"]
+    assert with_peers["details"]["peer_agreement"] is None
+
+
+def test_peers_without_a_result_abstain_and_bad_peers_do_not_crash() -> None:
+    result = evaluate(ARC_PROMPT, "C", peers=["", None, "I cannot tell", 42, "C"])  # type: ignore[list-item]
+    assert result["details"]["peer_votes"] == {"result": "C", "agree": 1, "voters": 1, "peers": 5, "used": True}
+    uncommitted = evaluate(ARC_PROMPT, "Maybe", peers=["C", "C"])
+    assert uncommitted["details"]["peer_agreement"] is None
+    assert uncommitted["normalized"] == evaluate(ARC_PROMPT, "Maybe")["normalized"]
+
+
+def test_evaluate_group_is_leave_one_out() -> None:
+    answers = {"x": "C", "y": "B", "z": "C", "e": ""}
+    results = evaluate_group(ARC_PROMPT, answers)
+    assert list(results) == list(answers)
+    for name, answer in answers.items():
+        others = [a for n, a in answers.items() if n != name]
+        assert results[name] == evaluate(ARC_PROMPT, answer, peers=others)
+    assert results["x"]["details"]["peer_votes"]["agree"] == 1  # z, not itself
+    assert results["e"]["normalized"] == 0.0
+    assert evaluate_group(ARC_PROMPT, answers, workers=3) == results
+    assert evaluate_group(ARC_PROMPT, {}) == {}
+    with pytest.raises(TypeError):
+        evaluate_group(ARC_PROMPT, answers, peers=["C"])
+
+
+def test_benchmark_reports_the_with_peers_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _toy_routerbench(tmp_path)
+    out = tmp_path / "report.json"
+    assert bench.main(["--data-dir", str(tmp_path), "--out", str(out), "--no-run-code",
+                       "--datasets", "arc_challenge"]) == 0
+    peers = json.loads(out.read_text())["results"]["arc_challenge_test"]["with_peers"]
+    assert set(peers) >= {"auc", "pairwise_accuracy", "auc_ci95", "pairwise_accuracy_ci95", "tie_rate"}
+    assert peers["pairwise_accuracy"] == 1.0
+    assert "with peers" in capsys.readouterr().out

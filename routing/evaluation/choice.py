@@ -57,8 +57,24 @@ def chosen_option(info: PromptInfo, answer: str) -> tuple[str | None, str]:
     return None, "none"
 
 
-def score_choice(info: PromptInfo, answer: str, reference: str | None = None) -> tuple[float, str]:
-    """Answer-format compliance (and correctness when a reference is given), fraction of max."""
+def reference_label(info: PromptInfo, reference: str | None) -> str | None:
+    """The option label a reference names ("B", "(B)", "Option 2"), None when it names none."""
+    if reference is None or not reference.strip():
+        return None
+    ref = reference.strip().strip("().").upper()
+    ref = ref.split()[-1] if ref.startswith("OPTION") else ref
+    return ref if ref in info.options else None
+
+
+def score_choice(info: PromptInfo, answer: str, reference: str | None = None,
+                 agreement: float | None = None) -> tuple[float, str]:
+    """Answer-format compliance (and correctness when a reference is given), fraction of max.
+
+    ``agreement`` (the estimated probability that the chosen option is right, from the other
+    models' answers) is used only when the reference names no option: the score is then the
+    expected score, ``agreement`` times the right-answer score plus the rest times the
+    wrong-answer score (at most 0.1, as with a reference that disagrees).
+    """
     label, how = chosen_option(info, answer)
     labels = "/".join(info.options)
     if label is None:
@@ -83,13 +99,13 @@ def score_choice(info: PromptInfo, answer: str, reference: str | None = None) ->
     else:
         fraction = 0.3
         note = f"leans to option {label} but also names others"
-    if reference is not None and reference.strip():
-        ref = reference.strip().strip("().").upper()
-        ref = ref.split()[-1] if ref.startswith("OPTION") else ref
-        if ref in info.options:
-            if ref == label:
-                note += "; matches the reference"
-            else:
-                fraction = min(fraction, 0.1)
-                note += f"; the reference is {ref}"
+    ref = reference_label(info, reference)
+    if ref is not None:
+        if ref == label:
+            note += "; matches the reference"
+        else:
+            fraction = min(fraction, 0.1)
+            note += f"; the reference is {ref}"
+    elif agreement is not None:
+        fraction = agreement * fraction + (1.0 - agreement) * min(fraction, 0.1)
     return fraction, note

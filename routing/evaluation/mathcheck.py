@@ -162,8 +162,26 @@ def _same_text(a: str, b: str) -> bool:
     return bool(norm(a)) and norm(a) == norm(b)
 
 
-def score_math(answer: str, reference: str | None = None) -> tuple[float, str]:
-    """Math accuracy as a fraction of its maximum, with a short explanation."""
+def _right_fraction(arith: float | None, consistent: bool) -> float:
+    """Math accuracy of an answer whose final value is right."""
+    fraction = 0.85 + 0.15 * (arith if arith is not None else 1.0)
+    return fraction - (0.0 if consistent else 0.15)
+
+
+def _wrong_fraction(arith: float | None) -> float:
+    """Math accuracy of an answer whose final value is wrong (credit for correct arithmetic)."""
+    return 0.1 + 0.1 * (arith if arith is not None else 0.5)
+
+
+def score_math(answer: str, reference: str | None = None,
+               agreement: float | None = None) -> tuple[float, str]:
+    """Math accuracy as a fraction of its maximum, with a short explanation.
+
+    With a reference the final value decides. Without one, ``agreement`` (the estimated
+    probability that the final value is right, from the other models' answers) gives the
+    expected score: ``agreement`` times the right-answer score plus the rest times the
+    wrong-answer score. Without either, the score rests on the work shown.
+    """
     final, how = final_answer(answer)
     if final is None:
         return 0.0, "no final answer found"
@@ -184,12 +202,10 @@ def score_math(answer: str, reference: str | None = None) -> tuple[float, str]:
         else:
             right = _same_text(final, ref_text)
         notes.append("matches the reference" if right else f"reference is {ref_text[:30]!r}")
-        if right:
-            fraction = 0.85 + 0.15 * (arith if arith is not None else 1.0)
-            if not consistent:
-                fraction -= 0.15
-        else:
-            fraction = 0.1 + 0.1 * (arith if arith is not None else 0.5)
+        fraction = _right_fraction(arith, consistent) if right else _wrong_fraction(arith)
+        return clamp(fraction), "; ".join(notes)
+    if agreement is not None:
+        fraction = agreement * _right_fraction(arith, consistent) + (1.0 - agreement) * _wrong_fraction(arith)
         return clamp(fraction), "; ".join(notes)
     fraction = 0.25 if how in ("boxed", "####", "answer statement") else 0.15 if value is not None else 0.1
     fraction += 0.25 if consistent else 0.0
