@@ -1,0 +1,91 @@
+"""The learned selector: loads a classifier + label encoder, checks them against the pool,
+scores all models in one pass, explains its pick, and fails clearly on a mismatch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from routing.pool import load_pool
+from routing.selectors.learned import LearnedSelector, SelectorLoadError, encode, label_encoder_data
+from routing.settings import DEFAULT_MODELS_FILE
+from training.tiny import make_tiny_encoder
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return load_pool(DEFAULT_MODELS_FILE)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, pool):
+    folder = tmp_path_factory.mktemp("sel")
+    make_tiny_encoder(folder / "selector_model", labels=pool.ids)
+    (folder / "label_encoder.json").write_text(json.dumps(label_encoder_data(pool.ids)))
+    return folder
+
+
+def test_loads_and_picks_a_pool_model_with_a_reason(model_dir, pool):
+    sel = LearnedSelector(pool, model_dir / "selector_model", model_dir / "label_encoder.json")
+    assert sel.name == "learned"
+    choice = sel.select("Write a limerick about a cat", cost_weight=0.0)
+    assert choice.selected_model in pool.ids and choice.selector == "learned"
+    assert sum(choice.scores.values()) == pytest.approx(1.0, abs=1e-4)     # softmax head
+    assert "Learned selector" in choice.reasoning and "runner-up" in choice.reasoning
+    assert choice.details["predicted_winner"] == choice.quality_pick
+    assert choice.details["winner_probability"] == pytest.approx(choice.scores[choice.quality_pick])
+    excluded = sel.select("Write a limerick about a cat", exclude=[choice.selected_model])
+    assert excluded.selected_model != choice.selected_model
+
+
+def test_scores_many_prompts_in_batches_in_input_order(model_dir, pool):
+    sel = LearnedSelector(pool, model_dir / "selector_model", model_dir / "label_encoder.json", batch_size=4)
+    prompts = [f"prompt number {i} " + "word " * (i % 7 * 40) for i in range(11)]
+    batch = sel.score(prompts)
+    assert batch.shape == (11, len(pool))
+    one_by_one = np.vstack([sel.score([p]) for p in prompts])
+    assert np.allclose(batch, one_by_one, atol=1e-5)
+    assert sel.score([]).shape == (0, len(pool))
+
+
+def test_long_prompts_keep_their_end(model_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir / "selector_model"))
+    ids = encode(tok, ["intro " + "filler " * 2000 + "the final question"], max_length=32, head_tokens=4)["input_ids"][0]
+    text = tok.decode(ids, skip_special_tokens=True)
+    assert ids.shape[0] == 32 and text.startswith("intro") and text.endswith("the final question")
+
+
+def test_mismatched_label_encoder_names_the_mismatch(model_dir, pool, tmp_path):
+    enc = tmp_path / "label_encoder.json"
+    enc.write_text(json.dumps(label_encoder_data(list(reversed(pool.ids)))))
+    with pytest.raises(SelectorLoadError, match="was trained on"):
+        LearnedSelector(pool, model_dir / "selector_model", enc)
+
+
+def test_model_for_another_pool_is_refused_with_the_model_names(tmp_path, pool):
+    labels = pool.ids[:4] + ["gpt-4"]
+    make_tiny_encoder(tmp_path / "m", labels=labels)
+    (tmp_path / "le.json").write_text(json.dumps(label_encoder_data(labels)))
+    with pytest.raises(SelectorLoadError) as err:
+        LearnedSelector(pool, tmp_path / "m", tmp_path / "le.json")
+    assert pool.ids[4] in str(err.value) and "gpt-4" in str(err.value)
+
+
+def test_missing_or_corrupt_model_raises_selector_load_error(tmp_path, pool, model_dir):
+    with pytest.raises(SelectorLoadError, match="config.json missing"):
+        LearnedSelector(pool, tmp_path / "nowhere", model_dir / "label_encoder.json")
+    with pytest.raises(SelectorLoadError, match="not found"):
+        LearnedSelector(pool, model_dir / "selector_model", tmp_path / "none.json")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(SelectorLoadError, match="cannot be loaded"):
+        LearnedSelector(pool, broken, model_dir / "label_encoder.json")
+    bad_enc = tmp_path / "bad.json"
+    bad_enc.write_text(json.dumps({"classes": []}))
+    with pytest.raises(SelectorLoadError, match="must hold"):
+        LearnedSelector(pool, model_dir / "selector_model", bad_enc)

@@ -1,0 +1,141 @@
+"""Benchmark metrics against hand-computed values on toy tables, and the benchmark end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training import routing_metrics as rm
+from training.benchmark import benchmark
+from training.head import HeadConfig, choose_k, knn_predict
+
+SUMMARY_KEYS = {"n_train", "n_test", "models", "quality", "ci95", "diff_ci95", "aiq",
+                "cost_share_at_best_single_quality", "apgr", "cpt50", "cpt80"}
+
+
+def test_quality_cost_and_cost_knob_by_hand():
+    scores = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0]])
+    costs = np.array([[10.0, 1.0]] * 4)
+    choice = np.array([0, 1, 1, 0])
+    assert rm.realised(scores, choice).mean() == 1.0
+    assert rm.realised(costs, choice).mean() == pytest.approx(5.5)
+    pred = np.array([[0.9, 0.2], [0.9, 0.8], [0.3, 0.7], [0.6, 0.5]])
+    model_cost = np.array([10.0, 1.0])
+    assert rm.cost_aware_choice(pred, model_cost, 0.0).tolist() == [0, 0, 1, 0]
+    # lambda 0.2 costs the pricey model 0.2 - 0.02: rows where its edge is smaller switch
+    assert rm.cost_aware_choice(pred, model_cost, 0.2).tolist() == [0, 1, 1, 1]
+    assert rm.cost_aware_choice(np.array([[0.5, 0.5]]), model_cost, 0.0).tolist() == [1]   # tie -> cheaper
+
+
+def test_aiq_and_hull_by_hand():
+    # hull through (0,0), (1,.5), (2,.8); the dominated point (1.5,.5) is ignored
+    assert rm.upper_hull([(1, 0.5), (2, 0.8), (1.5, 0.5)]) == [(0.0, 0.0), (1.0, 0.5), (2.0, 0.8)]
+    assert rm.aiq([(1, 0.5), (2, 0.8)], 2.0) == pytest.approx((0.25 + 0.65) / 2)
+    # flat after the best point up to max_cost; a pricier, worse point does not lower it
+    assert rm.aiq([(1, 0.6), (4, 0.5)], 4.0) == pytest.approx((0.3 + 3 * 0.6) / 4)
+    assert rm.cost_to_reach([{"cost": 3, "quality": 0.7}, {"cost": 2, "quality": 0.8}], 0.7) == 2
+
+
+def test_apgr_random_is_half_and_oracle_exceeds_one_when_weak_sometimes_wins():
+    rng = np.random.default_rng(1)
+    n = 1000
+    strong = (rng.random(n) < 0.8).astype(float)
+    weak = (rng.random(n) < 0.5).astype(float)
+    scores = np.c_[strong, weak]
+    assert rm.random_apgr(scores, 0, 1, draws=100) == pytest.approx(0.5, abs=0.02)
+    oracle = rm.apgr(scores[:, 0] - scores[:, 1], scores, 0, 1)
+    assert oracle > 1.0
+    anti = rm.apgr(scores[:, 1] - scores[:, 0], scores, 0, 1)
+    assert anti < 0.5
+    # CPT: the oracle recovers half the gap after sending few prompts to the strong model
+    assert rm.cpt(scores[:, 0] - scores[:, 1], scores, 0, 1, 0.5) < 0.5
+    x, pgr = rm.pgr_curve(scores[:, 0] - scores[:, 1], scores, 0, 1)
+    assert pgr[0] == pytest.approx(0.0) and pgr[-1] == pytest.approx(1.0)
+
+
+def test_apgr_by_hand_on_four_prompts():
+    scores = np.array([[1, 0], [1, 1], [0, 1], [1, 0]], dtype=float)   # strong .75, weak .5
+    # order 0, 3, 1, 2: qualities for k=0..4 -> .5, .75, 1.0, 1.0, .75 -> PGR 0, 1, 2, 2, 1
+    rank = np.array([4, 2, 1, 3])
+    x, pgr = rm.pgr_curve(rank, scores, 0, 1)
+    assert pgr.tolist() == pytest.approx([0, 1, 2, 2, 1])
+    assert rm.apgr(rank, scores, 0, 1) == pytest.approx(np.trapezoid([0, 1, 2, 2, 1], x))
+    assert rm.cpt(rank, scores, 0, 1, 0.8) == 0.25
+
+
+def test_bootstrap_cis_cover_the_mean_and_pair():
+    v = np.r_[np.ones(60), np.zeros(40)]
+    lo, hi = rm.bootstrap_ci(v)
+    assert lo < 0.6 < hi and hi - lo < 0.25
+    assert rm.paired_diff_ci(v, v) == [0.0, 0.0]
+
+
+def test_knn_and_k_choice():
+    X = np.eye(4)[[0, 0, 1, 1, 2, 2, 3, 3]].astype(float)
+    T = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 0], [1, 0], [0, 1], [0, 1]], float)
+    pred = knn_predict(X, T, X[[0, 2]], k=2)
+    assert pred.tolist() == [[1, 0], [0, 1]]
+    k, scores = choose_k(X, T, ks=(1, 2, 8), folds=2)
+    assert k in (1, 2) and scores[8] <= scores[k]
+
+
+def _toy_tables(tmp_path, n_train=80, n_test=40):
+    rng = np.random.default_rng(0)
+    def table(n, name):
+        topics = rng.integers(0, 2, n)
+        prompts = [(f"['Write python code for task {i}']" if t else f"['Tell me a story about dragon {i}']")
+                   for i, t in enumerate(topics)]
+        strong = (rng.random(n) < 0.8).astype(float)
+        weak = np.where(topics == 0, (rng.random(n) < 0.9), (rng.random(n) < 0.2)).astype(float)
+        df = pd.DataFrame({"": range(n), "prompt": prompts, "big/strong": strong, "small/weak": weak,
+                           "big/strong|total_cost": 0.01, "small/weak|total_cost": 0.001})
+        path = tmp_path / name
+        df.to_csv(path, index=False)
+        return path
+    return table(n_train, "train.csv"), table(n_test, "test.csv")
+
+
+@pytest.mark.slow
+def test_benchmark_end_to_end_on_a_toy_table(tmp_path):
+    from training.tiny import make_tiny_encoder
+
+    base = make_tiny_encoder(tmp_path / "enc")
+    train, test = _toy_tables(tmp_path)
+    report = benchmark([str(train)], [str(test)], tmp_path / "out", base_model=str(base),
+                       head_config=HeadConfig(seeds=(0,), max_epochs=20), cache_dir=tmp_path / "cache")
+    s = report["summary"]
+    assert set(s) == SUMMARY_KEYS
+    df = pd.read_csv(test)
+    S = df[["big/strong", "small/weak"]].to_numpy()
+    assert s["n_test"] == len(df) and s["models"] == ["big/strong", "small/weak"]
+    assert s["quality"]["random"] == pytest.approx(S.mean())
+    assert s["quality"]["oracle"] == pytest.approx(S.max(axis=1).mean())
+    assert s["quality"]["best_single"] == pytest.approx(S[:, 0].mean())
+    assert s["apgr"]["random"] == pytest.approx(0.5, abs=0.05) and s["apgr"]["oracle"] > 1
+    assert all(v is not None for v in s["aiq"].values())
+    assert s["aiq"]["oracle"] >= max(s["aiq"]["selector"], s["aiq"]["knn"])
+    lo, hi = s["ci95"]["selector"]
+    assert lo <= s["quality"]["selector"] <= hi
+    assert (tmp_path / "out" / "report.json").is_file() and (tmp_path / "out" / "cost_quality.html").is_file()
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["summary"] == s
+
+
+@pytest.mark.slow
+def test_benchmark_without_costs_has_null_cost_fields_and_many_models(tmp_path):
+    from training.tiny import make_tiny_encoder
+
+    base = make_tiny_encoder(tmp_path / "enc")
+    rows = [{"question": f"question {i} about {'math' if i % 2 else 'poems'}",
+             "scores": {"a": float(i % 2), "b": float(1 - i % 2), "c": 0.5}} for i in range(40)]
+    (tmp_path / "tr.json").write_text(json.dumps(rows))
+    (tmp_path / "te.json").write_text(json.dumps(rows[:20]))
+    report = benchmark([str(tmp_path / "tr.json")], [str(tmp_path / "te.json")], tmp_path / "out",
+                       base_model=str(base), head_config=HeadConfig(seeds=(0,), max_epochs=5),
+                       cache_dir=tmp_path / "cache")
+    s = report["summary"]
+    assert s["aiq"] == {"best_single_hull": None, "knn": None, "selector": None, "oracle": None}
+    assert s["cost_share_at_best_single_quality"] == {"knn": None, "selector": None}
+    assert s["apgr"]["selector"] is None and s["cpt50"]["knn"] is None

@@ -1,0 +1,357 @@
+"""Proof on real outcome data: ``python -m training.benchmark --train TRAIN... --test TEST...``.
+
+Trains a selector on TRAIN outcome tables (the pipeline's label step on outcomes and its prepare
+step, then per-model success probabilities on the base encoder's embeddings - a multi-resolution
+cluster prior or an MLP success head or both, picked by out-of-fold AIQ on TRAIN) and reports on
+TEST, side by side: random routing, every single model, the best single model (chosen on
+TRAIN), the per-prompt oracle, a kNN router on the base encoder's sentence embeddings (k by
+5-fold CV on TRAIN) and the selector:
+
+* quality at the pure-quality setting with bootstrap 95% CIs, and paired-bootstrap CIs of the
+  selector's difference to the best single model and to kNN;
+* the cost-quality curve over the cost knob, AIQ, and the cost at which a router first reaches
+  the best single model's quality as a share of that model's cost;
+* for two-model pools: APGR and the strong-model share needed for 50% / 80% of the gap (CPT).
+
+Writes ``report.json`` and ``cost_quality.html`` (plotly) to ``--out`` and prints a one-line
+JSON summary last. Metric conventions: :mod:`training.routing_metrics`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from routing.errors import UserError
+from routing.settings import get_settings
+from training import routing_metrics as rm
+from training.embeddings import default_base_model, embed
+from training.head import ClusterConfig, ClusterPrior, HeadConfig, SuccessHead, choose_k, knn_predict
+from training.label import label_outcomes
+from training.outcomes import OutcomeTable, estimate_costs, load_prices, read_many
+
+log = logging.getLogger(__name__)
+
+
+def _expand(paths: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        out += [x for x in p.split(",") if x]
+    return out
+
+
+def load_tables(train_paths: Sequence[str], test_paths: Sequence[str],
+                prices_file: str | None) -> tuple[OutcomeTable, OutcomeTable, list[str]]:
+    """Read, align models, drop incomplete test rows, attach costs. Returns (train, test, notes)."""
+    train, test = read_many(_expand(train_paths)), read_many(_expand(test_paths))
+    notes = []
+    models = [m for m in train.models if m in test.models]
+    if len(models) < 2:
+        raise UserError(f"TRAIN and TEST share {len(models)} model(s) ({models}); need at least 2.")
+    dropped = [m for m in train.models + test.models if m not in models]
+    if dropped:
+        notes.append(f"models not in both tables ignored: {sorted(set(dropped))}")
+    train, test = train.select_models(models), test.select_models(models)
+    complete = [i for i in range(len(test)) if not np.isnan(test.scores[i]).any()]
+    if len(complete) < len(test):
+        notes.append(f"dropped {len(test) - len(complete)} test row(s) with a missing score")
+        test = test.rows(complete)
+    keep = [i for i in range(len(train)) if not np.isnan(train.scores[i]).all()]
+    train = train.rows(keep)
+    if prices_file:
+        prices = load_prices(prices_file)
+        if train.costs is None or np.isnan(train.costs).all():
+            train = estimate_costs(train, prices)
+        if test.costs is None or np.isnan(test.costs).all():
+            test = estimate_costs(test, prices)
+        notes.append("per-prompt costs estimated from the price file where the tables have none")
+    for t in (train, test):
+        if t.costs is not None:   # fill missing cost cells with the model's mean cost
+            col = np.nanmean(t.costs, axis=0)
+            t.costs = np.where(np.isnan(t.costs), np.nan_to_num(col)[None, :], t.costs)
+    return train, test, notes
+
+
+def run_selector_pipeline(train: OutcomeTable, work: Path, seed: int) -> dict[str, Any]:
+    """The pipeline's label and prepare steps on TRAIN (outcome labels, stratified val split)."""
+    from training.label import write_labels, LabelResult
+    from training.prepare import prepare
+
+    records, labels, notes = label_outcomes(train, None)
+    counts = {m: sum(1 for r in records if r["label"] == m) for m in labels}
+    res = LabelResult(records, labels, "outcomes", [train.source], counts, notes)
+    path = write_labels(res, work / "labeled_prompts.json")
+    prepared = prepare(path, work, val_fraction=0.15, test_fraction=0.0, seed=seed, refreeze=True,
+                       frozen_test=work / "none.json")
+    return {"labels": labels, "class_counts": counts, "prepare": prepared.summary()}
+
+
+VARIANTS = ("cluster", "mlp_head", "cluster+mlp_head")
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}
+
+
+class _Average:
+    def __init__(self, parts: list[Any]):
+        self.parts = parts
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.mean([p.predict(X) for p in self.parts], axis=0)
+
+
+def fit_variant(variant: str, X: np.ndarray, T: np.ndarray, cluster_config: ClusterConfig | None,
+                head_config: HeadConfig | None) -> Any:
+    """Fit one selector variant; returns an object with ``predict(X) -> (n, K)`` probabilities."""
+    parts = []
+    if "cluster" in variant:
+        parts.append(ClusterPrior(cluster_config).fit(X, T))
+    if "mlp_head" in variant:
+        parts.append(SuccessHead(head_config).fit(X, T))
+    if not parts:
+        raise UserError(f"Unknown selector variant {variant!r}; use one of {', '.join(VARIANTS)}.")
+    return parts[0] if len(parts) == 1 else _Average(parts)
+
+
+def choose_variant(X: np.ndarray, train: OutcomeTable, model_cost: np.ndarray,
+                   cluster_config: ClusterConfig | None, head_config: HeadConfig | None, seed: int,
+                   variants: Sequence[str] = VARIANTS, folds: int = 3) -> tuple[str, dict[str, float]]:
+    """The variant with the best out-of-fold AIQ on TRAIN (quality at lambda 0 without costs)."""
+    if len(variants) == 1:
+        return variants[0], {}
+    T = train.scores
+    filled = np.where(np.isnan(T), np.nanmean(T, axis=0)[None, :], T)
+    costs = train.costs
+    fold = np.random.default_rng(seed).integers(0, folds, len(X))
+    scores: dict[str, float] = {}
+    for v in variants:
+        oof = np.zeros_like(filled)
+        for f in range(folds):
+            tr, te = fold != f, fold == f
+            oof[te] = fit_variant(v, X[tr], T[tr], cluster_config, head_config).predict(X[te])
+        if costs is not None:
+            pts = [(p["cost"], p["quality"]) for p in rm.sweep(oof, filled, costs, model_cost)]
+            max_cost = float(costs.mean(axis=0).max())
+            scores[v] = rm.aiq(pts, max_cost)
+        else:
+            scores[v] = float(rm.realised(filled, rm.cost_aware_choice(oof, model_cost, 0.0)).mean())
+    return max(scores, key=lambda v: scores[v]), scores
+
+
+def _router_result(name: str, choice: np.ndarray, test: OutcomeTable) -> dict[str, Any]:
+    q = rm.realised(test.scores, choice)
+    out = {"name": name, "quality": float(q.mean()), "ci95": rm.bootstrap_ci(q)}
+    if test.costs is not None:
+        out["cost"] = float(rm.realised(test.costs, choice).mean())
+    return out
+
+
+def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: str | Path,
+              prices_file: str | None = None, *, base_model: str | None = None, seed: int = 0,
+              head_config: HeadConfig | None = None, max_length: int = 256,
+              cache_dir: str | Path | None = None, cluster_config: ClusterConfig | None = None,
+              with_mlp_head: bool = True, variants: Sequence[str] = VARIANTS) -> dict[str, Any]:
+    """Run the whole comparison; returns the report (also written to ``out_dir/report.json``)."""
+    t0 = time.time()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train, test, notes = load_tables(train_paths, test_paths, prices_file)
+    models = train.models
+    K = len(models)
+    S, C = test.scores, test.costs
+    has_cost = C is not None and train.costs is not None
+    train_mean = np.nanmean(train.scores, axis=0)
+    model_cost = np.nanmean(train.costs, axis=0) if has_cost else np.zeros(K)
+
+    # The pipeline's label + prepare steps (records the class balance, the val split).
+    pipe = run_selector_pipeline(train, out / "work", seed)
+
+    base = base_model or default_base_model()
+    cache = Path(cache_dir) if cache_dir else get_settings().cache_dir / "embeddings"
+    print(f"embedding {len(train)} train + {len(test)} test prompts with {base} ...", flush=True)
+    Xtr = embed(train.prompts, base, max_length=max_length, cache_dir=cache)
+    Xte = embed(test.prompts, base, max_length=max_length, cache_dir=cache)
+    t_embed = time.time() - t0
+
+    # kNN baseline, k by 5-fold CV on TRAIN.
+    k, k_scores = choose_k(Xtr, train.scores, seed=seed)
+    knn_pred = knn_predict(Xtr, train.scores, Xte, k)
+
+    # The selector: per-model success probabilities on the same embeddings. Its variant (cluster
+    # prior, MLP success head, or their average) is chosen by out-of-fold AIQ on TRAIN.
+    t1 = time.time()
+    variant, cv = choose_variant(Xtr, train, model_cost, cluster_config, head_config, seed, variants)
+    sel_pred = fit_variant(variant, Xtr, train.scores, cluster_config, head_config).predict(Xte)
+    t_head = time.time() - t1
+    mlp_pred = None
+    if with_mlp_head:
+        mlp_pred = (sel_pred if variant == "mlp_head"
+                    else fit_variant("mlp_head", Xtr, train.scores, cluster_config, head_config).predict(Xte))
+
+    # ---- pure-quality comparison
+    best = int(np.argmax(train_mean))
+    oracle_choice = np.array([min(np.flatnonzero(r >= r.max() - 1e-12),
+                                  key=lambda j: (model_cost[j], j)) for r in S])
+    routers = {
+        "best_single": _router_result(models[best], np.full(len(S), best), test),
+        "oracle": _router_result("oracle", oracle_choice, test),
+        "knn": _router_result(f"knn (k={k})", rm.cost_aware_choice(knn_pred, model_cost, 0.0), test),
+        "selector": _router_result("selector", rm.cost_aware_choice(sel_pred, model_cost, 0.0), test),
+    }
+    if mlp_pred is not None:
+        routers["mlp_head"] = _router_result("mlp_head", rm.cost_aware_choice(mlp_pred, model_cost, 0.0), test)
+    singles = {m: _router_result(m, np.full(len(S), j), test) for j, m in enumerate(models)}
+    random_q = float(S.mean())
+    sel_q = rm.realised(S, rm.cost_aware_choice(sel_pred, model_cost, 0.0))
+    knn_q = rm.realised(S, rm.cost_aware_choice(knn_pred, model_cost, 0.0))
+    best_q = S[:, best]
+
+    report: dict[str, Any] = {
+        "train": _expand(train_paths), "test": _expand(test_paths), "prices": prices_file,
+        "n_train": len(train), "n_test": len(test), "models": models, "notes": notes,
+        "pipeline": pipe, "knn": {"k": k, "cv_quality": k_scores},
+        "selector": {"method": "per-model success probabilities on the base encoder's mean-pooled "
+                               "embeddings (head+tail truncation): a multi-resolution soft k-means cluster "
+                               "prior, a bagged MLP success head, or their average - chosen by out-of-fold "
+                               "AIQ on TRAIN; decision utility = p - lambda x normalised model cost",
+                     "variant": variant, "cv_aiq_on_train": cv, "base_model": base, "max_length": max_length,
+                     "cluster": _plain(cluster_config or ClusterConfig()),
+                     "mlp_head": _plain(head_config or HeadConfig())},
+        "random": {"quality": random_q, "cost": float(C.mean()) if has_cost else None},
+        "singles": singles, "routers": routers,
+        "timing_s": {"embedding": round(t_embed, 1), "head": round(t_head, 1)},
+    }
+
+    # ---- cost-quality curves
+    curves: dict[str, list[dict[str, float]]] = {}
+    aiq = {"best_single_hull": None, "knn": None, "selector": None, "oracle": None}
+    share = {"knn": None, "selector": None}
+    if has_cost:
+        curves["selector"] = rm.sweep(sel_pred, S, C, model_cost)
+        curves["knn"] = rm.sweep(knn_pred, S, C, model_cost)
+        if mlp_pred is not None:
+            curves["mlp_head"] = rm.sweep(mlp_pred, S, C, model_cost)
+        single_pts = [(singles[m]["cost"], singles[m]["quality"]) for m in models]
+        oracle_pts = [(routers["oracle"]["cost"], routers["oracle"]["quality"])]
+        # The oracle's own cost curve: cheapest model that reaches each quality level per prompt.
+        oc = rm.sweep(S, S, C, model_cost)
+        curves["oracle"] = oc
+        max_cost = max(c for c, _ in single_pts)
+        aiq = {"best_single_hull": rm.aiq(single_pts, max_cost),
+               "knn": rm.aiq([(p["cost"], p["quality"]) for p in curves["knn"]], max_cost),
+               "selector": rm.aiq([(p["cost"], p["quality"]) for p in curves["selector"]], max_cost),
+               "oracle": rm.aiq([(p["cost"], p["quality"]) for p in oc] + oracle_pts, max_cost)}
+        target_q, target_c = singles[models[best]]["quality"], singles[models[best]]["cost"]
+        for name in ("knn", "selector"):
+            c = rm.cost_to_reach(curves[name], target_q)
+            share[name] = None if c is None or target_c <= 0 else c / target_c
+        if mlp_pred is not None:
+            report["mlp_head"] = {"aiq": rm.aiq([(p["cost"], p["quality"]) for p in curves["mlp_head"]], max_cost)}
+            c = rm.cost_to_reach(curves["mlp_head"], target_q)
+            report["mlp_head"]["cost_share_at_best_single_quality"] = None if c is None else c / target_c
+        report["max_cost"] = max_cost
+    report["curves"] = curves
+
+    # ---- two-model metrics
+    apgr = {"random": None, "knn": None, "selector": None, "oracle": None}
+    cpt50 = {"knn": None, "selector": None}
+    cpt80 = {"knn": None, "selector": None}
+    if K == 2:
+        strong, weak = best, 1 - best
+        ranks = {"knn": knn_pred[:, strong] - knn_pred[:, weak], "selector": sel_pred[:, strong] - sel_pred[:, weak],
+                 "oracle": S[:, strong] - S[:, weak]}
+        apgr = {"random": rm.random_apgr(S, strong, weak), **{n: rm.apgr(r, S, strong, weak) for n, r in ranks.items()}}
+        for name in ("knn", "selector"):
+            cpt50[name] = rm.cpt(ranks[name], S, strong, weak, 0.5)
+            cpt80[name] = rm.cpt(ranks[name], S, strong, weak, 0.8)
+
+    summary = {
+        "n_train": len(train), "n_test": len(test), "models": models,
+        "quality": {"random": random_q, "best_single": routers["best_single"]["quality"],
+                    "oracle": routers["oracle"]["quality"], "knn": routers["knn"]["quality"],
+                    "selector": routers["selector"]["quality"]},
+        "ci95": {"best_single": routers["best_single"]["ci95"], "knn": routers["knn"]["ci95"],
+                 "selector": routers["selector"]["ci95"]},
+        "diff_ci95": {"selector_vs_best_single": rm.paired_diff_ci(sel_q, best_q),
+                      "selector_vs_knn": rm.paired_diff_ci(sel_q, knn_q)},
+        "aiq": aiq, "cost_share_at_best_single_quality": share,
+        "apgr": apgr, "cpt50": cpt50, "cpt80": cpt80,
+    }
+    report["summary"] = summary
+    report["timing_s"]["total"] = round(time.time() - t0, 1)
+    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    _plot(report, out / "cost_quality.html")
+    return report
+
+
+def _plot(report: dict[str, Any], path: Path) -> None:
+    """Cost-quality curves as a self-contained-lite plotly HTML (plotly.js from its CDN)."""
+    if not report.get("curves"):
+        return
+    try:
+        import plotly.graph_objects as go
+    except ImportError:
+        return
+    fig = go.Figure()
+    for name, pts in report["curves"].items():
+        pts = sorted(pts, key=lambda p: p["cost"])
+        fig.add_trace(go.Scatter(x=[p["cost"] for p in pts], y=[p["quality"] for p in pts], mode="lines+markers",
+                                 name=name, marker={"size": 4}))
+    singles = report["singles"]
+    fig.add_trace(go.Scatter(x=[v["cost"] for v in singles.values()], y=[v["quality"] for v in singles.values()],
+                             mode="markers+text", text=list(singles), textposition="top center",
+                             name="single models", marker={"size": 9, "symbol": "diamond"}))
+    fig.update_layout(title="Cost-quality over the cost knob", xaxis_title="mean cost per prompt (USD)",
+                      yaxis_title="mean quality", template="plotly_white")
+    fig.write_html(str(path), include_plotlyjs="cdn")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n")[0])
+    parser.add_argument("--train", nargs="+", required=True, help="TRAIN outcome table(s), pooled")
+    parser.add_argument("--test", nargs="+", required=True, help="TEST outcome table(s), pooled")
+    parser.add_argument("--out", default="benchmarks/results/selector_benchmark")
+    parser.add_argument("--prices", help="model -> price per million tokens (e.g. llmrouter/models.json)")
+    parser.add_argument("--base-model", help="encoder (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-mlp-head", action="store_true", help="skip the MLP head comparison (faster)")
+    parser.add_argument("--variant", choices=VARIANTS, help="fix the selector variant (default: best by CV on TRAIN)")
+    parser.add_argument("--cache-dir", help="embedding cache (default: ROUTER_CACHE_DIR/embeddings)")
+    parser.add_argument("--report-json", help="also write report.json here (e.g. benchmarks/results/...)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        report = benchmark(args.train, args.test, args.out, args.prices, base_model=args.base_model,
+                           seed=args.seed, max_length=args.max_length, cache_dir=args.cache_dir,
+                           with_mlp_head=not args.no_mlp_head,
+                           variants=(args.variant,) if args.variant else VARIANTS)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    s = report["summary"]
+    print(f"{'router':28s} quality  cost")
+    print(f"{'random':28s} {report['random']['quality']:.4f}")
+    for name, r in list(report["singles"].items()) + [(k, v) for k, v in report["routers"].items()]:
+        cost = f"{r['cost']:.3g}" if r.get("cost") is not None else "-"
+        print(f"{name[:28]:28s} {r['quality']:.4f}  {cost}")
+    print(f"AIQ {s['aiq']}  cost share at best-single quality {s['cost_share_at_best_single_quality']}")
+    print(f"wrote {Path(args.out) / 'report.json'}")
+    if args.report_json:
+        Path(args.report_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report_json).write_text(json.dumps(report, indent=1), encoding="utf-8")
+        print(f"wrote {args.report_json}")
+    print(json.dumps(s))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""All three steps: ``python -m training.pipeline --source rules|outcomes|feedback [--input ...]``.
+
+:func:`run_pipeline` is the API the Training tab calls; it labels, prepares and trains in
+``output_dir`` and returns metrics, the confusion matrix, the loss history and the release
+gate's decision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from routing.errors import UserError
+from routing.pool import ModelPool
+from training.label import SOURCES, label, write_labels
+from training.prepare import prepare
+from training.train import TrainConfig, train
+
+Progress = Callable[[float, str], None]
+
+
+def run_pipeline(source: str, input_path: str | Path | None, base_model: str | None, epochs: int,
+                 learning_rate: float, batch_size: int, output_dir: Path,
+                 progress: Progress | None = None, *, selector_dir: str | Path | None = None,
+                 label_encoder_file: str | Path | None = None, pool: ModelPool | None = None,
+                 seed: int = 42, max_steps: int | None = None) -> dict[str, Any]:
+    """Label -> prepare -> train (with the release gate). Raises :class:`UserError` on bad input.
+
+    Returns ``{"metrics", "confusion_matrix": {"labels", "matrix"}, "loss_history": [{"step",
+    "train_loss", "val_loss"}], "gate": {"promoted", "reason", "old_metric", "new_metric",
+    "metric"}, "label", "prepare", "model_dir", "seconds", "objective"}``.
+    """
+    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
+        raise UserError("epochs and batch size must be at least 1 and the learning rate above 0.")
+    say = progress or (lambda f, m: None)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    say(0.0, f"labelling ({source})")
+    labelled = label(source, [input_path] if input_path else None, pool)
+    labels_file = write_labels(labelled, output_dir / "labeled_prompts.json")
+    say(0.05, f"labelled {len(labelled.records)} prompts; preparing splits")
+    prepared = prepare(labels_file, output_dir, seed=seed)
+    say(0.1, "splits ready: " + ", ".join(f"{k} {sum(v.values())}" for k, v in prepared.counts.items()))
+    cfg = TrainConfig(base_model=base_model or None, epochs=int(epochs), learning_rate=float(learning_rate),
+                      batch_size=int(batch_size), seed=seed, max_steps=max_steps)
+    result = train(output_dir, config=cfg, selector_dir=selector_dir, label_encoder_file=label_encoder_file,
+                   progress=lambda f, m: say(0.1 + 0.9 * f, m))
+    metrics = {k: v for k, v in result.candidate_metrics.items() if k != "confusion_matrix"}
+    return {
+        "metrics": metrics,
+        "confusion_matrix": result.candidate_metrics.get("confusion_matrix", {"labels": [], "matrix": []}),
+        "loss_history": result.history,
+        "gate": result.gate,
+        "label": labelled.summary(),
+        "prepare": prepared.summary(),
+        "model_dir": str(result.model_dir),
+        "objective": result.objective,
+        "train_seconds": round(result.seconds, 1),
+        "seconds": round(time.time() - t0, 1),
+        "notes": labelled.notes + prepared.notes + result.notes,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.pipeline", description=__doc__.split("\n")[0])
+    parser.add_argument("--source", choices=SOURCES, default="rules")
+    parser.add_argument("--input", help="prompt file (rules) or outcome table (outcomes/feedback)")
+    parser.add_argument("--base-model", help="HF name or local path (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--out", default="data/training", help="working folder for labels and splits")
+    parser.add_argument("--selector-dir", help="live model folder (default: selector_model)")
+    parser.add_argument("--label-encoder", help="label encoder file (default: label_encoder.json)")
+    args = parser.parse_args(argv)
+    try:
+        result = run_pipeline(args.source, args.input, args.base_model, args.epochs, args.learning_rate,
+                              args.batch_size, Path(args.out),
+                              progress=lambda f, m: print(f"[{f:5.1%}] {m}", flush=True),
+                              selector_dir=args.selector_dir, label_encoder_file=args.label_encoder,
+                              seed=args.seed, max_steps=args.max_steps)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    m = result["metrics"]
+    print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+          f"gate: {'promoted' if result['gate']['promoted'] else 'kept'} ({result['gate']['reason']})")
+    print(json.dumps({"metrics": {k: m[k] for k in ("n", "accuracy", "macro_f1")}, "gate": result["gate"],
+                      "seconds": result["seconds"], "model_dir": result["model_dir"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

