@@ -14,6 +14,7 @@ from routing.service import RouterService
 from ui.ask_tab import add_ask_api, build_ask_tab
 from ui.compare_tab import add_compare_api, build_compare_tab
 from ui.status_tab import add_status_api, build_status_tab
+from ui.training_tab import build_training_tab
 
 
 def build_demo(service: RouterService | None = None) -> gr.Blocks:
@@ -29,6 +30,7 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
         with gr.Tabs():
             build_ask_tab(service)
             build_compare_tab(service)
+            build_training_tab(service)
             build_status_tab(service)
         add_ask_api(service)
         add_compare_api(service)

@@ -33,6 +33,13 @@ class RouterService:
         if background:
             self.start_background_work()
 
+    def reload_selector(self) -> str:
+        """Load the selector again (after training promoted a new model); returns its name."""
+        selector, warning = load_selector(self.settings, self.pool)
+        self.selector = self.router.selector = selector
+        self.warnings[:] = [warning] if warning else []
+        return selector.name
+
     def _make_local(self):
         if not self.settings.local_model_enabled:
             return None

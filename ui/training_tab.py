@@ -1,0 +1,94 @@
+"""Training tab: run label -> prepare -> train from the browser, see metrics and the release gate.
+
+Off unless the owner sets ROUTER_ALLOW_TRAINING=1 (a public Space must not let anyone train).
+API: /train (the same handler, with progress).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from routing.charts import confusion_matrix_figure, loss_curve_figure
+from routing.errors import UserError
+from routing.service import RouterService
+from ui.common import user_errors
+
+# Choice shown to the user -> (label source, whether it needs an uploaded file)
+DATA_CHOICES: dict[str, tuple[str, bool]] = {
+    "Built-in corpus, rule labels": ("rules", False),
+    "Uploaded prompt file, rule labels": ("rules", True),
+    "Uploaded outcome table (RouterBench CSV or LLMRouter JSON)": ("outcomes", True),
+    "Compare-all outcome log": ("feedback", False),
+}
+
+
+def metrics_markdown(result: dict[str, Any]) -> str:
+    m, gate = result["metrics"], result["gate"]
+    verdict = "✅ **promoted**: the app now routes with it" if gate.get("promoted") else "⛔ **not promoted**"
+    lines = [f"### {verdict}", f"{gate.get('reason', '')}",
+             f"Test split ({m.get('n', '?')} prompts, frozen across retrains): accuracy **{m.get('accuracy', 0):.3f}**, "
+             f"macro-F1 **{m.get('macro_f1', 0):.3f}**"
+             + (f", routed quality **{m['routed_quality']:.3f}**" if m.get("routed_quality") is not None else ""),
+             f"Objective: {result.get('objective')} · training {result.get('train_seconds')} s · "
+             f"all steps {result.get('seconds')} s"]
+    lines += [f"- {n}" for n in result.get("notes", [])]
+    return "\n\n".join(lines)
+
+
+def build_training_tab(service: RouterService) -> None:
+    settings = service.settings
+
+    @user_errors
+    def train_selector(data: str, upload: str | None = None, base_model: str = "", epochs: float = 4,
+                       learning_rate: float = 1e-4, batch_size: float = 16,
+                       progress: gr.Progress = gr.Progress()) -> tuple:
+        if not settings.allow_training:
+            raise UserError("Training is off on this deployment. The owner can turn it on by setting "
+                            "ROUTER_ALLOW_TRAINING=1 and restarting the app.")
+        if data not in DATA_CHOICES:
+            raise UserError(f"Choose the training data: one of {', '.join(DATA_CHOICES)}.")
+        source, needs_file = DATA_CHOICES[data]
+        if needs_file and not upload:
+            raise UserError("Upload a file for this choice (prompts: JSON, JSONL or CSV with a prompt/text/question "
+                            "column; outcomes: RouterBench-style CSV or LLMRouter JSON).")
+        from training.pipeline import run_pipeline  # torch and datasets load only when training
+
+        result = run_pipeline(source, upload if needs_file else None, base_model.strip() or None, int(epochs),
+                              float(learning_rate), int(batch_size), settings.data_dir / "training",
+                              progress=lambda f, msg: progress(f, desc=msg), selector_dir=settings.selector_dir,
+                              label_encoder_file=settings.label_encoder_file, pool=service.pool)
+        if result["gate"].get("promoted"):
+            service.reload_selector()
+        cm = result["confusion_matrix"]
+        return (metrics_markdown(result),
+                confusion_matrix_figure(cm["labels"], cm["matrix"], title="Test split: expected vs predicted"),
+                loss_curve_figure(result["loss_history"]), result)
+
+    with gr.Tab("Training", id="training"):
+        if not settings.allow_training:
+            gr.Markdown("🔒 **Training is off on this deployment.** The owner can enable it with "
+                        "`ROUTER_ALLOW_TRAINING=1`. From a shell: `python -m training.pipeline --source rules`.")
+        gr.Markdown("Label prompts, split them (the test split stays frozen across retrains), fine-tune the "
+                    "selector, and promote it only if it does at least as well as the current one on that split.")
+        with gr.Row():
+            data = gr.Radio(list(DATA_CHOICES), value=next(iter(DATA_CHOICES)), label="Training data")
+            upload = gr.File(label="File (for the uploaded choices)", file_types=[".csv", ".json", ".jsonl", ".txt"],
+                             type="filepath")
+        with gr.Row():
+            base_model = gr.Textbox("", label="Base encoder", placeholder="default: bundled all-MiniLM-L6-v2; any HF "
+                                    "name or local path")
+            epochs = gr.Number(4, label="Epochs", precision=0, minimum=1, maximum=50)
+            learning_rate = gr.Number(1e-4, label="Learning rate", minimum=1e-6, maximum=1e-2)
+            batch_size = gr.Number(16, label="Batch size", precision=0, minimum=1, maximum=256)
+        button = gr.Button("Train", variant="primary", interactive=settings.allow_training, elem_id="train-button")
+        summary = gr.Markdown(elem_id="train-summary")
+        with gr.Row():
+            confusion = gr.Plot(label="Confusion matrix")
+            loss = gr.Plot(label="Loss curve")
+        with gr.Accordion("Full result (JSON)", open=False):
+            details = gr.JSON()
+        button.click(train_selector, [data, upload, base_model, epochs, learning_rate, batch_size],
+                     [summary, confusion, loss, details], api_name="train",
+                     concurrency_limit=1, concurrency_id="training", show_progress_on=[summary])
