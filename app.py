@@ -12,7 +12,9 @@ import gradio as gr
 
 from routing.service import RouterService
 from ui.ask_tab import add_ask_api, build_ask_tab
+from ui.batch_tab import add_batch_api, build_batch_tab
 from ui.compare_tab import add_compare_api, build_compare_tab
+from ui.selection_tab import add_selection_api, build_selection_tab
 from ui.status_tab import add_status_api, build_status_tab
 from ui.training_tab import build_training_tab
 
@@ -30,10 +32,14 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
         with gr.Tabs():
             build_ask_tab(service)
             build_compare_tab(service)
+            build_batch_tab(service)
+            build_selection_tab(service)
             build_training_tab(service)
             build_status_tab(service)
         add_ask_api(service)
         add_compare_api(service)
+        add_batch_api(service)
+        add_selection_api(service)
         add_status_api(service)
     demo.queue(default_concurrency_limit=service.settings.queue_concurrency)
     return demo

@@ -1,0 +1,526 @@
+"""Batch routing: run a file of prompts through the router, row by row, resumably.
+
+Modes (:data:`MODES`):
+
+``route``    the selector's decision only (no API calls, no key): selected model, confidence,
+             runner-up and every model's score; one batched ``select_many`` per chunk.
+``answer``   route and answer each row (``Router.ask``); a failing row records its error and
+             the batch goes on.
+``compare``  every pool model answers each row, scored by the evaluator (the compare-all of
+             ``routing/compare.py``, which also appends each row to the outcome log).
+
+Every finished row is appended to the results JSONL at once (``routing/batch_io.py``), so a
+killed batch resumes where it stopped. :func:`summarize` reads the results file back into
+the summary (traffic per model, confidence histogram, estimated cost against the priciest
+and the cheapest model).
+
+Command line (large files, constant memory)::
+
+    python -m routing.batch INPUT --out OUTPUT [--mode route|answer|compare] [--chunk-size N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from routing.batch_io import BatchFile, InputRow, ResultsStore, open_batch_file, results_paths
+from routing.errors import UserError
+from routing.pool import ModelPool
+from routing.router import Router
+
+log = logging.getLogger(__name__)
+
+MODES: tuple[str, ...] = ("route", "answer", "compare")
+DEFAULT_CHUNK_SIZE = 64
+#: Cost estimates: characters per token of a prompt, and the answer length assumed when a
+#: row was not answered (route mode).
+CHARS_PER_TOKEN = 4
+ASSUMED_ANSWER_TOKENS = 300
+HISTOGRAM_BINS = 10
+
+#: (rows done so far, including resumed ones; rows in the input)
+ProgressFn = Callable[[int, int], None]
+#: prompt -> compare-all result in the /query-compare shape
+CompareFn = Callable[[str], dict[str, Any]]
+
+
+def check_mode(mode: str) -> str:
+    mode = (mode or "route").strip().lower()
+    if mode not in MODES:
+        raise UserError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
+    return mode
+
+
+# --------------------------------------------------------------------------- compare mode
+
+def default_compare_fn(router: Router, *, log_outcomes: bool = True) -> CompareFn:
+    """Compare-all of the Compare tab (``routing.compare.compare_all``) for one row.
+
+    Every comparison is appended to the outcome log in ``settings.data_dir`` (training data),
+    as in the Compare all tab. No local-model stand-in: without a key the row fails and says so.
+    """
+    from routing.compare import compare_all
+    from routing.outcome_log import OutcomeLog
+
+    outcome_log = OutcomeLog.for_settings(router.settings) if log_outcomes else None
+
+    def compare(prompt: str) -> dict[str, Any]:
+        return compare_all(router, prompt, outcome_log=outcome_log, local_fallback=False).to_dict()
+
+    return compare
+
+
+# --------------------------------------------------------------------------- rows
+
+def _base_record(row: InputRow) -> dict[str, Any]:
+    return {"row": row.index, "prompt_hash": row.hash, "prompt": row.prompt, "input": row.fields,
+            "status": "ok", "error": None}
+
+
+def _selection_fields(sel) -> dict[str, Any]:
+    return {"selected_model": sel.selected_model, "confidence": round(float(sel.confidence), 4),
+            "runner_up": sel.runner_up, "selector": sel.selector,
+            "scores": {k: round(float(v), 4) for k, v in sel.scores.items()}}
+
+
+def _failed(record: dict[str, Any], error: str) -> dict[str, Any]:
+    record.update(status="failed", error=error)
+    return record
+
+
+def route_rows(router: Router, rows: Sequence[InputRow], *, cost_weight: float = 0.0) -> list[dict[str, Any]]:
+    """Route-only records for a chunk: one batched selector pass over the valid prompts."""
+    records = [_base_record(r) for r in rows]
+    valid: list[int] = []
+    for i, row in enumerate(rows):
+        try:
+            router.validate_prompt(row.prompt)
+            valid.append(i)
+        except UserError as exc:
+            _failed(records[i], str(exc))
+    if not valid:
+        return records
+    try:
+        selections = router.route_many([rows[i].prompt for i in valid], cost_weight=cost_weight)
+    except Exception:  # noqa: BLE001 - retry one by one so only the bad rows fail
+        log.exception("batched routing failed; routing the chunk row by row")
+        for i in valid:
+            try:
+                records[i].update(_selection_fields(router.route(rows[i].prompt, cost_weight=cost_weight)))
+            except Exception as exc:  # noqa: BLE001
+                _failed(records[i], str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")
+        return records
+    for i, sel in zip(valid, selections):
+        records[i].update(_selection_fields(sel))
+    return records
+
+
+def answer_row(router: Router, row: InputRow, *, cost_weight: float = 0.0) -> dict[str, Any]:
+    """Route and answer one row; any failure is recorded in the row, never raised."""
+    record = _base_record(row)
+    try:
+        result = router.ask(row.prompt, cost_weight=cost_weight)
+    except UserError as exc:
+        return _failed(record, str(exc))
+    except Exception as exc:  # noqa: BLE001 - one failing row never aborts the batch
+        log.exception("batch row %s failed", row.index)
+        return _failed(record, f"{type(exc).__name__}: {exc}")
+    record.update(selected_model=result.selected_model, confidence=result.selection_confidence,
+                  runner_up=(result.ranking[1] if len(result.ranking) > 1 else None), selector=result.selector,
+                  scores=result.scores, response=result.response, answered_by=result.answered_by,
+                  usage=result.usage, cost_usd=result.cost_usd, latency_ms=result.latency_ms,
+                  fallbacks=len([f for f in result.fallbacks if not f.get("skipped")]), notice=result.notice)
+    return record
+
+
+def compare_row(router: Router, row: InputRow, compare_fn: CompareFn) -> dict[str, Any]:
+    """Every model answers one row; the row fails only when no model answered."""
+    record = _base_record(row)
+    try:
+        router.validate_prompt(row.prompt)
+        selection = router.route(row.prompt)
+        record.update(_selection_fields(selection))
+        result = compare_fn(row.prompt)
+    except UserError as exc:
+        return _failed(record, str(exc))
+    except Exception as exc:  # noqa: BLE001
+        log.exception("batch row %s failed", row.index)
+        return _failed(record, f"{type(exc).__name__}: {exc}")
+    per_model = {}
+    for model_id, r in (result.get("results") or {}).items():
+        usage = r.get("usage") or {}
+        per_model[model_id] = {"response": r.get("response"), "total": r.get("total"),
+                               "cost_usd": r.get("cost_usd"), "latency_ms": r.get("latency_ms"),
+                               "tokens": usage.get("total_tokens"), "error": r.get("error")}
+    record.update(compare=per_model, best_model=result.get("best_model"),
+                  router_correct=result.get("router_correct"))
+    if not any(r["error"] is None for r in per_model.values()):
+        errors = "; ".join(f"{m}: {r['error']}" for m, r in per_model.items())
+        _failed(record, f"no model answered ({errors})")
+    return record
+
+
+# --------------------------------------------------------------------------- runner
+
+@dataclass
+class BatchRun:
+    """What one call of :func:`run_batch` did (the summary comes from :func:`summarize`)."""
+
+    processed: int       # rows done by this run
+    skipped: int         # rows already in the results file (resumed)
+    elapsed_s: float
+
+
+def run_batch(router: Router, source: BatchFile, store: ResultsStore, *, mode: str = "route",
+              chunk_size: int = DEFAULT_CHUNK_SIZE, cost_weight: float = 0.0,
+              progress: ProgressFn | None = None, workers: int | None = None,
+              compare_fn: CompareFn | None = None) -> BatchRun:
+    """Run every row of ``source`` not yet in ``store``; each finished row is appended at once."""
+    mode = check_mode(mode)
+    if chunk_size < 1:
+        raise UserError(f"chunk size must be at least 1, got {chunk_size}.")
+    if not 0.0 <= float(cost_weight) <= 1.0:
+        raise UserError(f"cost_weight must be between 0 (pure quality) and 1 (cheapest), got {cost_weight}.")
+    workers = max(1, workers or router.settings.compare_concurrency)
+    done = store.check_matches(source)
+    if mode == "compare" and compare_fn is None:
+        compare_fn = default_compare_fn(router)
+    start = time.monotonic()
+    finished = len(done)
+    processed = 0
+    if progress:
+        progress(finished, source.rows)
+    executor = ThreadPoolExecutor(max_workers=workers) if mode == "answer" else None
+    try:
+        for chunk in source.iter_chunks(chunk_size):
+            todo = [r for r in chunk if r.index not in done]
+            if not todo:
+                continue
+            if mode == "route":
+                records = route_rows(router, todo, cost_weight=cost_weight)
+                store.append(records)
+                finished += len(records)
+                processed += len(records)
+                if progress:
+                    progress(finished, source.rows)
+                continue
+            for record in _run_rows(router, todo, mode, cost_weight, executor, compare_fn):
+                store.append([record])
+                finished += 1
+                processed += 1
+                if progress:
+                    progress(finished, source.rows)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+    return BatchRun(processed=processed, skipped=len(done), elapsed_s=time.monotonic() - start)
+
+
+def _run_rows(router: Router, rows: list[InputRow], mode: str, cost_weight: float,
+              executor: ThreadPoolExecutor | None, compare_fn: CompareFn | None) -> Iterator[dict[str, Any]]:
+    """Records as rows finish (answer: concurrently, in completion order; compare: one by one)."""
+    if mode == "compare":
+        assert compare_fn is not None
+        for row in rows:
+            yield compare_row(router, row, compare_fn)
+        return
+    assert executor is not None
+    futures = [executor.submit(answer_row, router, row, cost_weight=cost_weight) for row in rows]
+    for future in as_completed(futures):
+        yield future.result()
+
+
+# --------------------------------------------------------------------------- summary
+
+def estimate_tokens(prompt: str) -> int:
+    """Rough token count of a prompt (~4 characters per token)."""
+    return max(1, math.ceil(len(prompt) / CHARS_PER_TOKEN))
+
+
+def _price(pool: ModelPool, model_id: str, tokens_in: int, tokens_out: int) -> float:
+    try:
+        spec = pool.get(model_id)
+    except Exception:  # noqa: BLE001 - e.g. the local answerer is not a pool model: free
+        return 0.0
+    return (tokens_in * spec.input_price_per_m + tokens_out * spec.output_price_per_m) / 1e6
+
+
+def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", total_rows: int | None = None,
+              answer_tokens: int = ASSUMED_ANSWER_TOKENS) -> dict[str, Any]:
+    """Summary of a results file (streamed): counts, traffic share, confidence histogram, cost.
+
+    Cost compares the routed batch with sending every row to the priciest and to the
+    cheapest pool model (blended price), with the same token counts for all three: the real
+    usage where a row was answered, else prompt length / 4 and ``answer_tokens``.
+    """
+    ids = pool.ids
+    prices = pool.prices()
+    priciest = max(ids, key=lambda m: (prices[m], -ids.index(m)))
+    cheapest = min(ids, key=lambda m: (prices[m], ids.index(m)))
+    traffic: Counter[str] = Counter()
+    answered_by: Counter[str] = Counter()
+    confidences: list[float] = []
+    processed = ok = failed = 0
+    real_cost = 0.0
+    real_cost_rows = 0
+    cost = {"routed": 0.0, "all_priciest": 0.0, "all_cheapest": 0.0}
+    tokens_estimated = 0
+    errors: list[dict[str, Any]] = []
+    router_correct = compared = 0
+    best_counts: Counter[str] = Counter()
+    for record in store.iter_records():
+        processed += 1
+        if record.get("status") != "ok":
+            failed += 1
+            if len(errors) < 10:
+                errors.append({"row": record.get("row"), "error": record.get("error")})
+            continue
+        ok += 1
+        chosen = record.get("selected_model")
+        if chosen:
+            traffic[chosen] += 1
+            confidences.append(float(record.get("confidence") or 0.0))
+        usage = record.get("usage") or {}
+        if usage.get("prompt_tokens") is not None and usage.get("completion_tokens") is not None:
+            t_in, t_out = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+        else:
+            t_in, t_out = estimate_tokens(record.get("prompt") or ""), answer_tokens
+            tokens_estimated += 1
+        routed_to = record.get("answered_by") or chosen
+        if record.get("answered_by"):
+            answered_by[record["answered_by"]] += 1
+        if record.get("cost_usd") is not None:
+            real_cost += float(record["cost_usd"])
+            real_cost_rows += 1
+        if routed_to:
+            cost["routed"] += _price(pool, routed_to, t_in, t_out)
+        cost["all_priciest"] += _price(pool, priciest, t_in, t_out)
+        cost["all_cheapest"] += _price(pool, cheapest, t_in, t_out)
+        if record.get("best_model"):
+            compared += 1
+            best_counts[record["best_model"]] += 1
+            router_correct += bool(record.get("router_correct"))
+    counts, edges = np.histogram(confidences, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+    routed_total = sum(traffic.values())
+    summary: dict[str, Any] = {
+        "mode": mode,
+        "rows": total_rows if total_rows is not None else processed,
+        "processed": processed,
+        "ok": ok,
+        "failed": failed,
+        "traffic": {m: traffic.get(m, 0) for m in ids},
+        "traffic_share": {m: round(traffic.get(m, 0) / routed_total, 4) if routed_total else 0.0 for m in ids},
+        "confidence": {
+            "mean": round(float(np.mean(confidences)), 4) if confidences else None,
+            "bin_edges": [round(float(e), 2) for e in edges],
+            "counts": [int(c) for c in counts],
+        },
+        "cost_estimate_usd": {
+            **{k: round(v, 6) for k, v in cost.items()},
+            "priciest_model": priciest,
+            "cheapest_model": cheapest,
+            "rows_with_estimated_tokens": tokens_estimated,
+            "assumed_answer_tokens": answer_tokens,
+            "chars_per_token": CHARS_PER_TOKEN,
+        },
+        "errors": errors,
+    }
+    if answered_by:
+        summary["answered_by"] = dict(answered_by)
+    if real_cost_rows:
+        summary["actual_cost_usd"] = round(real_cost, 6)
+    if compared:
+        summary["compare"] = {"rows": compared, "best_model": dict(best_counts),
+                              "router_agrees": round(router_correct / compared, 4)}
+    return summary
+
+
+# --------------------------------------------------------------------------- CSV
+
+def csv_columns(mode: str, input_columns: Sequence[str], pool_ids: Sequence[str]) -> list[str]:
+    """Columns of the results CSV: the input's columns, then the mode's result columns."""
+    out = ["row", "status", "selected_model", "confidence", "runner_up", "selector"]
+    out += [f"score_{m}" for m in pool_ids]
+    if mode == "answer":
+        out += ["response", "answered_by", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd",
+                "latency_ms", "fallbacks", "notice"]
+    elif mode == "compare":
+        for m in pool_ids:
+            out += [f"{m}_total", f"{m}_cost_usd", f"{m}_latency_ms", f"{m}_tokens", f"{m}_error", f"{m}_response"]
+        out += ["best_model", "router_correct"]
+    out.append("error")
+    return [_input_name(c, out) for c in input_columns] + out
+
+
+def _input_name(column: str, taken: Sequence[str]) -> str:
+    return f"input_{column}" if column in taken else column
+
+
+def flatten_record(record: dict[str, Any], result_columns: Sequence[str]) -> dict[str, Any]:
+    """One CSV row from a results record (input columns keep their names unless they clash)."""
+    flat: dict[str, Any] = {_input_name(k, result_columns): v for k, v in (record.get("input") or {}).items()}
+    for key in ("row", "status", "selected_model", "confidence", "runner_up", "selector", "response",
+                "answered_by", "cost_usd", "latency_ms", "fallbacks", "notice", "best_model", "router_correct",
+                "error"):
+        if key in record:
+            flat[key] = record[key]
+    for model_id, score in (record.get("scores") or {}).items():
+        flat[f"score_{model_id}"] = score
+    for key, value in (record.get("usage") or {}).items():
+        flat[key] = value
+    for model_id, r in (record.get("compare") or {}).items():
+        for key, value in r.items():
+            flat[f"{model_id}_{key}"] = value
+    return flat
+
+
+def write_csv(store: ResultsStore, csv_path: str | Path, mode: str, input_columns: Sequence[str],
+              pool_ids: Sequence[str]) -> Path:
+    """The downloadable CSV (formulas neutralised) made from the JSONL results."""
+    columns = csv_columns(mode, input_columns, pool_ids)
+    result_columns = columns[len(input_columns):]
+    return store.to_csv(csv_path, columns, lambda r: flatten_record(r, result_columns))
+
+
+# --------------------------------------------------------------------------- one call
+
+def job_results_path(data_dir: str | Path, input_path: str | Path, mode: str, prompt_column: str | None) -> Path:
+    """Where the app keeps one batch's results: named by the input's content, mode and column.
+
+    Uploading the same file again with the same choices finds the same results file, so a
+    batch interrupted by a closed browser or a restart resumes instead of starting over.
+    """
+    digest = hashlib.sha256()
+    with Path(input_path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(f"\0{check_mode(mode)}\0{prompt_column or ''}".encode("utf-8"))
+    return Path(data_dir) / "batch" / digest.hexdigest()[:20] / "results.jsonl"
+
+
+def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: str = "route",
+             prompt_column: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, cost_weight: float = 0.0,
+             max_rows: int | None = None, max_mb: float | None = None, progress: ProgressFn | None = None,
+             workers: int | None = None, compare_fn: CompareFn | None = None) -> dict[str, Any]:
+    """Check the input, run (or resume) the batch, write the CSV, and return the summary.
+
+    The summary also names the files: ``results_jsonl`` and ``results_csv``.
+    """
+    from filelock import FileLock, Timeout
+
+    mode = check_mode(mode)
+    source = open_batch_file(input_path, prompt_column=prompt_column, max_rows=max_rows, max_mb=max_mb)
+    jsonl_path, csv_path = results_paths(out)
+    jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(jsonl_path) + ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(f"This batch is already running ({jsonl_path.name}); wait for it to finish.") from None
+    try:
+        store = ResultsStore(jsonl_path)
+        run = run_batch(router, source, store, mode=mode, chunk_size=chunk_size, cost_weight=cost_weight,
+                        progress=progress, workers=workers, compare_fn=compare_fn)
+        write_csv(store, csv_path, mode, source.columns, router.pool.ids)
+        summary = summarize(store, router.pool, mode=mode, total_rows=source.rows)
+    finally:
+        lock.release()
+    summary.update(
+        input=str(source.path), prompt_column=source.prompt_column, columns=source.columns,
+        resumed_rows=run.skipped, processed_this_run=run.processed, elapsed_s=round(run.elapsed_s, 3),
+        rows_per_s=round(run.processed / run.elapsed_s, 1) if run.elapsed_s > 0 and run.processed else None,
+        results_jsonl=str(jsonl_path), results_csv=str(csv_path),
+    )
+    return summary
+
+
+# --------------------------------------------------------------------------- command line
+
+def _format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"rows: {summary['rows']}  ok: {summary['ok']}  failed: {summary['failed']}  "
+             f"resumed: {summary['resumed_rows']}  this run: {summary['processed_this_run']} in "
+             f"{summary['elapsed_s']:.1f} s" + (f" ({summary['rows_per_s']} rows/s)" if summary.get("rows_per_s") else "")]
+    lines.append("traffic: " + ", ".join(f"{m} {s:.0%}" for m, s in summary["traffic_share"].items()))
+    if summary["confidence"]["mean"] is not None:
+        lines.append(f"mean confidence: {summary['confidence']['mean']:.2f}")
+    c = summary["cost_estimate_usd"]
+    lines.append(f"estimated cost: routed ${c['routed']:.4f} vs all-{c['priciest_model']} ${c['all_priciest']:.4f} "
+                 f"vs all-{c['cheapest_model']} ${c['all_cheapest']:.4f}")
+    if "actual_cost_usd" in summary:
+        lines.append(f"actual cost reported by providers: ${summary['actual_cost_usd']:.4f}")
+    for e in summary["errors"][:5]:
+        lines.append(f"row {e['row']} failed: {e['error']}")
+    lines.append(f"results: {summary['results_csv']} (and {summary['results_jsonl']})")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from routing.service import RouterService
+    from routing.settings import get_settings
+
+    parser = argparse.ArgumentParser(prog="python -m routing.batch",
+                                     description="Route (and optionally answer) every prompt of a CSV or JSONL file.")
+    parser.add_argument("input", help="CSV with a prompt/text/question column, or JSONL")
+    parser.add_argument("--out", required=True, help="results file (x.csv or x.jsonl: both are written); "
+                                                     "an existing one is resumed")
+    parser.add_argument("--mode", choices=MODES, default="route")
+    parser.add_argument("--column", default=None, help="the prompt column (default: found by name)")
+    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="rows per selector pass")
+    parser.add_argument("--cost-weight", type=float, default=0.0, help="0 = best quality ... 1 = cheapest")
+    parser.add_argument("--workers", type=int, default=None, help="rows answered at once (answer mode)")
+    parser.add_argument("--max-rows", type=int, default=None, help="row limit (default ROUTER_BATCH_MAX_ROWS; 0: none)")
+    parser.add_argument("--max-mb", type=float, default=None, help="size limit (default ROUTER_BATCH_MAX_MB; 0: none)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    settings = get_settings()
+    bar = None
+    try:
+        service = RouterService(settings, background=False)
+        for warning in service.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        bar = tqdm(unit="row", desc=args.mode, dynamic_ncols=True)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        summary = run_file(
+            service.router, args.input, args.out, mode=args.mode, prompt_column=args.column,
+            chunk_size=args.chunk_size, cost_weight=args.cost_weight, workers=args.workers, progress=progress,
+            max_rows=settings.batch_max_rows if args.max_rows is None else args.max_rows,
+            max_mb=settings.batch_max_mb if args.max_mb is None else args.max_mb,
+        )
+    except UserError as exc:
+        if bar is not None:
+            bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        print("interrupted: rerun the same command to resume where it stopped", file=sys.stderr)
+        return 130
+    bar.close()
+    print(json.dumps(summary, indent=2) if args.json else _format_summary(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Batch tab: upload a CSV or JSONL of prompts, route (answer, compare) them all, download results.
+
+API: /batch-query (``file`` upload or ``prompts`` list, ``mode``) returns the summary and the CSV.
+The work is done by routing/batch.py; results live under ``settings.data_dir/batch/`` and
+an interrupted batch resumes when the same file is run again with the same choices.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import gradio as gr
+import pandas as pd
+from gradio.data_classes import FileData
+
+from routing.batch import MODES, job_results_path, run_file
+from routing.batch_charts import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
+from routing.batch_io import read_columns, results_paths, write_prompts_file
+from routing.errors import UserError
+from routing.service import RouterService
+from ui.common import user_errors
+
+MODE_CHOICES = [("Route only (no API calls, no key needed)", "route"),
+                ("Route and answer", "answer"),
+                ("Compare all models (every model answers every row)", "compare")]
+FILE_TYPES = [".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json"]
+PREVIEW_ROWS = 50
+MAX_API_PROMPTS_MB = 20.0
+
+ProgressFn = Callable[[int, int], None]
+
+
+def _download_dir() -> Path:
+    from gradio.utils import get_upload_folder
+
+    Path(get_upload_folder()).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="batch-results-", dir=get_upload_folder()))
+
+
+def run_batch_job(service: RouterService, input_path: str | Path, *, mode: str = "route",
+                  prompt_column: str | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Run (or resume) a batch for the app: results under data_dir/batch, copies for download.
+
+    Returns the summary with ``download_csv`` and ``download_jsonl``: copies in a fresh folder
+    under Gradio's upload folder (which Gradio serves, also to API clients, whatever
+    ``ROUTER_DATA_DIR`` is), named after the input.
+    """
+    settings = service.settings
+    out = job_results_path(settings.data_dir, input_path, mode, prompt_column)
+    summary = run_file(service.router, input_path, out, mode=mode, prompt_column=prompt_column,
+                       max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb, progress=progress)
+    jsonl_path, csv_path = results_paths(out)
+    stem = Path(input_path).stem or "batch"
+    downloads = _download_dir()
+    summary["download_csv"] = str(shutil.copyfile(csv_path, downloads / f"{stem}-{mode}-results.csv"))
+    summary["download_jsonl"] = str(shutil.copyfile(jsonl_path, downloads / f"{stem}-{mode}-results.jsonl"))
+    return summary
+
+
+SERVER_PATH_KEYS = ("input", "results_jsonl", "results_csv", "download_csv", "download_jsonl")
+
+
+def public_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary without server-side paths (what users and API clients see)."""
+    return {k: v for k, v in summary.items() if k not in SERVER_PATH_KEYS}
+
+
+def summary_markdown(summary: dict[str, Any], pool) -> str:
+    """A short human summary of a finished batch."""
+    lines = [f"### Done: {summary['rows']:,} rows · {summary['ok']:,} ok · {summary['failed']:,} failed"]
+    if summary.get("resumed_rows"):
+        lines.append(f"Resumed: {summary['resumed_rows']:,} rows were already done and were not redone.")
+    if summary.get("processed_this_run"):
+        lines.append(f"This run: {summary['processed_this_run']:,} rows in {summary['elapsed_s']:.1f} s.")
+    share = sorted(summary["traffic_share"].items(), key=lambda kv: -kv[1])
+    lines.append("Traffic: " + " · ".join(f"**{pool.get(m).display_name}** {s:.0%}" for m, s in share if s > 0))
+    c = summary["cost_estimate_usd"]
+    lines.append(f"Estimated cost: routed **${c['routed']:.4f}** against ${c['all_priciest']:.4f} all to "
+                 f"{pool.get(c['priciest_model']).display_name} and ${c['all_cheapest']:.4f} all to "
+                 f"{pool.get(c['cheapest_model']).display_name}"
+                 + (f" ({c['rows_with_estimated_tokens']:,} rows estimated at ~{c['chars_per_token']} characters "
+                    f"per token and {c['assumed_answer_tokens']} answer tokens)." if c["rows_with_estimated_tokens"] else "."))
+    if "actual_cost_usd" in summary:
+        lines.append(f"Cost reported by the providers: ${summary['actual_cost_usd']:.4f}.")
+    if summary.get("compare"):
+        cmp = summary["compare"]
+        lines.append(f"Compare: the router's pick was the evaluator's best on {cmp['router_agrees']:.0%} of "
+                     f"{cmp['rows']:,} rows.")
+    for e in summary.get("errors", [])[:5]:
+        lines.append(f"⚠️ row {e['row'] + 1 if isinstance(e['row'], int) else e['row']}: {e['error']}")
+    return "\n\n".join(lines)
+
+
+def _preview(csv_path: str | Path, rows: int = PREVIEW_ROWS) -> pd.DataFrame:
+    return pd.read_csv(csv_path, nrows=rows, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+
+
+def build_batch_tab(service: RouterService) -> None:
+    """The Batch tab: upload, column chooser, mode, progress, preview, downloads, charts."""
+    settings = service.settings
+    pool = service.pool
+
+    @user_errors
+    def on_upload(path: str | None):
+        if not path:
+            return gr.update(choices=[], value=None), None, ""
+        columns, detected = read_columns(path, max_mb=settings.batch_max_mb)
+        note = (f"Prompt column found: **{detected}**. Other columns are kept in the results." if detected else
+                f"No column named prompt, text or question: choose the prompt column. Columns: {', '.join(columns)}.")
+        return gr.update(choices=columns, value=detected), _preview_input(path), note
+
+    def _preview_input(path: str) -> pd.DataFrame | None:
+        try:
+            if Path(path).suffix.lower() in (".jsonl", ".ndjson", ".json"):
+                return pd.read_json(path, lines=True, nrows=10, dtype=False).astype(str)
+            return pd.read_csv(path, nrows=10, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                               sep=None, engine="python")
+        except Exception:  # noqa: BLE001 - a preview is optional; the run reports real problems
+            return None
+
+    @user_errors
+    def run(path: str | None, column: str | None, mode: str, progress=gr.Progress()):
+        if not path:
+            raise UserError("Upload a CSV or JSONL file with a prompt column first.")
+        progress(0, desc="Checking the file…")
+
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc="rows", unit="rows")
+
+        summary = run_batch_job(service, path, mode=mode or "route", prompt_column=column or None, progress=report)
+        files = [summary["download_csv"], summary["download_jsonl"]]
+        return (summary_markdown(summary, pool), _preview(summary["download_csv"]), files,
+                traffic_share_figure(summary, pool), confidence_histogram_figure(summary),
+                cost_comparison_figure(summary, pool), public_summary(summary))
+
+    with gr.Tab("Batch", id="batch"):
+        gr.Markdown(
+            "Upload a CSV (a column named `prompt`, `text` or `question`, or choose one) or JSONL. "
+            "**Route only** needs no key and makes no API calls. Results are saved as they are produced: "
+            f"running the same file again resumes an interrupted batch. Limits: {settings.batch_max_rows:,} rows, "
+            f"{settings.batch_max_mb:g} MB; for larger files use `python -m routing.batch INPUT --out OUTPUT`."
+        )
+        with gr.Row():
+            upload = gr.File(label="CSV or JSONL file", file_types=FILE_TYPES, type="filepath", elem_id="batch-file")
+            with gr.Column():
+                column = gr.Dropdown(choices=[], value=None, label="Prompt column", elem_id="batch-column",
+                                     info="Found by name; change it if the prompts are in another column")
+                mode = gr.Radio(MODE_CHOICES, value="route", label="Mode", elem_id="batch-mode")
+                button = gr.Button("Run batch", variant="primary", elem_id="batch-run")
+        note = gr.Markdown(elem_id="batch-note")
+        status = gr.Markdown(elem_id="batch-status")
+        preview = gr.Dataframe(label=f"Preview (first {PREVIEW_ROWS} rows)", interactive=False, wrap=True,
+                               elem_id="batch-preview")
+        downloads = gr.File(label="Results (CSV and JSONL)", file_count="multiple", interactive=False,
+                            elem_id="batch-downloads")
+        with gr.Row():
+            traffic = gr.Plot(label="Traffic per model", elem_id="batch-traffic")
+            confidence = gr.Plot(label="Confidence", elem_id="batch-confidence")
+            cost = gr.Plot(label="Cost", elem_id="batch-cost")
+        with gr.Accordion("Summary (JSON, as /batch-query returns)", open=False):
+            summary = gr.JSON()
+        upload.change(on_upload, [upload], [column, preview, note], api_name="batch-upload",
+                      api_visibility="private")
+        button.click(run, [upload, column, mode], [status, preview, downloads, traffic, confidence, cost, summary],
+                     api_name="batch-run", api_visibility="private", show_progress_on=[status],
+                     concurrency_limit=2, concurrency_id="batch")
+
+
+def uploaded_path(file: Any) -> Path:
+    """The server path of a file sent with ``gradio_client.handle_file`` (it must be an upload)."""
+    from gradio.utils import get_upload_folder
+
+    raw = file.get("path") if isinstance(file, dict) else getattr(file, "path", file)
+    if not raw or not isinstance(raw, str):
+        raise UserError("`file` must be an upload: send it with gradio_client.handle_file(path).")
+    path = Path(raw).resolve()
+    if not path.is_relative_to(Path(get_upload_folder()).resolve()):
+        raise UserError("`file` must be an upload: send it with gradio_client.handle_file(path); "
+                        "server paths are not accepted.")
+    return path
+
+
+def add_batch_api(service: RouterService) -> None:
+    """Register /batch-query."""
+    settings = service.settings
+
+    @user_errors
+    def batch_query(file: FileData | None = None, prompts: list[str] | None = None,
+                    mode: str = "route", prompt_column: str | None = None) -> tuple[dict, FileData]:
+        """Route (mode "route"), answer ("answer") or compare-all ("compare") a batch of prompts.
+
+        Give `file` (a CSV with a prompt/text/question column, or JSONL; upload it with
+        gradio_client.handle_file) or `prompts` (a list of strings). Returns the summary (traffic
+        share per model, confidence histogram, estimated cost, failed rows) and the results CSV.
+        """
+        if mode not in MODES:
+            raise UserError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
+        if file is not None and prompts:
+            raise UserError("Give either `file` or `prompts`, not both.")
+        if file is not None:
+            path = uploaded_path(file)
+        elif prompts:
+            if not isinstance(prompts, list):
+                raise UserError("`prompts` must be a list of strings.")
+            if settings.batch_max_rows and len(prompts) > settings.batch_max_rows:
+                raise UserError(f"{len(prompts):,} prompts; the limit is {settings.batch_max_rows:,} "
+                                "(ROUTER_BATCH_MAX_ROWS).")
+            path = write_prompts_file(prompts, _download_dir() / "prompts.jsonl")
+        else:
+            raise UserError("Give `file` (a CSV or JSONL upload) or `prompts` (a list of strings).")
+        summary = run_batch_job(service, path, mode=mode, prompt_column=prompt_column)
+        return public_summary(summary), FileData(path=summary["download_csv"],
+                                                 orig_name=Path(summary["download_csv"]).name)
+
+    gr.api(batch_query, api_name="batch-query", concurrency_limit=2, concurrency_id="batch")
+
+
+__all__ = ["build_batch_tab", "add_batch_api", "run_batch_job", "summary_markdown", "public_summary",
+           "uploaded_path"]

@@ -1,0 +1,132 @@
+"""Selection testing tab: how often does the selector pick the model a user would expect?
+
+API: /test-selection (built-in samples, pasted ``samples`` or an uploaded ``file``) returns JSON.
+The work is done by routing/selection_test.py.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import weakref
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+from gradio.data_classes import FileData
+
+from routing.batch_charts import confusion_matrix_figure
+from routing.errors import UserError
+from routing.selection_test import BUILTIN_SAMPLES, SelectionTester, builtin_samples, load_samples, parse_pasted_samples
+from routing.service import RouterService
+from ui.batch_tab import uploaded_path
+from ui.common import user_errors
+
+SOURCES = ["Built-in samples", "Pasted samples", "Uploaded file"]
+PASTE_EXAMPLE = ('{"text": "Write a haiku about autumn", "expected": "creative"}\n'
+                 '{"text": "Integrate x^2 from 0 to 3", "expected": "qwen2.5"}')
+
+
+_TESTERS: "weakref.WeakKeyDictionary[RouterService, SelectionTester]" = weakref.WeakKeyDictionary()
+
+
+def _tester(service: RouterService) -> SelectionTester:
+    """One tester per service, so the learned selector is loaded once, not per request."""
+    if service not in _TESTERS:
+        _TESTERS[service] = SelectionTester(service.settings, service.pool, active=service.selector)
+    return _TESTERS[service]
+
+
+def run_selection(service: RouterService, *, samples_text: str = "", file_path: str | Path | None = None) -> dict[str, Any]:
+    """Samples from an upload, else pasted text, else the built-in set; every selector's result."""
+    pool = service.pool
+    if file_path:
+        samples, source = load_samples(file_path, pool), Path(file_path).name
+    elif samples_text and samples_text.strip():
+        samples, source = parse_pasted_samples(samples_text, pool, tempfile.mkdtemp(prefix="samples-")), "pasted"
+    else:
+        samples, source = builtin_samples(pool), BUILTIN_SAMPLES.name
+    return _tester(service).run(samples, source=source)
+
+
+def summary_markdown(result: dict[str, Any]) -> str:
+    lines = [f"### {result['samples']} samples ({result['source']})"]
+    for name, r in result["selectors"].items():
+        lat = r["latency_ms"]
+        lines.append(f"**{name}**: accuracy **{r['accuracy']:.0%}** ({r['correct']}/{r['samples']}) · "
+                     f"routing latency median {lat['median']:.2f} ms, p95 {lat['p95']:.2f} ms per prompt")
+    if result.get("learned_unavailable"):
+        lines.append(f"ℹ️ {result['learned_unavailable']}")
+    elif len(result["selectors"]) == 2:
+        lines.append(f"The two selectors disagree on {len(result['disagreements'])} of {result['samples']} prompts.")
+    return "\n\n".join(lines)
+
+
+def decisions_table(result: dict[str, Any]) -> pd.DataFrame:
+    rows = []
+    for name, r in result["selectors"].items():
+        for d in r["decisions"]:
+            rows.append({"selector": name, "prompt": d["text"], "expected": d["expected"],
+                         "selected": d["selected"], "correct": "✓" if d["correct"] else "✗",
+                         "confidence": d["confidence"], "runner-up": d["runner_up"], "ms": d["latency_ms"]})
+    return pd.DataFrame(rows)
+
+
+def build_selection_tab(service: RouterService) -> None:
+    """The Selection testing tab."""
+    pool = service.pool
+
+    @user_errors
+    def run(source: str, pasted: str, upload: str | None):
+        if source == SOURCES[2] and not upload:
+            raise UserError("Upload a CSV or JSONL with text and expected (model id or category) columns first.")
+        if source == SOURCES[1] and not (pasted or "").strip():
+            raise UserError("Paste samples first (JSONL or CSV with text and expected columns).")
+        result = run_selection(service, samples_text=pasted if source == SOURCES[1] else "",
+                               file_path=upload if source == SOURCES[2] else None)
+        names = list(result["selectors"])
+        figs = [confusion_matrix_figure(result["selectors"][n], pool) for n in names]
+        learned_fig = figs[1] if len(figs) > 1 else None
+        disagreements = pd.DataFrame(result["disagreements"]) if result["disagreements"] else None
+        return (summary_markdown(result), decisions_table(result), figs[0], gr.update(value=learned_fig,
+                visible=learned_fig is not None), disagreements, result)
+
+    with gr.Tab("Selection testing", id="selection"):
+        gr.Markdown("Run the selector over prompts labelled with the model (or category) a user would expect: "
+                    "accuracy, a confusion matrix, per-prompt routing latency, and the rule-based and learned "
+                    "selectors side by side where both exist. A category maps to the model the pool file gives it.")
+        with gr.Row():
+            source = gr.Radio(SOURCES, value=SOURCES[0], label="Samples", elem_id="selection-source")
+            upload = gr.File(label="CSV or JSONL (text, expected)", type="filepath",
+                             file_types=[".csv", ".jsonl", ".json", ".tsv"], elem_id="selection-file")
+        pasted = gr.Textbox(label="Pasted samples (JSONL or CSV with a header)", lines=4,
+                            placeholder=PASTE_EXAMPLE, elem_id="selection-pasted")
+        button = gr.Button("Test selection", variant="primary", elem_id="selection-run")
+        status = gr.Markdown(elem_id="selection-status")
+        with gr.Row():
+            rules_plot = gr.Plot(label="Confusion matrix", elem_id="selection-confusion")
+            learned_plot = gr.Plot(label="Confusion matrix (learned)", visible=False, elem_id="selection-confusion-2")
+        disagreements = gr.Dataframe(label="Prompts the selectors disagree on", interactive=False, wrap=True,
+                                     elem_id="selection-disagreements")
+        decisions = gr.Dataframe(label="Every decision", interactive=False, wrap=True, elem_id="selection-decisions")
+        with gr.Accordion("Result (JSON, as /test-selection returns)", open=False):
+            result = gr.JSON()
+        button.click(run, [source, pasted, upload], [status, decisions, rules_plot, learned_plot, disagreements, result],
+                     api_name="selection-run", api_visibility="private", show_progress_on=[status])
+
+
+def add_selection_api(service: RouterService) -> None:
+    """Register /test-selection."""
+
+    @user_errors
+    def test_selection(samples: str = "", file: FileData | None = None) -> dict:
+        """Test the selector(s) on labelled prompts: the built-in set by default, or `samples` (pasted
+        JSONL/CSV with text and expected model id or category) or `file` (uploaded with handle_file).
+        Returns accuracy, confusion matrix, latency and every decision per selector, and the disagreements."""
+        path = uploaded_path(file) if file is not None else None
+        return run_selection(service, samples_text=samples or "", file_path=path)
+
+    gr.api(test_selection, api_name="test-selection")
+
+
+__all__ = ["build_selection_tab", "add_selection_api", "run_selection"]
