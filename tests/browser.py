@@ -9,11 +9,12 @@ Other tabs' tests reuse ``launch_app`` and ``open_page``:
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from typing import Iterator
 
 import pytest
+
+from tests.app_harness import launch_app  # noqa: F401 - re-exported for browser tests
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update",
@@ -25,19 +26,6 @@ def chromium_path() -> str:
     if not path:
         pytest.skip("Debian chromium is not installed (apt-get install chromium); .ci/run installs it")
     return path
-
-
-@contextlib.contextmanager
-def launch_app(service) -> Iterator[str]:
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from app import build_demo
-
-    demo = build_demo(service)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    try:
-        yield url
-    finally:
-        demo.close()
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from tests.app_harness import launch_app  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
 from tests.protocol_server import ProtocolServer  # noqa: E402
 
@@ -24,16 +25,11 @@ def server():
 
 @pytest.fixture(scope="module")
 def client(server, tmp_path_factory):
-    from app import build_demo
     from routing.service import RouterService
 
     service = RouterService(router_settings(server, tmp_path_factory.mktemp("app")), background=False)
-    demo = build_demo(service)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    try:
+    with launch_app(service) as url:
         yield Client(url, verbose=False)
-    finally:
-        demo.close()
 
 
 def test_public_endpoints_are_exactly_the_documented_ones(client):

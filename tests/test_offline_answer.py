@@ -13,8 +13,8 @@ pytestmark = pytest.mark.slow
 def offline_client(tmp_path_factory):
     from gradio_client import Client
 
-    from app import build_demo
     from routing.service import RouterService
+    from tests.app_harness import launch_app
     from routing.settings import Settings
 
     tmp = tmp_path_factory.mktemp("offline")
@@ -22,12 +22,8 @@ def offline_client(tmp_path_factory):
                         selector="rules", data_dir=tmp / "data", cache_dir=tmp / "cache", local_max_new_tokens=40)
     service = RouterService(settings)  # starts loading the local model in the background
     assert service.local.status()["state"] in {"loading", "ready"}
-    demo = build_demo(service)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    try:
+    with launch_app(service) as url:
         yield Client(url, verbose=False)
-    finally:
-        demo.close()
 
 
 def test_query_without_key_is_answered_locally_and_labelled(offline_client):

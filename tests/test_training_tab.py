@@ -10,33 +10,26 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from tests.app_harness import launch_app  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
 
 BUILTIN = "Built-in corpus, rule labels"
 UPLOADED = "Uploaded prompt file, rule labels"
 
 
-def launch(settings):
-    from app import build_demo
+def service_for(settings):
     from routing.service import RouterService
 
-    service = RouterService(settings, background=False)
-    demo = build_demo(service)
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    return service, demo, Client(url, verbose=False)
+    return RouterService(settings, background=False)
 
 
 def test_training_is_refused_unless_the_owner_enables_it(tmp_path):
-    service, demo, client = launch(router_settings(None, tmp_path))
-    try:
+    with launch_app(service_for(router_settings(None, tmp_path))) as url:
         with pytest.raises(AppError, match="ROUTER_ALLOW_TRAINING=1"):
-            client.predict(data=BUILTIN, api_name="/train")
-    finally:
-        demo.close()
+            Client(url, verbose=False).predict(data=BUILTIN, api_name="/train")
 
 
 def test_tiny_training_run_promotes_a_model_and_the_app_uses_it(tmp_path):
-    from routing.selectors.rules import top_category
     from training.tiny import make_tiny_encoder
 
     corpus = [json.loads(line) for line in open("assets/prompt_corpus.jsonl", encoding="utf-8")][::10]
@@ -46,16 +39,15 @@ def test_tiny_training_run_promotes_a_model_and_the_app_uses_it(tmp_path):
     settings = router_settings(None, tmp_path, allow_training=True, selector="auto",
                                selector_dir=tmp_path / "selector_model",
                                label_encoder_file=tmp_path / "label_encoder.json")
-    service, demo, client = launch(settings)
-    try:
+    service = service_for(settings)
+    with launch_app(service) as url:
+        client = Client(url, verbose=False)
         assert service.selector.name == "rules"  # no learned model yet
         with pytest.raises(AppError, match="Upload a file"):
             client.predict(data=UPLOADED, api_name="/train")
         summary, confusion, loss, result = client.predict(
             data=UPLOADED, upload=handle_file(str(prompts)), base_model=str(base), epochs=1,
             learning_rate=1e-3, batch_size=8, api_name="/train")
-    finally:
-        demo.close()
     assert result["gate"]["promoted"] is True and "promoted" in summary
     assert result["label"]["source"] == "rules"
     assert 0 <= result["metrics"]["accuracy"] <= 1
@@ -63,4 +55,3 @@ def test_tiny_training_run_promotes_a_model_and_the_app_uses_it(tmp_path):
     assert result["loss_history"]
     assert (tmp_path / "selector_model" / "config.json").is_file()
     assert service.selector.name == "learned"
-    assert len(corpus) > 40 and top_category(corpus[0]["text"])
