@@ -87,7 +87,10 @@ def build_selection_tab(service: RouterService) -> None:
         names = list(result["selectors"])
         figs = [confusion_matrix_figure(result["selectors"][n], pool) for n in names]
         learned_fig = figs[1] if len(figs) > 1 else None
-        disagreements = pd.DataFrame(result["disagreements"]) if result["disagreements"] else None
+        disagreements = None
+        if result["disagreements"]:
+            frame = pd.DataFrame(result["disagreements"])
+            disagreements = frame[[c for c in frame.columns if c != "text"] + ["text"]]  # picks first, prompt last
         return (summary_markdown(result), decisions_table(result), figs[0], gr.update(value=learned_fig,
                 visible=learned_fig is not None), disagreements, result)
 
