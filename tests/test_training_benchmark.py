@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 
 from training import routing_metrics as rm
-from training.benchmark import benchmark
-from training.head import HeadConfig, choose_k, knn_predict
+from routing.errors import UserError
+from training.benchmark import VARIANTS, benchmark, choose_variant, fit_variant
+from training.cost_model import CostModel
+from training.head import HeadConfig, LinearProbe, choose_k, knn_predict
+from training.outcomes import OutcomeTable
 
 SUMMARY_KEYS = {"n_train", "n_test", "models", "quality", "ci95", "diff_ci95", "aiq",
                 "cost_share_at_best_single_quality", "apgr", "cpt50", "cpt80"}
@@ -80,6 +83,54 @@ def test_knn_and_k_choice():
     assert pred.tolist() == [[1, 0], [0, 1]]
     k, scores = choose_k(X, T, ks=(1, 2, 8), folds=2)
     assert k in (1, 2) and scores[8] <= scores[k]
+
+
+def test_cost_model_predicts_longer_prompts_cost_more_and_falls_back_without_costs():
+    rng = np.random.default_rng(0)
+    prompts = ["word " * int(n) for n in rng.integers(5, 2000, 200)]
+    X = rng.normal(size=(200, 8))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    chars = np.array([len(p) for p in prompts], float)
+    costs = np.c_[chars * 1e-6 + 1e-4, chars * 1e-8 + 1e-6, np.full(200, np.nan)]
+    costs[::7, 0] = np.nan                                   # missing cells are skipped
+    cm = CostModel().fit(X, prompts, costs)
+    pred = cm.predict(X[:2], ["word " * 10, "word " * 1500])
+    assert pred.shape == (2, 3)
+    assert pred[1, 0] > 3 * pred[0, 0]                        # a long prompt costs more
+    truth = np.array([[50e-6 + 1e-4], [7500e-6 + 1e-4]])
+    assert np.allclose(pred[:, :1], truth, rtol=0.4)       # log-linear fit: rough, right scale
+    assert (pred[:, 0] > pred[:, 1]).all()                   # the pricey model stays pricey
+    assert pred[0, 2] == 0.0                                 # no costs at all: the (nan -> 0) mean
+
+
+def test_linear_probe_ranks_models_by_topic_and_stays_in_unit_range():
+    rng = np.random.default_rng(0)
+    topic = rng.integers(0, 2, 300)
+    X = np.c_[topic, 1 - topic, rng.normal(scale=0.1, size=(300, 4))]
+    T = np.c_[topic, 1 - topic].astype(float)
+    T[::5, 1] = np.nan                                       # missing scores are tolerated
+    probe = LinearProbe().fit(X, T)
+    pred = probe.predict(X[:20])
+    assert pred.min() >= 0 and pred.max() <= 1
+    assert (pred.argmax(1) == 1 - topic[:20]).all()           # model a wins topic 1, model b topic 0
+
+
+def test_selector_variants_fit_and_are_chosen_on_train_only():
+    rng = np.random.default_rng(0)
+    topic = rng.integers(0, 2, 120)
+    X = np.c_[topic, 1 - topic, rng.normal(scale=0.1, size=(120, 4))]
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    T = np.c_[topic, 1 - topic].astype(float)
+    table = OutcomeTable([f"prompt {i}" for i in range(120)], ["a", "b"], T,
+                         np.c_[np.full(120, 2e-3), np.full(120, 1e-4)])
+    with pytest.raises(UserError):
+        fit_variant("cluster+nonsense", X, T, None, None)
+    variant, cv = choose_variant(X, table, np.array([2e-3, 1e-4]), None, None, seed=0,
+                                 variants=("cluster", "linear", "cluster+linear"))
+    assert variant in VARIANTS and set(cv) == {"cluster", "linear", "cluster+linear"}
+    assert all(0 < v <= 1 for v in cv.values())
+    pred = fit_variant("cluster+linear", X, T, None, None).predict(X[:10])
+    assert pred.shape == (10, 2) and (pred.argmax(1) == 1 - topic[:10]).all()
 
 
 def _toy_tables(tmp_path, n_train=80, n_test=40):

@@ -2,8 +2,9 @@
 
 Trains a selector on TRAIN outcome tables (the pipeline's label step on outcomes and its prepare
 step, then per-model success probabilities on the base encoder's embeddings - a multi-resolution
-cluster prior or an MLP success head or both, picked by out-of-fold AIQ on TRAIN) and reports on
-TEST, side by side: random routing, every single model, the best single model (chosen on
+cluster prior, a ridge linear probe, an MLP success head, or an average of them, picked by
+out-of-fold AIQ on TRAIN - and a cost model giving each model's expected cost on each prompt,
+which the cost knob trades against success) and reports on TEST, side by side: random routing, every single model, the best single model (chosen on
 TRAIN), the per-prompt oracle, a kNN router on the base encoder's sentence embeddings (k by
 5-fold CV on TRAIN) and the selector:
 
@@ -33,7 +34,9 @@ from routing.errors import UserError
 from routing.settings import get_settings
 from training import routing_metrics as rm
 from training.embeddings import default_base_model, embed
-from training.head import ClusterConfig, ClusterPrior, HeadConfig, SuccessHead, choose_k, knn_predict
+from training.cost_model import CostModel
+from training.head import (ClusterConfig, ClusterPrior, HeadConfig, LinearConfig, LinearProbe, SuccessHead,
+                           choose_k, knn_predict)
 from training.label import label_outcomes
 from training.outcomes import OutcomeTable, estimate_costs, load_prices, read_many
 
@@ -93,7 +96,9 @@ def run_selector_pipeline(train: OutcomeTable, work: Path, seed: int) -> dict[st
     return {"labels": labels, "class_counts": counts, "prepare": prepared.summary()}
 
 
-VARIANTS = ("cluster", "mlp_head", "cluster+mlp_head")
+COMPONENTS = ("cluster", "linear", "mlp_head")
+VARIANTS = ("cluster", "linear", "mlp_head", "cluster+linear", "cluster+mlp_head", "linear+mlp_head",
+            "cluster+linear+mlp_head")
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
@@ -108,41 +113,76 @@ class _Average:
         return np.mean([p.predict(X) for p in self.parts], axis=0)
 
 
-def fit_variant(variant: str, X: np.ndarray, T: np.ndarray, cluster_config: ClusterConfig | None,
-                head_config: HeadConfig | None) -> Any:
-    """Fit one selector variant; returns an object with ``predict(X) -> (n, K)`` probabilities."""
-    parts = []
-    if "cluster" in variant:
-        parts.append(ClusterPrior(cluster_config).fit(X, T))
-    if "mlp_head" in variant:
-        parts.append(SuccessHead(head_config).fit(X, T))
-    if not parts:
+def _components(variant: str) -> list[str]:
+    parts = variant.split("+")
+    if not parts or any(p not in COMPONENTS for p in parts):
         raise UserError(f"Unknown selector variant {variant!r}; use one of {', '.join(VARIANTS)}.")
+    return parts
+
+
+def _fit_component(name: str, X: np.ndarray, T: np.ndarray, cluster_config: ClusterConfig | None,
+                   head_config: HeadConfig | None, linear_config: LinearConfig | None) -> Any:
+    if name == "cluster":
+        return ClusterPrior(cluster_config).fit(X, T)
+    if name == "linear":
+        return LinearProbe(linear_config).fit(X, T)
+    return SuccessHead(head_config).fit(X, T)
+
+
+def fit_variant(variant: str, X: np.ndarray, T: np.ndarray, cluster_config: ClusterConfig | None,
+                head_config: HeadConfig | None, linear_config: LinearConfig | None = None) -> Any:
+    """Fit one selector variant; returns an object with ``predict(X) -> (n, K)`` probabilities."""
+    parts = [_fit_component(c, X, T, cluster_config, head_config, linear_config) for c in _components(variant)]
     return parts[0] if len(parts) == 1 else _Average(parts)
+
+
+def fit_cost_model(X: np.ndarray, table: OutcomeTable) -> CostModel | None:
+    """Per-prompt, per-model cost model on TRAIN (None when the table has no costs)."""
+    if table.costs is None:
+        return None
+    return CostModel().fit(X, table.prompts, table.costs)
+
+
+def curve_aiq(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, knob_cost: np.ndarray,
+              max_cost: float) -> float:
+    """AIQ of the cost-knob sweep of ``pred`` with ``knob_cost`` (per model or per prompt)."""
+    pts = [(p["cost"], p["quality"]) for p in rm.sweep(pred, scores, costs, knob_cost)]
+    return rm.aiq(pts, max_cost)
 
 
 def choose_variant(X: np.ndarray, train: OutcomeTable, model_cost: np.ndarray,
                    cluster_config: ClusterConfig | None, head_config: HeadConfig | None, seed: int,
-                   variants: Sequence[str] = VARIANTS, folds: int = 3) -> tuple[str, dict[str, float]]:
-    """The variant with the best out-of-fold AIQ on TRAIN (quality at lambda 0 without costs)."""
+                   variants: Sequence[str] = VARIANTS, folds: int = 3,
+                   linear_config: LinearConfig | None = None) -> tuple[str, dict[str, float]]:
+    """The variant with the best out-of-fold AIQ on TRAIN (quality at lambda 0 without costs).
+
+    Each component (cluster prior, linear probe, MLP head) is fitted once per fold; a variant's
+    out-of-fold prediction is the mean of its components'. Where TRAIN has costs, the cost knob
+    uses the cost model's out-of-fold per-prompt predictions, as it will on new prompts.
+    """
     if len(variants) == 1:
         return variants[0], {}
     T = train.scores
     filled = np.where(np.isnan(T), np.nanmean(T, axis=0)[None, :], T)
     costs = train.costs
     fold = np.random.default_rng(seed).integers(0, folds, len(X))
+    needed = sorted({c for v in variants for c in _components(v)}, key=COMPONENTS.index)
+    oof = {c: np.zeros_like(filled) for c in needed}
+    knob = np.zeros_like(filled) if costs is not None else None
+    for f in range(folds):
+        tr, te = fold != f, fold == f
+        for c in needed:
+            oof[c][te] = _fit_component(c, X[tr], T[tr], cluster_config, head_config, linear_config).predict(X[te])
+        if knob is not None:
+            cm = CostModel().fit(X[tr], [train.prompts[i] for i in np.flatnonzero(tr)], costs[tr])
+            knob[te] = cm.predict(X[te], [train.prompts[i] for i in np.flatnonzero(te)])
     scores: dict[str, float] = {}
     for v in variants:
-        oof = np.zeros_like(filled)
-        for f in range(folds):
-            tr, te = fold != f, fold == f
-            oof[te] = fit_variant(v, X[tr], T[tr], cluster_config, head_config).predict(X[te])
+        pred = np.mean([oof[c] for c in _components(v)], axis=0)
         if costs is not None:
-            pts = [(p["cost"], p["quality"]) for p in rm.sweep(oof, filled, costs, model_cost)]
-            max_cost = float(costs.mean(axis=0).max())
-            scores[v] = rm.aiq(pts, max_cost)
+            scores[v] = curve_aiq(pred, filled, costs, knob, float(costs.mean(axis=0).max()))
         else:
-            scores[v] = float(rm.realised(filled, rm.cost_aware_choice(oof, model_cost, 0.0)).mean())
+            scores[v] = float(rm.realised(filled, rm.cost_aware_choice(pred, model_cost, 0.0)).mean())
     return max(scores, key=lambda v: scores[v]), scores
 
 
@@ -158,7 +198,8 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
               prices_file: str | None = None, *, base_model: str | None = None, seed: int = 0,
               head_config: HeadConfig | None = None, max_length: int = 256,
               cache_dir: str | Path | None = None, cluster_config: ClusterConfig | None = None,
-              with_mlp_head: bool = True, variants: Sequence[str] = VARIANTS) -> dict[str, Any]:
+              with_mlp_head: bool = True, variants: Sequence[str] = VARIANTS,
+              linear_config: LinearConfig | None = None) -> dict[str, Any]:
     """Run the whole comparison; returns the report (also written to ``out_dir/report.json``)."""
     t0 = time.time()
     out = Path(out_dir)
@@ -186,10 +227,14 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     knn_pred = knn_predict(Xtr, train.scores, Xte, k)
 
     # The selector: per-model success probabilities on the same embeddings. Its variant (cluster
-    # prior, MLP success head, or their average) is chosen by out-of-fold AIQ on TRAIN.
+    # prior, linear probe, MLP success head, or an average of them) is chosen by out-of-fold AIQ
+    # on TRAIN; its cost knob uses the cost model's expected cost of each model on each prompt.
     t1 = time.time()
-    variant, cv = choose_variant(Xtr, train, model_cost, cluster_config, head_config, seed, variants)
-    sel_pred = fit_variant(variant, Xtr, train.scores, cluster_config, head_config).predict(Xte)
+    variant, cv = choose_variant(Xtr, train, model_cost, cluster_config, head_config, seed, variants,
+                                 linear_config=linear_config)
+    sel_pred = fit_variant(variant, Xtr, train.scores, cluster_config, head_config, linear_config).predict(Xte)
+    cost_model = fit_cost_model(Xtr, train) if has_cost else None
+    sel_cost = cost_model.predict(Xte, test.prompts) if cost_model is not None else model_cost
     t_head = time.time() - t1
     mlp_pred = None
     if with_mlp_head:
@@ -204,13 +249,13 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         "best_single": _router_result(models[best], np.full(len(S), best), test),
         "oracle": _router_result("oracle", oracle_choice, test),
         "knn": _router_result(f"knn (k={k})", rm.cost_aware_choice(knn_pred, model_cost, 0.0), test),
-        "selector": _router_result("selector", rm.cost_aware_choice(sel_pred, model_cost, 0.0), test),
+        "selector": _router_result("selector", rm.cost_aware_choice(sel_pred, sel_cost, 0.0), test),
     }
     if mlp_pred is not None:
-        routers["mlp_head"] = _router_result("mlp_head", rm.cost_aware_choice(mlp_pred, model_cost, 0.0), test)
+        routers["mlp_head"] = _router_result("mlp_head", rm.cost_aware_choice(mlp_pred, sel_cost, 0.0), test)
     singles = {m: _router_result(m, np.full(len(S), j), test) for j, m in enumerate(models)}
     random_q = float(S.mean())
-    sel_q = rm.realised(S, rm.cost_aware_choice(sel_pred, model_cost, 0.0))
+    sel_q = rm.realised(S, rm.cost_aware_choice(sel_pred, sel_cost, 0.0))
     knn_q = rm.realised(S, rm.cost_aware_choice(knn_pred, model_cost, 0.0))
     best_q = S[:, best]
 
@@ -220,11 +265,15 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         "pipeline": pipe, "knn": {"k": k, "cv_quality": k_scores},
         "selector": {"method": "per-model success probabilities on the base encoder's mean-pooled "
                                "embeddings (head+tail truncation): a multi-resolution soft k-means cluster "
-                               "prior, a bagged MLP success head, or their average - chosen by out-of-fold "
-                               "AIQ on TRAIN; decision utility = p - lambda x normalised model cost",
+                               "prior, a ridge linear probe, a bagged MLP success head, or an average of "
+                               "them - chosen by out-of-fold AIQ on TRAIN; decision utility = p - lambda x "
+                               "expected cost of the model on this prompt (ridge cost model on TRAIN's "
+                               "per-prompt costs), normalised by the priciest model's mean cost",
+                     "cost_model": "ridge on log cost per model (embedding + prompt length)" if cost_model else None,
                      "variant": variant, "cv_aiq_on_train": cv, "base_model": base, "max_length": max_length,
                      "cluster": _plain(cluster_config or ClusterConfig()),
-                     "mlp_head": _plain(head_config or HeadConfig())},
+                     "mlp_head": _plain(head_config or HeadConfig()),
+                     "linear": _plain(linear_config or LinearConfig())},
         "random": {"quality": random_q, "cost": float(C.mean()) if has_cost else None},
         "singles": singles, "routers": routers,
         "timing_s": {"embedding": round(t_embed, 1), "head": round(t_head, 1)},
@@ -235,10 +284,10 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     aiq = {"best_single_hull": None, "knn": None, "selector": None, "oracle": None}
     share = {"knn": None, "selector": None}
     if has_cost:
-        curves["selector"] = rm.sweep(sel_pred, S, C, model_cost)
+        curves["selector"] = rm.sweep(sel_pred, S, C, sel_cost)
         curves["knn"] = rm.sweep(knn_pred, S, C, model_cost)
         if mlp_pred is not None:
-            curves["mlp_head"] = rm.sweep(mlp_pred, S, C, model_cost)
+            curves["mlp_head"] = rm.sweep(mlp_pred, S, C, sel_cost)
         single_pts = [(singles[m]["cost"], singles[m]["quality"]) for m in models]
         oracle_pts = [(routers["oracle"]["cost"], routers["oracle"]["quality"])]
         # The oracle's own cost curve: cheapest model that reaches each quality level per prompt.
@@ -257,6 +306,11 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
             report["mlp_head"] = {"aiq": rm.aiq([(p["cost"], p["quality"]) for p in curves["mlp_head"]], max_cost)}
             c = rm.cost_to_reach(curves["mlp_head"], target_q)
             report["mlp_head"]["cost_share_at_best_single_quality"] = None if c is None else c / target_c
+        # Transparency: the kNN baseline given the selector's cost model (not in the summary).
+        knn_cm = rm.sweep(knn_pred, S, C, sel_cost)
+        c = rm.cost_to_reach(knn_cm, target_q)
+        report["knn_with_cost_model"] = {"aiq": rm.aiq([(p["cost"], p["quality"]) for p in knn_cm], max_cost),
+                                         "cost_share_at_best_single_quality": None if c is None else c / target_c}
         report["max_cost"] = max_cost
     report["curves"] = curves
 
@@ -318,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n")[0])
     parser.add_argument("--train", nargs="+", required=True, help="TRAIN outcome table(s), pooled")
     parser.add_argument("--test", nargs="+", required=True, help="TEST outcome table(s), pooled")
-    parser.add_argument("--out", default="benchmarks/results/selector_benchmark")
+    parser.add_argument("--out", default="benchmarks/out/selector_benchmark")
     parser.add_argument("--prices", help="model -> price per million tokens (e.g. llmrouter/models.json)")
     parser.add_argument("--base-model", help="encoder (default: bundled all-MiniLM-L6-v2)")
     parser.add_argument("--max-length", type=int, default=256)
