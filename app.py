@@ -47,8 +47,11 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
-    demo = build_demo()
-    demo.launch(ssr_mode=False)
+    service = RouterService(background=False)
+    demo = build_demo(service)
+    demo.launch(ssr_mode=False, prevent_thread_lock=True)
+    service.start_background_work()  # live prices and the local model load once the page is up
+    demo.block_thread()
 
 
 if __name__ == "__main__":
