@@ -9,6 +9,13 @@ import pytest
 from tests.protocol_server import ProtocolServer
 
 
+@pytest.fixture(scope="module")
+def server() -> Iterator[ProtocolServer]:
+    """One protocol server shared by a test module (for modules that launch the app once)."""
+    with ProtocolServer() as s:
+        yield s
+
+
 @pytest.fixture
 def protocol_server() -> Iterator[ProtocolServer]:
     """A started local OpenAI-compatible server (see tests/protocol_server.py), stopped after."""

@@ -11,16 +11,9 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 from tests.app_harness import launch_app  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
-from tests.protocol_server import ProtocolServer  # noqa: E402
 
 PUBLIC_ENDPOINTS = {"/query", "/query-specific", "/query-compare", "/batch-query", "/test-selection", "/train",
                     "/health"}
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ProtocolServer() as s:
-        yield s
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from routing.batch import job_results_path, main, run_file, summarize  # noqa: E
 from routing.batch_io import ResultsStore, prompt_hash  # noqa: E402
 from routing.errors import UserError  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
-from tests.protocol_server import ProtocolServer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPTS = [
@@ -197,12 +196,6 @@ def test_killed_batch_resumes_with_every_row_exactly_once(protocol_server, tmp_p
 
 
 # --------------------------------------------------------------------------- through gradio_client
-
-@pytest.fixture(scope="module")
-def server():
-    with ProtocolServer() as s:
-        yield s
-
 
 @pytest.fixture(scope="module")
 def app(server, tmp_path_factory):

@@ -67,12 +67,6 @@ def compare_app(service) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def server():
-    with ProtocolServer() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def app(server, tmp_path_factory):
     from routing.service import RouterService
 

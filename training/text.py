@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
-from typing import Any, Sequence
+from typing import Any
 
 from routing.selectors.learned import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, encode, head_tail_ids  # noqa: F401
 
