@@ -29,7 +29,8 @@ class ProviderHub:
         spec = self.pool.spec_for_model_name(model_name)
         return (spec.input_price_per_m, spec.output_price_per_m) if spec else None
 
-    def client(self, base_url: str, api_key: str | None, key_env: str | None = None) -> OpenAICompatibleClient:
+    def client(self, base_url: str, api_key: str | None, key_env: str | None = None, *,
+               openrouter: bool = False) -> OpenAICompatibleClient:
         with self._lock:
             key = (base_url, api_key)
             if key not in self._clients:
@@ -42,12 +43,13 @@ class ProviderHub:
                     extra_headers=headers,
                     prices=self._price_of,
                     key_env=key_env,
+                    ask_usage_cost=openrouter,
                 )
             return self._clients[key]
 
     def openrouter(self) -> OpenAICompatibleClient:
         return self.client(self.settings.openrouter_base_url, self.settings.openrouter_api_key,
-                           "OPENROUTER_API_KEY")
+                           "OPENROUTER_API_KEY", openrouter=True)
 
     def missing_key(self, spec: ModelSpec) -> str | None:
         """Why this model cannot be called right now, or None if it can."""

@@ -136,3 +136,21 @@ def test_health_report_spends_no_tokens(make_service, protocol_server):
 def test_health_report_without_key(make_service):
     service = make_service(openrouter_api_key=None)
     assert all(not r["reachable"] and "OPENROUTER_API_KEY" in r["probe_error"] for r in service.health())
+
+
+def test_custom_endpoint_gets_no_openrouter_only_fields(protocol_server, tmp_path):
+    import json
+
+    from routing.service import RouterService
+    from tests.conftest import router_settings
+
+    pool_file = tmp_path / "pool.json"
+    pool_file.write_text(json.dumps({"models": [
+        {"id": "local-llama", "provider": "openai_compatible", "model_name": "llama3.2",
+         "base_url": protocol_server.base_url, "categories": ["chat"]}]}))
+    service = RouterService(router_settings(protocol_server, tmp_path, models_file=pool_file,
+                                            openrouter_api_key=None), background=False)
+    result = service.query("hello there")
+    assert result["answered_by"] == "local-llama" and result["response"].startswith("[llama3.2]")
+    sent = protocol_server.chat_requests()[0]
+    assert "usage" not in sent.json and sent.authorization is None

@@ -144,7 +144,7 @@ class OpenAICompatibleClient:
                  read_timeout: float = 60.0, max_retries: int = 3, backoff_base: float = 0.5,
                  backoff_max: float = 8.0, extra_headers: dict | None = None,
                  prices: PriceLookup | None = None, max_retry_after: float = 30.0,
-                 key_env: str | None = None):
+                 key_env: str | None = None, ask_usage_cost: bool = True):
         if not base_url:
             raise ValueError("base_url is empty")
         self.base_url = base_url.rstrip("/")
@@ -159,6 +159,7 @@ class OpenAICompatibleClient:
         self.prices = prices
         self.host = urlparse(self.base_url).netloc or self.base_url
         self.key_env = key_env
+        self.ask_usage_cost = ask_usage_cost  # OpenRouter's `usage: {include: true}`; off for other servers
         self._backoff = wait_exponential_jitter(initial=self.backoff_base, max=self.backoff_max,
                                                 jitter=self.backoff_base)
         self._session = requests.Session()
@@ -299,15 +300,15 @@ class OpenAICompatibleClient:
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    @staticmethod
-    def _payload(model: str, messages: Messages, max_tokens: int | None,
+    def _payload(self, model: str, messages: Messages, max_tokens: int | None,
                  temperature: float | None, *, stream: bool) -> dict:
         payload: dict[str, Any] = {"model": model, "messages": list(messages)}
         if max_tokens is not None:
             payload["max_tokens"] = int(max_tokens)
         if temperature is not None:
             payload["temperature"] = float(temperature)
-        payload["usage"] = {"include": True}           # OpenRouter: return usage.cost
+        if self.ask_usage_cost:
+            payload["usage"] = {"include": True}       # OpenRouter: return usage.cost
         if stream:
             payload["stream"] = True
             payload["stream_options"] = {"include_usage": True}   # OpenAI/Ollama: final usage
