@@ -33,6 +33,7 @@ from routing.errors import UserError
 from routing.pool import ModelPool, load_pool
 from routing.settings import ASSETS_DIR, REPO_ROOT, get_settings
 from training.outcomes import PROMPT_COLUMNS, OutcomeTable, read_many
+from training.files import read_data_file
 from training.text import prompt_text
 
 log = logging.getLogger(__name__)
@@ -73,30 +74,9 @@ def default_feedback_file() -> Path:
 def read_prompts(path: str | Path) -> list[str]:
     """Prompts from a JSON list (strings or objects), JSON Lines, CSV or plain text (one per line)."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Prompt file {path} not found.")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            df = pd.read_csv(path)
-            return [prompt_text(v) for v in df[_column(df.columns, path)].tolist()]
-        text = path.read_text(encoding="utf-8")
-        if suffix == ".jsonl":
-            rows: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
-        elif suffix == ".json":
-            rows = json.loads(text)
-        else:
-            return [line.strip() for line in text.splitlines() if line.strip()]
-    except UnicodeDecodeError as exc:
-        raise UserError(f"Prompt file {path} is not UTF-8 text.") from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"Prompt file {path} is not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"Prompt file {path} is not a readable CSV: {exc}.") from exc
-    if isinstance(rows, dict):
-        rows = rows.get("prompts") or rows.get("data") or []
-    if not isinstance(rows, list):
-        raise UserError(f"Prompt file {path} must hold a list of prompts.")
+    rows = read_data_file(path, "Prompt file", ("prompts", "data"))
+    if isinstance(rows, pd.DataFrame):
+        return [prompt_text(v) for v in rows[_column(rows.columns, path)].tolist()]
     out = []
     for row in rows:
         if isinstance(row, dict):

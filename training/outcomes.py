@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from routing.errors import UserError
+from training.files import read_data_file
 from training.text import prompt_text
 
 log = logging.getLogger(__name__)
@@ -208,28 +209,11 @@ def _clean(table: OutcomeTable) -> OutcomeTable:
 
 def read_outcomes(path: str | Path) -> OutcomeTable:
     """Read one outcome table (CSV, JSON or JSONL); problems are :class:`UserError` naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Outcome table {path} not found.")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return from_frame(pd.read_csv(path), str(path))
-        text = path.read_text(encoding="utf-8")
-        if suffix == ".jsonl":
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            records = json.loads(text)
-            if isinstance(records, dict):
-                records = records.get("data") or records.get("rows") or []
-    except UnicodeDecodeError as exc:
-        raise UserError(f"Outcome table {path} is not UTF-8 text.") from exc
-    except json.JSONDecodeError as exc:
-        raise UserError(f"Outcome table {path} is not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise UserError(f"Outcome table {path} is not a readable CSV: {exc}.") from exc
-    if not isinstance(records, list):
-        raise UserError(f"Outcome table {path} must hold a list of rows.")
+    records = read_data_file(path, "Outcome table", ("data", "rows"))
+    if isinstance(records, pd.DataFrame):
+        return from_frame(records, str(path))
+    if Path(path).suffix.lower() not in (".json", ".jsonl"):
+        raise UserError(f"Outcome table {path} must be CSV, JSON or JSON Lines.")
     return from_records(records, str(path))
 
 

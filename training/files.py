@@ -1,0 +1,44 @@
+"""Read a data file (CSV, JSON, JSON Lines or plain text) with errors a user can act on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from routing.errors import UserError
+
+
+def read_data_file(path: str | Path, what: str, list_keys: tuple[str, ...] = ("data",)) -> pd.DataFrame | list[Any]:
+    """A DataFrame for ``.csv``; a list of rows for ``.json``/``.jsonl``; a list of lines otherwise.
+
+    ``what`` names the file in messages ("Prompt file", "Outcome table"); a JSON object is
+    unwrapped through the first of ``list_keys`` it has. Every problem is a :class:`UserError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} {path} not found.")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        text = path.read_text(encoding="utf-8")
+        if suffix == ".jsonl":
+            rows: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
+        elif suffix == ".json":
+            rows = json.loads(text)
+        else:
+            return [line.strip() for line in text.splitlines() if line.strip()]
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} {path} is not UTF-8 text.") from exc
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} {path} is not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"{what} {path} is not a readable CSV: {exc}.") from exc
+    if isinstance(rows, dict):
+        rows = next((rows[k] for k in list_keys if rows.get(k)), [])
+    if not isinstance(rows, list):
+        raise UserError(f"{what} {path} must hold a list.")
+    return rows
