@@ -253,14 +253,7 @@ class OpenAICompatibleClient:
 
     def list_models(self, timeout: float = 3.0) -> list[dict]:
         """The endpoint's model listing (``GET /models`` -> ``data``), no retries."""
-        response = self._get("/models", timeout, what="the model list")
-        with closing(response):
-            if response.status_code >= 400:
-                raise self._http_error(response, None)
-            try:
-                body = response.json()
-            except ValueError:
-                raise self._malformed(response, None) from None
+        body = self._json_body(self._get("/models", timeout, what="the model list"), None, ok_below=400)
         data = body.get("data") if isinstance(body, dict) else body
         if not isinstance(data, list):
             raise ProviderError(f"malformed model list from {self.host}: no 'data' list",
@@ -329,16 +322,20 @@ class OpenAICompatibleClient:
         except requests.exceptions.RequestException as exc:
             raise self._transport_error(exc, None, timeout=timeout, what=what) from None
 
+    def _json_body(self, response: requests.Response, model: str | None, *, ok_below: int) -> Any:
+        """The parsed JSON of a response (closed after), or the ProviderError its status/body calls for."""
+        with closing(response):
+            if response.status_code >= ok_below:
+                raise self._http_error(response, model)
+            try:
+                return response.json()
+            except ValueError:
+                raise self._malformed(response, model) from None
+
     def _post_completion(self, model: str, payload: dict) -> dict:
         """One non-streaming attempt: the parsed, validated response body."""
         response = self._post(model, payload, stream=False)
-        with closing(response):
-            if response.status_code >= 300:
-                raise self._http_error(response, model)
-            try:
-                data = response.json()
-            except ValueError:
-                raise self._malformed(response, model) from None
+        data = self._json_body(response, model, ok_below=300)
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
             raise self._body_error(data["error"], model, response.status_code)
         if (not isinstance(data, dict) or not isinstance(data.get("choices"), list)
