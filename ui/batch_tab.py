@@ -94,8 +94,14 @@ def summary_markdown(summary: dict[str, Any], pool) -> str:
     return "\n\n".join(lines)
 
 
+PREVIEW_FIRST = ("status", "selected_model", "confidence", "runner_up", "answered_by", "error")
+
+
 def _preview(csv_path: str | Path, rows: int = PREVIEW_ROWS) -> pd.DataFrame:
-    return pd.read_csv(csv_path, nrows=rows, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    """The first rows of the results, the routing decision first (long prompt text pushes it off-screen)."""
+    frame = pd.read_csv(csv_path, nrows=rows, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    first = [c for c in PREVIEW_FIRST if c in frame.columns]
+    return frame[first + [c for c in frame.columns if c not in first]]
 
 
 def build_batch_tab(service: RouterService) -> None:
