@@ -32,8 +32,6 @@ def test_categories_map_to_models_through_the_pool(pool):
 
 
 def test_builtin_set_runs_with_accuracy_confusion_and_latency(pool):
-    if not BUILTIN_SAMPLES.is_file():
-        pytest.skip(f"{BUILTIN_SAMPLES} is not written yet")
     samples = builtin_samples(pool)
     assert len(samples) >= 50
     result = run_selection_test(RuleSelector(pool), samples)
@@ -107,25 +105,16 @@ def test_rules_and_learned_side_by_side_list_disagreements(pool):
 
 
 def test_test_selection_api_returns_json(protocol_server, tmp_path):
-    import gradio as gr
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
     from routing.service import RouterService
+    from tests.app_harness import launch_app
     from tests.conftest import router_settings
-    from ui.selection_tab import add_selection_api, build_selection_tab
 
-    if not BUILTIN_SAMPLES.is_file():
-        pytest.skip(f"{BUILTIN_SAMPLES} is not written yet")
     service = RouterService(router_settings(protocol_server, tmp_path), background=False)
-    with gr.Blocks() as demo:
-        with gr.Tabs():
-            build_selection_tab(service)
-        add_selection_api(service)
-    _, url, _ = demo.queue().launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    try:
+    with launch_app(service) as url:
         client = Client(url, verbose=False)
-        assert set(client.view_api(return_format="dict", print_info=False)["named_endpoints"]) == {"/test-selection"}
         result = client.predict(api_name="/test-selection")
         assert result["source"] == BUILTIN_SAMPLES.name and result["samples"] == len(builtin_samples(service.pool))
         rules = result["selectors"]["rules"]
@@ -140,5 +129,3 @@ def test_test_selection_api_returns_json(protocol_server, tmp_path):
         assert uploaded["source"] == "s.jsonl" and uploaded["selectors"]["rules"]["correct"] == 1
         with pytest.raises(AppError, match="neither a pool model"):
             client.predict(samples="text,expected\nhi,banana\n", api_name="/test-selection")
-    finally:
-        demo.close()
