@@ -190,3 +190,34 @@ def test_benchmark_without_costs_has_null_cost_fields_and_many_models(tmp_path):
     assert s["aiq"] == {"best_single_hull": None, "knn": None, "selector": None, "oracle": None}
     assert s["cost_share_at_best_single_quality"] == {"knn": None, "selector": None}
     assert s["apgr"]["selector"] is None and s["cpt50"]["knn"] is None
+
+
+@pytest.mark.slow
+def test_benchmark_fine_tunes_the_encoder_with_the_pipelines_train_step(tmp_path):
+    from training.tiny import make_tiny_encoder
+    from training.train import TrainConfig
+
+    base = make_tiny_encoder(tmp_path / "enc")
+    train, test = _toy_tables(tmp_path, n_train=120)
+    cfg = TrainConfig(base_model=str(base), epochs=2, batch_size=16, max_length=32, learning_rate=1e-3)
+    report = benchmark([str(train)], [str(test)], tmp_path / "out", base_model=str(base),
+                       head_config=HeadConfig(seeds=(0,), max_epochs=20), cache_dir=tmp_path / "cache",
+                       finetune_config=cfg)
+    sel = report["selector"]
+    # The fine-tuned model trained with the pipeline's fit(): a loss history, and it scores TEST.
+    assert sel["finetune"]["steps"] > 0 and sel["finetune"]["loss_history"]
+    assert sel["source"] in ("embedding", "finetuned", "finetuned+embedding")
+    assert set(sel["source_scores_on_val"]) == {"embedding", "finetuned", "finetuned+embedding"}
+    assert {"finetuned", "embedding_head"} <= set(report["routers"])
+    assert {"finetuned", "embedding_head"} <= set(report["alternatives"])
+    q = report["routers"]["finetuned"]["quality"]
+    assert 0 <= q <= 1 and report["timing_s"]["finetune"] > 0
+    assert set(report["summary"]) == SUMMARY_KEYS
+
+
+def test_benchmark_cli_rejects_a_missing_table(tmp_path, capsys):
+    from training.benchmark import main
+
+    rc = main(["--train", str(tmp_path / "nope.csv"), "--test", str(tmp_path / "nope.csv"),
+               "--out", str(tmp_path / "out"), "--no-finetune"])
+    assert rc == 2 and "nope.csv" in capsys.readouterr().err

@@ -178,3 +178,25 @@ def test_outcome_tables_train_a_per_model_success_head(tmp_path, tiny_base):
     scores = sel.score(["Solve for x: 2x = 4", "hello"])
     assert scores.shape == (2, len(pool)) and ((scores > 0) & (scores < 1)).all()
     assert "answers well" in sel.select("hello").reasoning
+
+
+def test_training_batches_cover_every_row_once_and_group_similar_lengths():
+    import numpy as np
+
+    from training.train import _batches
+
+    rng = np.random.default_rng(0)
+    lengths = list(rng.integers(5, 256, 1000))
+    batches = _batches(lengths, 16, np.random.default_rng(1), pool_batches=50)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(1000))          # every row once per epoch
+    assert all(1 <= len(b) <= 16 for b in batches)
+    # Padding to the batch maximum wastes far less than with plain shuffled batches.
+    L = np.asarray(lengths)
+    waste = sum(L[b].max() * len(b) - L[b].sum() for b in batches)
+    plain = np.random.default_rng(1).permutation(1000)
+    plain_waste = sum(L[plain[i:i + 16]].max() * 16 - L[plain[i:i + 16]].sum() for i in range(0, 1000, 16))
+    assert waste < 0.2 * plain_waste
+    # ... and the order still changes from epoch to epoch.
+    again = _batches(lengths, 16, np.random.default_rng(2), pool_batches=50)
+    assert [b.tolist() for b in again] != [b.tolist() for b in batches]

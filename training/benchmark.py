@@ -1,12 +1,16 @@
 """Proof on real outcome data: ``python -m training.benchmark --train TRAIN... --test TEST...``.
 
-Trains a selector on TRAIN outcome tables (the pipeline's label step on outcomes and its prepare
-step, then per-model success probabilities on the base encoder's embeddings - a multi-resolution
-cluster prior, a ridge linear probe, an MLP success head, or an average of them, picked by
-out-of-fold AIQ on TRAIN - and a cost model giving each model's expected cost on each prompt,
-which the cost knob trades against success) and reports on TEST, side by side: random routing, every single model, the best single model (chosen on
-TRAIN), the per-prompt oracle, a kNN router on the base encoder's sentence embeddings (k by
-5-fold CV on TRAIN) and the selector:
+Trains a selector on TRAIN outcome tables with the pipeline: its label step (outcomes), its
+prepare step (a stratified validation split), and its train step, which fine-tunes the encoder
+end to end with one sigmoid per model (:mod:`training.finetuned_selector`; ``--no-finetune``
+skips it). Beside it, per-model success probabilities on the base encoder's embeddings - a
+multi-resolution cluster prior, a ridge linear probe, an MLP success head, or an average of them,
+picked by out-of-fold AIQ on TRAIN. The selector is the fine-tuned model, the embedding head, or
+their average, whichever routes best on the validation split; a cost model gives each model's
+expected cost on each prompt, which the cost knob trades against success. It reports on TEST,
+side by side: random routing, every single model, the best single model (chosen on TRAIN), the
+per-prompt oracle, a kNN router on the base encoder's sentence embeddings (k by 5-fold CV on
+TRAIN), the selector and each of its parts:
 
 * quality at the pure-quality setting with bootstrap 95% CIs, and paired-bootstrap CIs of the
   selector's difference to the best single model and to kNN;
@@ -37,8 +41,10 @@ from training.embeddings import default_base_model, embed
 from training.cost_model import CostModel
 from training.head import (ClusterConfig, ClusterPrior, HeadConfig, LinearConfig, LinearProbe, SuccessHead,
                            choose_k, knn_predict)
+from training.finetuned_selector import finetune
 from training.label import label_outcomes
 from training.outcomes import OutcomeTable, estimate_costs, load_prices, read_many
+from training.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +192,43 @@ def choose_variant(X: np.ndarray, train: OutcomeTable, model_cost: np.ndarray,
     return max(scores, key=lambda v: scores[v]), scores
 
 
+SOURCES = ("embedding", "finetuned", "finetuned+embedding")
+
+
+def choose_source(train: OutcomeTable, X: np.ndarray, val_texts: Sequence[str], variant: str,
+                  finetuned_val: Any, model_cost: np.ndarray, cluster_config: ClusterConfig | None,
+                  head_config: HeadConfig | None, linear_config: LinearConfig | None
+                  ) -> tuple[str, dict[str, float]]:
+    """Embedding head, fine-tuned transformer, or their average: whichever routes best on the
+    prepare step's validation split of TRAIN (AIQ where TRAIN has costs, else quality at lambda 0).
+
+    ``finetuned_val(prompts)`` scores the validation prompts with the fine-tuned model (which never
+    trained on them); the embedding variant is refitted without them for this comparison.
+    """
+    where = {t.strip(): i for i, t in enumerate(train.prompts)}
+    val = sorted({where[t.strip()] for t in val_texts if t.strip() in where})
+    rest = np.setdiff1d(np.arange(len(train)), val)
+    if len(val) < 10 or len(rest) < 10:
+        return "finetuned+embedding", {}
+    T = train.scores
+    emb = fit_variant(variant, X[rest], T[rest], cluster_config, head_config, linear_config).predict(X[val])
+    ft = finetuned_val([train.prompts[i] for i in val])
+    preds = {"embedding": emb, "finetuned": ft, "finetuned+embedding": (emb + ft) / 2}
+    Tv = T[val]
+    filled = np.where(np.isnan(Tv), np.nanmean(T[rest], axis=0)[None, :], Tv)
+    scores: dict[str, float] = {}
+    if train.costs is not None:
+        cm = CostModel().fit(X[rest], [train.prompts[i] for i in rest], train.costs[rest])
+        knob = cm.predict(X[val], [train.prompts[i] for i in val])
+        top = float(train.costs[rest].mean(axis=0).max())
+        for name, pred in preds.items():
+            scores[name] = curve_aiq(pred, filled, train.costs[val], knob, top)
+    else:
+        for name, pred in preds.items():
+            scores[name] = float(rm.realised(filled, rm.cost_aware_choice(pred, model_cost, 0.0)).mean())
+    return max(SOURCES, key=lambda n: (scores[n], -SOURCES.index(n))), scores
+
+
 def _router_result(name: str, choice: np.ndarray, test: OutcomeTable) -> dict[str, Any]:
     q = rm.realised(test.scores, choice)
     out = {"name": name, "quality": float(q.mean()), "ci95": rm.bootstrap_ci(q)}
@@ -199,8 +242,14 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
               head_config: HeadConfig | None = None, max_length: int = 256,
               cache_dir: str | Path | None = None, cluster_config: ClusterConfig | None = None,
               with_mlp_head: bool = True, variants: Sequence[str] = VARIANTS,
-              linear_config: LinearConfig | None = None) -> dict[str, Any]:
-    """Run the whole comparison; returns the report (also written to ``out_dir/report.json``)."""
+              linear_config: LinearConfig | None = None,
+              finetune_config: TrainConfig | None = None) -> dict[str, Any]:
+    """Run the whole comparison; returns the report (also written to ``out_dir/report.json``).
+
+    With ``finetune_config`` the pipeline's train step also fine-tunes the encoder on TRAIN
+    (outcome objective), and the selector is the embedding head, the fine-tuned transformer or
+    their average, whichever routes best on the prepare step's validation split.
+    """
     t0 = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -232,13 +281,31 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     t1 = time.time()
     variant, cv = choose_variant(Xtr, train, model_cost, cluster_config, head_config, seed, variants,
                                  linear_config=linear_config)
-    sel_pred = fit_variant(variant, Xtr, train.scores, cluster_config, head_config, linear_config).predict(Xte)
+    emb_pred = fit_variant(variant, Xtr, train.scores, cluster_config, head_config, linear_config).predict(Xte)
     cost_model = fit_cost_model(Xtr, train) if has_cost else None
     sel_cost = cost_model.predict(Xte, test.prompts) if cost_model is not None else model_cost
     t_head = time.time() - t1
+
+    # The pipeline's train step end to end: fine-tune the encoder on TRAIN's outcomes.
+    sel_pred, source, source_scores, ft_pred, ft_info = emb_pred, "embedding", {}, None, None
+    t_ft = 0.0
+    if finetune_config is not None:
+        t2 = time.time()
+        cfg = finetune_config if finetune_config.base_model else \
+            TrainConfig(**{**vars(finetune_config), "base_model": base})
+        print(f"fine-tuning {cfg.base_model} on {len(train)} TRAIN prompts "
+              f"(up to {cfg.epochs} epochs) ...", flush=True)
+        ft = finetune(out / "work", models, cfg, progress=lambda f, msg: print(f"  {msg}", flush=True))
+        ft_pred = ft.predict(test.prompts)
+        source, source_scores = choose_source(train, Xtr, ft.val_texts, variant, ft.predict, model_cost,
+                                              cluster_config, head_config, linear_config)
+        sel_pred = {"embedding": emb_pred, "finetuned": ft_pred,
+                    "finetuned+embedding": (emb_pred + ft_pred) / 2}[source]
+        ft_info = ft.summary()
+        t_ft = time.time() - t2
     mlp_pred = None
     if with_mlp_head:
-        mlp_pred = (sel_pred if variant == "mlp_head"
+        mlp_pred = (emb_pred if variant == "mlp_head"
                     else fit_variant("mlp_head", Xtr, train.scores, cluster_config, head_config).predict(Xte))
 
     # ---- pure-quality comparison
@@ -251,8 +318,14 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         "knn": _router_result(f"knn (k={k})", rm.cost_aware_choice(knn_pred, model_cost, 0.0), test),
         "selector": _router_result("selector", rm.cost_aware_choice(sel_pred, sel_cost, 0.0), test),
     }
+    # Each part of the selector on its own (transparency; not in the summary).
+    alternatives = {"embedding_head": emb_pred}
+    if ft_pred is not None:
+        alternatives["finetuned"] = ft_pred
     if mlp_pred is not None:
-        routers["mlp_head"] = _router_result("mlp_head", rm.cost_aware_choice(mlp_pred, sel_cost, 0.0), test)
+        alternatives["mlp_head"] = mlp_pred
+    for name, pred in alternatives.items():
+        routers[name] = _router_result(name, rm.cost_aware_choice(pred, sel_cost, 0.0), test)
     singles = {m: _router_result(m, np.full(len(S), j), test) for j, m in enumerate(models)}
     random_q = float(S.mean())
     sel_q = rm.realised(S, rm.cost_aware_choice(sel_pred, sel_cost, 0.0))
@@ -263,10 +336,13 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         "train": _expand(train_paths), "test": _expand(test_paths), "prices": prices_file,
         "n_train": len(train), "n_test": len(test), "models": models, "notes": notes,
         "pipeline": pipe, "knn": {"k": k, "cv_quality": k_scores},
-        "selector": {"method": "per-model success probabilities on the base encoder's mean-pooled "
+        "selector": {"source": source, "source_scores_on_val": source_scores, "finetune": ft_info,
+                     "method": "per-model success probabilities on the base encoder's mean-pooled "
                                "embeddings (head+tail truncation): a multi-resolution soft k-means cluster "
                                "prior, a ridge linear probe, a bagged MLP success head, or an average of "
-                               "them - chosen by out-of-fold AIQ on TRAIN; decision utility = p - lambda x "
+                               "them - chosen by out-of-fold AIQ on TRAIN; with fine-tuning, the pipeline's fine-tuned "
+                               "transformer (sigmoid per model), or its average with that head, where it "
+                               "routes better on the validation split; decision utility = p - lambda x "
                                "expected cost of the model on this prompt (ridge cost model on TRAIN's "
                                "per-prompt costs), normalised by the priciest model's mean cost",
                      "cost_model": "ridge on log cost per model (embedding + prompt length)" if cost_model else None,
@@ -276,7 +352,7 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
                      "linear": _plain(linear_config or LinearConfig())},
         "random": {"quality": random_q, "cost": float(C.mean()) if has_cost else None},
         "singles": singles, "routers": routers,
-        "timing_s": {"embedding": round(t_embed, 1), "head": round(t_head, 1)},
+        "timing_s": {"embedding": round(t_embed, 1), "head": round(t_head, 1), "finetune": round(t_ft, 1)},
     }
 
     # ---- cost-quality curves
@@ -286,8 +362,8 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     if has_cost:
         curves["selector"] = rm.sweep(sel_pred, S, C, sel_cost)
         curves["knn"] = rm.sweep(knn_pred, S, C, model_cost)
-        if mlp_pred is not None:
-            curves["mlp_head"] = rm.sweep(mlp_pred, S, C, sel_cost)
+        for name, pred in alternatives.items():
+            curves[name] = rm.sweep(pred, S, C, sel_cost)
         single_pts = [(singles[m]["cost"], singles[m]["quality"]) for m in models]
         oracle_pts = [(routers["oracle"]["cost"], routers["oracle"]["quality"])]
         # The oracle's own cost curve: cheapest model that reaches each quality level per prompt.
@@ -302,10 +378,11 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         for name in ("knn", "selector"):
             c = rm.cost_to_reach(curves[name], target_q)
             share[name] = None if c is None or target_c <= 0 else c / target_c
-        if mlp_pred is not None:
-            report["mlp_head"] = {"aiq": rm.aiq([(p["cost"], p["quality"]) for p in curves["mlp_head"]], max_cost)}
-            c = rm.cost_to_reach(curves["mlp_head"], target_q)
-            report["mlp_head"]["cost_share_at_best_single_quality"] = None if c is None else c / target_c
+        report["alternatives"] = {}
+        for name in alternatives:
+            c = rm.cost_to_reach(curves[name], target_q)
+            report["alternatives"][name] = {"aiq": rm.aiq([(p["cost"], p["quality"]) for p in curves[name]], max_cost),
+                                            "cost_share_at_best_single_quality": None if c is None else c / target_c}
         # Transparency: the kNN baseline given the selector's cost model (not in the summary).
         knn_cm = rm.sweep(knn_pred, S, C, sel_cost)
         c = rm.cost_to_reach(knn_cm, target_q)
@@ -379,15 +456,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-mlp-head", action="store_true", help="skip the MLP head comparison (faster)")
     parser.add_argument("--variant", choices=VARIANTS, help="fix the selector variant (default: best by CV on TRAIN)")
+    parser.add_argument("--no-finetune", action="store_true",
+                        help="skip fine-tuning the encoder (the selector is then the embedding head alone)")
+    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (early stopping on val)")
+    parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--cache-dir", help="embedding cache (default: ROUTER_CACHE_DIR/embeddings)")
     parser.add_argument("--report-json", help="also write report.json here (e.g. benchmarks/results/...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    ft_cfg = None if args.no_finetune else TrainConfig(
+        base_model=args.base_model, epochs=args.epochs, learning_rate=args.learning_rate,
+        batch_size=args.batch_size, seed=args.seed, max_length=args.max_length, evals_per_epoch=2)
     try:
         report = benchmark(args.train, args.test, args.out, args.prices, base_model=args.base_model,
                            seed=args.seed, max_length=args.max_length, cache_dir=args.cache_dir,
                            with_mlp_head=not args.no_mlp_head,
-                           variants=(args.variant,) if args.variant else VARIANTS)
+                           variants=(args.variant,) if args.variant else VARIANTS, finetune_config=ft_cfg)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

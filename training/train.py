@@ -155,9 +155,20 @@ def gate_metric_name(objective: str) -> str:
 
 
 # ---------------------------------------------------------------- training loop
-def _batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    order = rng.permutation(n)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+def _batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator,
+             pool_batches: int = 50) -> list[np.ndarray]:
+    """Shuffled batches of similar length ("sortish"): each pool of ``pool_batches`` batches is
+    sorted by length before it is cut, then the batch order is shuffled. Padding to the longest
+    prompt in a batch then costs little, which is most of the time on mixed-length data."""
+    order = rng.permutation(len(lengths))
+    lengths = np.asarray(lengths)
+    span = batch_size * max(1, pool_batches)
+    batches: list[np.ndarray] = []
+    for s in range(0, len(order), span):
+        chunk = order[s:s + span]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def _loss(logits: Any, idx: np.ndarray, data: Dataset, multi: bool) -> Any:
@@ -193,9 +204,10 @@ def _val_loss(model: Any, tokenizer: Any, ids: list[list[int]], data: Dataset, m
 
     model.eval()
     total, n = 0.0, 0
+    order = np.argsort([len(x) for x in ids], kind="stable")   # similar lengths pad little
     with torch.inference_mode():
         for s in range(0, len(ids), 64):
-            idx = np.arange(s, min(len(ids), s + 64))
+            idx = order[s:s + 64]
             logits = model(**pad(tokenizer, [ids[i] for i in idx])).logits.float()
             total += float(_loss(logits, idx, data, multi)) * len(idx)
             n += len(idx)
@@ -235,7 +247,7 @@ def fit(train: Dataset, val: Dataset, labels: Sequence[str], cfg: TrainConfig, o
     step, running, seen = 0, 0.0, 0
     stop = False
     for epoch in range(cfg.epochs):
-        for idx in _batches(len(train_ids), cfg.batch_size, rng):
+        for idx in _batches([len(x) for x in train_ids], cfg.batch_size, rng):
             model.train()
             batch = pad(tokenizer, [train_ids[i] for i in idx])
             loss = _loss(model(**batch).logits, idx, train, multi)
