@@ -219,5 +219,5 @@ def test_benchmark_cli_rejects_a_missing_table(tmp_path, capsys):
     from training.benchmark import main
 
     rc = main(["--train", str(tmp_path / "nope.csv"), "--test", str(tmp_path / "nope.csv"),
-               "--out", str(tmp_path / "out"), "--no-finetune"])
+               "--out", str(tmp_path / "out")])
     assert rc == 2 and "nope.csv" in capsys.readouterr().err

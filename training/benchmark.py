@@ -1,16 +1,17 @@
 """Proof on real outcome data: ``python -m training.benchmark --train TRAIN... --test TEST...``.
 
-Trains a selector on TRAIN outcome tables with the pipeline: its label step (outcomes), its
-prepare step (a stratified validation split), and its train step, which fine-tunes the encoder
-end to end with one sigmoid per model (:mod:`training.finetuned_selector`; ``--no-finetune``
-skips it). Beside it, per-model success probabilities on the base encoder's embeddings - a
-multi-resolution cluster prior, a ridge linear probe, an MLP success head, or an average of them,
-picked by out-of-fold AIQ on TRAIN. The selector is the fine-tuned model, the embedding head, or
-their average, whichever routes best on the validation split; a cost model gives each model's
-expected cost on each prompt, which the cost knob trades against success. It reports on TEST,
-side by side: random routing, every single model, the best single model (chosen on TRAIN), the
-per-prompt oracle, a kNN router on the base encoder's sentence embeddings (k by 5-fold CV on
-TRAIN), the selector and each of its parts:
+Trains a selector on TRAIN outcome tables with the pipeline's label step (outcomes) and prepare
+step (a stratified validation split): per-model success probabilities on the base encoder's
+embeddings - a multi-resolution cluster prior, a ridge linear probe, an MLP success head, or an
+average of them, picked by out-of-fold AIQ on TRAIN - and a cost model giving each model's
+expected cost on each prompt, which the cost knob trades against success. With ``--finetune``
+the pipeline's train step also fine-tunes the encoder end to end (one sigmoid per model,
+:mod:`training.finetuned_selector`), and the selector is the fine-tuned model, the embedding head
+or their average, whichever routes best on the validation split. (Off by default: on RouterBench
+and LLMRouter the fine-tuned model was no better on the validation split, at ~40x the time.)
+It reports on TEST, side by side: random routing, every single model, the best single model
+(chosen on TRAIN), the per-prompt oracle, a kNN router on the base encoder's sentence embeddings
+(k by 5-fold CV on TRAIN), the selector and each of its parts:
 
 * quality at the pure-quality setting with bootstrap 95% CIs, and paired-bootstrap CIs of the
   selector's difference to the best single model and to kNN;
@@ -456,16 +457,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-mlp-head", action="store_true", help="skip the MLP head comparison (faster)")
     parser.add_argument("--variant", choices=VARIANTS, help="fix the selector variant (default: best by CV on TRAIN)")
-    parser.add_argument("--no-finetune", action="store_true",
-                        help="skip fine-tuning the encoder (the selector is then the embedding head alone)")
-    parser.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (early stopping on val)")
+    parser.add_argument("--finetune", action="store_true",
+                        help="also fine-tune the encoder with the pipeline's train step (10-15 min on 2 CPU "
+                             "cores for these data sets); the selector is then the fine-tuned model, the "
+                             "embedding head or their average, whichever routes best on the val split")
+    parser.add_argument("--epochs", type=int, default=3, help="with --finetune: epochs (early stopping on val)")
     parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--cache-dir", help="embedding cache (default: ROUTER_CACHE_DIR/embeddings)")
     parser.add_argument("--report-json", help="also write report.json here (e.g. benchmarks/results/...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    ft_cfg = None if args.no_finetune else TrainConfig(
+    ft_cfg = None if not args.finetune else TrainConfig(
         base_model=args.base_model, epochs=args.epochs, learning_rate=args.learning_rate,
         batch_size=args.batch_size, seed=args.seed, max_length=args.max_length, evals_per_epoch=2)
     try:
