@@ -117,3 +117,56 @@ def pool():
     from routing.settings import DEFAULT_MODELS_FILE
 
     return load_pool(DEFAULT_MODELS_FILE)
+
+
+def _long_rows():
+    return [
+        {"prompt": "Solve 2x = 4", "model": "org/big", "score": 1.0, "cost": 0.01},
+        {"prompt": "Solve 2x = 4", "model": "small", "score": 0.0, "cost": 0.001},
+        {"prompt": "Write a haiku", "model": "small", "score": 1.0, "cost": 0.001},
+        {"prompt": "Write a haiku", "model": "org/big", "score": 1.0, "cost": 0.02},
+        {"prompt": "Write a haiku", "model": "org/big", "score": 0.0, "cost": 0.02},   # repeated: averaged
+        {"prompt": "Name a prime", "model": "small", "score": 7.0, "cost": 0.001},      # out of range
+        {"prompt": "Name a prime", "model": "org/big", "score": 1.0, "cost": 0.01},
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "parquet"])
+def test_long_layout_one_row_per_prompt_and_model(tmp_path, fmt):
+    """Evaluation logs (EmbedLLM, RouterEval, most harnesses) keep one row per (prompt, model)."""
+    rows = _long_rows()
+    path = tmp_path / f"long.{fmt}"
+    if fmt == "csv":
+        pd.DataFrame(rows).to_csv(path, index=False)
+    elif fmt == "parquet":
+        pd.DataFrame(rows).to_parquet(path)
+    elif fmt == "jsonl":
+        path.write_text("\n".join(json.dumps(r) for r in rows))
+    else:
+        path.write_text(json.dumps(rows))
+    t = read_outcomes(path)
+    assert t.models == ["org/big", "small"]                      # not "score" or "cost" as models
+    assert t.prompts == ["Solve 2x = 4", "Write a haiku", "Name a prime"]
+    assert t.scores[0].tolist() == [1.0, 0.0]
+    assert t.scores[1].tolist() == [0.5, 1.0]                    # repeated pair averaged
+    assert t.scores[2, 0] == 1.0 and np.isnan(t.scores[2, 1])   # 7.0 is not a score: missing
+    assert t.costs is not None and t.costs[1, 0] == pytest.approx(0.02)
+    records, labels, _ = label_outcomes(t)
+    assert labels == ["org/big", "small"] and records[0]["label"] == "org/big"
+
+
+def test_long_layout_with_boolean_correctness_and_no_cost(tmp_path):
+    pd.DataFrame({"question": ["q1", "q1", "q2", "q2"], "model_name": ["a", "b", "a", "b"],
+                  "is_correct": [True, False, False, True]}).to_parquet(tmp_path / "log.parquet")
+    t = read_outcomes(tmp_path / "log.parquet")
+    assert t.models == ["a", "b"] and t.costs is None
+    assert t.scores.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_broken_parquet_and_long_layout_without_model_names(tmp_path):
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(UserError, match="not a readable Parquet"):
+        read_outcomes(tmp_path / "bad.parquet")
+    pd.DataFrame({"prompt": ["a", "b"], "model": [None, None], "score": [1, 0]}).to_csv(tmp_path / "x.csv", index=False)
+    with pytest.raises(UserError, match="names no model"):
+        read_outcomes(tmp_path / "x.csv")

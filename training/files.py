@@ -1,4 +1,4 @@
-"""Read a data file (CSV, JSON, JSON Lines or plain text) with errors a user can act on."""
+"""Read a data file (CSV, Parquet, JSON, JSON Lines or plain text) with errors a user can act on."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from routing.errors import UserError
 
 
 def read_data_file(path: str | Path, what: str, list_keys: tuple[str, ...] = ("data",)) -> pd.DataFrame | list[Any]:
-    """A DataFrame for ``.csv``; a list of rows for ``.json``/``.jsonl``; a list of lines otherwise.
+    """A DataFrame for ``.csv`` and ``.parquet`` (as Hugging Face datasets ship); a list of rows for
+    ``.json``/``.jsonl``; a list of lines otherwise.
 
     ``what`` names the file in messages ("Prompt file", "Outcome table"); a JSON object is
     unwrapped through the first of ``list_keys`` it has. Every problem is a :class:`UserError`.
@@ -21,6 +22,11 @@ def read_data_file(path: str | Path, what: str, list_keys: tuple[str, ...] = ("d
     if not path.is_file():
         raise UserError(f"{what} {path} not found.")
     suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises its own error types for broken files
+            raise UserError(f"{what} {path} is not a readable Parquet file: {exc}") from exc
     try:
         if suffix == ".csv":
             return pd.read_csv(path)

@@ -7,6 +7,11 @@ Read formats (see ``../shared/data/SOURCES.md``):
   ``<model>|total_cost`` in USD; other ``<model>|...`` columns and known metadata are ignored.
 * LLMRouter's JSON: ``[{"question": ..., "scores": {model: score}, "costs": {model: usd}?}]``.
 * The same records as JSON Lines, or flat records (``{"prompt": ..., "<model>": score}``).
+* The long ("tidy") layout many evaluation logs use, in CSV, Parquet, JSON or JSON Lines: one row
+  per prompt and model, with a ``model`` column (or ``model_name``, ``model_id``, ``llm``), a
+  ``score`` column (or ``performance``, ``quality``, ``correct``, ``is_correct``, ``accuracy``,
+  ``reward``) and optionally ``cost`` (or ``total_cost``, ``cost_usd``). Repeated (prompt, model)
+  pairs are averaged.
 
 Missing cells stay NaN (a model not run on a prompt is not a failure); rows with no score at
 all and rows with an empty prompt are dropped and counted.
@@ -33,6 +38,9 @@ PROMPT_COLUMNS = ("prompt", "text", "question", "query", "instruction")
 COST_SUFFIX = "|total_cost"
 META_COLUMNS = {"sample_id", "eval_name", "oracle_model_to_route_to", "id", "category", "task",
                 "task_name", "label", "index", "source", "ground_truth", "answer"}
+MODEL_COLUMNS = ("model", "model_name", "model_id", "llm")                     # long layout
+SCORE_COLUMNS = ("score", "performance", "quality", "correct", "is_correct", "correctness", "accuracy", "reward")
+LONG_COST_COLUMNS = ("cost", "total_cost", "cost_usd")
 CHARS_PER_TOKEN = 4.0          # rough input-token estimate where a table has no token counts
 DEFAULT_OUTPUT_TOKENS = 200    # assumed answer length for per-prompt cost estimates
 
@@ -107,12 +115,50 @@ def concat(tables: Sequence[OutcomeTable]) -> OutcomeTable:
     )
 
 
-def _prompt_column(columns: Iterable[str], source: str) -> str:
+def _find_column(columns: Iterable[str], names: Sequence[str]) -> Any:
     lower = {str(c).strip().lower(): c for c in columns}
-    for name in PROMPT_COLUMNS:
-        if name in lower:
-            return lower[name]
-    raise UserError(f"{source}: no prompt column; name one of {', '.join(PROMPT_COLUMNS)}.")
+    return next((lower[n] for n in names if n in lower), None)
+
+
+def _prompt_column(columns: Iterable[str], source: str) -> str:
+    col = _find_column(columns, PROMPT_COLUMNS)
+    if col is None:
+        raise UserError(f"{source}: no prompt column; name one of {', '.join(PROMPT_COLUMNS)}.")
+    return col
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    if values.dtype == bool:
+        return values.astype(float).to_numpy()
+    return pd.to_numeric(values.map(lambda v: float(v) if isinstance(v, bool) else v),
+                         errors="coerce").to_numpy(dtype=float)
+
+
+def from_long_frame(df: pd.DataFrame, prompt_col: Any, model_col: Any, score_col: Any,
+                    source: str = "<frame>") -> OutcomeTable:
+    """An outcome table from one row per (prompt, model): pivoted to prompts x models, prompts and
+    models in order of first appearance, repeated pairs averaged."""
+    cost_col = _find_column(df.columns, LONG_COST_COLUMNS)
+    prompts = [prompt_text(p) for p in df[prompt_col].tolist()]
+    names = ["" if pd.isna(m) else str(m).strip() for m in df[model_col].tolist()]
+    score = _numbers(df[score_col])
+    bad = ~np.isnan(score) & ((score < 0) | (score > 1))
+    if bad.any():
+        log.warning("%s: %d scores outside [0, 1] treated as missing", source, int(bad.sum()))
+        score = np.where(bad, np.nan, score)
+    long = pd.DataFrame({"prompt": prompts, "model": names, "score": score,
+                         "cost": _numbers(df[cost_col]) if cost_col is not None else np.nan})
+    long = long[long["model"] != ""]
+    if long.empty:
+        raise UserError(f"{source}: the {model_col!r} column names no model.")
+    order_p = list(dict.fromkeys(long["prompt"]))
+    order_m = list(dict.fromkeys(long["model"]))
+    grouped = long.groupby(["prompt", "model"], sort=False)[["score", "cost"]].mean()
+    scores = grouped["score"].unstack("model").reindex(index=order_p, columns=order_m).to_numpy(dtype=float)
+    costs = None
+    if cost_col is not None:
+        costs = grouped["cost"].unstack("model").reindex(index=order_p, columns=order_m).to_numpy(dtype=float)
+    return _clean(OutcomeTable(order_p, order_m, scores, costs, source))
 
 
 def _is_index(name: Any) -> bool:
@@ -121,8 +167,11 @@ def _is_index(name: Any) -> bool:
 
 
 def from_frame(df: pd.DataFrame, source: str = "<frame>") -> OutcomeTable:
-    """An outcome table from a wide DataFrame (RouterBench layout)."""
+    """An outcome table from a wide DataFrame (RouterBench layout) or a long one (see module doc)."""
     prompt_col = _prompt_column(df.columns, source)
+    model_col, score_col = _find_column(df.columns, MODEL_COLUMNS), _find_column(df.columns, SCORE_COLUMNS)
+    if model_col is not None and score_col is not None:
+        return from_long_frame(df, prompt_col, model_col, score_col, source)
     models: list[str] = []
     for col in df.columns:
         name = str(col)
@@ -208,12 +257,12 @@ def _clean(table: OutcomeTable) -> OutcomeTable:
 
 
 def read_outcomes(path: str | Path) -> OutcomeTable:
-    """Read one outcome table (CSV, JSON or JSONL); problems are :class:`UserError` naming the file."""
+    """Read one outcome table (CSV, Parquet, JSON or JSONL); problems are :class:`UserError` naming the file."""
     records = read_data_file(path, "Outcome table", ("data", "rows"))
     if isinstance(records, pd.DataFrame):
         return from_frame(records, str(path))
     if Path(path).suffix.lower() not in (".json", ".jsonl"):
-        raise UserError(f"Outcome table {path} must be CSV, JSON or JSON Lines.")
+        raise UserError(f"Outcome table {path} must be CSV, Parquet, JSON or JSON Lines.")
     return from_records(records, str(path))
 
 

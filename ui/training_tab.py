@@ -74,7 +74,7 @@ def build_training_tab(service: RouterService) -> None:
                     "selector, and promote it only if it does at least as well as the current one on that split.")
         with gr.Row():
             data = gr.Radio(list(DATA_CHOICES), value=next(iter(DATA_CHOICES)), label="Training data")
-            upload = gr.File(label="File (for the uploaded choices)", file_types=[".csv", ".json", ".jsonl", ".txt"],
+            upload = gr.File(label="File (for the uploaded choices)", file_types=[".csv", ".parquet", ".json", ".jsonl", ".txt"],
                              type="filepath")
         with gr.Row():
             base_model = gr.Textbox("", label="Base encoder", placeholder="default: bundled all-MiniLM-L6-v2; any HF "
