@@ -131,6 +131,11 @@ def test_selector_variants_fit_and_are_chosen_on_train_only():
     assert all(0 < v <= 1 for v in cv.values())
     pred = fit_variant("cluster+linear", X, T, None, None).predict(X[:10])
     assert pred.shape == (10, 2) and (pred.argmax(1) == 1 - topic[:10]).all()
+    # The kNN prior: k chosen by CV inside fit, in [0, 1], ranks models by topic too.
+    knn = fit_variant("knn+linear", X, T, None, None)
+    assert knn.parts[0].k in (5, 10, 20, 40, 80, 160)
+    pred = knn.predict(X[:10])
+    assert ((0 <= pred) & (pred <= 1)).all() and (pred.argmax(1) == 1 - topic[:10]).all()
 
 
 def _toy_tables(tmp_path, n_train=80, n_test=40):

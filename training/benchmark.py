@@ -2,8 +2,9 @@
 
 Trains a selector on TRAIN outcome tables with the pipeline's label step (outcomes) and prepare
 step (a stratified validation split): per-model success probabilities on the base encoder's
-embeddings - a multi-resolution cluster prior, a ridge linear probe, an MLP success head, or an
-average of them, picked by out-of-fold AIQ on TRAIN - and a cost model giving each model's
+embeddings - a multi-resolution cluster prior, a ridge linear probe, an MLP success head, the
+k nearest TRAIN prompts' outcomes, or an average of two or three of them, picked by out-of-fold
+AIQ on TRAIN - and a cost model giving each model's
 expected cost on each prompt, which the cost knob trades against success. With ``--finetune``
 the pipeline's train step also fine-tunes the encoder end to end (one sigmoid per model,
 :mod:`training.finetuned_selector`), and the selector is the fine-tuned model, the embedding head
@@ -40,8 +41,8 @@ from routing.settings import get_settings
 from training import routing_metrics as rm
 from training.embeddings import default_base_model, embed
 from training.cost_model import CostModel
-from training.head import (ClusterConfig, ClusterPrior, HeadConfig, LinearConfig, LinearProbe, SuccessHead,
-                           choose_k, knn_predict)
+from training.head import (ClusterConfig, ClusterPrior, HeadConfig, KnnPrior, LinearConfig, LinearProbe,
+                           SuccessHead, choose_k, knn_predict)
 from training.finetuned_selector import finetune
 from training.label import label_outcomes
 from training.outcomes import OutcomeTable, estimate_costs, load_prices, read_many
@@ -103,9 +104,9 @@ def run_selector_pipeline(train: OutcomeTable, work: Path, seed: int) -> dict[st
     return {"labels": labels, "class_counts": counts, "prepare": prepared.summary()}
 
 
-COMPONENTS = ("cluster", "linear", "mlp_head")
+COMPONENTS = ("cluster", "linear", "mlp_head", "knn")
 VARIANTS = ("cluster", "linear", "mlp_head", "cluster+linear", "cluster+mlp_head", "linear+mlp_head",
-            "cluster+linear+mlp_head")
+            "cluster+linear+mlp_head", "knn", "knn+cluster", "knn+linear", "knn+mlp_head")
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
@@ -133,6 +134,8 @@ def _fit_component(name: str, X: np.ndarray, T: np.ndarray, cluster_config: Clus
         return ClusterPrior(cluster_config).fit(X, T)
     if name == "linear":
         return LinearProbe(linear_config).fit(X, T)
+    if name == "knn":
+        return KnnPrior().fit(X, T)
     return SuccessHead(head_config).fit(X, T)
 
 
@@ -340,8 +343,8 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         "selector": {"source": source, "source_scores_on_val": source_scores, "finetune": ft_info,
                      "method": "per-model success probabilities on the base encoder's mean-pooled "
                                "embeddings (head+tail truncation): a multi-resolution soft k-means cluster "
-                               "prior, a ridge linear probe, a bagged MLP success head, or an average of "
-                               "them - chosen by out-of-fold AIQ on TRAIN; with fine-tuning, the pipeline's fine-tuned "
+                               "prior, a ridge linear probe, a bagged MLP success head, a kNN prior, or an "
+                               "average of some of them - chosen by out-of-fold AIQ on TRAIN; with fine-tuning, the pipeline's fine-tuned "
                                "transformer (sigmoid per model), or its average with that head, where it "
                                "routes better on the validation split; decision utility = p - lambda x "
                                "expected cost of the model on this prompt (ridge cost model on TRAIN's "

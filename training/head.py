@@ -150,6 +150,27 @@ def choose_k(train_X: np.ndarray, train_T: np.ndarray, ks: Sequence[int] = (5, 1
     return best, scores
 
 
+class KnnPrior:
+    """Per-model success rates as the mean outcome of the k most similar TRAIN prompts, k chosen by
+    5-fold CV inside ``fit`` (the kNN baseline's rule), as a component the selector may blend in.
+    Less smooth than the cluster prior: within one task it still orders prompts by their
+    neighbourhood, which gives the cost knob more operating points."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+        self.k = 1
+        self.X = np.zeros((0, 0))
+        self.T = np.zeros((0, 0))
+
+    def fit(self, X: np.ndarray, T: np.ndarray) -> "KnnPrior":
+        self.X, self.T = np.asarray(X, float), np.asarray(T, float)
+        self.k, _ = choose_k(self.X, self.T, seed=self.seed)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return knn_predict(self.X, self.T, np.asarray(X, float), self.k)
+
+
 @dataclass
 class ClusterConfig:
     sizes: Sequence[int] = (16, 32, 64)   # k-means resolutions, averaged
