@@ -85,6 +85,25 @@ def test_knn_and_k_choice():
     assert k in (1, 2) and scores[8] <= scores[k]
 
 
+def test_nearest_neighbours_in_chunks_match_brute_force():
+    from training.head import nearest
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 8))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    T = (rng.random((300, 3)) < 0.5).astype(float)
+    T[rng.random((300, 3)) < 0.2] = np.nan                  # missing cells are skipped, not zeros
+    Q = X[:40] + rng.normal(scale=0.01, size=(40, 8))
+    sims = Q @ X.T
+    ref = np.argsort(-sims, axis=1)[:, :25]
+    assert (nearest(X, Q, 25, chunk=7) == ref).all()         # most similar first, chunking invisible
+    expect = np.nanmean(T[ref], axis=1)
+    assert np.allclose(knn_predict(X, T, Q, 25), np.where(np.isnan(expect), np.nanmean(T, 0), expect))
+    self_sims = X @ X.T
+    np.fill_diagonal(self_sims, -np.inf)
+    assert (nearest(X, X, 5, exclude_self=True, chunk=64) == np.argsort(-self_sims, axis=1)[:, :5]).all()
+
+
 def test_cost_model_predicts_longer_prompts_cost_more_and_falls_back_without_costs():
     rng = np.random.default_rng(0)
     prompts = ["word " * int(n) for n in rng.integers(5, 2000, 200)]

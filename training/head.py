@@ -16,6 +16,7 @@ against price.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -117,35 +118,55 @@ class SuccessHead:
         return np.mean(probs, axis=0).astype(float)
 
 
-def knn_predict(train_X: np.ndarray, train_T: np.ndarray, X: np.ndarray, k: int,
-                exclude_self: bool = False) -> np.ndarray:
-    """Mean score of the k most similar training prompts (cosine on normalised embeddings)."""
-    sims = X @ train_X.T
-    if exclude_self:
-        np.fill_diagonal(sims, -np.inf)
+def nearest(train_X: np.ndarray, X: np.ndarray, k: int, exclude_self: bool = False,
+            chunk: int = 2048) -> np.ndarray:
+    """Indices of the ``k`` most similar training rows for each row of ``X``, most similar first
+    (cosine on normalised embeddings). Works in chunks of ``chunk`` rows, so a large table never
+    holds the whole similarity matrix."""
     k = max(1, min(k, train_X.shape[0] - (1 if exclude_self else 0)))
-    nn = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    vals = train_T[nn]                      # (n, k, K)
-    out = np.nanmean(vals, axis=1)
+    out = np.zeros((len(X), k), dtype=np.int64)
+    for s in range(0, len(X), chunk):
+        sims = X[s:s + chunk] @ train_X.T
+        if exclude_self:
+            rows = np.arange(sims.shape[0])
+            sims[rows, rows + s] = -np.inf
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
+        out[s:s + chunk] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def _mean_outcome(train_T: np.ndarray, nn: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():                 # all neighbours missing a model: filled below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = np.nanmean(train_T[nn], axis=1)       # (n, k, K) -> (n, K)
     fill = np.nanmean(train_T, axis=0)
     return np.where(np.isnan(out), fill[None, :], out)
 
 
+def knn_predict(train_X: np.ndarray, train_T: np.ndarray, X: np.ndarray, k: int,
+                exclude_self: bool = False) -> np.ndarray:
+    """Mean score of the k most similar training prompts (cosine on normalised embeddings)."""
+    return _mean_outcome(train_T, nearest(train_X, X, k, exclude_self))
+
+
 def choose_k(train_X: np.ndarray, train_T: np.ndarray, ks: Sequence[int] = (5, 10, 20, 40, 80, 160),
              folds: int = 5, seed: int = 0) -> tuple[int, dict[int, float]]:
-    """k maximising routed quality (pure-quality setting) in ``folds``-fold CV on TRAIN."""
+    """k maximising routed quality (pure-quality setting) in ``folds``-fold CV on TRAIN. The
+    neighbours are found once per fold for the largest k; smaller k take the first of them."""
     rng = np.random.default_rng(seed)
     fold = rng.integers(0, folds, len(train_X))
-    scores: dict[int, float] = {}
     filled = np.where(np.isnan(train_T), np.nanmean(train_T, axis=0)[None, :], train_T)
-    for k in ks:
-        vals = []
-        for f in range(folds):
-            tr, te = fold != f, fold == f
-            pred = knn_predict(train_X[tr], train_T[tr], train_X[te], k)
-            pick = pred.argmax(1)
-            vals.append(filled[te][np.arange(te.sum()), pick])
-        scores[k] = float(np.mean(np.concatenate(vals)))
+    vals: dict[int, list[np.ndarray]] = {k: [] for k in ks}
+    for f in range(folds):
+        tr, te = fold != f, fold == f
+        if not te.any() or not tr.any():
+            continue
+        nn = nearest(train_X[tr], train_X[te], max(ks))
+        for k in ks:
+            pick = _mean_outcome(train_T[tr], nn[:, :k]).argmax(1)
+            vals[k].append(filled[te][np.arange(te.sum()), pick])
+    scores = {k: float(np.mean(np.concatenate(v))) for k, v in vals.items() if v}
     best = max(scores, key=lambda k: (scores[k], -k))
     return best, scores
 
