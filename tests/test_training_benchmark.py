@@ -196,6 +196,9 @@ def test_benchmark_end_to_end_on_a_toy_table(tmp_path):
     assert lo <= s["quality"]["selector"] <= hi
     assert (tmp_path / "out" / "report.json").is_file() and (tmp_path / "out" / "cost_quality.html").is_file()
     assert json.loads((tmp_path / "out" / "report.json").read_text())["summary"] == s
+    html = (tmp_path / "out" / "cost_quality.html").read_text(encoding="utf-8")
+    assert 'src="https://cdn' not in html and "best single model" in html  # opens offline
+    assert "embedding_head" not in report["routers"]                     # no copy of the selector
 
 
 @pytest.mark.slow

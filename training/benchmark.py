@@ -322,11 +322,12 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         "knn": _router_result(f"knn (k={k})", rm.cost_aware_choice(knn_pred, model_cost, 0.0), test),
         "selector": _router_result("selector", rm.cost_aware_choice(sel_pred, sel_cost, 0.0), test),
     }
-    # Each part of the selector on its own (transparency; not in the summary).
-    alternatives = {"embedding_head": emb_pred}
+    # Each part of the selector on its own, where it differs from the selector (transparency; not
+    # in the summary).
+    alternatives: dict[str, np.ndarray] = {}
     if ft_pred is not None:
-        alternatives["finetuned"] = ft_pred
-    if mlp_pred is not None:
+        alternatives.update(embedding_head=emb_pred, finetuned=ft_pred)
+    if mlp_pred is not None and not np.array_equal(mlp_pred, sel_pred):
         alternatives["mlp_head"] = mlp_pred
     for name, pred in alternatives.items():
         routers[name] = _router_result(name, rm.cost_aware_choice(pred, sel_cost, 0.0), test)
@@ -428,7 +429,8 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
 
 
 def _plot(report: dict[str, Any], path: Path) -> None:
-    """Cost-quality curves as a self-contained-lite plotly HTML (plotly.js from its CDN)."""
+    """Cost-quality curves as a self-contained plotly HTML (plotly.js inside, ~4.8 MB), so the
+    report opens on a machine without internet."""
     if not report.get("curves"):
         return
     try:
@@ -443,10 +445,14 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     singles = report["singles"]
     fig.add_trace(go.Scatter(x=[v["cost"] for v in singles.values()], y=[v["quality"] for v in singles.values()],
                              mode="markers+text", text=list(singles), textposition="top center",
-                             name="single models", marker={"size": 9, "symbol": "diamond"}))
+                             name="single models", marker={"size": 9, "symbol": "diamond"}, cliponaxis=False))
+    best = report["routers"]["best_single"]
+    fig.add_hline(y=best["quality"], line_dash="dot", line_color="grey",
+                  annotation_text=f"best single model ({best['name']}): {best['quality']:.3f}",
+                  annotation_position="bottom right")
     fig.update_layout(title="Cost-quality over the cost knob", xaxis_title="mean cost per prompt (USD)",
                       yaxis_title="mean quality", template="plotly_white")
-    fig.write_html(str(path), include_plotlyjs="cdn")
+    fig.write_html(str(path), include_plotlyjs=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
