@@ -32,7 +32,7 @@ from routing.evaluation.mathcheck import final_answer, score_math
 from routing.evaluation.prompt import KINDS, PromptInfo, analyze_prompt
 from routing.evaluation.prose import (score_creativity, score_examples, score_factual, score_formatting,
                                       score_structure, score_visual)
-from routing.evaluation.text import clamp
+from routing.evaluation.text import clamp, strip_reasoning
 
 #: Dimension name -> maximum points.
 DIMENSIONS: dict[str, float] = {
@@ -149,19 +149,20 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
     """
     prompt = prompt if isinstance(prompt, str) else str(prompt or "")
     answer = answer if isinstance(answer, str) else str(answer or "")
+    answer, reasoning_chars = strip_reasoning(answer)   # score what the user reads, not the thinking
     info = analyze_prompt(prompt)
     applied = applied_dimensions(info, has_reference=bool(reference and reference.strip()))
     dimensions = {name: 0.0 for name in DIMENSIONS}
     explanations = {name: "not applicable to this prompt" for name in DIMENSIONS}
     penalty_points = {name: 0.0 for name in PENALTIES}
-    details: dict[str, Any] = {}
+    details: dict[str, Any] = {"reasoning_chars": reasoning_chars} if reasoning_chars else {}
     agreement: PeerAgreement | None = None
     probability: float | None = None  # estimated chance the answer is right, from the peers
     reference_decides = False
     result_kind = comparable_kind(info, applied)
     home = _PEER_DIMENSION.get(result_kind or "")
     if peers is not None:
-        peer_texts = [p if isinstance(p, str) else str(p or "") for p in peers]
+        peer_texts = [strip_reasoning(p if isinstance(p, str) else str(p or ""))[0] for p in peers]
         agreement = peer_agreement(info, answer, peer_texts, result_kind)
         reference_decides = _reference_decides(result_kind, info, reference)
         probability = None if reference_decides else agreement.probability

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, asdict
 from typing import Any, Mapping
 
 from routing.errors import ProviderError
+from routing.evaluation.text import strip_reasoning
 
 DEFAULT_JUDGE = "gemini-flash"
 MIN_GRADE, MAX_GRADE = 1, 10
@@ -90,7 +91,7 @@ def parse_grade(text: str) -> float | None:
     """
     if not isinstance(text, str):
         return None
-    text = re.sub(r"<think>.*?</think>", " ", text, flags=re.S | re.I)
+    text = strip_reasoning(text)[0]
     for pattern in _GRADE_PATTERNS:
         values = [float(m.group(1)) for m in re.finditer(pattern, text, flags=re.I)]
         values = [v for v in values if MIN_GRADE <= v <= MAX_GRADE]
@@ -106,7 +107,7 @@ def parse_verdict(text: str) -> str | None:
     """``"A"``, ``"B"`` or ``"C"`` (tie) from a pairwise reply; None when unparseable (counts as a tie)."""
     if not isinstance(text, str):
         return None
-    text = re.sub(r"<think>.*?</think>", " ", text, flags=re.S | re.I)
+    text = strip_reasoning(text)[0]
     for pattern, fixed in _VERDICT_PATTERNS:
         found = list(re.finditer(pattern, text, flags=re.I))
         if found:

@@ -432,3 +432,32 @@ def test_benchmark_reports_the_with_peers_mode(tmp_path: Path, capsys: pytest.Ca
     assert set(peers) >= {"auc", "pairwise_accuracy", "auc_ci95", "pairwise_accuracy_ci95", "tie_rate"}
     assert peers["pairwise_accuracy"] == 1.0
     assert "with peers" in capsys.readouterr().out
+
+
+def test_reasoning_of_thinking_models_is_not_scored():
+    """DeepSeek R1 (in the pool) and its distills served by Ollama/vLLM put their reasoning in
+    <think> blocks: the user reads the answer after it, and that is what gets scored."""
+    from routing.evaluation.text import strip_reasoning
+
+    prompt = "What is 12 * 12? Give just the number."
+    thinking = ("<think>\nLet me see. 12 * 12 = 144? Or maybe 124...\n```python\nprint(12*12)\n```\n"
+                "- step one\n- step two\n</think>\n\n144")
+    plain = evaluate(prompt, "144", reference="144")
+    scored = evaluate(prompt, thinking, reference="144")
+    assert scored["normalized"] == plain["normalized"] and scored["total"] == plain["total"]
+    assert scored["details"]["reasoning_chars"] > 50 and scored["details"]["final_answer"] == "144"
+    # A template that opens the block in the prompt: the reply starts inside it.
+    assert strip_reasoning("so it is 124, wait, 144</think>144")[0] == "144"
+    # Cut off while still thinking: nothing visible, scored as an empty answer.
+    cut = evaluate(prompt, "<think>12 * 12 is 144 so the answer is 144", reference="144")
+    assert cut["penalties"]["empty"] < 0 and cut["normalized"] == 0
+    # Text without tags is untouched; "<" alone is not a tag.
+    assert strip_reasoning("a < b and b > c") == ("a < b and b > c", 0)
+
+
+def test_peers_reasoning_does_not_vote():
+    prompt = "Which is larger?\nA) 3\nB) 7\nAnswer with the letter."
+    peers = ["<think>A looks larger... no, B) 7 is larger</think>B", "B", "<think>Answer: A? no.</think>B"]
+    result = evaluate(prompt, "B", peers=peers)
+    assert result["details"]["peer_votes"]["result"] == "B"
+    assert result["details"]["peer_votes"]["agree"] == 3 and result["details"]["peer_agreement"] == 1.0

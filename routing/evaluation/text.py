@@ -15,6 +15,27 @@ _FENCE_RE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([\w.+#-]*)[^\n]*$", re.MULTILI
 _TAG_BLOCK_RE = re.compile(r"\[([A-Z][A-Z+#]*)\]\n?(.*?)(?:\[/\1\]|\Z)", re.DOTALL)
 _WORD_RE = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+(?:[.,]\d+)*")
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+# Reasoning blocks of "thinking" models (DeepSeek R1 and its distills, QwQ, ...).
+_REASONING_BLOCK_RE = re.compile(r"<(think|thinking|reasoning)>.*?(?:</\1>|\Z)", re.DOTALL | re.IGNORECASE)
+_REASONING_CLOSE_RE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
+
+
+def strip_reasoning(text: str) -> tuple[str, int]:
+    """The visible answer without a thinking model's reasoning, and how many characters went.
+
+    Removes ``<think>...</think>`` (also ``thinking``/``reasoning``) blocks, an unclosed block
+    (the answer was cut off while still thinking: nothing visible is left), and everything before
+    a lone closing tag (chat templates that open the block in the prompt, so the reply starts
+    inside it).
+    """
+    if not text or "<" not in text:
+        return text, 0
+    visible = _REASONING_BLOCK_RE.sub("", text)
+    closes = list(_REASONING_CLOSE_RE.finditer(visible))
+    if closes:
+        visible = visible[closes[-1].end():]
+    visible = visible.strip() if visible != text else visible
+    return visible, len(text) - len(visible)
 
 
 @dataclass(frozen=True)
