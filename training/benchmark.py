@@ -4,12 +4,12 @@ Trains a selector on TRAIN outcome tables with the pipeline's label step (outcom
 step (a stratified validation split): per-model success probabilities on the base encoder's
 embeddings - a multi-resolution cluster prior, a ridge linear probe, an MLP success head, the
 k nearest TRAIN prompts' outcomes, or an average of two or three of them, picked by out-of-fold
-AIQ on TRAIN - and a cost model giving each model's
-expected cost on each prompt, which the cost knob trades against success. With ``--finetune``
-the pipeline's train step also fine-tunes the encoder end to end (one sigmoid per model,
-:mod:`training.finetuned_selector`), and the selector is the fine-tuned model, the embedding head
-or their average, whichever routes best on the validation split. (Off by default: on RouterBench
-and LLMRouter the fine-tuned model was no better on the validation split, at ~40x the time.)
+AIQ on TRAIN - and a cost model giving each model's expected cost on each prompt, which the
+cost knob trades against success. With ``--finetune`` the pipeline's train step also
+fine-tunes the encoder end to end (one sigmoid per model, :mod:`training.finetuned_selector`),
+and the selector is the fine-tuned model, the embedding head or their average, whichever routes
+best on the validation split. (Off by default: on RouterBench and LLMRouter the fine-tuned model
+was no better on the validation split, at ~25x the time.)
 It reports on TEST, side by side: random routing, every single model, the best single model
 (chosen on TRAIN), the per-prompt oracle, a kNN router on the base encoder's sentence embeddings
 (k by 5-fold CV on TRAIN), the selector and each of its parts:
@@ -345,9 +345,10 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
                      "method": "per-model success probabilities on the base encoder's mean-pooled "
                                "embeddings (head+tail truncation): a multi-resolution soft k-means cluster "
                                "prior, a ridge linear probe, a bagged MLP success head, a kNN prior, or an "
-                               "average of some of them - chosen by out-of-fold AIQ on TRAIN; with fine-tuning, the pipeline's fine-tuned "
-                               "transformer (sigmoid per model), or its average with that head, where it "
-                               "routes better on the validation split; decision utility = p - lambda x "
+                               "average of some of them - chosen by out-of-fold AIQ on TRAIN; with "
+                               "fine-tuning, the pipeline's fine-tuned transformer (sigmoid per model), or "
+                               "its average with that head, where it routes better on the validation "
+                               "split; decision utility = p - lambda x "
                                "expected cost of the model on this prompt (ridge cost model on TRAIN's "
                                "per-prompt costs), normalised by the priciest model's mean cost",
                      "cost_model": "ridge on log cost per model (embedding + prompt length)" if cost_model else None,
