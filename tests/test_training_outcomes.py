@@ -170,3 +170,28 @@ def test_broken_parquet_and_long_layout_without_model_names(tmp_path):
     pd.DataFrame({"prompt": ["a", "b"], "model": [None, None], "score": [1, 0]}).to_csv(tmp_path / "x.csv", index=False)
     with pytest.raises(UserError, match="names no model"):
         read_outcomes(tmp_path / "x.csv")
+
+
+def test_prompt_cells_in_chat_formats():
+    from training.text import prompt_text
+
+    # RouterBench: a Python-literal list of turns.
+    assert prompt_text("['Q: 1+1?', 'Answer:']") == "Q: 1+1?\nAnswer:"
+    # OpenAI-style messages as JSON (null is not Python, so this needs the JSON reader).
+    messages = '[{"role": "system", "content": null}, {"role": "user", "content": "Hi there"}]'
+    assert prompt_text(messages) == "Hi there"
+    # Content given as a list of typed parts (multimodal message layout).
+    parts = [{"role": "user", "content": [{"type": "text", "text": "Describe"}, {"type": "text", "text": "this"}]}]
+    assert prompt_text(parts) == "Describe\nthis"
+    # A list that is just text in brackets stays as written.
+    assert prompt_text("[citation needed]") == "[citation needed]"
+
+
+def test_parquet_list_cells_read_as_turns(tmp_path):
+    # Two turns: numpy prints such an array without commas, so reading its text would fail.
+    df = pd.DataFrame({"prompt": [[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Solve 2x = 4"}],
+                                  [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Write a haiku"}]],
+                       "a": [1.0, 0.0], "b": [0.0, 1.0]})
+    df.to_parquet(tmp_path / "chat.parquet")
+    t = read_outcomes(tmp_path / "chat.parquet")
+    assert t.prompts == ["Be brief.\nSolve 2x = 4", "Be kind.\nWrite a haiku"] and t.models == ["a", "b"]

@@ -11,35 +11,50 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import re
 from typing import Any
+
+import numpy as np
 
 from routing.selectors.learned import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, encode, head_tail_ids  # noqa: F401
 
 
 def prompt_text(raw: Any) -> str:
-    """Plain text of a prompt cell: a string, a list of turns, or a string holding such a list."""
+    """Plain text of a prompt cell: a string, a list of turns (strings, or chat messages with
+    ``content`` that may itself be a list of ``{"type": "text", "text": ...}`` parts), or a string
+    holding such a list as a Python literal (RouterBench) or JSON. Parquet list cells arrive as
+    numpy arrays and are read the same way."""
     if raw is None:
         return ""
     if isinstance(raw, float) and raw != raw:  # NaN from pandas
         return ""
+    if isinstance(raw, np.ndarray):
+        raw = raw.tolist()
+    if isinstance(raw, dict):
+        return prompt_text(raw.get("content", raw.get("text", "")))
     if isinstance(raw, (list, tuple)):
-        parts = []
-        for turn in raw:
-            if isinstance(turn, dict):
-                turn = turn.get("content", "")
-            parts.append(prompt_text(turn))
+        parts = [prompt_text(turn) for turn in raw]
         return "\n".join(p for p in parts if p)
     text = str(raw)
     stripped = text.strip()
     if stripped.startswith("[") and stripped.endswith("]"):
-        try:
-            value = ast.literal_eval(stripped)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            return text.strip()
+        value = _literal_list(stripped)
         if isinstance(value, (list, tuple)) and all(isinstance(v, (str, dict)) for v in value):
             return prompt_text(list(value))
     return text.strip()
+
+
+def _literal_list(text: str) -> Any:
+    """A list written as a Python literal or as JSON; None when it is neither."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        pass
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 _SPACES = re.compile(r"\s+")
