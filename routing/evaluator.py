@@ -16,7 +16,9 @@ scores every answer of a comparison with the others as its peers.
 :data:`DIMENSIONS` and :data:`PENALTIES` are the single source of truth for names and
 point ranges; charts read them. The scorers live in :mod:`routing.evaluation`.
 Pure Python, no model: a typical answer takes a few milliseconds, plus up to
-``sandbox.DEFAULT_TIMEOUT_S`` when Python code is run (``run_code=True``).
+``sandbox.DEFAULT_TIMEOUT_S`` when Python code is run (``run_code=True``). Code runs only in the
+bubblewrap sandbox (:mod:`routing.evaluation.sandbox`); where none can be made it is scored
+statically and the explanation says so.
 """
 
 from __future__ import annotations

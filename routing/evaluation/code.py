@@ -16,7 +16,7 @@ import textwrap
 from dataclasses import dataclass, field
 
 from .prompt import LANGUAGE_TAGS, PromptInfo
-from .sandbox import RunResult, run_python
+from .sandbox import RunResult, SandboxUnavailable, run_python, sandbox_status
 from .text import CodeBlock, clamp, split_code
 
 _TAG_TO_LANGUAGE = {tag: lang for lang, tags in LANGUAGE_TAGS.items() for tag in tags}
@@ -73,6 +73,7 @@ class CodeReport:
     complete: bool = True
     truncated: bool = False
     run: RunResult | None = None
+    not_run_reason: str = ""
 
 
 def _block_language(block: CodeBlock) -> str | None:
@@ -286,8 +287,14 @@ def analyze_code(info: PromptInfo, answer: str, *, run_code: bool = True) -> Cod
     if _PLACEHOLDER_RE.search(report.source) or report.truncated:
         report.complete = False
     if run_code and report.language == "python" and report.parses:
-        tests = info.tests if info.tests else []
-        report.run = run_python(report.source, tests)
+        status = sandbox_status()
+        if not status.available:
+            report.not_run_reason = status.reason
+        else:
+            try:
+                report.run = run_python(report.source, list(info.tests or []))
+            except SandboxUnavailable as exc:  # pragma: no cover - the probe said yes a moment ago
+                report.not_run_reason = str(exc)
     return report
 
 
@@ -343,6 +350,8 @@ def _verification(report: CodeReport, info: PromptInfo, run_code: bool) -> tuple
         if report.language == "python" and not report.parses:
             return 0.0, ""
         if report.language == "python":
+            if report.not_run_reason:
+                return 0.4, f"not run (no OS sandbox here: {report.not_run_reason}; scored statically)"
             return 0.4, "not run (disabled)" if not run_code else "not run"
         return 0.35, "not run (only Python is run)"
     if run.syntax_error:
@@ -352,7 +361,15 @@ def _verification(report: CodeReport, info: PromptInfo, run_code: bool) -> tuple
         note = f"passes {passed}/{len(run.tests)} of the prompt's tests"
         if run.timed_out and not run.finished:
             note += " (timed out)"
+        elif run.output_overflow:
+            note += " (flooded its output)"
+        elif run.exited_early:
+            note += " (exited before its end)"
         return passed / len(run.tests), note
+    if run.output_overflow:
+        return 0.15, "wrote more output than allowed"
+    if run.exited_early:
+        return 0.15, "exited before the end of its code"
     statements = run.statements
     own_asserts = [s for s in statements if s.is_assert]
     own_ok = sum(1 for s in own_asserts if s.ok)
