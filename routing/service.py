@@ -9,6 +9,7 @@ import logging
 from typing import Any, Sequence
 
 from routing.errors import UserError
+from routing.evaluation.sandbox import sandbox_status
 from routing.hub import ProviderHub
 from routing.pool import ModelPool, load_pool
 from routing.router import LOCAL_ANSWERER, QueryResult, Router
@@ -84,8 +85,16 @@ class RouterService:
             "openrouter_key": bool(self.settings.openrouter_api_key),
             "openrouter_base_url": self.settings.openrouter_base_url,
             "local_model": {"id": LOCAL_ANSWERER, **local},
+            "code_sandbox": self.code_sandbox(),
             "warnings": list(self.warnings),
         }
+
+    @staticmethod
+    def code_sandbox() -> dict[str, Any]:
+        """Whether the evaluator can run answer code in the OS sandbox here, and why not."""
+        status = sandbox_status()
+        return {"available": status.available, "mode": status.mode, "reason": status.reason,
+                "summary": status.describe()}
 
     def health(self) -> list[dict[str, Any]]:
         return self.router.health_report()
