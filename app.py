@@ -11,8 +11,11 @@ import logging
 import gradio as gr
 
 from routing.service import RouterService
+from routing.settings import Settings
+from routing.validation import max_file_size_bytes
 from ui.ask_tab import add_ask_api, build_ask_tab
 from ui.batch_tab import add_batch_api, build_batch_tab
+from ui.common import Blocks
 from ui.compare_tab import add_compare_api, build_compare_tab
 from ui.selection_tab import add_selection_api, build_selection_tab
 from ui.status_tab import add_status_api, build_status_tab
@@ -21,7 +24,7 @@ from ui.training_tab import build_training_tab
 
 def build_demo(service: RouterService | None = None) -> gr.Blocks:
     service = service or RouterService()
-    with gr.Blocks(title="LLM Router") as demo:
+    with Blocks(title="LLM Router") as demo:  # gr.Blocks that names the parameter of a refused request
         gr.Markdown("# LLM Router\nEach prompt goes to the model predicted to answer it best for the money — "
                     "and you see why.")
         for warning in service.warnings:
@@ -45,11 +48,20 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
     return demo
 
 
+def launch_options(settings: Settings) -> dict:
+    """Keyword arguments for ``demo.launch`` that follow the settings (app.py and the test harness).
+
+    ``max_file_size`` (ROUTER_BATCH_MAX_MB) makes Gradio refuse a larger upload before it is
+    stored, and gradio_client refuse it before sending.
+    """
+    return {"ssr_mode": False, "max_file_size": max_file_size_bytes(settings.batch_max_mb)}
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO)
     service = RouterService(background=False)
     demo = build_demo(service)
-    demo.launch(ssr_mode=False, prevent_thread_lock=True)
+    demo.launch(prevent_thread_lock=True, **launch_options(service.settings))
     service.start_background_work()  # live prices and the local model load once the page is up
     demo.block_thread()
 

@@ -6,6 +6,8 @@ messages here are written for the person who typed the prompt or uploaded the fi
 
 from __future__ import annotations
 
+from routing.redact import redact
+
 
 class UserError(ValueError):
     """Bad input that the user can fix (empty prompt, unknown model id, bad file...)."""
@@ -31,10 +33,13 @@ class ProviderError(RuntimeError):
 
     ``status`` is the HTTP status where there was one (None for connection errors and
     timeouts); ``retryable`` says whether trying again (or another model) can help.
+    The message is redacted when the error is made (:func:`routing.redact.redact`): providers
+    may echo the request's ``Authorization`` header in their error bodies.
     """
 
     def __init__(self, message: str, *, status: int | None = None, retryable: bool = False,
                  retry_after: float | None = None, model: str | None = None):
+        message = redact(message)
         self.message = message
         self.status = status
         self.retryable = retryable

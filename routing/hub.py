@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from routing.pool import ModelPool, ModelSpec
 from routing.providers.base import ChatProvider
 from routing.providers.openai_compat import OpenAICompatibleClient
+from routing.redact import register_pool, register_secret
 from routing.settings import Settings
 
 if TYPE_CHECKING:  # the local model pulls in torch; import it only where it is used
@@ -24,6 +25,9 @@ class ProviderHub:
         self.local = local
         self._clients: dict[tuple[str, str | None], OpenAICompatibleClient] = {}
         self._lock = threading.Lock()
+        # Keys are redacted from every text the app returns, stores or logs (routing/redact.py).
+        register_secret(settings.openrouter_api_key, "OPENROUTER_API_KEY")
+        register_pool(pool.models)
 
     def _price_of(self, model_name: str) -> tuple[float, float] | None:
         spec = self.pool.spec_for_model_name(model_name)
@@ -34,11 +38,14 @@ class ProviderHub:
         with self._lock:
             key = (base_url, api_key)
             if key not in self._clients:
+                register_secret(api_key, key_env)
                 headers = {"X-Title": "LLM Router"} if "openrouter.ai" in base_url else None
                 self._clients[key] = OpenAICompatibleClient(
                     base_url, api_key,
                     connect_timeout=self.settings.connect_timeout,
                     read_timeout=self.settings.read_timeout,
+                    attempt_timeout=self.settings.attempt_timeout,
+                    max_response_bytes=self.settings.max_response_bytes,
                     max_retries=self.settings.max_retries,
                     extra_headers=headers,
                     prices=self._price_of,

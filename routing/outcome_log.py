@@ -12,6 +12,13 @@ deleted:
 * ``feedback``: one row per "this answer is best" mark by a user. The latest mark for a
   comparison overrides the evaluator's winner.
 
+SQLite itself enforces append-only: triggers created with the schema (also in an older log file,
+the first time this code opens it) abort any UPDATE, DELETE or REPLACE of a row in these tables.
+(Anyone who can write the file can still drop the triggers: they stop mistakes and the app's
+own code, not the file's owner.) The file and its ``-wal``/``-shm`` companions are readable by
+the app's user only (0600), and a folder the log creates for itself is 0700. Text is redacted
+before it is stored (API keys become ``[redacted NAME]``, see ``routing.redact``).
+
 :func:`export_routerbench_csv` writes RouterBench's wide layout, which ``training.outcomes``
 reads like any public outcome table::
 
@@ -36,6 +43,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sqlite3
 import sys
 import time
@@ -48,6 +57,9 @@ import pandas as pd
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from routing.errors import UserError
+from routing.redact import redact, redact_data
+
+log = logging.getLogger(__name__)
 
 LOG_FILENAME = "outcomes.sqlite3"
 EVAL_NAME = "llm-router-outcome-log"
@@ -96,6 +108,70 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_by_comparison ON feedback(comparison_id, seq);
 """
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+# Natural key of each table: a REPLACE (or INSERT OR REPLACE) of an existing row would delete it
+# silently (delete triggers fire on REPLACE only with recursive_triggers), so inserting a key that
+# is already there aborts too.
+_KEYS = {"comparisons": "id = NEW.id",
+         "results": "comparison_id = NEW.comparison_id AND model = NEW.model",
+         "feedback": "seq = NEW.seq"}
+
+
+def _guard_statements() -> list[str]:
+    """The append-only triggers (each one statement: their bodies hold semicolons)."""
+    statements = []
+    for table, key in _KEYS.items():
+        for op, done in (("UPDATE", "updated"), ("DELETE", "deleted")):
+            statements.append(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_append_only_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, 'the outcome log is append-only: {table} rows cannot be {done}'); END")
+        statements.append(
+            f"CREATE TRIGGER IF NOT EXISTS {table}_append_only_replace BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {key}) "
+            f"BEGIN SELECT RAISE(ABORT, 'the outcome log is append-only: {table} rows cannot be replaced'); END")
+    return statements
+
+
+def _private_dir(folder: Path) -> None:
+    """Create ``folder`` (0700) if it is missing; a folder that exists already is left as it is."""
+    if folder.is_dir():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.chmod(folder, DIR_MODE)  # exactly 0700, whatever the umask
+    except OSError:
+        pass
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` as an empty, 0600 file (an empty file is an empty SQLite database) if missing."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        return
+    try:
+        os.chmod(path, FILE_MODE)
+    except OSError:
+        pass
+
+
+def _tighten(path: Path) -> None:
+    """Make an existing log file and its -wal/-shm files 0600 (only files this user owns)."""
+    getuid = getattr(os, "getuid", None)
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            st = p.stat()
+            if (st.st_mode & 0o777) != FILE_MODE and (getuid is None or st.st_uid == getuid()):
+                os.chmod(p, FILE_MODE)
+        except OSError:
+            continue
 
 
 def log_path(path_or_dir: str | Path) -> Path:
@@ -155,15 +231,23 @@ class OutcomeLog:
     @contextmanager
     def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
         if write:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _private_dir(self.path.parent)
+            _private_file(self.path)
         elif not self.path.exists():
             raise FileNotFoundError(self.path)
+        if not self._ready:
+            _tighten(self.path)
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             if write and not self._ready:
                 self._init_schema(conn)
+            elif not self._ready:
+                try:  # an existing (older) file gets the append-only guards as soon as it is opened
+                    self._init_schema(conn)
+                except sqlite3.DatabaseError as exc:  # e.g. a read-only copy: reading still works
+                    log.warning("outcome log %s: could not install the append-only guards: %s", self.path, exc)
             yield conn
         finally:
             conn.close()
@@ -174,6 +258,8 @@ class OutcomeLog:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
+            for statement in _guard_statements():
                 conn.execute(statement)
             conn.execute("COMMIT")
         except BaseException:
@@ -204,6 +290,7 @@ class OutcomeLog:
         Needs ``prompt`` and ``results`` ({model: {response, error, latency_ms, usage, cost_usd,
         scores, total, normalized, judge_grade}}); ``id`` is generated when absent.
         """
+        comparison = redact_data(dict(comparison))  # no API key is ever stored
         prompt = comparison.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
             raise UserError("A comparison without a prompt cannot be logged.")
@@ -257,7 +344,8 @@ class OutcomeLog:
             raise UserError(f"{best_model} did not answer this prompt, so it cannot be the best answer. "
                             f"Choose one of: {', '.join(answered)}.")
         return self._write([("INSERT INTO feedback (comparison_id, best_model, created_at, source, note) "
-                             "VALUES (?, ?, ?, ?, ?)", (comparison_id, best_model, time.time(), source, note))])
+                             "VALUES (?, ?, ?, ?, ?)", (comparison_id, best_model, time.time(), source,
+                                                        redact(note)))])
 
     # ------------------------------------------------------------------ reading
     def _read(self, where: str = "", params: tuple = ()) -> list[dict[str, Any]]:
@@ -299,7 +387,7 @@ class OutcomeLog:
                 "best_source": "user" if user_best else ("evaluator" if c["best_model"] else None),
                 "results": results[c["id"]], **json.loads(c["meta"] or "{}"),
             })
-        return out
+        return redact_data(out)  # rows logged before redaction existed come out clean too
 
     def comparisons(self) -> list[dict[str, Any]]:
         """Every comparison, oldest first, with its results and the effective winner."""

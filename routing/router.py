@@ -2,10 +2,24 @@
 
 One loop (:meth:`Router.stream`) serves both the streaming Ask tab and the JSON ``/query``
 endpoint (:meth:`Router.ask` keeps only its last event).
+
+Time policy. A query has ROUTER_DEADLINE seconds, all models and retries together, and one slow
+model must not spend them all: each model gets a *share* of what is left when its turn comes
+(:func:`model_budget`): 2 x remaining / (n + 1), with n the models still to try, itself
+included (skipped ones, for a missing key or a cooldown, do not count). As if what is left were
+cut into n + 1 equal parts: the model being tried (the better ranked) may use two, each later
+one would get one, and the last model may use everything left. With the defaults (120 s,
+4 models) the first model may use 48 s and leaves at least 72 s to the other three. The share goes to the client as a deadline: its retries stop, and its timeouts are
+clipped, when the share is spent, and each attempt is also bounded by ROUTER_ATTEMPT_TIMEOUT
+(see :mod:`routing.providers.openai_compat`). A model after the first is not started with less
+than ``MIN_MODEL_BUDGET_S`` left, and models that could not each get that much are not counted
+in n. One-model calls (:meth:`Router.ask_model`: compare-all, the judge) get the whole deadline.
+The local model runs in-process and is not cut short.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field, asdict
@@ -16,12 +30,29 @@ from routing.health import HealthTracker
 from routing.hub import ProviderHub
 from routing.pool import ModelPool, ModelSpec
 from routing.providers.base import ChatResult, StreamChunk
+from routing.providers.openai_compat import OpenAICompatibleClient
+from routing.redact import redact
 from routing.selectors.base import Selection, Selector
 from routing.settings import Settings
 
 log = logging.getLogger(__name__)
 
 LOCAL_ANSWERER = "gemma-3-270m"
+
+#: Seconds below which a model is not worth starting (after the first) or counting in a share.
+MIN_MODEL_BUDGET_S = 1.0
+
+
+def model_budget(remaining: float, models_left: int, min_budget: float = MIN_MODEL_BUDGET_S) -> float:
+    """Seconds the next model may use of the ``remaining`` query time (see the module docstring).
+
+    ``models_left`` counts the models still to try, this one included; only as many as could
+    each get ``min_budget`` seconds are counted. The last model gets all of ``remaining``.
+    """
+    if remaining <= 0:
+        return 0.0
+    n = max(1, min(models_left, int(remaining // min_budget)))
+    return remaining if n == 1 else 2 * remaining / (n + 1)
 
 
 @dataclass
@@ -125,7 +156,8 @@ class Router:
         fallbacks: list[dict[str, Any]] = []
         candidates = selection.ranking[: 1 + max(0, self.settings.max_fallbacks)]
         no_key = 0
-        for model_id in candidates:
+        tried = 0
+        for index, model_id in enumerate(candidates):
             spec = self.pool.get(model_id)
             reason = self.hub.missing_key(spec)
             if reason:
@@ -137,13 +169,17 @@ class Router:
                 fallbacks.append({"model": model_id, "error": f"cooling down for {rest:.0f} s after repeated failures",
                                   "skipped": True})
                 continue
-            if time.monotonic() - start > self.settings.deadline_s:
-                fallbacks.append({"model": model_id, "error": f"deadline of {self.settings.deadline_s:.0f} s reached",
-                                  "skipped": True})
+            remaining = self.settings.deadline_s - (time.monotonic() - start)
+            if remaining <= 0 or (tried and remaining < MIN_MODEL_BUDGET_S):
+                fallbacks.append({"model": model_id, "error": f"deadline of {self.settings.deadline_s:.0f} s reached "
+                                  "(ROUTER_DEADLINE)", "skipped": True})
                 break
+            left = 1 + sum(1 for m in candidates[index + 1:] if self._can_try(m, explicit=bool(model)))
+            deadline = time.monotonic() + model_budget(remaining, left)
+            tried += 1
             yield RouterEvent("attempt", model=model_id)
             try:
-                result = yield from self._call(spec, messages, max_tokens, stream)
+                result = yield from self._call(spec, messages, max_tokens, stream, deadline)
             except ProviderError as exc:
                 self.health.record_failure(model_id, exc.message)
                 fallbacks.append({"model": model_id, "error": exc.message, "status": exc.status, "skipped": False})
@@ -173,19 +209,32 @@ class Router:
         final.notice = notice
         yield RouterEvent("done", result=final)
 
-    def _call(self, spec: ModelSpec, messages, max_tokens: int, stream: bool):
+    def _can_try(self, model_id: str, *, explicit: bool) -> bool:
+        """Whether the loop in :meth:`stream` would ask this model now (key set, not resting)."""
+        if self.hub.missing_key(self.pool.get(model_id)):
+            return False
+        return explicit or self.health.cooling_down(model_id) <= 0
+
+    def _call(self, spec: ModelSpec, messages, max_tokens: int, stream: bool, deadline: float | None = None):
         provider = self.hub.for_spec(spec)
-        return (yield from self._call_provider(provider, spec.model_name, messages, max_tokens, stream))
+        return (yield from self._call_provider(provider, spec.model_name, messages, max_tokens, stream, deadline))
 
     @staticmethod
-    def _call_provider(provider, model_name: str, messages, max_tokens: int, stream: bool):
-        """Generator: yields delta events, returns the ChatResult."""
+    def _call_provider(provider, model_name: str, messages, max_tokens: int, stream: bool,
+                       deadline: float | None = None):
+        """Generator: yields delta events, returns the ChatResult.
+
+        ``deadline`` (``time.monotonic()``) reaches HTTP clients only; the local model and other
+        in-process providers take no deadline.
+        """
+        http = deadline is not None and isinstance(provider, OpenAICompatibleClient)
+        limits = {"deadline": deadline} if http else {}
         if not stream:
-            result: ChatResult = provider.chat(model_name, messages, max_tokens=max_tokens)
+            result: ChatResult = provider.chat(model_name, messages, max_tokens=max_tokens, **limits)
             yield RouterEvent("delta", text=result.text)
             return result
         chunk: StreamChunk
-        for chunk in provider.stream_chat(model_name, messages, max_tokens=max_tokens):
+        for chunk in provider.stream_chat(model_name, messages, max_tokens=max_tokens, **limits):
             if chunk.done:
                 assert chunk.result is not None
                 return chunk.result
@@ -196,7 +245,7 @@ class Router:
     def _result(self, selection: Selection, result: ChatResult, answered_by: str,
                 fallbacks: list[dict[str, Any]], start: float) -> QueryResult:
         return QueryResult(
-            prompt=selection.prompt, selected_model=selection.selected_model, response=result.text,
+            prompt=selection.prompt, selected_model=selection.selected_model, response=redact(result.text),
             selection_confidence=round(selection.confidence, 4), reasoning=selection.reasoning,
             answered_by=answered_by, fallbacks=fallbacks, usage=dict(result.usage or {}),
             cost_usd=result.cost_usd, latency_ms=round((time.monotonic() - start) * 1000, 1),
@@ -211,14 +260,17 @@ class Router:
         reason = self.hub.missing_key(spec)
         if reason:
             raise ProviderError(reason, retryable=False, model=model_id)
+        provider = self.hub.for_spec(spec)
+        limits = ({"deadline": time.monotonic() + self.settings.deadline_s}
+                  if isinstance(provider, OpenAICompatibleClient) else {})
         try:
-            result = self.hub.for_spec(spec).chat(spec.model_name, [{"role": "user", "content": prompt}],
-                                                  max_tokens=max_tokens or self.settings.max_tokens)
+            result = provider.chat(spec.model_name, [{"role": "user", "content": prompt}],
+                                   max_tokens=max_tokens or self.settings.max_tokens, **limits)
         except ProviderError as exc:
             self.health.record_failure(model_id, exc.message)
             raise
         self.health.record_success(model_id, result.latency_ms)
-        return result
+        return dataclasses.replace(result, text=redact(result.text))
 
     # ---------------------------------------------------------------- health
     def health_report(self, probe: bool = True) -> list[dict[str, Any]]:

@@ -60,6 +60,8 @@ class Settings:
     max_tokens: int = 1024                         # ROUTER_MAX_TOKENS (answer cap sent to providers)
     connect_timeout: float = 5.0                   # ROUTER_CONNECT_TIMEOUT (seconds)
     read_timeout: float = 60.0                     # ROUTER_READ_TIMEOUT (seconds)
+    attempt_timeout: float = 45.0                  # ROUTER_ATTEMPT_TIMEOUT (seconds for one attempt, all of it)
+    max_response_bytes: int = 2_000_000            # ROUTER_MAX_RESPONSE_BYTES (cap on one answer's body)
     max_retries: int = 2                           # ROUTER_MAX_RETRIES (per model, on 429/5xx/timeouts)
     max_fallbacks: int = 3                         # ROUTER_MAX_FALLBACKS (models tried after the first)
     deadline_s: float = 120.0                      # ROUTER_DEADLINE (seconds for one query, all tries)
@@ -93,6 +95,8 @@ class Settings:
             max_tokens=_int(env, "ROUTER_MAX_TOKENS", 1024),
             connect_timeout=_float(env, "ROUTER_CONNECT_TIMEOUT", 5.0),
             read_timeout=_float(env, "ROUTER_READ_TIMEOUT", 60.0),
+            attempt_timeout=_float(env, "ROUTER_ATTEMPT_TIMEOUT", 45.0),
+            max_response_bytes=_int(env, "ROUTER_MAX_RESPONSE_BYTES", 2_000_000),
             max_retries=_int(env, "ROUTER_MAX_RETRIES", 2),
             max_fallbacks=_int(env, "ROUTER_MAX_FALLBACKS", 3),
             deadline_s=_float(env, "ROUTER_DEADLINE", 120.0),

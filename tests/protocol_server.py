@@ -24,15 +24,21 @@ Behaviour per model (``"*"`` applies to every model without its own entry)::
     server.set_model("m", hang=True)                     # never answers (until stop)
     server.set_model("m", delay=0.3, reply="fixed text")
     server.script("m", [dict(status=503), dict(malformed=True), {}])   # one step per request
+    server.set_model("m", trickle=0.05)                  # the answer leaves one byte per 0.05 s
+    server.set_model("m", reply="x" * 3_000_000, chunked=True)   # 3 MB, no Content-Length
 
 A *fault* is ``status`` (an error response), ``hang`` or ``malformed``. With ``fail_times=0``
 the fault applies to every request; with ``fail_times=N`` to the first N requests, after which
 the model answers normally. ``script`` steps are consumed one per request and take precedence;
 each step is the keyword arguments of :class:`Behaviour` (``{}`` is a normal answer).
 
+``trickle`` applies to every request (it is not a fault: the answer is complete, only slow):
+a JSON answer goes out after its headers one byte at a time, a stream as one-byte HTTP chunks.
+
 Every request is recorded (``server.requests``: :class:`RecordedRequest`) before it is
-answered, so hanging requests are recorded too. Handler threads are daemons and hanging ones
-wake up on ``stop()``, so the server always shuts down promptly.
+answered, so hanging requests are recorded too; ``body_bytes_sent`` counts the answer's bytes
+written so far (how much of a big answer went out before the client hung up). Handler threads
+are daemons and hanging ones wake up on ``stop()``, so the server always shuts down promptly.
 """
 
 from __future__ import annotations
@@ -107,6 +113,8 @@ class Behaviour:
     stream_error_code: int = 502        # ... with this code
     stream_error_after: int = 1         # ... after this many content chunks
     chunk_delay: float = 0.0            # stream only: seconds between content chunks
+    trickle: float = 0.0                # seconds between bytes: the answer goes out a byte at a time
+    chunked: bool = False               # JSON answer with chunked encoding, no Content-Length
 
 
 @dataclass
@@ -118,6 +126,7 @@ class RecordedRequest:
     headers: dict[str, str]
     json: Any = None
     time: float = field(default_factory=time.monotonic)
+    body_bytes_sent: int = 0            # bytes of the answer's body written so far
 
     @property
     def model(self) -> str | None:
@@ -126,6 +135,10 @@ class RecordedRequest:
     @property
     def authorization(self) -> str | None:
         return next((v for k, v in self.headers.items() if k.lower() == "authorization"), None)
+
+
+class _Stopping(Exception):
+    """The server stops while a trickled answer is going out."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -307,8 +320,43 @@ class _Handler(BaseHTTPRequestHandler):
             return raw.decode("utf-8", "replace"), False
 
     def _record(self, body: Any) -> None:
-        self.server.owner._record(RecordedRequest(self.command, self.path, dict(self.headers.items()),
-                                                  body))
+        self.recorded = RecordedRequest(self.command, self.path, dict(self.headers.items()), body)
+        self.server.owner._record(self.recorded)
+
+    def _write_body(self, data: bytes, behaviour: Behaviour, *, chunked: bool) -> bool:
+        """Write ``data`` (as HTTP chunks if ``chunked``), a byte at a time if ``behaviour.trickle``.
+
+        Counts what went out in ``recorded.body_bytes_sent``; False if the server is stopping.
+        """
+        owner = self.server.owner
+        step = 1 if behaviour.trickle else 64 * 1024
+        for start in range(0, len(data), step):
+            piece = data[start:start + step]
+            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n" if chunked else piece)
+            self.wfile.flush()
+            self.recorded.body_bytes_sent += len(piece)
+            if behaviour.trickle and owner._wait(behaviour.trickle):
+                return False
+        return True
+
+    def _send_answer(self, body: Any, behaviour: Behaviour) -> None:
+        """A 200 JSON answer, sent as ``behaviour`` says (trickled, chunked or all at once)."""
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if behaviour.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            finished = self._write_body(data, behaviour, chunked=behaviour.chunked)
+            if finished and behaviour.chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            finished = False            # the client hung up (e.g. it refused a big answer)
+        if not finished:
+            self.close_connection = True
 
     # ------------------------------------------------------------------ routes
 
@@ -389,7 +437,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}]}
             if usage is not None:
                 answer["usage"] = usage
-            self._send_json(200, answer)
+            self._send_answer(answer, behaviour)
 
     def _stream(self, model: str, reply: str, finish_reason: str, usage: dict | None,
                 behaviour: Behaviour, malformed: bool) -> None:
@@ -402,9 +450,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
         def send(text: str) -> None:
-            data = text.encode()
-            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-            self.wfile.flush()
+            if not self._write_body(text.encode(), behaviour, chunked=True):
+                raise _Stopping
 
         def event(delta: dict, finish: str | None = None, **extra: Any) -> None:
             chunk = {"id": "gen-stream", "object": "chat.completion.chunk", "created": 0,
@@ -446,7 +493,7 @@ class _Handler(BaseHTTPRequestHandler):
                                             "model": model, "choices": [], "usage": usage})
                      + "\n\n")
             send("data: [DONE]\n\n")
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, _Stopping):
             self.close_connection = True
             return
         finally:

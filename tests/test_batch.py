@@ -285,7 +285,7 @@ def test_api_compare_mode(app, fresh_server):
     (b"id,body\n1,hi\n", {}, "No prompt column.*'id', 'body'"),
     (b"", {}, "empty"),
     (b"prompt\ncaf\xe9\n", {}, "not UTF-8: byte 0xe9"),
-    (b"prompt\nhi\n", {"mode": "fast"}, "Unknown mode"),
+    (b"prompt\nhi\n", {"mode": "fast"}, "mode must be one of"),
 ])
 def test_api_bad_files_come_back_as_messages(app, tmp_path, content, kwargs, message):
     from gradio_client import handle_file

@@ -200,3 +200,111 @@ def test_concurrent_writes_from_two_processes(tmp_path):
     with sqlite3.connect(log.path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 360
+
+
+# ---------------------------------------------------------------------- append-only in SQLite itself
+
+_OLD_SCHEMA = """
+CREATE TABLE comparisons (id TEXT PRIMARY KEY, created_at REAL NOT NULL, prompt TEXT NOT NULL, selected_model TEXT,
+    best_model TEXT, judge_best_model TEXT, router_correct INTEGER, meta TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE results (comparison_id TEXT NOT NULL REFERENCES comparisons(id), model TEXT NOT NULL,
+    position INTEGER NOT NULL, response TEXT, error TEXT, latency_ms REAL, prompt_tokens INTEGER,
+    completion_tokens INTEGER, cost_usd REAL, total REAL, normalized REAL, judge_grade REAL,
+    scores TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (comparison_id, model));
+CREATE TABLE feedback (seq INTEGER PRIMARY KEY AUTOINCREMENT, comparison_id TEXT NOT NULL REFERENCES comparisons(id),
+    best_model TEXT NOT NULL, created_at REAL NOT NULL, source TEXT NOT NULL DEFAULT 'user',
+    note TEXT NOT NULL DEFAULT '');
+INSERT INTO comparisons (id, created_at, prompt, best_model) VALUES ('old', 1.0, 'an old prompt', 'a');
+INSERT INTO results (comparison_id, model, position, response, normalized) VALUES ('old', 'a', 0, 'old answer', 0.5);
+INSERT INTO feedback (comparison_id, best_model, created_at) VALUES ('old', 'a', 2.0);
+"""
+
+_TAMPERING = [
+    "UPDATE results SET response = 'rewritten'",
+    "UPDATE results SET normalized = 1.0 WHERE model = 'a'",
+    "DELETE FROM results",
+    "UPDATE feedback SET best_model = 'c'",
+    "DELETE FROM feedback",
+    "UPDATE comparisons SET best_model = 'a'",
+    "DELETE FROM comparisons",
+    "INSERT OR REPLACE INTO results (comparison_id, model, position, response) VALUES ({cid!r}, 'a', 0, 'swapped')",
+    "REPLACE INTO comparisons (id, created_at, prompt) VALUES ({cid!r}, 3.0, 'swapped')",
+]
+
+
+def _raw_snapshot(path: Path) -> list:
+    with sqlite3.connect(path) as conn:
+        return [conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
+                for t in ("comparisons", "results", "feedback")]
+
+
+@pytest.mark.parametrize("sql", _TAMPERING)
+def test_sqlite_itself_refuses_updates_and_deletes(tmp_path, sql):
+    log = OutcomeLog(tmp_path)
+    cid = log.record(record())
+    log.record_feedback(cid, "a")
+    before = _raw_snapshot(log.path)
+    conn = sqlite3.connect(log.path)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute(sql.format(cid=cid))
+            conn.commit()
+    finally:
+        conn.close()
+    assert _raw_snapshot(log.path) == before
+    # appends still work after a refused tampering attempt, and so does the export
+    log.record_feedback(cid, "b")
+    log.record(record(prompt="another prompt"))
+    assert len(log) == 2 and log.get(cid)["user_best_model"] == "b"
+    assert len(pd.read_csv(log.export_routerbench_csv(tmp_path / "x.csv"))) == 2
+
+
+def test_an_existing_log_file_gets_the_guards_when_opened(tmp_path):
+    path = tmp_path / "outcomes.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_OLD_SCHEMA)
+    log = OutcomeLog(tmp_path)
+    assert [c["id"] for c in log.comparisons()] == ["old"]  # reading alone installs the guards
+    for sql in ("UPDATE results SET response = 'x'", "DELETE FROM feedback", "DELETE FROM comparisons"):
+        with sqlite3.connect(path) as conn, pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute(sql)
+    cid = log.record(record())
+    log.record_feedback("old", "a")
+    assert len(log) == 2 and log.get(cid)["prompt"] == "Write a haiku about rain"
+
+
+def test_log_file_and_folder_are_private_to_the_app_user(tmp_path):
+    log = OutcomeLog(tmp_path / "fresh" / "data")
+    log.record(record())
+    assert (log.path.parent.stat().st_mode & 0o777) == 0o700
+    for p in log.path.parent.glob(log.path.name + "*"):  # the database and its -wal / -shm files
+        assert (p.stat().st_mode & 0o777) == 0o600, p
+    assert (log.path.stat().st_mode & 0o777) == 0o600
+
+
+def test_an_existing_world_readable_log_is_made_private(tmp_path):
+    OutcomeLog(tmp_path).record(record())
+    path = tmp_path / "outcomes.sqlite3"
+    path.chmod(0o644)
+    OutcomeLog(tmp_path).record(record(prompt="second"))
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_secrets_are_redacted_before_they_are_stored(tmp_path, monkeypatch):
+    key = "sk-or-v1-" + "5ec7e7" * 10
+    monkeypatch.setenv("OPENROUTER_API_KEY", key)
+    rec = record(prompt=f"my key is {key}, keep it safe")
+    rec["results"]["a"]["response"] = f"Sure: Authorization: Bearer {key}"
+    rec["results"]["c"]["error"] = f"401 from provider - provider says: bad header 'Bearer {key}'"
+    log = OutcomeLog(tmp_path)
+    cid = log.record(rec)
+    log.record_feedback(cid, "a", note=f"the key {key} leaked")
+    with open(log.path, "rb") as fh:
+        raw = fh.read()
+    for p in tmp_path.glob("outcomes.sqlite3*"):
+        raw += p.read_bytes()
+    assert key.encode() not in raw
+    got = log.get(cid)
+    assert "[redacted OPENROUTER_API_KEY]" in got["results"]["a"]["response"]
+    assert "[redacted OPENROUTER_API_KEY]" in got["results"]["c"]["error"] and key not in got["prompt"]
+    assert key not in log.export_routerbench_csv(tmp_path / "x.csv").read_text()

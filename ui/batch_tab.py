@@ -21,6 +21,8 @@ from routing.batch_charts import confidence_histogram_figure, cost_comparison_fi
 from routing.batch_io import read_columns, results_paths, write_prompts_file
 from routing.errors import UserError
 from routing.service import RouterService
+from routing.untrusted import md_text
+from routing.validation import check_choice, check_optional_text, check_prompt_list, check_upload_path
 from ui.common import user_errors
 
 MODE_CHOICES = [("Route only (no API calls, no key needed)", "route"),
@@ -76,11 +78,12 @@ def summary_markdown(summary: dict[str, Any], pool) -> str:
     if summary.get("processed_this_run"):
         lines.append(f"This run: {summary['processed_this_run']:,} rows in {summary['elapsed_s']:.1f} s.")
     share = sorted(summary["traffic_share"].items(), key=lambda kv: -kv[1])
-    lines.append("Traffic: " + " · ".join(f"**{pool.get(m).display_name}** {s:.0%}" for m, s in share if s > 0))
+    lines.append("Traffic: " + " · ".join(f"**{md_text(pool.get(m).display_name)}** {s:.0%}"
+                                          for m, s in share if s > 0))
     c = summary["cost_estimate_usd"]
     lines.append(f"Estimated cost: routed **${c['routed']:.4f}** against ${c['all_priciest']:.4f} all to "
-                 f"{pool.get(c['priciest_model']).display_name} and ${c['all_cheapest']:.4f} all to "
-                 f"{pool.get(c['cheapest_model']).display_name}"
+                 f"{md_text(pool.get(c['priciest_model']).display_name)} and ${c['all_cheapest']:.4f} all to "
+                 f"{md_text(pool.get(c['cheapest_model']).display_name)}"
                  + (f" ({c['rows_with_estimated_tokens']:,} rows estimated at ~{c['chars_per_token']} characters "
                     f"per token and {c['assumed_answer_tokens']} answer tokens)." if c["rows_with_estimated_tokens"] else "."))
     if "actual_cost_usd" in summary:
@@ -90,7 +93,8 @@ def summary_markdown(summary: dict[str, Any], pool) -> str:
         lines.append(f"Compare: the router's pick was the evaluator's best on {cmp['router_agrees']:.0%} of "
                      f"{cmp['rows']:,} rows.")
     for e in summary.get("errors", [])[:5]:
-        lines.append(f"⚠️ row {e['row'] + 1 if isinstance(e['row'], int) else e['row']}: {e['error']}")
+        row = e["row"] + 1 if isinstance(e["row"], int) else md_text(e["row"])
+        lines.append(f"⚠️ row {row}: {md_text(e['error'])}")
     return "\n\n".join(lines)
 
 
@@ -114,8 +118,9 @@ def build_batch_tab(service: RouterService) -> None:
         if not path:
             return gr.update(choices=[], value=None), None, ""
         columns, detected = read_columns(path, max_mb=settings.batch_max_mb)
-        note = (f"Prompt column found: **{detected}**. Other columns are kept in the results." if detected else
-                f"No column named prompt, text or question: choose the prompt column. Columns: {', '.join(columns)}.")
+        note = (f"Prompt column found: **{md_text(detected)}**. Other columns are kept in the results." if detected
+                else "No column named prompt, text or question: choose the prompt column. Columns: "
+                     f"{md_text(', '.join(map(str, columns)))}.")
         return gr.update(choices=columns, value=detected), _preview_input(path), note
 
     def _preview_input(path: str) -> pd.DataFrame | None:
@@ -175,18 +180,14 @@ def build_batch_tab(service: RouterService) -> None:
                      concurrency_limit=2, concurrency_id="batch")
 
 
-def uploaded_path(file: Any) -> Path:
-    """The server path of a file sent with ``gradio_client.handle_file`` (it must be an upload)."""
+def uploaded_path(file: Any, name: str = "file") -> Path:
+    """The server path of a file sent with ``gradio_client.handle_file`` (it must be an upload).
+
+    ``name`` is the parameter named in the error message.
+    """
     from gradio.utils import get_upload_folder
 
-    raw = file.get("path") if isinstance(file, dict) else getattr(file, "path", file)
-    if not raw or not isinstance(raw, str):
-        raise UserError("`file` must be an upload: send it with gradio_client.handle_file(path).")
-    path = Path(raw).resolve()
-    if not path.is_relative_to(Path(get_upload_folder()).resolve()):
-        raise UserError("`file` must be an upload: send it with gradio_client.handle_file(path); "
-                        "server paths are not accepted.")
-    return path
+    return check_upload_path(file, get_upload_folder(), name)
 
 
 def add_batch_api(service: RouterService) -> None:
@@ -202,18 +203,14 @@ def add_batch_api(service: RouterService) -> None:
         gradio_client.handle_file) or `prompts` (a list of strings). Returns the summary (traffic
         share per model, confidence histogram, estimated cost, failed rows) and the results CSV.
         """
-        if mode not in MODES:
-            raise UserError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
+        mode = check_choice(mode, MODES, "mode", default="route")
+        prompts = check_prompt_list(prompts, max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb)
+        prompt_column = check_optional_text(prompt_column, "prompt_column")
         if file is not None and prompts:
             raise UserError("Give either `file` or `prompts`, not both.")
         if file is not None:
             path = uploaded_path(file)
         elif prompts:
-            if not isinstance(prompts, list):
-                raise UserError("`prompts` must be a list of strings.")
-            if settings.batch_max_rows and len(prompts) > settings.batch_max_rows:
-                raise UserError(f"{len(prompts):,} prompts; the limit is {settings.batch_max_rows:,} "
-                                "(ROUTER_BATCH_MAX_ROWS).")
             path = write_prompts_file(prompts, _download_dir() / "prompts.jsonl")
         else:
             raise UserError("Give `file` (a CSV or JSONL upload) or `prompts` (a list of strings).")

@@ -20,6 +20,9 @@ from routing.judge import DEFAULT_JUDGE
 from routing.outcome_log import OutcomeLog
 from routing.router import LOCAL_ANSWERER
 from routing.service import RouterService
+from routing.untrusted import md_code, md_text
+from routing.validation import (check_bool, check_cost_weight, check_max_tokens, check_model_id, check_model_list,
+                                check_prompt)
 from ui.common import user_errors
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "llm-router-exports"
@@ -66,37 +69,42 @@ def column_stats(outcome: ModelOutcome, comparison: Comparison | None = None) ->
     return "  \n".join(lines)
 
 
+def column_header(spec) -> str:
+    """The Markdown above one model's column (names from the pool file are shown as text)."""
+    return f"#### {md_text(spec.display_name)}\n{md_code(spec.id)} · ${spec.blended_price_per_m:g}/M tokens"
+
+
 def summary_markdown(comparison: Comparison, pool) -> str:
     """Who won, what the router picked, whether they agree, and how long it took."""
     lines: list[str] = []
     if comparison.notice:
-        lines.append(f"ℹ️ **{comparison.notice}**")
+        lines.append(f"ℹ️ **{md_text(comparison.notice)}**")
     answered = [r for r in comparison.results.values() if r.ok]
     if comparison.best_model:
         best = comparison.results[comparison.best_model]
         agree = comparison.router_correct
-        lines.append(f"### 🏆 Winner by the evaluator: **{best.display_name}** (`{best.model}`, score "
+        lines.append(f"### 🏆 Winner by the evaluator: **{md_text(best.display_name)}** ({md_code(best.model)}, score "
                      f"{best.normalized:.2f})")
         pick = pool.get(comparison.selected_model).display_name if comparison.selected_model else "?"
-        lines.append(f"🧭 The router picked **{pick}** (`{comparison.selected_model}`) — "
+        lines.append(f"🧭 The router picked **{md_text(pick)}** ({md_code(comparison.selected_model)}) — "
                      + ("✅ **the router's pick agrees with the evaluator**" if agree
                         else "❌ **the router's pick differs from the evaluator's winner**"))
     if comparison.judge_model:
         if comparison.judge_best_model:
             agree = comparison.router_correct_by_judge
-            lines.append(f"⚖️ Judge ({comparison.judge_model}) picks **{comparison.judge_best_model}** — "
+            lines.append(f"⚖️ Judge ({md_code(comparison.judge_model)}) picks **{md_text(comparison.judge_best_model)}** — "
                          + ("agrees with the router" if agree else "differs from the router"))
         else:
             note = comparison.judge_details.get("note") or "the judge gave no usable grades"
-            lines.append(f"⚖️ Judge ({comparison.judge_model}): {note}")
+            lines.append(f"⚖️ Judge ({md_code(comparison.judge_model)}): {md_text(note)}")
     failed = [r.model for r in comparison.results.values() if not r.ok]
     slowest = max((r.latency_ms or 0 for r in comparison.results.values()), default=0)
     lines.append(f"{len(answered)} of {len(comparison.results)} models answered"
-                 + (f" ({', '.join(failed)} failed)" if failed else "")
+                 + (f" ({md_text(', '.join(failed))} failed)" if failed else "")
                  + f" in {comparison.wall_ms / 1000:.2f} s (slowest model {slowest / 1000:.2f} s).")
     if comparison.logged:
         lines.append("Saved to the outcome log; mark the best answer below if you disagree with the evaluator.")
-    lines += [f"⚠️ {w}" for w in comparison.warnings]
+    lines += [f"⚠️ {md_text(w)}" for w in comparison.warnings]
     return "\n\n".join(lines)
 
 
@@ -129,8 +137,8 @@ def build_compare_tab(service: RouterService) -> None:
             out = frame()
             if event.kind == "selection":
                 sel = event.selection
-                out[0] = (f"🧭 The router would pick **{pool.get(sel.selected_model).display_name}** "
-                          f"(`{sel.selected_model}`, confidence {sel.confidence:.0%}). _Asking every model…_")
+                out[0] = (f"🧭 The router would pick **{md_text(pool.get(sel.selected_model).display_name)}** "
+                          f"({md_code(sel.selected_model)}, confidence {sel.confidence:.0%}). _Asking every model…_")
             elif event.kind == "result":
                 i = index[event.model]
                 o = event.outcome
@@ -167,8 +175,8 @@ def build_compare_tab(service: RouterService) -> None:
         outcome_log.record_feedback(comparison_id, best_model)
         evaluator = found.get("best_model") if found else None
         extra = ("" if evaluator == best_model
-                 else f" It overrides the evaluator's pick ({evaluator}) in the training data.")
-        return f"✅ Recorded: **{best_model}** gave the best answer.{extra}"
+                 else f" It overrides the evaluator's pick ({md_text(evaluator)}) in the training data.")
+        return f"✅ Recorded: **{md_text(best_model)}** gave the best answer.{extra}"
 
     @user_errors
     def download() -> gr.File:
@@ -184,6 +192,9 @@ def build_compare_tab(service: RouterService) -> None:
                      f"answer, and the local model ({LOCAL_ANSWERER}) gives its single answer below."
                      if service.hub.local is not None else " The local model is off too (ROUTER_LOCAL_MODEL=0).")
             gr.Markdown(f"ℹ️ **{NO_KEY_NOTICE}**{local}", elem_id="compare-no-key")
+        sandbox = service.code_sandbox()
+        gr.Markdown(("🔒 Python code in answers is run to score it: " if sandbox["available"] else "⚠️ ")
+                    + f"{sandbox['summary']}.", elem_id="compare-sandbox")
         with gr.Row():
             with gr.Column(scale=3):
                 prompt = gr.Textbox(label="Prompt", lines=3, placeholder="One prompt, every model…",
@@ -202,7 +213,7 @@ def build_compare_tab(service: RouterService) -> None:
         with gr.Row(equal_height=False):
             for i, spec in enumerate(specs):
                 with gr.Column(min_width=220, elem_id=f"compare-col-{i}"):
-                    gr.Markdown(f"#### {spec.display_name}\n`{spec.id}` · ${spec.blended_price_per_m:g}/M tokens")
+                    gr.Markdown(column_header(spec))
                     answers.append(gr.Textbox(label=spec.id, lines=8, max_lines=20, interactive=False,
                                               buttons=["copy"], elem_id=f"compare-answer-{i}"))
                     stats.append(gr.Markdown(elem_id=f"compare-stats-{i}"))
@@ -239,6 +250,7 @@ def build_compare_tab(service: RouterService) -> None:
 def add_compare_api(service: RouterService) -> None:
     """Register ``/query-compare``: every pool model answers; per-model scores, the winner, the router's pick."""
     outcome_log = _outcome_log(service)
+    settings, ids = service.settings, service.pool.ids
 
     @user_errors
     def query_compare(prompt: str, models: list[str] | None = None, cost_weight: float = 0.0,
@@ -246,6 +258,12 @@ def add_compare_api(service: RouterService) -> None:
         """Send the prompt to every pool model (or `models`) at once. Returns each model's answer, latency,
         cost and evaluator points, the winner (`best_model`), the router's pick (`selected_model`) and
         whether they agree (`router_correct`). `judge=True` adds an LLM judge's grades. Logged for training."""
+        prompt = check_prompt(prompt, max_chars=settings.max_prompt_chars)
+        models = check_model_list(models, ids, "models")
+        cost_weight = check_cost_weight(cost_weight)
+        judge = check_bool(judge, "judge")
+        judge_model = check_model_id(judge_model, ids, "judge_model", allow_empty=True)
+        max_tokens = check_max_tokens(max_tokens, limit=settings.max_tokens)
         return compare_all(service.router, prompt, models=models or None, cost_weight=cost_weight,
                            judge=judge, judge_model=judge_model or None, max_tokens=max_tokens,
                            outcome_log=outcome_log).to_dict()
@@ -253,4 +271,4 @@ def add_compare_api(service: RouterService) -> None:
     gr.api(query_compare, api_name="query-compare")
 
 
-__all__ = ["build_compare_tab", "add_compare_api", "column_stats", "summary_markdown"]
+__all__ = ["build_compare_tab", "add_compare_api", "column_stats", "column_header", "summary_markdown"]

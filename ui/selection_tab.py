@@ -17,8 +17,11 @@ from gradio.data_classes import FileData
 
 from routing.batch_charts import confusion_matrix_figure
 from routing.errors import UserError
-from routing.selection_test import BUILTIN_SAMPLES, SelectionTester, builtin_samples, load_samples, parse_pasted_samples
+from routing.selection_test import (BUILTIN_SAMPLES, MAX_SAMPLES, SelectionTester, builtin_samples, load_samples,
+                                    parse_pasted_samples)
 from routing.service import RouterService
+from routing.untrusted import md_text
+from routing.validation import check_samples_text
 from ui.batch_tab import uploaded_path
 from ui.common import user_errors
 
@@ -50,13 +53,13 @@ def run_selection(service: RouterService, *, samples_text: str = "", file_path: 
 
 
 def summary_markdown(result: dict[str, Any]) -> str:
-    lines = [f"### {result['samples']} samples ({result['source']})"]
+    lines = [f"### {result['samples']} samples ({md_text(result['source'])})"]
     for name, r in result["selectors"].items():
         lat = r["latency_ms"]
         lines.append(f"**{name}**: accuracy **{r['accuracy']:.0%}** ({r['correct']}/{r['samples']}) · "
                      f"routing latency median {lat['median']:.2f} ms, p95 {lat['p95']:.2f} ms per prompt")
     if result.get("learned_unavailable"):
-        lines.append(f"ℹ️ {result['learned_unavailable']}")
+        lines.append(f"ℹ️ {md_text(result['learned_unavailable'])}")
     elif len(result["selectors"]) == 2:
         lines.append(f"The two selectors disagree on {len(result['disagreements'])} of {result['samples']} prompts.")
     return "\n\n".join(lines)
@@ -82,6 +85,8 @@ def build_selection_tab(service: RouterService) -> None:
             raise UserError("Upload a CSV or JSONL with text and expected (model id or category) columns first.")
         if source == SOURCES[1] and not (pasted or "").strip():
             raise UserError("Paste samples first (JSONL or CSV with text and expected columns).")
+        if source == SOURCES[1]:
+            check_samples_text(pasted, max_rows=MAX_SAMPLES, name="Pasted samples")
         result = run_selection(service, samples_text=pasted if source == SOURCES[1] else "",
                                file_path=upload if source == SOURCES[2] else None)
         names = list(result["selectors"])
@@ -126,8 +131,11 @@ def add_selection_api(service: RouterService) -> None:
         """Test the selector(s) on labelled prompts: the built-in set by default, or `samples` (pasted
         JSONL/CSV with text and expected model id or category) or `file` (uploaded with handle_file).
         Returns accuracy, confusion matrix, latency and every decision per selector, and the disagreements."""
+        samples = check_samples_text(samples, max_rows=MAX_SAMPLES)
+        if file is not None and samples.strip():
+            raise UserError("Give either `samples` (pasted JSONL or CSV) or `file` (an upload), not both.")
         path = uploaded_path(file) if file is not None else None
-        return run_selection(service, samples_text=samples or "", file_path=path)
+        return run_selection(service, samples_text=samples, file_path=path)
 
     gr.api(test_selection, api_name="test-selection")
 

@@ -10,9 +10,11 @@ from typing import Any
 import gradio as gr
 
 from routing.service import RouterService
+from ui.common import user_errors
 
 
 def build_status_tab(service: RouterService) -> None:
+    @user_errors  # also redacts keys in what it returns
     def check_models() -> tuple[list[list[Any]], dict]:
         rows = service.health()
         table = [[r["model"], r["provider"], "yes" if r["reachable"] else "no",
@@ -25,6 +27,9 @@ def build_status_tab(service: RouterService) -> None:
     with gr.Tab("Status", id="status"):
         gr.Markdown("Which models are reachable now (no tokens spent: the provider's model listing and key "
                     "check), with each model's last error and latency as seen by the router.")
+        sandbox = service.code_sandbox()
+        gr.Markdown(("🔒 " if sandbox["available"] else "⚠️ ") + f"**Answer code:** {sandbox['summary']}.",
+                    elem_id="status-sandbox")
         button = gr.Button("Check models", elem_id="status-button")
         table = gr.Dataframe(headers=["model", "provider", "reachable", "probe ms", "error", "last answer ms",
                                       "failures in a row", "cooldown s", "price $/M in / out"],
@@ -36,6 +41,7 @@ def build_status_tab(service: RouterService) -> None:
 
 
 def add_status_api(service: RouterService) -> None:
+    @user_errors  # also redacts keys in what it returns
     def health() -> list[dict]:
         """Reachability, last error and latency of every pool model."""
         return service.health()

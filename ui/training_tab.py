@@ -6,6 +6,7 @@ API: /train (the same handler, with progress).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -13,7 +14,15 @@ import gradio as gr
 from routing.charts import confusion_matrix_figure, loss_curve_figure
 from routing.errors import UserError
 from routing.service import RouterService
+from routing.validation import InvalidInput, check_choice, check_float, check_int, check_optional_text
+from ui.batch_tab import uploaded_path
 from ui.common import user_errors
+
+#: Accepted ranges (inclusive) of the training parameters, in the form and in /train.
+EPOCHS = (1, 50)
+LEARNING_RATES = (1e-6, 1e-2)
+BATCH_SIZES = (1, 256)
+UPLOAD_TYPES = (".csv", ".parquet", ".json", ".jsonl", ".txt")
 
 # Choice shown to the user -> (label source, whether it needs an uploaded file)
 DATA_CHOICES: dict[str, tuple[str, bool]] = {
@@ -41,14 +50,22 @@ def build_training_tab(service: RouterService) -> None:
     settings = service.settings
 
     @user_errors
-    def train_selector(data: str, upload: str | None = None, base_model: str = "", epochs: float = 4,
+    def train_selector(data: str, upload: Any = None, base_model: str = "", epochs: float = 4,
                        learning_rate: float = 1e-4, batch_size: float = 16,
                        progress: gr.Progress = gr.Progress()) -> tuple:
+        # Raw payloads (the event has preprocess=False): every input is checked here, before the switch.
+        data = check_choice(data, list(DATA_CHOICES), "data")
+        upload = str(uploaded_path(upload, "upload")) if upload is not None else None
+        if upload is not None and Path(upload).suffix.lower() not in UPLOAD_TYPES:
+            raise InvalidInput("upload", f"upload must be one of {', '.join(UPLOAD_TYPES)} files "
+                                         f"(got {Path(upload).name!r}).")
+        base_model = check_optional_text(base_model, "base_model") or ""
+        epochs = check_int(epochs, "epochs", *EPOCHS, default=4)
+        learning_rate = check_float(learning_rate, "learning_rate", *LEARNING_RATES, default=1e-4)
+        batch_size = check_int(batch_size, "batch_size", *BATCH_SIZES, default=16)
         if not settings.allow_training:
             raise UserError("Training is off on this deployment. The owner can turn it on by setting "
                             "ROUTER_ALLOW_TRAINING=1 and restarting the app.")
-        if data not in DATA_CHOICES:
-            raise UserError(f"Choose the training data: one of {', '.join(DATA_CHOICES)}.")
         source, needs_file = DATA_CHOICES[data]
         if needs_file and not upload:
             raise UserError("Upload a file for this choice (prompts: JSON, JSONL or CSV with a prompt/text/question "
@@ -74,14 +91,13 @@ def build_training_tab(service: RouterService) -> None:
                     "selector, and promote it only if it does at least as well as the current one on that split.")
         with gr.Row():
             data = gr.Radio(list(DATA_CHOICES), value=next(iter(DATA_CHOICES)), label="Training data")
-            upload = gr.File(label="File (for the uploaded choices)", file_types=[".csv", ".parquet", ".json", ".jsonl", ".txt"],
-                             type="filepath")
+            upload = gr.File(label="File (for the uploaded choices)", file_types=list(UPLOAD_TYPES), type="filepath")
         with gr.Row():
             base_model = gr.Textbox("", label="Base encoder", placeholder="default: bundled all-MiniLM-L6-v2; any HF "
                                     "name or local path")
-            epochs = gr.Number(4, label="Epochs", precision=0, minimum=1, maximum=50)
-            learning_rate = gr.Number(1e-4, label="Learning rate", minimum=1e-6, maximum=1e-2)
-            batch_size = gr.Number(16, label="Batch size", precision=0, minimum=1, maximum=256)
+            epochs = gr.Number(4, label="Epochs", precision=0, minimum=EPOCHS[0], maximum=EPOCHS[1])
+            learning_rate = gr.Number(1e-4, label="Learning rate", minimum=LEARNING_RATES[0], maximum=LEARNING_RATES[1])
+            batch_size = gr.Number(16, label="Batch size", precision=0, minimum=BATCH_SIZES[0], maximum=BATCH_SIZES[1])
         button = gr.Button("Train", variant="primary", interactive=settings.allow_training, elem_id="train-button")
         summary = gr.Markdown(elem_id="train-summary")
         with gr.Row():
@@ -90,5 +106,5 @@ def build_training_tab(service: RouterService) -> None:
         with gr.Accordion("Full result (JSON)", open=False):
             details = gr.JSON()
         button.click(train_selector, [data, upload, base_model, epochs, learning_rate, batch_size],
-                     [summary, confusion, loss, details], api_name="train",
+                     [summary, confusion, loss, details], api_name="train", preprocess=False,
                      concurrency_limit=1, concurrency_id="training", show_progress_on=[summary])

@@ -5,13 +5,38 @@ One job: turn a chat request into a :class:`~routing.providers.base.ChatResult` 
 turning every failure into a :class:`~routing.errors.ProviderError` whose message a person can act
 on ("401 Unauthorized from openrouter.ai: check OPENROUTER_API_KEY").
 
-Retry policy (in this client): HTTP 408/429/5xx, connection errors and timeouts are retried up to
-``max_retries`` times after the first attempt, with exponential backoff plus jitter capped at
-``backoff_max``; a ``Retry-After`` header (seconds or HTTP-date) replaces the backoff when present.
-If ``Retry-After`` asks for more than ``max_retry_after`` seconds the client gives up at once with
-a retryable error carrying ``retry_after``. 400/401/402/403/404/422 are never retried.
+Retry policy (in this client): HTTP 408/429/5xx, connection errors and socket timeouts are
+retried up to ``max_retries`` times after the first attempt, with exponential backoff plus jitter
+capped at ``backoff_max``; a ``Retry-After`` header (seconds or HTTP-date) replaces the backoff
+when present. If ``Retry-After`` asks for more than ``max_retry_after`` seconds the client gives
+up at once with a retryable error carrying ``retry_after``. 400/401/402/403/404/422 are never
+retried.
 ``ProviderError.retryable`` tells the caller whether *another attempt or another model* may work
 (True for 429/5xx/timeouts/connection errors/malformed answers).
+
+Time and size limits (each failure is a retryable ProviderError that names the setting to change,
+so the router moves on to its next model):
+
+* ``attempt_timeout`` (ROUTER_ATTEMPT_TIMEOUT) bounds one attempt as a whole, from sending the
+  request to the last byte of the answer, streamed or not. Socket timeouts cannot do this: they
+  bound each wait for a byte, so a server trickling a byte every half second never times out.
+  Each attempt therefore runs its HTTP exchange on a worker thread (:class:`_Attempt`) and the
+  caller takes the body's pieces with a timeout that ends with the attempt. An attempt that runs
+  out of this time is not retried on the same model: it had all the time an attempt gets, and
+  the next model is the better bet.
+* ``deadline`` (a ``time.monotonic()`` value given to :meth:`~OpenAICompatibleClient.chat` or
+  :meth:`~OpenAICompatibleClient.stream_chat`; the router passes each model's share of
+  ROUTER_DEADLINE) bounds the whole call, retries and backoff included: every attempt ends by
+  it, connect and read timeouts are clipped to what is left, and a retry is started only if at
+  least ``MIN_ATTEMPT_S`` would be left after its backoff.
+* ``max_response_bytes`` (ROUTER_MAX_RESPONSE_BYTES) caps an answer's body, streamed or not
+  (bytes after content decoding; a stream's SSE framing counts too, a few hundred bytes per
+  token). The body is read as it arrives (``stream=True``): a ``Content-Length`` over the
+  cap is refused before reading, and reading stops as soon as the cap is passed, so a huge
+  answer is never held whole. Not retried on the same model (it would send the same answer).
+  Error bodies are read only up to 64 kB, for the provider's message.
+
+``list_models`` and ``probe`` (no tokens, short fixed timeouts) do not go through these limits.
 """
 
 from __future__ import annotations
@@ -21,6 +46,8 @@ import http
 import json
 import logging
 import math
+import queue
+import threading
 import time
 from contextlib import closing
 from datetime import timezone
@@ -34,6 +61,7 @@ from tenacity import wait_exponential_jitter
 from urllib3.exceptions import ReadTimeoutError
 
 from routing.errors import ProviderError
+from routing.redact import redact
 from routing.providers.base import ChatResult, Messages, StreamChunk
 
 __all__ = ["OpenAICompatibleClient", "estimate_cost", "parse_retry_after", "PROVIDER_NAME"]
@@ -44,6 +72,15 @@ PROVIDER_NAME = "openai_compatible"
 
 #: HTTP statuses this client retries by itself (another attempt may succeed).
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: A retry is started only if at least this many seconds would be left before the call's deadline.
+MIN_ATTEMPT_S = 1.0
+#: The most an attempt's worker reads at once (it takes whatever has arrived, up to this).
+_PIECE_BYTES = 64 * 1024
+#: Pieces a worker may read ahead of its caller: bounds what a fast, big body holds in memory.
+_QUEUE_PIECES = 4
+#: Bytes of an HTTP error body read for the provider's message; the rest is not read.
+_ERROR_BODY_BYTES = 64 * 1024
 
 PriceLookup = Callable[[str], "tuple[float, float] | None"]
 
@@ -90,7 +127,29 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def _fmt_seconds(seconds: float) -> str:
-    return f"{seconds:g} s" if seconds < 10 else f"{seconds:.0f} s"
+    return f"{seconds:.3g} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+def _fmt_bytes(size: int) -> str:
+    if size >= 1_000_000:
+        return f"{size / 1e6:.3g} MB"
+    return f"{size / 1e3:.3g} kB" if size >= 1000 else f"{size} bytes"
+
+
+def _lines(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """The lines (without their LF or CRLF ending) of a body that arrives in pieces."""
+    buffer = bytearray()
+    for piece in pieces:
+        buffer += piece
+        end = buffer.rfind(b"\n")
+        if end < 0:
+            continue
+        complete = bytes(buffer[:end])
+        del buffer[:end + 1]
+        for line in complete.split(b"\n"):
+            yield line[:-1] if line.endswith(b"\r") else line
+    if buffer:
+        yield bytes(buffer[:-1] if buffer.endswith(b"\r") else buffer)
 
 
 def _usage_ints(raw: Any) -> dict[str, int]:
@@ -123,8 +182,9 @@ def _reasoning_text(message: dict) -> str:
 
 
 def _is_read_timeout(exc: BaseException) -> bool:
-    """requests reports a read timeout while reading the body as a ConnectionError: look inside."""
-    if isinstance(exc, requests.exceptions.ReadTimeout):
+    """A read timeout: requests' own, urllib3's (reading a body by pieces), or urllib3's wrapped in
+    the ConnectionError requests raises for a timeout while reading the body."""
+    if isinstance(exc, (requests.exceptions.ReadTimeout, ReadTimeoutError)):
         return True
     return any(isinstance(a, ReadTimeoutError) for a in getattr(exc, "args", ()))
 
@@ -133,9 +193,11 @@ class OpenAICompatibleClient:
     """Chat client for one OpenAI-compatible base URL (e.g. ``https://openrouter.ai/api/v1``).
 
     ``max_retries`` counts retries after the first attempt (``max_retries=0``: one attempt).
-    ``prices(model)`` returns (input, output) USD per million tokens, used to estimate the cost
-    when the response does not carry ``usage.cost``. ``key_env`` names the setting that holds the
-    key, so that a 401 says what to fix. Safe to share between threads.
+    ``attempt_timeout`` (seconds) bounds one attempt as a whole and ``max_response_bytes`` one
+    answer's body (see the module docstring). ``prices(model)`` returns (input, output) USD per
+    million tokens, used to estimate the cost when the response does not carry ``usage.cost``.
+    ``key_env`` names the setting that holds the key, so that a 401 says what to fix. Safe to
+    share between threads.
     """
 
     provider_name = PROVIDER_NAME
@@ -144,7 +206,8 @@ class OpenAICompatibleClient:
                  read_timeout: float = 60.0, max_retries: int = 3, backoff_base: float = 0.5,
                  backoff_max: float = 8.0, extra_headers: dict | None = None,
                  prices: PriceLookup | None = None, max_retry_after: float = 30.0,
-                 key_env: str | None = None, ask_usage_cost: bool = True):
+                 key_env: str | None = None, ask_usage_cost: bool = True,
+                 attempt_timeout: float = 45.0, max_response_bytes: int = 2_000_000):
         if not base_url:
             raise ValueError("base_url is empty")
         self.base_url = base_url.rstrip("/")
@@ -152,6 +215,8 @@ class OpenAICompatibleClient:
         self.connect_timeout = float(connect_timeout)
         self.read_timeout = float(read_timeout)
         self.max_retries = max(0, int(max_retries))
+        self.attempt_timeout = float(attempt_timeout)
+        self.max_response_bytes = int(max_response_bytes)
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
         self.max_retry_after = float(max_retry_after)
@@ -170,8 +235,12 @@ class OpenAICompatibleClient:
     # ------------------------------------------------------------------ public API
 
     def chat(self, model: str, messages: Messages, *, max_tokens: int | None = None,
-             temperature: float | None = None) -> ChatResult:
-        """Ask ``model`` and wait for the whole answer. Raises ProviderError on failure."""
+             temperature: float | None = None, deadline: float | None = None) -> ChatResult:
+        """Ask ``model`` and wait for the whole answer. Raises ProviderError on failure.
+
+        ``deadline``: the ``time.monotonic()`` time by which the call ends, retries included
+        (None: only ``attempt_timeout`` and ``max_retries`` bound it).
+        """
         payload = self._payload(model, messages, max_tokens, temperature, stream=False)
         start = time.monotonic()
         attempts = 0
@@ -179,9 +248,9 @@ class OpenAICompatibleClient:
         def attempt() -> dict:
             nonlocal attempts
             attempts += 1
-            return self._post_completion(model, payload)
+            return self._post_completion(model, payload, deadline)
 
-        data = self._with_retries(attempt, model, lambda: attempts)
+        data = self._with_retries(attempt, model, lambda: attempts, deadline)
         latency_ms = (time.monotonic() - start) * 1000
         choice = data["choices"][0]
         message = choice.get("message") or {}
@@ -199,26 +268,29 @@ class OpenAICompatibleClient:
         )
 
     def stream_chat(self, model: str, messages: Messages, *, max_tokens: int | None = None,
-                    temperature: float | None = None) -> Iterator[StreamChunk]:
+                    temperature: float | None = None,
+                    deadline: float | None = None) -> Iterator[StreamChunk]:
         """Ask ``model`` and yield the answer as it arrives.
 
         Yields ``StreamChunk(delta=...)`` per piece of answer text, then one
         ``StreamChunk(done=True, result=ChatResult(...))``. Failures before the first piece of
-        text are retried like :meth:`chat`; failures after it raise ProviderError at once.
+        text are retried like :meth:`chat`; failures after it raise ProviderError at once. The
+        whole stream must arrive within the attempt's limits (``attempt_timeout``, ``deadline``,
+        ``max_response_bytes``).
         """
         payload = self._payload(model, messages, max_tokens, temperature, stream=True)
         start = time.monotonic()
         attempts = 0
 
-        def attempt() -> tuple[requests.Response, Iterator[str], list[dict]]:
+        def attempt() -> tuple[_Attempt, Iterator[str], list[dict]]:
             nonlocal attempts
             attempts += 1
-            return self._open_stream(model, payload)
+            return self._open_stream(model, payload, deadline)
 
-        response, events, pending = self._with_retries(attempt, model, lambda: attempts)
+        exchange, events, pending = self._with_retries(attempt, model, lambda: attempts, deadline)
         state = _StreamState()
         first_token_ms: float | None = None
-        with closing(response):
+        with closing(exchange):
             for event in pending:
                 delta = state.feed(event, self, model)
                 if delta:
@@ -307,13 +379,18 @@ class OpenAICompatibleClient:
             payload["stream_options"] = {"include_usage": True}   # OpenAI/Ollama: final usage
         return payload
 
-    def _post(self, model: str, payload: dict, *, stream: bool) -> requests.Response:
-        try:
-            return self._session.post(f"{self.base_url}/chat/completions", json=payload,
-                                      headers=self._headers(), stream=stream,
-                                      timeout=(self.connect_timeout, self.read_timeout))
-        except requests.exceptions.RequestException as exc:
-            raise self._transport_error(exc, model) from None
+    def _start_attempt(self, model: str, payload: dict, deadline: float | None) -> "_Attempt":
+        """Send one chat request (on a worker thread); it must end within ``attempt_timeout``
+        from now and by ``deadline``, whichever is sooner."""
+        now = time.monotonic()
+        ends_at, limit = now + self.attempt_timeout, "attempt"
+        if deadline is not None and deadline < ends_at:
+            ends_at, limit = deadline, "deadline"
+        if ends_at <= now:
+            raise self._error(f"no time was left to ask model {model} at {self.host}: its share "
+                              "of the query deadline (ROUTER_DEADLINE) was spent", status=None,
+                              retryable=True, retry_here=False, model=model)
+        return _Attempt(self, model, payload, ends_at=ends_at, limit=limit)
 
     def _get(self, path: str, timeout: float, *, what: str) -> requests.Response:
         try:
@@ -330,12 +407,19 @@ class OpenAICompatibleClient:
             try:
                 return response.json()
             except ValueError:
-                raise self._malformed(response, model) from None
+                raise self._malformed(response.status_code, response.content, model) from None
 
-    def _post_completion(self, model: str, payload: dict) -> dict:
+    def _post_completion(self, model: str, payload: dict, deadline: float | None) -> dict:
         """One non-streaming attempt: the parsed, validated response body."""
-        response = self._post(model, payload, stream=False)
-        data = self._json_body(response, model, ok_below=300)
+        with closing(self._start_attempt(model, payload, deadline)) as exchange:
+            response = exchange.response()
+            if response.status_code >= 300:
+                raise self._http_error(response, model, exchange.error_body())
+            body = exchange.read_all()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise self._malformed(response.status_code, body, model) from None
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
             raise self._body_error(data["error"], model, response.status_code)
         if (not isinstance(data, dict) or not isinstance(data.get("choices"), list)
@@ -344,24 +428,26 @@ class OpenAICompatibleClient:
                                 status=response.status_code, retryable=True, model=model)
         return data
 
-    def _open_stream(self, model: str, payload: dict
-                     ) -> tuple[requests.Response, Iterator[str], list[dict]]:
+    def _open_stream(self, model: str, payload: dict, deadline: float | None
+                     ) -> tuple["_Attempt", Iterator[str], list[dict]]:
         """One streaming attempt, read up to the first piece of answer text.
 
-        Returns the open response, the iterator over its remaining SSE data payloads, and the
+        Returns the open attempt, the iterator over its remaining SSE data payloads, and the
         parsed events already read (so that everything up to the first text can be retried).
         """
-        response = self._post(model, payload, stream=True)
+        exchange = self._start_attempt(model, payload, deadline)
         try:
+            response = exchange.response()
             if response.status_code >= 300:
-                raise self._http_error(response, model)
+                raise self._http_error(response, model, exchange.error_body())
             if "json" in response.headers.get("Content-Type", ""):
-                return response, iter(()), self._json_as_events(response, model)
-            events = self._iter_sse(response, model)
+                events_read = self._json_as_events(response.status_code, exchange.read_all(), model)
+                return exchange, iter(()), events_read
+            events = self._iter_sse(exchange.pieces(mid_stream=True))
             pending: list[dict] = []
             for data in events:
                 if data == "[DONE]":
-                    return response, iter(["[DONE]"]), pending
+                    return exchange, iter(["[DONE]"]), pending
                 event = self._parse_event(data, model)
                 if isinstance(event.get("error"), dict):
                     raise self._body_error(event["error"], model, None, mid_stream=True)
@@ -369,19 +455,19 @@ class OpenAICompatibleClient:
                 if any(_content_text((c.get("delta") or {}).get("content"))
                        for c in event.get("choices") or [] if isinstance(c, dict)):
                     break
-            return response, events, pending
+            return exchange, events, pending
         except BaseException:
-            response.close()
+            exchange.close()
             raise
 
-    def _json_as_events(self, response: requests.Response, model: str) -> list[dict]:
+    def _json_as_events(self, status: int, body: bytes, model: str) -> list[dict]:
         """A server that ignored ``stream: true`` and sent one JSON answer: as stream events."""
         try:
-            data = response.json()
+            data = json.loads(body)
         except ValueError:
-            raise self._malformed(response, model) from None
+            raise self._malformed(status, body, model) from None
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            raise self._body_error(data["error"], model, response.status_code)
+            raise self._body_error(data["error"], model, status)
         try:
             choice = data["choices"][0]
             message = choice.get("message") or {}
@@ -392,24 +478,26 @@ class OpenAICompatibleClient:
                  "choices": [{"delta": message, "finish_reason": choice.get("finish_reason")
                               or "stop"}]}]
 
-    def _iter_sse(self, response: requests.Response, model: str) -> Iterator[str]:
-        """Data payloads of a server-sent-event stream (comments and other fields skipped)."""
+    @staticmethod
+    def _iter_sse(pieces: Iterator[bytes]) -> Iterator[str]:
+        """Data payloads of a server-sent-event stream (comments and other fields skipped).
+
+        ``pieces`` is the body as it arrives (:meth:`_Attempt.pieces`, which raises ProviderError
+        for transport failures and the attempt's limits). Lines end with LF or CRLF.
+        """
         buffer: list[str] = []
-        try:
-            for raw_line in response.iter_lines(chunk_size=None):
-                line = raw_line.decode("utf-8", errors="replace")
-                if not line:
-                    if buffer:
-                        yield "\n".join(buffer)
-                        buffer = []
-                    continue
-                if line.startswith(":"):          # comment, e.g. ": OPENROUTER PROCESSING"
-                    continue
-                field, _, value = line.partition(":")
-                if field == "data":
-                    buffer.append(value[1:] if value.startswith(" ") else value)
-        except requests.exceptions.RequestException as exc:
-            raise self._transport_error(exc, model, mid_stream=True) from None
+        for raw_line in _lines(pieces):
+            line = raw_line.decode("utf-8", errors="replace")
+            if not line:
+                if buffer:
+                    yield "\n".join(buffer)
+                    buffer = []
+                continue
+            if line.startswith(":"):          # comment, e.g. ": OPENROUTER PROCESSING"
+                continue
+            field, _, value = line.partition(":")
+            if field == "data":
+                buffer.append(value[1:] if value.startswith(" ") else value)
         if buffer:
             yield "\n".join(buffer)
 
@@ -420,16 +508,27 @@ class OpenAICompatibleClient:
             event = None
         if not isinstance(event, dict):
             raise ProviderError(
-                f"malformed JSON from {self.host} in the stream for model {model}: {data[:80]!r}",
+                f"malformed JSON from {self.host} in the stream for model {model}: {redact(data)[:80]!r}",
                 retryable=True, model=model)
         return event
 
     # ------------------------------------------------------------------ retries
 
-    def _with_retries(self, fn: Callable[[], Any], model: str, attempts: Callable[[], int]) -> Any:
+    def _with_retries(self, fn: Callable[[], Any], model: str, attempts: Callable[[], int],
+                      deadline: float | None = None) -> Any:
+        out_of_time = False
+
+        def no_time_left(state: RetryCallState) -> bool:
+            """Stop when the next attempt would start with less than MIN_ATTEMPT_S left."""
+            nonlocal out_of_time
+            if deadline is not None:
+                starts_at = time.monotonic() + (state.upcoming_sleep or 0.0)
+                out_of_time = starts_at + MIN_ATTEMPT_S > deadline
+            return out_of_time
+
         retrying = Retrying(
             retry=retry_if_exception(self._should_retry),
-            stop=stop_after_attempt(self.max_retries + 1),
+            stop=stop_after_attempt(self.max_retries + 1) | no_time_left,
             wait=self._wait,
             before_sleep=lambda rs: log.warning(
                 "retrying %s in %.1f s after: %s", model,
@@ -440,8 +539,12 @@ class OpenAICompatibleClient:
             return retrying(fn)
         except ProviderError as exc:
             n = attempts()
-            if n > 1:
-                raise ProviderError(f"{exc.message} (gave up after {n} attempts)",
+            notes = [f"gave up after {n} attempts"] if n > 1 else []
+            if out_of_time:
+                notes.append("no time was left for another attempt in this model's share of "
+                             "the query deadline (ROUTER_DEADLINE)")
+            if notes:
+                raise ProviderError(f"{exc.message} ({'; '.join(notes)})",
                                     status=exc.status, retryable=exc.retryable,
                                     retry_after=exc.retry_after, model=exc.model) from exc
             raise
@@ -493,13 +596,39 @@ class OpenAICompatibleClient:
         return self._error(message, status=None, retryable=True, retry_here=not mid_stream,
                            model=model)
 
-    def _malformed(self, response: requests.Response, model: str | None) -> ProviderError:
-        snippet = response.text[:80]
+    def _malformed(self, status: int, body: bytes, model: str | None) -> ProviderError:
+        snippet = redact(body[:4096].decode("utf-8", errors="replace"))[:80]
         target = f" for model {model}" if model else ""
         return self._error(
-            f"malformed JSON from server {self.host}{target} "
-            f"(HTTP {response.status_code}): {snippet!r}",
-            status=response.status_code, retryable=True, retry_here=False, model=model)
+            f"malformed JSON from server {self.host}{target} (HTTP {status}): {snippet!r}",
+            status=status, retryable=True, retry_here=False, model=model)
+
+    def _out_of_time(self, model: str, *, limit: str, seconds: float,
+                     received: int) -> ProviderError:
+        """An attempt ran out of its time: ``limit`` is "attempt" (ROUTER_ATTEMPT_TIMEOUT) or
+        "deadline" (the model's share of ROUTER_DEADLINE); ``received``: body bytes so far."""
+        progress = (f"it was still sending ({received:,} bytes so far)" if received
+                    else "no answer had arrived")
+        if limit == "attempt":
+            message = (f"model {model} at {self.host} did not finish answering within "
+                       f"{_fmt_seconds(seconds)}, the limit for one attempt "
+                       f"(ROUTER_ATTEMPT_TIMEOUT); {progress}. Raise ROUTER_ATTEMPT_TIMEOUT if "
+                       "this model is just slow")
+        else:
+            message = (f"model {model} at {self.host} did not finish answering within "
+                       f"{_fmt_seconds(seconds)}, its share of the query deadline "
+                       f"(ROUTER_DEADLINE); {progress}")
+        return self._error(message, status=None, retryable=True, retry_here=False, model=model)
+
+    def _too_large(self, model: str, size: int, *, announced: bool = False) -> ProviderError:
+        """An answer's body passed ``max_response_bytes`` (or its Content-Length announced so)."""
+        how = (f"it announces {size:,} bytes" if announced
+               else f"reading stopped after {size:,} bytes")
+        return self._error(
+            f"the answer from model {model} at {self.host} is too large: {how}, over the "
+            f"{_fmt_bytes(self.max_response_bytes)} cap (ROUTER_MAX_RESPONSE_BYTES); raise "
+            "ROUTER_MAX_RESPONSE_BYTES to accept it, or lower ROUTER_MAX_TOKENS",
+            status=None, retryable=True, retry_here=False, model=model)
 
     def _status_message(self, status: int, model: str | None) -> str:
         if status == 401:
@@ -526,25 +655,31 @@ class OpenAICompatibleClient:
             message += f" (model {model})"
         return message
 
-    def _http_error(self, response: requests.Response, model: str | None) -> ProviderError:
-        """A ProviderError for an HTTP error response (reads the body for the provider's message)."""
+    def _http_error(self, response: requests.Response, model: str | None,
+                    body: bytes | None = None) -> ProviderError:
+        """A ProviderError for an HTTP error response, with the provider's message from its body.
+
+        ``body``: the start of the body where the response is read by pieces (None: read
+        ``response.content``).
+        """
         status = response.status_code
+        raw = response.content if body is None else body
         provider_message = None
         try:
-            body = response.json()
-            err = body.get("error") if isinstance(body, dict) else None
+            parsed = json.loads(raw)
+            err = parsed.get("error") if isinstance(parsed, dict) else None
             if isinstance(err, dict):
                 provider_message = err.get("message")
             elif isinstance(err, str):
                 provider_message = err
         except ValueError:
-            text = response.text.strip()
-            provider_message = text[:200] if text and "<html" not in text[:200].lower() else None
+            text = raw.decode("utf-8", errors="replace").strip()
+            provider_message = redact(text)[:200] if text and "<html" not in text[:200].lower() else None
         retry_here = status in RETRY_STATUSES or status >= 500
         retry_after = parse_retry_after(response.headers.get("Retry-After")) if retry_here else None
         message = self._status_message(status, model)
         if provider_message:
-            message += f" - provider says: {str(provider_message)[:300]}"
+            message += f" - provider says: {redact(str(provider_message))[:300]}"
         if retry_after is not None and retry_after > self.max_retry_after:
             message += (f"; the server asks to wait {_fmt_seconds(retry_after)} before retrying, "
                         f"more than the {_fmt_seconds(self.max_retry_after)} this client waits; "
@@ -567,7 +702,7 @@ class OpenAICompatibleClient:
         label = f"{status} " if status else ""
         message = f"{label}error {where}from {self.host} (model {model})"
         if err.get("message"):
-            message += f": {str(err['message'])[:300]}"
+            message += f": {redact(str(err['message']))[:300]}"
         return self._error(message, status=status, retryable=retryable, retry_here=retry_here,
                            model=model)
 
@@ -586,6 +721,174 @@ class OpenAICompatibleClient:
         if price is None:
             return None
         return estimate_cost(usage, price[0], price[1])
+
+
+class _Attempt:
+    """One chat request and its answer's body, exchanged on a worker thread within time and size.
+
+    The worker does all the blocking I/O (name lookup, connect, headers, body) and hands the body
+    over in pieces (whatever has arrived, at most ``_PIECE_BYTES``) through a queue of at most
+    ``_QUEUE_PIECES``; the caller waits on the queue with a timeout that ends at ``ends_at``. So
+    the limit holds whatever the server does (hangs, trickles bytes, sends its headers slowly),
+    and a fast, big body is never buffered whole: :meth:`pieces` counts it against the client's
+    ``max_response_bytes``. :meth:`close` (the caller done, or giving up) stops the worker: it
+    shuts the socket down (urllib3's ``HTTPResponse.shutdown``), which wakes a blocked read; a
+    worker still waiting for the headers ends at its read timeout, which is clipped to the
+    attempt's time. A body read to its end leaves the connection in the pool for later requests.
+    """
+
+    def __init__(self, client: OpenAICompatibleClient, model: str, payload: dict, *,
+                 ends_at: float, limit: str):
+        self.client = client
+        self.model = model
+        self.ends_at = ends_at
+        self.limit = limit                   # which limit ends_at is: "attempt" or "deadline"
+        self.started = time.monotonic()
+        self.received = 0                    # body bytes handed to the caller so far
+        remaining = ends_at - self.started
+        self.connect_timeout = min(client.connect_timeout, remaining)
+        self.read_timeout = min(client.read_timeout, remaining)
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=_QUEUE_PIECES)
+        self._cancelled = threading.Event()
+        self._lock = threading.Lock()        # orders close() against the worker's release/close
+        self._response: requests.Response | None = None
+        self._headers: requests.Response | None = None   # what the caller got from response()
+        self._released = False               # the body was read to its end, connection pooled
+        threading.Thread(target=self._work, args=(payload,), daemon=True,
+                         name=f"chat-attempt {model}").start()
+
+    # ---------------------------------------------------------------- the worker thread
+
+    def _work(self, payload: dict) -> None:
+        client = self.client
+        try:
+            response = client._session.post(
+                f"{client.base_url}/chat/completions", json=payload, headers=client._headers(),
+                stream=True, timeout=(self.connect_timeout, self.read_timeout))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            self._hand_over("error", exc)
+            return
+        with self._lock:
+            self._response = response
+        try:
+            if not self._hand_over("response", response):
+                return
+            while not self._cancelled.is_set():
+                piece = response.raw.read1(_PIECE_BYTES, decode_content=True)
+                if not piece:
+                    with self._lock:
+                        if not self._cancelled.is_set():
+                            response.raw.release_conn()
+                            self._released = True
+                    self._hand_over("end", None)
+                    return
+                if not self._hand_over("data", piece):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            self._hand_over("error", exc)
+        finally:
+            with self._lock:
+                response.close()
+
+    def _hand_over(self, kind: str, value: Any) -> bool:
+        """Queue one item for the caller; False (dropped) once the caller has given up."""
+        while not self._cancelled.is_set():
+            try:
+                self._queue.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    # ---------------------------------------------------------------- the caller's side
+
+    def _take(self) -> tuple[str, Any]:
+        timeout = self.ends_at - time.monotonic()
+        try:
+            if timeout <= 0:
+                raise queue.Empty
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise self._out_of_time() from None
+
+    def _out_of_time(self) -> ProviderError:
+        return self.client._out_of_time(self.model, limit=self.limit,
+                                        seconds=self.ends_at - self.started, received=self.received)
+
+    def _failure(self, exc: BaseException, *, mid_stream: bool) -> ProviderError:
+        """The ProviderError for what the worker raised."""
+        if isinstance(exc, ProviderError):
+            return exc
+        connect = isinstance(exc, requests.exceptions.ConnectTimeout)
+        if connect or _is_read_timeout(exc):
+            used = self.connect_timeout if connect else self.read_timeout
+            if used < (self.client.connect_timeout if connect else self.client.read_timeout):
+                return self._out_of_time()       # the timeout was clipped to the attempt's end
+            return self.client._transport_error(exc, self.model, timeout=used,
+                                                mid_stream=mid_stream)
+        return self.client._transport_error(exc, self.model, mid_stream=mid_stream)
+
+    def response(self) -> requests.Response:
+        """The response once its headers have arrived; its body comes from :meth:`pieces`."""
+        kind, value = self._take()
+        if kind == "error":
+            raise self._failure(value, mid_stream=False)
+        self._headers = value
+        return value
+
+    def pieces(self, *, mid_stream: bool) -> Iterator[bytes]:
+        """The body as it arrives, within the attempt's time and the client's size cap.
+
+        ``mid_stream``: transport failures are not retried by the client (a stream's).
+        """
+        cap = self.client.max_response_bytes
+        announced = self._headers.headers.get("Content-Length") if self._headers else None
+        if announced and announced.isdigit() and int(announced) > cap:
+            raise self.client._too_large(self.model, int(announced), announced=True)
+        while True:
+            kind, value = self._take()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise self._failure(value, mid_stream=mid_stream)
+            self.received += len(value)
+            if self.received > cap:
+                raise self.client._too_large(self.model, self.received)
+            yield value
+
+    def read_all(self) -> bytes:
+        """The whole body (non-streamed answers)."""
+        return b"".join(self.pieces(mid_stream=False))
+
+    def error_body(self) -> bytes:
+        """The start of an error response's body (up to ``_ERROR_BODY_BYTES``), for its message;
+        whatever stops the reading (time, size, a broken connection) just ends it."""
+        body = bytearray()
+        try:
+            for piece in self.pieces(mid_stream=False):
+                body += piece
+                if len(body) >= _ERROR_BODY_BYTES:
+                    break
+        except ProviderError:
+            pass
+        return bytes(body[:_ERROR_BODY_BYTES])
+
+    def close(self) -> None:
+        """Stop the attempt (idempotent): the worker stops and the connection closes, unless the
+        body was read to its end (then the connection is back in the pool)."""
+        with self._lock:
+            if self._cancelled.is_set():
+                return
+            self._cancelled.set()
+            response = self._response
+            if response is None or self._released:
+                return
+            shutdown = getattr(response.raw, "shutdown", None)     # urllib3 >= 2.3
+            if shutdown is not None:
+                try:
+                    shutdown()               # wakes a worker blocked reading the socket
+                except (OSError, RuntimeError, ValueError, AttributeError):
+                    pass
 
 
 class _StreamState:

@@ -3,7 +3,8 @@
 Every sandboxed process is started as ``bwrap`` with new PID, network, IPC, UTS (and, where it
 can, cgroup) namespaces, ``--die-with-parent``, ``--new-session``, ``--clearenv``, its own
 ``/proc`` and ``/dev``, only the Python runtime (and ``/usr``, ``/bin``, ``/lib*``) mounted
-read-only, and a small size-limited tmpfs at ``/tmp`` as its only writable place. No project,
+read-only, and a small size-limited tmpfs at ``/tmp`` as its only writable place (the sandbox's own root and
+``/dev`` are remounted read-only). No project,
 data, cache or home folder is mounted; nothing of the parent's environment is passed on (the
 child's environment is built here from constants), and the arguments carry only our harness.
 
@@ -124,8 +125,10 @@ def _command(bwrap: str, argv: list[str]) -> list[str]:
             "--ro-bind-try", "/lib64", "/lib64", "--ro-bind-try", "/lib32", "/lib32"]
     for path in mounts:
         cmd += ["--ro-bind", path, path]
+    # The sandbox's root and /dev are tmpfs folders bwrap made (in a user namespace the child owns
+    # them): read-only, so that the size-limited /tmp is the only place it can write.
     cmd += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp",
-            "--chdir", "/tmp"]
+            "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/tmp"]
     if root:
         uid = str(_UID_BASE + next(_uid_counter) % _UID_SPAN)
         cmd += ["--cap-add", "CAP_SETUID,CAP_SETGID", "--", "/usr/bin/setpriv", "--reuid", uid, "--regid", uid,

@@ -1,0 +1,55 @@
+"""Untrusted text into Markdown: shown exactly as written, never interpreted as HTML or Markdown.
+
+Provider errors and answers, model ids and display names from a pool file, uploaded file and
+column names are data, not markup. The UI's ``gr.Markdown`` components render Markdown and
+then run Gradio's HTML sanitizer, which removes scripts but keeps tags like ``<img>`` (a remote
+image is fetched by the viewer's browser: a tracking pixel). So every piece of untrusted text
+that goes into Markdown the UI builds passes through one of these helpers first:
+
+* :func:`md_text`: inline text. HTML's ``& < >`` become entities and Markdown's punctuation is
+  backslash-escaped (CommonMark renders both as the literal character), line breaks become
+  spaces, so a value can neither open a tag, nor an image, link, emphasis, heading or list.
+* :func:`md_code`: inline code (a model id in backticks); code spans show their content
+  literally, whatever backticks it holds.
+* :func:`escape_html`: text for places that take HTML (``gr.Error`` toasts render HTML).
+
+Plain-text components (``gr.Textbox``, ``gr.Dataframe`` with ``str`` cells, ``gr.JSON``) show
+text as it is and need none of this.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+__all__ = ["md_text", "md_code", "escape_html"]
+
+# Markdown punctuation that can start inline markup (emphasis, code, links, images, tables,
+# strikethrough, maths, autolinks) or a block at the start of a line; CommonMark renders "\X" as "X".
+_MD_PUNCT = re.compile(r"([\\`*_\[\]{}()!#|~$+=\-.:])")
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+
+
+def escape_html(text: Any) -> str:
+    """``text`` with ``& < >`` as HTML entities (shown literally wherever HTML is rendered)."""
+    return html.escape("" if text is None else str(text), quote=False)
+
+
+def md_text(text: Any) -> str:
+    """``text`` for inline use in Markdown: renders as exactly these characters, on one line."""
+    if text is None:
+        return ""
+    flat = _LINE_BREAKS.sub(" ", str(text)).strip()
+    return escape_html(_MD_PUNCT.sub(r"\\\1", flat))
+
+
+def md_code(text: Any) -> str:
+    """``text`` as an inline code span, whatever backticks or markup it holds."""
+    value = _LINE_BREAKS.sub(" ", "" if text is None else str(text)).strip()
+    if not value:
+        return ""
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
