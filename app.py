@@ -2,13 +2,22 @@
 
 Run ``python app.py``; host and port follow GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, so the
 same file runs as a Hugging Face Space. API endpoints (``gradio_client``) are listed in README.md.
+The same process and port serve the OpenAI-compatible gateway (``/v1/*``, see ``gateway/``):
+a FastAPI app holds its routes and the Gradio demo is mounted at ``/``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
+import time
 
 import gradio as gr
+from fastapi import FastAPI
+
+from gateway import exposure_warning, gateway_router, install_error_handlers
 
 from routing.service import RouterService
 from routing.settings import Settings
@@ -57,13 +66,51 @@ def launch_options(settings: Settings) -> dict:
     return {"ssr_mode": False, "max_file_size": max_file_size_bytes(settings.batch_max_mb)}
 
 
+def server_address() -> tuple[str, int]:
+    """Host and port from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860)."""
+    host = (os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1").strip()
+    port = int((os.environ.get("GRADIO_SERVER_PORT") or "7860").strip())
+    return host, port
+
+
+def build_app(service: RouterService, demo: gr.Blocks | None = None) -> FastAPI:
+    """One ASGI app: the gateway's ``/v1`` routes, and the Gradio demo mounted at ``/``."""
+    api = FastAPI(title="LLM Router gateway", docs_url=None, redoc_url=None, openapi_url=None)
+    api.include_router(gateway_router(service))
+    install_error_handlers(api)
+    demo = demo or build_demo(service)  # build_demo has already called demo.queue(...)
+    return gr.mount_gradio_app(api, demo, path="/", **launch_options(service.settings))
+
+
 def main() -> None:
+    import uvicorn
+
     logging.basicConfig(level=logging.INFO)
+    host, port = server_address()
     service = RouterService(background=False)
-    demo = build_demo(service)
-    demo.launch(prevent_thread_lock=True, **launch_options(service.settings))
-    service.start_background_work()  # live prices and the local model load once the page is up
-    demo.block_thread()
+    warning = exposure_warning(service.settings, host)
+    if warning:
+        logging.getLogger("app").warning(warning)
+        service.add_warning(warning)  # before the page is built, so it shows there
+    app = build_app(service)
+    # Live prices and the local model load start once the server answers, so they do not slow
+    # the first page down.
+    threading.Thread(target=_after_serving, args=(host, port, service.start_background_work), daemon=True,
+                     name="start-background-work").start()
+    uvicorn.run(app, host=host, port=port)
+
+
+def _after_serving(host: str, port: int, then, timeout_s: float = 120.0) -> None:
+    """Call ``then()`` as soon as ``host:port`` accepts connections (or after ``timeout_s``)."""
+    target = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((target, port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    then()
 
 
 if __name__ == "__main__":

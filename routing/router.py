@@ -89,6 +89,33 @@ class RouterEvent:
     text: str = ""
     error: str | None = None
     result: QueryResult | None = None
+    status: int | None = None       # "failed": the provider's HTTP status, if any
+    chat: ChatResult | None = None  # "done": the provider's result (finish reason, raw body)
+
+
+def _text_messages(messages: list[dict[str, Any]] | None, prompt: str | None) -> list[dict[str, str]]:
+    """A chat reduced to plain-text system/user/assistant turns (for the local model).
+
+    Text parts of list contents are joined; tool messages and empty turns are dropped. If the
+    result does not end with a user turn, ``prompt`` (when given) is asked as one user message.
+    """
+    if not messages:
+        return [{"role": "user", "content": prompt or ""}]
+    turns: list[dict[str, str]] = []
+    for message in messages:
+        role = message.get("role") if isinstance(message, dict) else None
+        role = "system" if role == "developer" else role
+        if role not in ("system", "user", "assistant"):
+            continue
+        content = message.get("content")
+        if isinstance(content, list):
+            content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict)
+                                and p.get("type") == "text" and isinstance(p.get("text"), str))
+        if isinstance(content, str) and content.strip():
+            turns.append({"role": role, "content": content})
+    if (not turns or turns[-1]["role"] != "user") and prompt is not None:
+        return [{"role": "user", "content": prompt}]
+    return turns
 
 
 class Router:
@@ -132,26 +159,40 @@ class Router:
 
     # ---------------------------------------------------------------- asking
     def ask(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
-            model: str | None = None, max_tokens: int | None = None) -> QueryResult:
+            model: str | None = None, max_tokens: int | None = None,
+            messages: list[dict[str, Any]] | None = None, temperature: float | None = None,
+            extra: dict[str, Any] | None = None) -> QueryResult:
         """Route and answer; returns the finished result (no streaming)."""
         last = None
         for event in self.stream(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
-                                 max_tokens=max_tokens, stream=False):
+                                 max_tokens=max_tokens, stream=False, messages=messages,
+                                 temperature=temperature, extra=extra):
             last = event
         assert last is not None and last.result is not None
         return last.result
 
     def stream(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
                model: str | None = None, max_tokens: int | None = None,
-               stream: bool = True) -> Iterator[RouterEvent]:
-        """Route, then try the ranked models until one answers; yields events as they happen."""
+               stream: bool = True, messages: list[dict[str, Any]] | None = None,
+               temperature: float | None = None,
+               extra: dict[str, Any] | None = None) -> Iterator[RouterEvent]:
+        """Route, then try the ranked models until one answers; yields events as they happen.
+
+        ``messages`` (a whole chat, e.g. from the OpenAI-compatible gateway) is sent to the
+        models as it is, while ``prompt`` (the conversation's text) is what routing reads;
+        without it the models get ``prompt`` as one user message. ``temperature`` and ``extra``
+        (request fields such as ``tools``; see ``openai_compat.EXTRA_FIELDS``) go to HTTP
+        providers only; the local model gets the chat's plain-text turns and the temperature.
+        """
         prompt = self.validate_prompt(prompt)
         start = time.monotonic()
         selection = (self._explicit_selection(prompt, model, cost_weight) if model
                      else self.selector.select(prompt, cost_weight=cost_weight, exclude=list(exclude)))
         yield RouterEvent("selection", selection=selection)
 
-        messages = [{"role": "user", "content": prompt}]
+        local_messages = _text_messages(messages, prompt)
+        messages = list(messages) if messages else [{"role": "user", "content": prompt}]
+        options = {"temperature": temperature, "extra": extra}
         max_tokens = max_tokens or self.settings.max_tokens
         fallbacks: list[dict[str, Any]] = []
         candidates = selection.ranking[: 1 + max(0, self.settings.max_fallbacks)]
@@ -179,14 +220,15 @@ class Router:
             tried += 1
             yield RouterEvent("attempt", model=model_id)
             try:
-                result = yield from self._call(spec, messages, max_tokens, stream, deadline)
+                result = yield from self._call(spec, messages, max_tokens, stream, deadline, **options)
             except ProviderError as exc:
                 self.health.record_failure(model_id, exc.message)
                 fallbacks.append({"model": model_id, "error": exc.message, "status": exc.status, "skipped": False})
-                yield RouterEvent("failed", model=model_id, error=exc.message)
+                yield RouterEvent("failed", model=model_id, error=exc.message, status=exc.status)
                 continue
             self.health.record_success(model_id, result.latency_ms)
-            yield RouterEvent("done", result=self._result(selection, result, model_id, fallbacks, start))
+            yield RouterEvent("done", result=self._result(selection, result, model_id, fallbacks, start),
+                              chat=result)
             return
 
         # Nothing remote answered: the local model, clearly labelled.
@@ -200,14 +242,15 @@ class Router:
         notice = f"{why}: answered locally by {LOCAL_ANSWERER} instead of {wanted}"
         yield RouterEvent("attempt", model=LOCAL_ANSWERER)
         try:
-            result = yield from self._call_provider(self.hub.local, LOCAL_ANSWERER, messages,
-                                                    min(max_tokens, self.settings.local_max_new_tokens), stream)
+            result = yield from self._call_provider(self.hub.local, LOCAL_ANSWERER, local_messages,
+                                                    min(max_tokens, self.settings.local_max_new_tokens), stream,
+                                                    temperature=temperature)
         except ProviderError as exc:
             fallbacks.append({"model": LOCAL_ANSWERER, "error": exc.message, "skipped": False})
             raise UserError(f"No model could answer. Last error (local model): {exc.message}") from exc
         final = self._result(selection, result, LOCAL_ANSWERER, fallbacks, start)
         final.notice = notice
-        yield RouterEvent("done", result=final)
+        yield RouterEvent("done", result=final, chat=result)
 
     def _can_try(self, model_id: str, *, explicit: bool) -> bool:
         """Whether the loop in :meth:`stream` would ask this model now (key set, not resting)."""
@@ -215,20 +258,29 @@ class Router:
             return False
         return explicit or self.health.cooling_down(model_id) <= 0
 
-    def _call(self, spec: ModelSpec, messages, max_tokens: int, stream: bool, deadline: float | None = None):
+    def _call(self, spec: ModelSpec, messages, max_tokens: int, stream: bool, deadline: float | None = None,
+              *, temperature: float | None = None, extra: dict[str, Any] | None = None):
         provider = self.hub.for_spec(spec)
-        return (yield from self._call_provider(provider, spec.model_name, messages, max_tokens, stream, deadline))
+        if not isinstance(provider, OpenAICompatibleClient):
+            messages, extra = _text_messages(messages, None), None
+        return (yield from self._call_provider(provider, spec.model_name, messages, max_tokens, stream, deadline,
+                                               temperature=temperature, extra=extra))
 
     @staticmethod
     def _call_provider(provider, model_name: str, messages, max_tokens: int, stream: bool,
-                       deadline: float | None = None):
+                       deadline: float | None = None, *, temperature: float | None = None,
+                       extra: dict[str, Any] | None = None):
         """Generator: yields delta events, returns the ChatResult.
 
-        ``deadline`` (``time.monotonic()``) reaches HTTP clients only; the local model and other
-        in-process providers take no deadline.
+        ``deadline`` (``time.monotonic()``) and ``extra`` reach HTTP clients only; the local
+        model and other in-process providers take neither.
         """
-        http = deadline is not None and isinstance(provider, OpenAICompatibleClient)
-        limits = {"deadline": deadline} if http else {}
+        is_http = isinstance(provider, OpenAICompatibleClient)
+        limits: dict[str, Any] = {"deadline": deadline} if deadline is not None and is_http else {}
+        if extra and is_http:
+            limits["extra"] = extra
+        if temperature is not None:
+            limits["temperature"] = temperature
         if not stream:
             result: ChatResult = provider.chat(model_name, messages, max_tokens=max_tokens, **limits)
             yield RouterEvent("delta", text=result.text)

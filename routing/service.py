@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from routing.errors import UserError
 from routing.evaluation.sandbox import sandbox_status
 from routing.hub import ProviderHub
+from routing.redact import register_secret
 from routing.pool import ModelPool, load_pool
 from routing.router import LOCAL_ANSWERER, QueryResult, Router
 from routing.selectors import load_selector
@@ -27,6 +28,9 @@ class RouterService:
         self.pool: ModelPool = load_pool(self.settings.models_file)
         self.selector, selector_warning = load_selector(self.settings, self.pool)
         self.warnings: list[str] = [selector_warning] if selector_warning else []
+        self._lasting_warnings: list[str] = []   # add_warning's: kept when the selector reloads
+        for key in self.settings.api_keys:
+            register_secret(key, "ROUTER_API_KEYS")
         self.local = self._make_local()
         self.hub = ProviderHub(self.settings, self.pool, self.local)
         self.router = Router(self.pool, self.selector, self.hub, self.settings)
@@ -38,8 +42,14 @@ class RouterService:
         """Load the selector again (after training promoted a new model); returns its name."""
         selector, warning = load_selector(self.settings, self.pool)
         self.selector = self.router.selector = selector
-        self.warnings[:] = [warning] if warning else []
+        self.warnings[:] = ([warning] if warning else []) + self._lasting_warnings
         return selector.name
+
+    def add_warning(self, text: str) -> None:
+        """A warning shown on the page and with each answer for the process's lifetime."""
+        if text not in self._lasting_warnings:
+            self._lasting_warnings.append(text)
+            self.warnings.append(text)
 
     def _make_local(self):
         if not self.settings.local_model_enabled:

@@ -74,6 +74,7 @@ class Settings:
     allow_training: bool = False                   # ROUTER_ALLOW_TRAINING (Training tab may run jobs)
     batch_max_rows: int = 10000                    # ROUTER_BATCH_MAX_ROWS
     batch_max_mb: float = 20.0                     # ROUTER_BATCH_MAX_MB
+    api_keys: tuple[str, ...] = ()                 # ROUTER_API_KEYS (comma-separated gateway keys for /v1/*)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -109,6 +110,7 @@ class Settings:
             allow_training=_bool(env.get("ROUTER_ALLOW_TRAINING"), False),
             batch_max_rows=_int(env, "ROUTER_BATCH_MAX_ROWS", 10000),
             batch_max_mb=_float(env, "ROUTER_BATCH_MAX_MB", 20.0),
+            api_keys=tuple(k.strip() for k in (env.get("ROUTER_API_KEYS") or "").split(",") if k.strip()),
         )
 
 

@@ -96,6 +96,11 @@ _STATUS_EXPLANATIONS = {
 }
 
 
+#: Request fields that ``extra`` may add to a chat request, sent to the provider unchanged.
+EXTRA_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls", "top_p", "stop", "user",
+                          "seed", "presence_penalty", "frequency_penalty", "response_format"})
+
+
 def estimate_cost(usage: dict, in_price_per_m: float, out_price_per_m: float) -> float:
     """Dollar cost of ``usage`` (``prompt_tokens``/``completion_tokens``) at $/million-token prices."""
     prompt = usage.get("prompt_tokens") or 0
@@ -235,13 +240,16 @@ class OpenAICompatibleClient:
     # ------------------------------------------------------------------ public API
 
     def chat(self, model: str, messages: Messages, *, max_tokens: int | None = None,
-             temperature: float | None = None, deadline: float | None = None) -> ChatResult:
+             temperature: float | None = None, deadline: float | None = None,
+             extra: dict[str, Any] | None = None) -> ChatResult:
         """Ask ``model`` and wait for the whole answer. Raises ProviderError on failure.
 
         ``deadline``: the ``time.monotonic()`` time by which the call ends, retries included
-        (None: only ``attempt_timeout`` and ``max_retries`` bound it).
+        (None: only ``attempt_timeout`` and ``max_retries`` bound it). ``extra``: more request
+        fields sent as they are (``tools``, ``tool_choice``, ``top_p``, ``stop``...; see
+        :data:`EXTRA_FIELDS`).
         """
-        payload = self._payload(model, messages, max_tokens, temperature, stream=False)
+        payload = self._payload(model, messages, max_tokens, temperature, stream=False, extra=extra)
         start = time.monotonic()
         attempts = 0
 
@@ -268,8 +276,8 @@ class OpenAICompatibleClient:
         )
 
     def stream_chat(self, model: str, messages: Messages, *, max_tokens: int | None = None,
-                    temperature: float | None = None,
-                    deadline: float | None = None) -> Iterator[StreamChunk]:
+                    temperature: float | None = None, deadline: float | None = None,
+                    extra: dict[str, Any] | None = None) -> Iterator[StreamChunk]:
         """Ask ``model`` and yield the answer as it arrives.
 
         Yields ``StreamChunk(delta=...)`` per piece of answer text, then one
@@ -278,7 +286,7 @@ class OpenAICompatibleClient:
         whole stream must arrive within the attempt's limits (``attempt_timeout``, ``deadline``,
         ``max_response_bytes``).
         """
-        payload = self._payload(model, messages, max_tokens, temperature, stream=True)
+        payload = self._payload(model, messages, max_tokens, temperature, stream=True, extra=extra)
         start = time.monotonic()
         attempts = 0
 
@@ -366,8 +374,13 @@ class OpenAICompatibleClient:
         return headers
 
     def _payload(self, model: str, messages: Messages, max_tokens: int | None,
-                 temperature: float | None, *, stream: bool) -> dict:
+                 temperature: float | None, *, stream: bool,
+                 extra: dict[str, Any] | None = None) -> dict:
         payload: dict[str, Any] = {"model": model, "messages": list(messages)}
+        for key, value in (extra or {}).items():
+            if key not in EXTRA_FIELDS:
+                raise ValueError(f"request field {key!r} cannot be passed through (allowed: {sorted(EXTRA_FIELDS)})")
+            payload[key] = value
         if max_tokens is not None:
             payload["max_tokens"] = int(max_tokens)
         if temperature is not None:
