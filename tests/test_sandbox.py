@@ -493,3 +493,27 @@ def test_running_code_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> No
     finally:
         monkeypatch.delenv(isolation.BWRAP_ENV)
         isolation.reset_status()
+
+
+def test_codec_sends_exact_types_and_refuses_oversize_values() -> None:
+    from routing.evaluation.sandbox.codec import MAX_DEPTH, CodecError, decode_value, encode_value
+
+    class Sneaky(int):
+        def __eq__(self, other):
+            return True
+        __hash__ = int.__hash__
+
+    value = decode_value(encode_value({"a": (1, 2.5, Sneaky(3)), "b": {frozenset({1}), b"x"}, "c": 10 ** 30}))
+    assert value == {"a": (1, 2.5, 3), "b": {frozenset({1}), b"x"}, "c": 10 ** 30}
+    assert type(value["a"][2]) is int and value["a"][2] != 4
+    nested: list = []
+    for _ in range(MAX_DEPTH + 2):
+        nested = [nested]
+    with pytest.raises(CodecError):
+        encode_value(nested)
+    with pytest.raises(CodecError):
+        encode_value(list(range(300_000)))
+    with pytest.raises(CodecError):
+        encode_value(object())            # no handle table: only plain data crosses
+    with pytest.raises(CodecError):
+        decode_value(["i", 5])            # malformed: ints travel as hex text

@@ -30,7 +30,6 @@ MODE_CHOICES = [("Route only (no API calls, no key needed)", "route"),
                 ("Compare all models (every model answers every row)", "compare")]
 FILE_TYPES = [".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json"]
 PREVIEW_ROWS = 50
-MAX_API_PROMPTS_MB = 20.0
 
 ProgressFn = Callable[[int, int], None]
 

@@ -20,14 +20,20 @@ class CodecError(ValueError):
     """A value that cannot cross (too deep, too large, or malformed)."""
 
 
-def encode_value(value, to_handle=None, _depth=0, _budget=None):
-    """``value`` as JSON-ready tagged lists; ``to_handle(obj) -> int`` names other objects."""
-    budget = [MAX_ITEMS] if _budget is None else _budget
+def _spend(budget, depth):
+    """Count one more item against a value's limits; the shared budget list for its parts."""
+    budget = [MAX_ITEMS] if budget is None else budget
     budget[0] -= 1
     if budget[0] < 0:
         raise CodecError("value too large to compare")
-    if _depth > MAX_DEPTH:
+    if depth > MAX_DEPTH:
         raise CodecError("value nested too deeply")
+    return budget
+
+
+def encode_value(value, to_handle=None, _depth=0, _budget=None):
+    """``value`` as JSON-ready tagged lists; ``to_handle(obj) -> int`` names other objects."""
+    budget = _spend(_budget, _depth)
     kind = type(value)
     if value is None:
         return ["n"]
@@ -65,12 +71,7 @@ def encode_value(value, to_handle=None, _depth=0, _budget=None):
 
 def decode_value(data, from_handle=None, _depth=0, _budget=None):
     """The exact built-in value a tagged list stands for (handles through ``from_handle``)."""
-    budget = [MAX_ITEMS] if _budget is None else _budget
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise CodecError("value too large")
-    if _depth > MAX_DEPTH:
-        raise CodecError("value nested too deeply")
+    budget = _spend(_budget, _depth)
     if type(data) is not list or not data or type(data[0]) is not str:
         raise CodecError("malformed value")
     tag = data[0]
