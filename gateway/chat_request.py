@@ -7,6 +7,7 @@ name the field and say what to send instead (parameter checks reuse ``routing/va
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +50,8 @@ class ChatRequest:
     temperature: float | None = None
     stream: bool = False
     include_usage: bool = False
+    max_cost_usd: float | None = None      # extension: models estimated above it are not chosen
+    user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -199,10 +202,17 @@ def parse_chat_request(body: dict[str, Any], pool: ModelPool, *, max_tokens_limi
                           "tools")
     if body.get("user") is not None and not isinstance(body["user"], str):
         raise bad_request("\"user\" must be a string.", "user")
+    max_cost = body.get("max_cost_usd")
+    if max_cost is not None and (isinstance(max_cost, bool) or not isinstance(max_cost, (int, float))
+                                 or not math.isfinite(max_cost) or max_cost <= 0):
+        raise bad_request(f"\"max_cost_usd\" must be a positive number of dollars, e.g. 0.002 (got {show(max_cost)}).",
+                          "max_cost_usd")
     extra = {name: body[name] for name in PASS_THROUGH if body.get(name) is not None}
     text = routing_text(texts)
     text = text[-max_prompt_chars:] if max_prompt_chars else text
     return ChatRequest(messages=messages, routing_text=text, model=body["model"].strip(),
                        pool_model=pool_model, cost_weight=cost_weight,
                        max_tokens=_max_tokens(body, max_tokens_limit), temperature=temperature,
-                       stream=bool(stream), include_usage=include_usage, extra=extra)
+                       stream=bool(stream), include_usage=include_usage,
+                       max_cost_usd=None if max_cost is None else float(max_cost), user=body.get("user"),
+                       extra=extra)

@@ -3,7 +3,9 @@
 Answers come from :meth:`routing.router.Router.stream` (which falls back down the ranking);
 every text sent back goes through :func:`routing.redact.redact` / ``redact_data``. A stream
 falls back to the next model while no answer text has been sent; after that a failure ends the
-stream with an ``{"error"}`` event instead of splicing in another model's text.
+stream with an ``{"error"}`` event instead of splicing in another model's text. A conversation
+stays on the model that started it (:mod:`gateway.sessions`); spending limits answer 402
+(:mod:`routing.budget`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any, Iterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
+import anyio
 
 from gateway.chat_request import ROUTER_MODEL, ChatRequest, GatewayError, parse_body, parse_chat_request
-from routing.errors import UnknownModelError, UserError
+from gateway.sessions import SessionMatch, SessionStore
+from routing.budget import estimate_cost, input_chars
+from routing.errors import SpendLimitError, UnknownModelError, UserError
 from routing.redact import redact, redact_data, stream_safe
 from routing.router import RouterEvent
 from routing.settings import Settings
@@ -34,8 +38,10 @@ def exposure_warning(settings: Settings, host: str) -> str | None:
     """A warning when the gateway spends the OpenRouter key for anyone who can reach ``host``."""
     if host in LOCAL_HOSTS or not settings.openrouter_api_key or settings.api_keys:
         return None
+    limit = ("" if settings.daily_budget_usd else
+             " Nothing limits the day's spend either: set ROUTER_DAILY_BUDGET_USD.")
     return (f"The app listens on {host} with an OPENROUTER_API_KEY and no ROUTER_API_KEYS: anyone who can "
-            "reach it can spend the key through /v1/chat/completions. Set ROUTER_API_KEYS.")
+            f"reach it can spend the key through /v1/chat/completions. Set ROUTER_API_KEYS.{limit}")
 
 
 def error_response(exc: GatewayError) -> JSONResponse:
@@ -51,23 +57,35 @@ def _failure_error(exc: UserError, failures: list[RouterEvent]) -> GatewayError:
     return GatewayError(503, str(exc), type_="server_error", code="no_model_available")
 
 
-def _router_info(result, selection=None) -> dict[str, Any]:
+def _spend_error(exc: SpendLimitError) -> GatewayError:
+    return GatewayError(402, str(exc), type_="insufficient_quota", code=exc.code,
+                        param="max_cost_usd" if exc.code == "max_cost_exceeded" else None)
+
+
+def _session_info(match: SessionMatch) -> dict[str, Any]:
+    return {"continued": match.source is not None, "key": match.source, "model": match.model}
+
+
+def _router_info(result, match: SessionMatch) -> dict[str, Any]:
     return redact_data({
         "selected_model": result.selected_model, "answered_by": result.answered_by,
         "confidence": result.selection_confidence, "scores": result.scores, "ranking": result.ranking,
         "reasoning": result.reasoning, "selector": result.selector, "fallbacks": result.fallbacks,
-        "cost_usd": result.cost_usd, "latency_ms": result.latency_ms, "notice": result.notice,
+        "cost_usd": result.cost_usd, "latency_ms": result.latency_ms, "route_ms": result.route_ms,
+        "notice": result.notice, "session": _session_info(match),
     })
 
 
-def _headers(selected: str, answered: str | None, confidence: float, fallbacks: int,
-             cost: float | None = None) -> dict[str, str]:
+def _headers(selected: str, answered: str | None, confidence: float, fallbacks: int, match: SessionMatch,
+             cost: float | None = None, estimate: float | None = None) -> dict[str, str]:
     headers = {"x-router-selected-model": selected, "x-router-confidence": f"{confidence:.4f}",
-               "x-router-fallbacks": str(fallbacks)}
+               "x-router-fallbacks": str(fallbacks), "x-router-session": match.source or "new"}
     if answered:
         headers["x-router-answered-by"] = answered
     if cost is not None:
         headers["x-router-cost-usd"] = f"{cost:.8f}"
+    if estimate is not None:
+        headers["x-router-estimated-cost-usd"] = f"{estimate:.8f}"
     return headers
 
 
@@ -77,17 +95,18 @@ def _usage(usage: dict[str, int]) -> dict[str, int]:
             "total_tokens": int(usage.get("total_tokens", prompt + completion))}
 
 
-def _estimated_cost(service, model_id: str, text: str, max_tokens: int) -> float | None:
-    """Dollars for ``text`` in and ``max_tokens`` out at ``model_id``'s prices (about 4 characters a token)."""
-    if model_id not in service.pool:
+def _estimated_cost(service, model_id: str | None, chat: ChatRequest) -> float | None:
+    """Dollars at most for this request at ``model_id``'s prices (what the budget holds for it)."""
+    if model_id is None or model_id not in service.pool:
         return None
-    spec = service.pool.get(model_id)
-    return round((len(text) / 4 * spec.input_price_per_m + max_tokens * spec.output_price_per_m) / 1e6, 8)
+    max_tokens = chat.max_tokens or service.settings.max_tokens
+    return round(estimate_cost(service.pool.get(model_id), input_chars(chat.messages), max_tokens), 8)
 
 
 class _Gateway:
     def __init__(self, service):
         self.service = service
+        self.sessions = SessionStore()
 
     @property
     def router(self):
@@ -107,16 +126,23 @@ class _Gateway:
             raise GatewayError(401, "Missing or wrong gateway key: send \"Authorization: Bearer <key>\" with one "
                                     "of the keys in ROUTER_API_KEYS.", code="invalid_api_key")
 
+    def match(self, request: Request, chat: ChatRequest) -> tuple[SessionMatch, str]:
+        """The conversation this request continues (if any), and the scope its keys live in."""
+        auth = (request.headers.get("authorization") or "") if self.service.settings.api_keys else ""
+        session_id = (request.headers.get("x-session-id") or "").strip() or None
+        return self.sessions.match(chat.messages, session_id=session_id, user=chat.user, scope=auth), auth
+
     # ------------------------------------------------------------------ requests
     async def parse(self, request: Request) -> ChatRequest:
         settings = self.service.settings
         return parse_chat_request(parse_body(await request.body()), self.service.pool,
                                   max_tokens_limit=settings.max_tokens, max_prompt_chars=settings.max_prompt_chars)
 
-    def _events(self, chat: ChatRequest, *, stream: bool) -> Iterator[RouterEvent]:
+    def _events(self, chat: ChatRequest, match: SessionMatch, *, stream: bool) -> Iterator[RouterEvent]:
         return self.router.stream(chat.routing_text, cost_weight=chat.cost_weight, model=chat.pool_model,
                                   max_tokens=chat.max_tokens, stream=stream, messages=chat.messages,
-                                  temperature=chat.temperature, extra=chat.extra or None)
+                                  temperature=chat.temperature, extra=chat.extra or None,
+                                  max_cost_usd=chat.max_cost_usd, prefer=match.model, prefer_why=match.describe())
 
     # ------------------------------------------------------------------ /v1/models
     def models(self) -> dict[str, Any]:
@@ -133,14 +159,15 @@ class _Gateway:
         return redact_data({"object": "list", "data": data})
 
     # ------------------------------------------------------------------ /v1/route
-    def route(self, chat: ChatRequest) -> dict[str, Any]:
-        if chat.pool_model:
-            selection = self.router._explicit_selection(self.router.validate_prompt(chat.routing_text),
-                                                        chat.pool_model, chat.cost_weight)
-        else:
-            selection = self.router.route(chat.routing_text, cost_weight=chat.cost_weight)
-        max_tokens = chat.max_tokens or self.service.settings.max_tokens
-        costs = {m: _estimated_cost(self.service, m, chat.routing_text, max_tokens) for m in selection.ranking}
+    def route(self, chat: ChatRequest, match: SessionMatch) -> dict[str, Any]:
+        try:
+            selection = self.router.decide(chat.routing_text, cost_weight=chat.cost_weight, model=chat.pool_model,
+                                           max_tokens=chat.max_tokens, chars_in=input_chars(chat.messages),
+                                           max_cost_usd=chat.max_cost_usd, prefer=match.model,
+                                           prefer_why=match.describe())
+        except SpendLimitError as exc:
+            raise _spend_error(exc) from None
+        costs = {m: _estimated_cost(self.service, m, chat) for m in selection.ranking}
         return redact_data({
             "object": "router.decision", "model": chat.model, "selected_model": selection.selected_model,
             "ranking": selection.ranking, "runner_up": selection.runner_up,
@@ -148,16 +175,17 @@ class _Gateway:
             "confidence": round(selection.confidence, 4), "reasoning": selection.reasoning,
             "selector": selection.selector, "cost_weight": selection.cost_weight,
             "estimated_cost_usd": costs.get(selection.selected_model), "estimated_cost_by_model": costs,
-            "routing_text_chars": len(chat.routing_text),
+            "routing_text_chars": len(chat.routing_text), "session": _session_info(match),
+            "spend": self.service.ledger.summary(),
         })
 
     # ------------------------------------------------------------------ /v1/chat/completions
-    def complete(self, chat: ChatRequest) -> JSONResponse:
+    def complete(self, chat: ChatRequest, match: SessionMatch, scope: str) -> JSONResponse:
         failures: list[RouterEvent] = []
         done: RouterEvent | None = None
         started = False
         try:
-            for event in self._events(chat, stream=False):
+            for event in self._events(chat, match, stream=False):
                 started = started or event.kind == "selection"
                 if event.kind == "failed":
                     failures.append(event)
@@ -165,6 +193,8 @@ class _Gateway:
                     done = event
         except UnknownModelError as exc:
             raise GatewayError(404, str(exc), code="model_not_found", param="model") from None
+        except SpendLimitError as exc:
+            raise _spend_error(exc) from None
         except UserError as exc:
             if not started:
                 raise GatewayError(400, str(exc), param="messages") from None
@@ -182,15 +212,17 @@ class _Gateway:
             "model": result.answered_by,
             "choices": [{"index": 0, "message": message, "logprobs": None,
                          "finish_reason": (done.chat.finish_reason if done.chat else None) or "stop"}],
-            "usage": _usage(result.usage), "router": _router_info(result),
+            "usage": _usage(result.usage), "router": _router_info(result, match),
         }
+        self.sessions.remember(match, chat.messages, message, result.answered_by, scope=scope)
+        failed = sum(1 for f in result.fallbacks if not f.get("skipped"))
         headers = _headers(result.selected_model, result.answered_by, result.selection_confidence,
-                           len(result.fallbacks), result.cost_usd)
+                           failed, match, result.cost_usd)
         return JSONResponse(body, headers=headers)
 
-    def open_stream(self, chat: ChatRequest) -> StreamingResponse:
-        """Run the router until the first answer text (or the end), then stream the rest."""
-        events = self._events(chat, stream=True)
+    def open_stream(self, chat: ChatRequest, match: SessionMatch, scope: str) -> tuple[dict[str, str], Iterator[str]]:
+        """Run the router until the first answer text (or the end); the headers, and the SSE body to come."""
+        events = self._events(chat, match, stream=True)
         failures: list[RouterEvent] = []
         selection = None
         answering: str | None = None
@@ -203,7 +235,7 @@ class _Gateway:
                     answering = event.model
                 elif event.kind == "failed":
                     failures.append(event)
-                elif event.kind == "delta" and not event.text:
+                elif event.kind == "delta" and not event.text and not event.tool_calls:
                     continue
                 if event.kind in ("delta", "done"):
                     first.append(event)
@@ -211,6 +243,9 @@ class _Gateway:
         except UnknownModelError as exc:
             events.close()
             raise GatewayError(404, str(exc), code="model_not_found", param="model") from None
+        except SpendLimitError as exc:
+            events.close()
+            raise _spend_error(exc) from None
         except UserError as exc:
             events.close()
             if selection is None:
@@ -219,10 +254,16 @@ class _Gateway:
         assert selection is not None
         # x-router-fallbacks counts the models that failed before this one (the final "router"
         # object of the stream also lists those skipped for a missing key or a cooldown).
-        headers = _headers(selection.selected_model, answering, selection.confidence, len(failures))
+        # The cost is known only at the end (the final chunk's "router" object and the usage chunk
+        # carry it); the headers give what the budget holds for this answer.
+        headers = _headers(selection.selected_model, answering, selection.confidence, len(failures), match,
+                           estimate=_estimated_cost(self.service, answering, chat))
         headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        body = _stream_body(chat, events, first, answering or selection.selected_model)
-        return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+
+        def remember(answer: dict[str, Any], model: str) -> None:
+            self.sessions.remember(match, chat.messages, answer, model, scope=scope)
+
+        return headers, _stream_body(chat, events, first, answering or selection.selected_model, match, remember)
 
 
 def _sse(data: Any) -> str:
@@ -230,7 +271,7 @@ def _sse(data: Any) -> str:
 
 
 def _stream_body(chat: ChatRequest, events: Iterator[RouterEvent], first: list[RouterEvent],
-                 answering: str) -> Iterator[str]:
+                 answering: str, match: SessionMatch, remember) -> Iterator[str]:
     """The SSE body: role chunk, content chunks, finish chunk, usage chunk (if asked), ``[DONE]``."""
     ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
@@ -254,6 +295,8 @@ def _stream_body(chat: ChatRequest, events: Iterator[RouterEvent], first: list[R
 
     try:
         for event in all_events():
+            if event.kind == "delta" and event.tool_calls:
+                yield chunk({"tool_calls": redact_data(event.tool_calls)})
             if event.kind == "delta" and event.text:
                 raw += event.text
                 yield from emit_safe(False)
@@ -268,7 +311,13 @@ def _stream_body(chat: ChatRequest, events: Iterator[RouterEvent], first: list[R
                 result = event.result
                 yield from emit_safe(True)
                 finish = (event.chat.finish_reason if event.chat else None) or "stop"
-                yield chunk({}, finish, router=_router_info(result))
+                answer: dict[str, Any] = {"role": "assistant", "content": sent}
+                tool_calls = (((event.chat.raw or {}).get("choices") or [{}])[0].get("message") or {}).get(
+                    "tool_calls") if event.chat else None
+                if tool_calls:
+                    answer["tool_calls"] = redact_data(tool_calls)
+                remember(answer, result.answered_by)
+                yield chunk({}, finish, router=_router_info(result, match))
                 if chat.include_usage:
                     yield _sse({"id": ident, "object": "chat.completion.chunk", "created": created,
                                 "model": answering, "choices": [], "usage": _usage(result.usage)})
@@ -289,9 +338,38 @@ def _stream_body(chat: ChatRequest, events: Iterator[RouterEvent], first: list[R
             close()
 
 
+async def _iterate(iterator: Iterator[str], limiter: anyio.CapacityLimiter):
+    """A blocking iterator as an async one, each step in a worker thread of the gateway's own pool.
+
+    Closed when the response ends or the client goes away, so the router's generator settles
+    its spend and hangs up on the model (Starlette's own iteration leaves that to the GC).
+    """
+    done = object()
+    try:
+        while True:
+            item = await anyio.to_thread.run_sync(next, iterator, done, limiter=limiter)
+            if item is done:
+                return
+            yield item
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(close, limiter=limiter)
+
+
 def gateway_router(service) -> APIRouter:
-    """The ``/v1`` routes for ``service`` (a :class:`routing.service.RouterService`)."""
+    """The ``/v1`` routes for ``service`` (a :class:`routing.service.RouterService`).
+
+    Requests are worked on in a thread pool of their own (ROUTER_GATEWAY_CONCURRENCY threads),
+    apart from AnyIO's default 40 that Gradio uses: a stream holds a thread while it waits for
+    its model, and 50 slow streams must not make each other (or the page) wait.
+    """
     gw = _Gateway(service)
+    limiter = anyio.CapacityLimiter(service.settings.gateway_concurrency)
+
+    async def in_thread(fn, *args):
+        return await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
 
     async def guarded(request: Request) -> None:
         gw.check_key(request)
@@ -305,14 +383,17 @@ def gateway_router(service) -> APIRouter:
     @api.post("/route")
     async def route(request: Request):
         chat = await gw.parse(request)
-        return JSONResponse(await run_in_threadpool(gw.route, chat))
+        match, _ = gw.match(request, chat)
+        return JSONResponse(await in_thread(gw.route, chat, match))
 
     @api.post("/chat/completions")
     async def chat_completions(request: Request):
         chat = await gw.parse(request)
-        if chat.stream:
-            return await run_in_threadpool(gw.open_stream, chat)
-        return await run_in_threadpool(gw.complete, chat)
+        match, scope = gw.match(request, chat)
+        if not chat.stream:
+            return await in_thread(gw.complete, chat, match, scope)
+        headers, body = await in_thread(gw.open_stream, chat, match, scope)
+        return StreamingResponse(_iterate(body, limiter), media_type="text/event-stream", headers=headers)
 
     return api
 

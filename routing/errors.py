@@ -46,3 +46,16 @@ class ProviderError(RuntimeError):
         self.retry_after = retry_after
         self.model = model
         super().__init__(message)
+
+
+class SpendLimitError(UserError):
+    """A spending limit stops the call: the daily budget, or a request's ``max_cost_usd``.
+
+    ``code`` is ``"daily_budget_exhausted"`` or ``"max_cost_exceeded"``; the gateway answers 402.
+    """
+
+    status = 402
+
+    def __init__(self, message: str, *, code: str):
+        self.code = code
+        super().__init__(message)

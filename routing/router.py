@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass, field, asdict
 from typing import Any, Iterator, Sequence
 
-from routing.errors import ProviderError, UserError
+from routing.budget import SpendLedger, estimate_cost, input_chars, is_paid
+from routing.errors import ProviderError, SpendLimitError, UserError
 from routing.health import HealthTracker
 from routing.hub import ProviderHub
 from routing.pool import ModelPool, ModelSpec
@@ -74,6 +75,7 @@ class QueryResult:
     ranking: list[str] = field(default_factory=list)
     notice: str | None = None          # e.g. "no OpenRouter key: answered locally by ..."
     warnings: list[str] = field(default_factory=list)
+    route_ms: float | None = None      # time the routing decision took (the selector)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,6 +89,7 @@ class RouterEvent:
     selection: Selection | None = None
     model: str | None = None
     text: str = ""
+    tool_calls: list[dict[str, Any]] | None = None  # "delta": tool-call deltas (HTTP providers)
     error: str | None = None
     result: QueryResult | None = None
     status: int | None = None       # "failed": the provider's HTTP status, if any
@@ -120,12 +123,14 @@ def _text_messages(messages: list[dict[str, Any]] | None, prompt: str | None) ->
 
 class Router:
     def __init__(self, pool: ModelPool, selector: Selector, hub: ProviderHub, settings: Settings,
-                 health: HealthTracker | None = None):
+                 health: HealthTracker | None = None, ledger: SpendLedger | None = None):
         self.pool = pool
         self.selector = selector
         self.hub = hub
         self.settings = settings
         self.health = health or HealthTracker(settings.cooldown_failures, settings.cooldown_s)
+        # Every paid call is reserved in and settled with the ledger (routing/budget.py).
+        self.ledger = ledger or SpendLedger(None, settings.daily_budget_usd)
         self.warnings: list[str] = []  # shown to users with each answer (e.g. selector fallback)
 
     # ---------------------------------------------------------------- input checks
@@ -157,16 +162,71 @@ class Router:
         auto.ranking = [spec.id]
         return auto
 
+    def decide(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
+               model: str | None = None, max_tokens: int | None = None, chars_in: int | None = None,
+               max_cost_usd: float | None = None, prefer: str | None = None, prefer_why: str = "") -> Selection:
+        """The decision :meth:`stream` acts on, without calling a model (``/v1/route`` shows it).
+
+        ``chars_in`` is the size of what would be sent (the whole chat), for cost estimates.
+        """
+        prompt = self.validate_prompt(prompt)
+        max_tokens = max_tokens or self.settings.max_tokens
+        chars_in = len(prompt) if chars_in is None else chars_in
+        exclude = list(exclude)
+        if max_cost_usd is not None:
+            exclude = self._cost_filter(chars_in, max_tokens, max_cost_usd, model, exclude)
+        selection = (self._explicit_selection(prompt, model, cost_weight) if model
+                     else self.selector.select(prompt, cost_weight=cost_weight, exclude=exclude))
+        if prefer and not model and prefer in self.pool and prefer not in exclude:
+            selection = self._kept_selection(selection, prefer, prefer_why or "the conversation started there")
+        return selection
+
+    def _kept_selection(self, auto: Selection, model: str, why: str) -> Selection:
+        """``auto`` with ``model`` put first: a conversation stays on the model that started it."""
+        spec = self.pool.get(model)
+        picked = auto.selected_model
+        again = "; the router picks it again for this turn" if picked == model else \
+            f"; for this turn alone the router would pick {picked}"
+        kept = dataclasses.replace(auto, selected_model=model, confidence=auto.scores.get(model, 0.0),
+                                   ranking=[model, *[m for m in auto.ranking if m != model]],
+                                   reasoning=f"Kept on {spec.display_name} ({model}): {why}{again}. " + auto.reasoning)
+        return kept
+
+    def too_dear(self, chars_in: int, max_tokens: int, max_cost_usd: float) -> dict[str, float]:
+        """Pool models whose estimated cost for this request is above ``max_cost_usd``, with the estimate."""
+        return {spec.id: cost for spec in self.pool
+                if (cost := estimate_cost(spec, chars_in, max_tokens)) > max_cost_usd}
+
+    def _cost_filter(self, chars_in: int, max_tokens: int, max_cost_usd: float, model: str | None,
+                     exclude: list[str]) -> list[str]:
+        """``exclude`` plus the models over ``max_cost_usd``; SpendLimitError when nothing is left."""
+        dear = self.too_dear(chars_in, max_tokens, max_cost_usd)
+        hint = (f"(about {chars_in / 4:,.0f} tokens in, up to {max_tokens:,} out); raise max_cost_usd, "
+                "lower max_tokens or shorten the conversation")
+        if model and model in dear:
+            raise SpendLimitError(f"{model} could cost up to ${dear[model]:.6f} for this request, above "
+                                  f"max_cost_usd ${max_cost_usd:.6f} {hint}.", code="max_cost_exceeded")
+        allowed = [m for m in self.pool.ids if m not in dear and m not in exclude]
+        if not allowed:
+            cheapest = min(dear, key=dear.get) if dear else None
+            detail = (f"the cheapest, {cheapest}, could cost up to ${dear[cheapest]:.6f}" if cheapest
+                      else "the others are excluded")
+            raise SpendLimitError(f"No model fits max_cost_usd ${max_cost_usd:.6f}: {detail} {hint}.",
+                                  code="max_cost_exceeded")
+        return [*exclude, *[m for m in dear if m not in exclude]]
+
     # ---------------------------------------------------------------- asking
     def ask(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
             model: str | None = None, max_tokens: int | None = None,
             messages: list[dict[str, Any]] | None = None, temperature: float | None = None,
-            extra: dict[str, Any] | None = None) -> QueryResult:
+            extra: dict[str, Any] | None = None, max_cost_usd: float | None = None,
+            prefer: str | None = None, prefer_why: str = "") -> QueryResult:
         """Route and answer; returns the finished result (no streaming)."""
         last = None
         for event in self.stream(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
                                  max_tokens=max_tokens, stream=False, messages=messages,
-                                 temperature=temperature, extra=extra):
+                                 temperature=temperature, extra=extra, max_cost_usd=max_cost_usd,
+                                 prefer=prefer, prefer_why=prefer_why):
             last = event
         assert last is not None and last.result is not None
         return last.result
@@ -175,7 +235,8 @@ class Router:
                model: str | None = None, max_tokens: int | None = None,
                stream: bool = True, messages: list[dict[str, Any]] | None = None,
                temperature: float | None = None,
-               extra: dict[str, Any] | None = None) -> Iterator[RouterEvent]:
+               extra: dict[str, Any] | None = None, max_cost_usd: float | None = None,
+               prefer: str | None = None, prefer_why: str = "") -> Iterator[RouterEvent]:
         """Route, then try the ranked models until one answers; yields events as they happen.
 
         ``messages`` (a whole chat, e.g. from the OpenAI-compatible gateway) is sent to the
@@ -183,21 +244,32 @@ class Router:
         without it the models get ``prompt`` as one user message. ``temperature`` and ``extra``
         (request fields such as ``tools``; see ``openai_compat.EXTRA_FIELDS``) go to HTTP
         providers only; the local model gets the chat's plain-text turns and the temperature.
+
+        ``max_cost_usd``: models whose estimated cost for this request is above it are not
+        chosen (:class:`SpendLimitError` when none is left). ``prefer`` (a pool id; ignored
+        when ``model`` is given or it is excluded) is put first in the ranking, ``prefer_why``
+        saying why: a conversation stays on the model that started it. Paid calls are reserved
+        in :attr:`ledger`; when the daily limit stops them and nothing else answered, the
+        :class:`SpendLimitError` is raised (not the tiny local model quietly answering).
         """
-        prompt = self.validate_prompt(prompt)
         start = time.monotonic()
-        selection = (self._explicit_selection(prompt, model, cost_weight) if model
-                     else self.selector.select(prompt, cost_weight=cost_weight, exclude=list(exclude)))
+        max_tokens = max_tokens or self.settings.max_tokens
+        chars_in = input_chars(messages) if messages else len(prompt) if isinstance(prompt, str) else 0
+        selection = self.decide(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
+                                max_tokens=max_tokens, chars_in=chars_in, max_cost_usd=max_cost_usd,
+                                prefer=prefer, prefer_why=prefer_why)
+        route_ms = round((time.monotonic() - start) * 1000, 2)
+        prompt = selection.prompt
         yield RouterEvent("selection", selection=selection)
 
         local_messages = _text_messages(messages, prompt)
         messages = list(messages) if messages else [{"role": "user", "content": prompt}]
         options = {"temperature": temperature, "extra": extra}
-        max_tokens = max_tokens or self.settings.max_tokens
         fallbacks: list[dict[str, Any]] = []
         candidates = selection.ranking[: 1 + max(0, self.settings.max_fallbacks)]
         no_key = 0
         tried = 0
+        budget_stop: SpendLimitError | None = None
         for index, model_id in enumerate(candidates):
             spec = self.pool.get(model_id)
             reason = self.hub.missing_key(spec)
@@ -215,22 +287,37 @@ class Router:
                 fallbacks.append({"model": model_id, "error": f"deadline of {self.settings.deadline_s:.0f} s reached "
                                   "(ROUTER_DEADLINE)", "skipped": True})
                 break
+            try:
+                hold = self._reserve(spec, chars_in, max_tokens)
+            except SpendLimitError as exc:
+                budget_stop = exc
+                fallbacks.append({"model": model_id, "error": "the daily spending limit is reached "
+                                  "(ROUTER_DAILY_BUDGET_USD)", "skipped": True})
+                continue
             left = 1 + sum(1 for m in candidates[index + 1:] if self._can_try(m, explicit=bool(model)))
             deadline = time.monotonic() + model_budget(remaining, left)
             tried += 1
-            yield RouterEvent("attempt", model=model_id)
             try:
+                yield RouterEvent("attempt", model=model_id)
                 result = yield from self._call(spec, messages, max_tokens, stream, deadline, **options)
             except ProviderError as exc:
+                self._settle(hold, None, failed=True)
                 self.health.record_failure(model_id, exc.message)
                 fallbacks.append({"model": model_id, "error": exc.message, "status": exc.status, "skipped": False})
                 yield RouterEvent("failed", model=model_id, error=exc.message, status=exc.status)
                 continue
+            except BaseException:  # the caller went away mid-answer (GeneratorExit): tokens were spent
+                self._settle(hold, None)
+                raise
+            self._settle(hold, result.cost_usd)
             self.health.record_success(model_id, result.latency_ms)
-            yield RouterEvent("done", result=self._result(selection, result, model_id, fallbacks, start),
-                              chat=result)
+            final = self._result(selection, result, model_id, fallbacks, start)
+            final.route_ms = route_ms
+            yield RouterEvent("done", result=final, chat=result)
             return
 
+        if budget_stop is not None:
+            raise budget_stop
         # Nothing remote answered: the local model, clearly labelled.
         wanted = selection.selected_model
         why = ("no OpenRouter key" if no_key == len(candidates)
@@ -249,8 +336,18 @@ class Router:
             fallbacks.append({"model": LOCAL_ANSWERER, "error": exc.message, "skipped": False})
             raise UserError(f"No model could answer. Last error (local model): {exc.message}") from exc
         final = self._result(selection, result, LOCAL_ANSWERER, fallbacks, start)
-        final.notice = notice
+        final.notice, final.route_ms = notice, route_ms
         yield RouterEvent("done", result=final, chat=result)
+
+    def _reserve(self, spec: ModelSpec, chars_in: int, max_tokens: int):
+        """The ledger's hold for a paid call (None for a free model); SpendLimitError past the limit."""
+        if not is_paid(spec):
+            return None
+        return self.ledger.reserve(spec.id, estimate_cost(spec, chars_in, max_tokens))
+
+    def _settle(self, hold, cost_usd: float | None, *, failed: bool = False) -> None:
+        if hold is not None:
+            self.ledger.settle(hold, cost_usd, failed=failed)
 
     def _can_try(self, model_id: str, *, explicit: bool) -> bool:
         """Whether the loop in :meth:`stream` would ask this model now (key set, not resting)."""
@@ -290,8 +387,8 @@ class Router:
             if chunk.done:
                 assert chunk.result is not None
                 return chunk.result
-            if chunk.delta:
-                yield RouterEvent("delta", text=chunk.delta)
+            if chunk.delta or chunk.tool_calls:
+                yield RouterEvent("delta", text=chunk.delta, tool_calls=chunk.tool_calls)
         raise ProviderError("the stream ended without a final message", retryable=True)
 
     def _result(self, selection: Selection, result: ChatResult, answered_by: str,
@@ -315,12 +412,22 @@ class Router:
         provider = self.hub.for_spec(spec)
         limits = ({"deadline": time.monotonic() + self.settings.deadline_s}
                   if isinstance(provider, OpenAICompatibleClient) else {})
+        max_tokens = max_tokens or self.settings.max_tokens
+        try:
+            hold = self._reserve(spec, len(prompt), max_tokens)
+        except SpendLimitError as exc:  # per model, like other failures: compare-all and the judge show it
+            raise ProviderError(str(exc), status=402, retryable=False, model=model_id) from None
         try:
             result = provider.chat(spec.model_name, [{"role": "user", "content": prompt}],
-                                   max_tokens=max_tokens or self.settings.max_tokens, **limits)
+                                   max_tokens=max_tokens, **limits)
         except ProviderError as exc:
+            self._settle(hold, None, failed=True)
             self.health.record_failure(model_id, exc.message)
             raise
+        except BaseException:
+            self._settle(hold, None)
+            raise
+        self._settle(hold, result.cost_usd)
         self.health.record_success(model_id, result.latency_ms)
         return dataclasses.replace(result, text=redact(result.text))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
+from routing.budget import SpendLedger
 from routing.errors import UserError
 from routing.evaluation.sandbox import sandbox_status
 from routing.hub import ProviderHub
@@ -33,7 +34,8 @@ class RouterService:
             register_secret(key, "ROUTER_API_KEYS")
         self.local = self._make_local()
         self.hub = ProviderHub(self.settings, self.pool, self.local)
-        self.router = Router(self.pool, self.selector, self.hub, self.settings)
+        self.ledger = SpendLedger.for_settings(self.settings)
+        self.router = Router(self.pool, self.selector, self.hub, self.settings, ledger=self.ledger)
         self.router.warnings = self.warnings
         if background:
             self.start_background_work()
@@ -96,6 +98,7 @@ class RouterService:
             "openrouter_base_url": self.settings.openrouter_base_url,
             "local_model": {"id": LOCAL_ANSWERER, **local},
             "code_sandbox": self.code_sandbox(),
+            "spend": self.ledger.summary(),
             "warnings": list(self.warnings),
         }
 

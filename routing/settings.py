@@ -7,6 +7,7 @@ The README's configuration table lists the same variables.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
 
+def _budget(env: Mapping[str, str]) -> float | None:
+    value = _float(env, "ROUTER_DAILY_BUDGET_USD", 0.0)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"ROUTER_DAILY_BUDGET_USD must be 0 (no limit) or more dollars, got {value}")
+    return value or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """The app's configuration. Field comments name the environment variable."""
@@ -75,6 +83,8 @@ class Settings:
     batch_max_rows: int = 10000                    # ROUTER_BATCH_MAX_ROWS
     batch_max_mb: float = 20.0                     # ROUTER_BATCH_MAX_MB
     api_keys: tuple[str, ...] = ()                 # ROUTER_API_KEYS (comma-separated gateway keys for /v1/*)
+    daily_budget_usd: float | None = None          # ROUTER_DAILY_BUDGET_USD (paid calls stop past it; UTC day)
+    gateway_concurrency: int = 200                 # ROUTER_GATEWAY_CONCURRENCY (/v1 requests worked on at once)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -111,6 +121,8 @@ class Settings:
             batch_max_rows=_int(env, "ROUTER_BATCH_MAX_ROWS", 10000),
             batch_max_mb=_float(env, "ROUTER_BATCH_MAX_MB", 20.0),
             api_keys=tuple(k.strip() for k in (env.get("ROUTER_API_KEYS") or "").split(",") if k.strip()),
+            daily_budget_usd=_budget(env),
+            gateway_concurrency=max(1, _int(env, "ROUTER_GATEWAY_CONCURRENCY", 200)),
         )
 
 

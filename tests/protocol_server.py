@@ -26,6 +26,8 @@ Behaviour per model (``"*"`` applies to every model without its own entry)::
     server.script("m", [dict(status=503), dict(malformed=True), {}])   # one step per request
     server.set_model("m", trickle=0.05)                  # the answer leaves one byte per 0.05 s
     server.set_model("m", reply="x" * 3_000_000, chunked=True)   # 3 MB, no Content-Length
+    server.set_model("m", tool_calls=[{"id": "call_1", "type": "function",
+                                       "function": {"name": "f", "arguments": "{}"}}])
 
 A *fault* is ``status`` (an error response), ``hang`` or ``malformed``. With ``fail_times=0``
 the fault applies to every request; with ``fail_times=N`` to the first N requests, after which
@@ -115,6 +117,8 @@ class Behaviour:
     chunk_delay: float = 0.0            # stream only: seconds between content chunks
     trickle: float = 0.0                # seconds between bytes: the answer goes out a byte at a time
     chunked: bool = False               # JSON answer with chunked encoding, no Content-Length
+    tool_calls: list | None = None      # answer with these tool calls (content null, finish "tool_calls");
+                                        # streamed as OpenAI does: id and name first, arguments in pieces
 
 
 @dataclass
@@ -418,6 +422,8 @@ class _Handler(BaseHTTPRequestHandler):
             if behaviour.include_cost:
                 usage["cost"] = cost_for(usage)
         malformed = fault and behaviour.malformed
+        if behaviour.tool_calls is not None:
+            finish_reason = "tool_calls"
         if body.get("stream"):
             self._stream(model, reply, finish_reason, usage, behaviour, malformed)
         elif malformed:
@@ -429,6 +435,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         else:
             message: dict[str, Any] = {"role": "assistant", "content": reply}
+            if behaviour.tool_calls is not None:
+                message = {"role": "assistant", "content": None, "tool_calls": behaviour.tool_calls}
             if behaviour.reasoning is not None:
                 message["reasoning"] = behaviour.reasoning
             answer: dict[str, Any] = {
@@ -468,6 +476,20 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if behaviour.reasoning:
                 event({"reasoning": behaviour.reasoning})
+            if behaviour.tool_calls is not None:
+                for index, call in enumerate(behaviour.tool_calls):
+                    function = call["function"]
+                    event({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                           "function": {"name": function["name"], "arguments": ""}}]})
+                    args = function["arguments"]
+                    for piece in (args[:len(args) // 2], args[len(args) // 2:]):
+                        event({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                event({}, finish_reason)
+                if usage is not None:
+                    send("data: " + json.dumps({"id": "gen-stream", "object": "chat.completion.chunk",
+                                                "model": model, "choices": [], "usage": usage}) + "\n\n")
+                send("data: [DONE]\n\n")
+                return
             words = reply.split(" ")
             pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
             for index, piece in enumerate(pieces):
@@ -503,3 +525,31 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 self.close_connection = True
 
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests.protocol_server [--reply-words N] [--chunk-delay S]``: serve until killed.
+
+    Prints the base URL on the first line of stdout (benchmarks run it in its own process, so
+    that the server and the app do not share one interpreter).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reply-words", type=int, default=0, help="answer with this many words (0: default reply)")
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed words")
+    args = parser.parse_args(argv)
+    server = ProtocolServer().start()
+    reply = " ".join(f"word{i}" for i in range(args.reply_words)) if args.reply_words else None
+    server.set_model("*", reply=reply, chunk_delay=args.chunk_delay)
+    print(server.base_url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -20,6 +20,9 @@ from tests.protocol_server import default_reply  # noqa: E402
 LIMERICK = "Write a limerick about a sleepy cat"
 CODE = "Write a Python function that reverses a linked list and explain the algorithm"
 GATEWAY_KEY = "gw-test-key-0123456789"
+# A coding turn that the router sends to DeepSeek R1 even after a limerick turn.
+DEBUG = ("Debug this Python code: def f(x): return x[::-1] # why does it fail on linked lists? "
+         "Write the fixed function and tests.")
 
 
 @pytest.fixture(scope="module")
@@ -233,4 +236,191 @@ def test_exposure_warning():
     assert exposure_warning(Settings(openrouter_api_key="k"), "127.0.0.1") is None
     assert exposure_warning(Settings(openrouter_api_key="k", api_keys=("a",)), "0.0.0.0") is None
     assert "ROUTER_API_KEYS" in exposure_warning(Settings(openrouter_api_key="k"), "0.0.0.0")
+    assert "ROUTER_DAILY_BUDGET_USD" in exposure_warning(Settings(openrouter_api_key="k"), "0.0.0.0")
+    assert "ROUTER_DAILY_BUDGET_USD" not in exposure_warning(Settings(openrouter_api_key="k", daily_budget_usd=5),
+                                                             "0.0.0.0")
     assert Settings.from_env({"ROUTER_API_KEYS": " a , b,"}).api_keys == ("a", "b")
+
+
+# ---------------------------------------------------------------------- multi-turn stickiness
+
+def _turn(client, messages, **kwargs):
+    raw = client.chat.completions.with_raw_response.create(model="router", messages=messages, **kwargs)
+    return raw, raw.parse()
+
+
+def test_a_conversation_stays_on_the_model_that_started_it(client):
+    first_raw, first = _turn(client, [{"role": "user", "content": LIMERICK}])
+    assert first.model == "llama-3.3" and first_raw.headers["x-router-session"] == "new"
+    history = [{"role": "user", "content": LIMERICK},
+               {"role": "assistant", "content": first.choices[0].message.content},
+               {"role": "user", "content": DEBUG}]
+    unknown = [*history[:1], {"role": "assistant", "content": "an answer the router never gave"}, history[2]]
+    alone = client.chat.completions.create(model="router", messages=unknown)
+    assert alone.model != "llama-3.3"  # routed on its own, this conversation goes elsewhere
+    raw, second = _turn(client, history)
+    assert second.model == "llama-3.3" and raw.headers["x-router-session"] == "history"
+    router = second.model_extra["router"]
+    assert router["session"] == {"continued": True, "key": "history", "model": "llama-3.3"}
+    assert router["reasoning"].startswith("Kept on") and alone.model in router["reasoning"]
+    # A third turn (streamed) continues the same conversation.
+    history += [{"role": "assistant", "content": second.choices[0].message.content},
+                {"role": "user", "content": "Now make it recursive"}]
+    chunks = list(client.chat.completions.create(model="router", messages=history, stream=True))
+    assert {c.model for c in chunks} == {"llama-3.3"}
+
+
+def test_an_edited_history_is_a_new_conversation(client):
+    _, first = _turn(client, [{"role": "user", "content": LIMERICK}])
+    edited = [{"role": "user", "content": LIMERICK},
+              {"role": "assistant", "content": "Some other answer the router never gave"},
+              {"role": "user", "content": DEBUG}]
+    raw, second = _turn(client, edited)
+    assert raw.headers["x-router-session"] == "new" and second.model != first.model
+
+
+def test_session_header_and_user_field_keep_the_model(client):
+    one = client.chat.completions.with_raw_response.create(
+        model="router", messages=[{"role": "user", "content": LIMERICK}], extra_headers={"x-session-id": "s-42"})
+    assert one.parse().model == "llama-3.3"
+    two = client.chat.completions.with_raw_response.create(
+        model="router", messages=[{"role": "user", "content": CODE}], extra_headers={"x-session-id": "s-42"})
+    assert two.parse().model == "llama-3.3" and two.headers["x-router-session"] == "x-session-id"
+    other = client.chat.completions.create(model="router", messages=[{"role": "user", "content": CODE}],
+                                           extra_headers={"x-session-id": "s-43"})
+    assert other.model != "llama-3.3"
+    # user: a continuation (with an earlier answer, here not echoed exactly) stays; a first turn does not.
+    _turn(client, [{"role": "user", "content": LIMERICK}], user="alice")
+    raw, kept = _turn(client, [{"role": "user", "content": LIMERICK}, {"role": "assistant", "content": "(edited)"},
+                               {"role": "user", "content": DEBUG}], user="alice")
+    assert kept.model == "llama-3.3" and raw.headers["x-router-session"] == "user"
+    _, fresh = _turn(client, [{"role": "user", "content": CODE}], user="alice")
+    assert fresh.model != "llama-3.3"
+
+
+def test_a_failing_model_moves_the_conversation_and_a_named_model_wins(client, server, app_url):
+    service = app_url[1]
+    headers = {"x-session-id": "move-me"}
+    assert client.chat.completions.create(model="router", messages=[{"role": "user", "content": LIMERICK}],
+                                          extra_headers=headers).model == "llama-3.3"
+    server.set_model(model_name(service, "llama-3.3"), status=500)
+    moved = client.chat.completions.create(model="router", messages=[{"role": "user", "content": LIMERICK}],
+                                           extra_headers=headers)
+    assert moved.model != "llama-3.3"
+    server.reset()
+    after = client.chat.completions.create(model="router", messages=[{"role": "user", "content": LIMERICK}],
+                                           extra_headers=headers)
+    assert after.model == moved.model  # the conversation now lives where it was answered
+    named = client.chat.completions.create(model="qwen2.5", messages=[{"role": "user", "content": LIMERICK}],
+                                           extra_headers=headers)
+    assert named.model == "qwen2.5"
+    assert client.chat.completions.create(model="router", messages=[{"role": "user", "content": CODE}],
+                                          extra_headers=headers).model == "qwen2.5"
+
+
+def test_session_keys_are_scoped_and_bounded():
+    from gateway.sessions import SessionStore
+
+    store = SessionStore(max_entries=2, ttl_s=10, clock=lambda: now[0])
+    now = [0.0]
+    messages = [{"role": "user", "content": "hi"}]
+    match = store.match(messages, session_id="s", user=None, scope="key-a")
+    store.remember(match, messages, {"role": "assistant", "content": "hello"}, "m1", scope="key-a")
+    assert store.match(messages, session_id="s", user=None, scope="key-a").model == "m1"
+    assert store.match(messages, session_id="s", user=None, scope="key-b").model is None  # another key's
+    assert len(store) == 2  # the session id and the answer's hash; new entries evict the least recently used
+    store.put("x", "m2")
+    assert store.match(messages, session_id="s", user=None, scope="key-a").model == "m1"  # used just now: kept
+    store.put("y", "m3")
+    store.put("z", "m4")
+    assert len(store) == 2 and store.match(messages, session_id="s", user=None, scope="key-a").model is None
+    now[0] = 11.0
+    assert store.get("x") is None  # expired
+
+
+# ---------------------------------------------------------------------- spending limits
+
+def test_max_cost_usd_keeps_expensive_models_out(client, app_url):
+    pool = app_url[1].pool
+    messages = [{"role": "user", "content": CODE}]
+    free = client.post("/route", cast_to=httpx.Response, body={"model": "router", "messages": messages}).json()
+    dearest = max(free["estimated_cost_by_model"], key=free["estimated_cost_by_model"].get)
+    assert free["selected_model"] == dearest  # the coding prompt goes to the priciest model
+    costs = sorted(free["estimated_cost_by_model"].values())
+    cap = (costs[-1] + costs[-2]) / 2  # only the priciest is above the cap
+    capped = client.chat.completions.create(model="router", messages=messages, extra_body={"max_cost_usd": cap})
+    assert capped.model != dearest and capped.model_extra["router"]["ranking"][0] != dearest
+    assert dearest not in capped.model_extra["router"]["ranking"]
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model="router", messages=messages, extra_body={"max_cost_usd": costs[0] / 2})
+    assert info.value.status_code == 402 and info.value.body["code"] == "max_cost_exceeded"
+    assert "cheapest" in info.value.body["message"]
+    with pytest.raises(openai.APIStatusError) as info:
+        client.chat.completions.create(model=dearest, messages=messages, extra_body={"max_cost_usd": cap})
+    assert info.value.status_code == 402
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="router", messages=messages, extra_body={"max_cost_usd": -1})
+    assert pool.get(capped.model).blended_price_per_m < pool.get(dearest).blended_price_per_m
+
+
+def test_daily_budget_stops_paid_calls_with_402(server, tmp_path):
+    from routing.service import RouterService
+
+    server.reset()
+    messages = [{"role": "user", "content": LIMERICK}]
+    service = RouterService(router_settings(server, tmp_path, daily_budget_usd=0.01), background=False)
+    with serve_app(service) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=20)
+        first = client.chat.completions.with_raw_response.create(model="router", messages=messages)
+        spent = float(first.headers["x-router-cost-usd"])
+        assert spent > 0 and service.ledger.summary()["spent_usd"] == pytest.approx(spent)
+        # Spend the rest of the day's budget (as other requests would), then the next call is refused.
+        hold = service.ledger.reserve("llama-3.3", 0.01 - spent - 1e-9)
+        service.ledger.settle(hold, 0.01 - spent - 1e-9)
+        asked = len(server.chat_requests())
+        for stream in (False, True):
+            with pytest.raises(openai.APIStatusError) as info:
+                result = client.chat.completions.create(model="router", messages=messages, stream=stream)
+                list(result) if stream else None
+            assert info.value.status_code == 402 and info.value.body["code"] == "daily_budget_exhausted"
+            assert "ROUTER_DAILY_BUDGET_USD" in info.value.body["message"]
+        assert len(server.chat_requests()) == asked  # no model was called
+        decision = client.post("/route", cast_to=httpx.Response, body={"model": "router", "messages": messages})
+        assert decision.status_code == 200 and decision.json()["spend"]["left_usd"] == 0
+
+
+def test_streams_carry_the_estimate_in_headers_and_the_cost_at_the_end(app_url, server):
+    server.reset()
+    response = httpx.post(app_url[0] + "/v1/chat/completions", timeout=20,
+                          json={"model": "router", "stream": True, "messages": [{"role": "user", "content": LIMERICK}]})
+    assert float(response.headers["x-router-estimated-cost-usd"]) > 0
+    last = json.loads([b for b in response.text.split("\n\n") if b.startswith("data: {")][-1][6:])
+    assert last["router"]["cost_usd"] > 0
+
+
+# ---------------------------------------------------------------------- tool calls
+
+WEATHER_CALL = [{"id": "call_7", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}}]
+
+
+def test_tool_calls_come_back_in_plain_and_streamed_answers(client, server, app_url):
+    server.set_model(model_name(app_url[1], "llama-3.3"), tool_calls=WEATHER_CALL)
+    messages = [{"role": "user", "content": LIMERICK}]
+    plain = client.chat.completions.create(model="router", messages=messages)
+    call = plain.choices[0].message.tool_calls[0]
+    assert plain.choices[0].finish_reason == "tool_calls" and plain.choices[0].message.content is None
+    assert (call.id, call.function.name, call.function.arguments) == ("call_7", "get_weather",
+                                                                      WEATHER_CALL[0]["function"]["arguments"])
+    chunks = list(client.chat.completions.create(model="router", messages=messages, stream=True))
+    pieces = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert len(pieces) == 3 and pieces[0].id == "call_7" and pieces[0].function.name == "get_weather"
+    assert "".join(p.function.arguments or "" for p in pieces) == WEATHER_CALL[0]["function"]["arguments"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    # The tool's result continues the conversation on the same model.
+    server.reset()
+    follow = messages + [{"role": "assistant", "content": None, "tool_calls": WEATHER_CALL},
+                         {"role": "tool", "tool_call_id": "call_7", "content": "18 C, sunny"},
+                         {"role": "user", "content": CODE}]
+    raw = client.chat.completions.with_raw_response.create(model="router", messages=follow)
+    assert raw.parse().model == "llama-3.3" and raw.headers["x-router-session"] == "history"

@@ -32,6 +32,7 @@ class StreamChunk:
     delta: str = ""
     done: bool = False
     result: ChatResult | None = None
+    tool_calls: list[dict[str, Any]] | None = None  # OpenAI tool-call deltas, as the provider sent them
 
 
 Messages = list[dict[str, str]]

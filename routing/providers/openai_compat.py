@@ -298,20 +298,21 @@ class OpenAICompatibleClient:
         exchange, events, pending = self._with_retries(attempt, model, lambda: attempts, deadline)
         state = _StreamState()
         first_token_ms: float | None = None
-        with closing(exchange):
-            for event in pending:
-                delta = state.feed(event, self, model)
-                if delta:
-                    first_token_ms = first_token_ms or (time.monotonic() - start) * 1000
-                    yield StreamChunk(delta=delta)
+        def parsed() -> Iterator[dict]:
+            yield from pending
             for data in events:
                 if data == "[DONE]":
                     state.done = True
-                    break
-                delta = state.feed(self._parse_event(data, model), self, model)
-                if delta:
+                    return
+                yield self._parse_event(data, model)
+
+        with closing(exchange):
+            for event in parsed():
+                delta = state.feed(event, self, model)
+                tools = state.take_tool_calls()
+                if delta or tools:
                     first_token_ms = first_token_ms or (time.monotonic() - start) * 1000
-                    yield StreamChunk(delta=delta)
+                    yield StreamChunk(delta=delta, tool_calls=tools)
         if not state.done and state.finish_reason is None:
             raise ProviderError(
                 f"the stream from {self.host} (model {model}) ended before the answer was complete",
@@ -322,7 +323,8 @@ class OpenAICompatibleClient:
             "id": state.id, "model": state.model or model, "object": "chat.completion",
             "choices": [{"index": 0, "finish_reason": state.finish_reason,
                          "message": {"role": "assistant", "content": text,
-                                     "reasoning": "".join(state.reasoning) or None}}],
+                                     "reasoning": "".join(state.reasoning) or None,
+                                     **({"tool_calls": state.tool_calls()} if state.tools else {})}}],
             "usage": state.usage,
             "_client": {"attempts": attempts, "first_token_ms": first_token_ms},
         }
@@ -465,7 +467,7 @@ class OpenAICompatibleClient:
                 if isinstance(event.get("error"), dict):
                     raise self._body_error(event["error"], model, None, mid_stream=True)
                 pending.append(event)
-                if any(_content_text((c.get("delta") or {}).get("content"))
+                if any(_content_text((c.get("delta") or {}).get("content")) or (c.get("delta") or {}).get("tool_calls")
                        for c in event.get("choices") or [] if isinstance(c, dict)):
                     break
             return exchange, events, pending
@@ -915,6 +917,34 @@ class _StreamState:
         self.id: str | None = None
         self.model: str | None = None
         self.done = False
+        self.tools: dict[int, dict] = {}        # tool calls assembled from their deltas, by index
+        self._new_tools: list[dict] = []        # this event's tool-call deltas, as sent
+
+    def take_tool_calls(self) -> list[dict] | None:
+        """The tool-call deltas of the last event fed (passed on as they are), or None."""
+        new, self._new_tools = self._new_tools, []
+        return new or None
+
+    def tool_calls(self) -> list[dict]:
+        """The whole tool calls, as a non-streamed answer's ``message.tool_calls`` holds them."""
+        return [self.tools[i] for i in sorted(self.tools)]
+
+    def _add_tool_delta(self, piece: Any) -> None:
+        if not isinstance(piece, dict):
+            return
+        index = piece.get("index") if isinstance(piece.get("index"), int) else len(self.tools)
+        self._new_tools.append({**piece, "index": index})  # OpenAI's stream chunks always carry it
+        call = self.tools.setdefault(index, {"id": None, "type": "function",
+                                             "function": {"name": "", "arguments": ""}})
+        if isinstance(piece.get("id"), str):
+            call["id"] = piece["id"]
+        if isinstance(piece.get("type"), str):
+            call["type"] = piece["type"]
+        function = piece.get("function")
+        if isinstance(function, dict):
+            for key in ("name", "arguments"):
+                if isinstance(function.get(key), str):
+                    call["function"][key] += function[key]
 
     def feed(self, event: dict, client: OpenAICompatibleClient, model: str) -> str:
         """Take one parsed event; return its answer text (may be ""). Raises on error events."""
@@ -931,6 +961,10 @@ class _StreamState:
             delta = choice.get("delta") or {}
             piece = _content_text(delta.get("content"))
             delta_text += piece
+            tool_calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+            if isinstance(tool_calls, list):
+                for piece in tool_calls:
+                    self._add_tool_delta(piece)
             reasoning = _reasoning_text(delta)
             if reasoning:
                 self.reasoning.append(reasoning)
