@@ -24,7 +24,7 @@ import anyio
 from gateway.chat_request import ROUTER_MODEL, ChatRequest, GatewayError, parse_body, parse_chat_request
 from gateway.sessions import SessionMatch, SessionStore
 from routing.budget import estimate_cost, input_chars
-from routing.errors import SpendLimitError, UnknownModelError, UserError
+from routing.errors import ProviderKeyError, SpendLimitError, UnknownModelError, UserError
 from routing.redact import redact, redact_data, stream_safe
 from routing.router import RouterEvent
 from routing.settings import Settings
@@ -50,7 +50,12 @@ def error_response(exc: GatewayError) -> JSONResponse:
 
 
 def _failure_error(exc: UserError, failures: list[RouterEvent]) -> GatewayError:
-    """No model answered: 429 when every attempt was rate limited, else 503."""
+    """No model answered: the provider refused the key (502, or 402 without credits), 429 when
+    every attempt was rate limited, else 503."""
+    if isinstance(exc, ProviderKeyError):
+        if exc.status == 402:
+            return GatewayError(402, str(exc), type_="insufficient_quota", code="upstream_payment_required")
+        return GatewayError(502, str(exc), type_="server_error", code="upstream_key_rejected")
     if failures and all(f.status == 429 for f in failures):
         return GatewayError(429, f"Every model tried was rate limited: {exc}", type_="rate_limit_error",
                             code="rate_limit_exceeded", headers={"Retry-After": "5"})

@@ -59,3 +59,16 @@ class SpendLimitError(UserError):
     def __init__(self, message: str, *, code: str):
         self.code = code
         super().__init__(message)
+
+
+class ProviderKeyError(UserError):
+    """A provider refused the key itself (401) or the account has no credits (402).
+
+    That is about the key, not the model: the router stops there (other models behind the same
+    key would answer the same) and says how to fix it, rather than quietly answering locally.
+    """
+
+    def __init__(self, message: str, *, status: int, provider_host: str = ""):
+        self.status = status
+        self.provider_host = provider_host
+        super().__init__(message)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, asdict
 from typing import Any, Iterator, Sequence
 
 from routing.budget import SpendLedger, estimate_cost, input_chars, is_paid
-from routing.errors import ProviderError, SpendLimitError, UserError
+from routing.errors import ProviderError, ProviderKeyError, SpendLimitError, UserError
 from routing.health import HealthTracker
 from routing.hub import ProviderHub
 from routing.pool import ModelPool, ModelSpec
@@ -270,12 +270,17 @@ class Router:
         no_key = 0
         tried = 0
         budget_stop: SpendLimitError | None = None
+        key_stop: tuple[Any, ProviderError] | None = None  # (client, its 401/402)
         for index, model_id in enumerate(candidates):
             spec = self.pool.get(model_id)
             reason = self.hub.missing_key(spec)
             if reason:
                 no_key += 1
                 fallbacks.append({"model": model_id, "error": reason, "skipped": True})
+                continue
+            if key_stop is not None and self.hub.for_spec(spec) is key_stop[0]:
+                fallbacks.append({"model": model_id, "error": f"not tried: the same key was refused "
+                                  f"({key_stop[1].status})", "skipped": True})
                 continue
             rest = self.health.cooling_down(model_id)
             if rest > 0 and not model:
@@ -302,8 +307,11 @@ class Router:
                 result = yield from self._call(spec, messages, max_tokens, stream, deadline, **options)
             except ProviderError as exc:
                 self._settle(hold, None, failed=True)
-                self.health.record_failure(model_id, exc.message)
                 fallbacks.append({"model": model_id, "error": exc.message, "status": exc.status, "skipped": False})
+                if exc.status in (401, 402) and isinstance(self.hub.for_spec(spec), OpenAICompatibleClient):
+                    key_stop = (self.hub.for_spec(spec), exc)  # the key's fault, not the model's
+                else:
+                    self.health.record_failure(model_id, exc.message)
                 yield RouterEvent("failed", model=model_id, error=exc.message, status=exc.status)
                 continue
             except BaseException:  # the caller went away mid-answer (GeneratorExit): tokens were spent
@@ -316,6 +324,12 @@ class Router:
             yield RouterEvent("done", result=final, chat=result)
             return
 
+        if key_stop is not None:
+            client, exc = key_stop
+            others = [f["model"] for f in fallbacks if f.get("error", "").startswith("not tried: the same key")]
+            skipped = f" {', '.join(others)} use the same key and were not tried." if others else ""
+            raise ProviderKeyError(f"{exc.message}.{skipped} No answer was made up locally instead.",
+                                   status=exc.status or 401, provider_host=getattr(client, "host", ""))
         if budget_stop is not None:
             raise budget_stop
         # Nothing remote answered: the local model, clearly labelled.

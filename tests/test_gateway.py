@@ -157,6 +157,16 @@ def test_no_model_can_answer_is_503_and_all_rate_limited_is_429(client, server):
         client.chat.completions.create(model="router", messages=[{"role": "user", "content": LIMERICK}])
 
 
+def test_a_refused_provider_key_is_502_and_no_credits_is_402(client, server):
+    for status, expected, code in ((401, 502, "upstream_key_rejected"), (402, 402, "upstream_payment_required")):
+        server.reset()
+        server.set_model("*", status=status)
+        with pytest.raises(openai.APIStatusError) as info:
+            client.chat.completions.create(model="router", messages=[{"role": "user", "content": LIMERICK}])
+        assert info.value.status_code == expected and info.value.body["code"] == code
+        assert len(server.chat_requests()) == 1
+
+
 def test_tools_are_passed_through_untouched(client, server):
     tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
                                                "parameters": {"type": "object",

@@ -68,6 +68,22 @@ def test_unauthorised_key_is_explained(make_service, protocol_server):
     assert len(protocol_server.chat_requests()) == 1  # 401 is not retried
 
 
+@pytest.mark.parametrize("status", [401, 402])
+def test_a_refused_key_stops_at_the_first_model_and_says_how_to_fix_it(make_service, protocol_server, status):
+    from routing.errors import ProviderKeyError
+
+    protocol_server.set_model("*", status=status)
+    service = make_service(max_fallbacks=3)
+    service.hub.local = object()  # a local model would be there: it must not answer instead
+    with pytest.raises(ProviderKeyError) as err:
+        service.query("hello")
+    message = str(err.value)
+    assert len(protocol_server.chat_requests()) == 1  # one model asked; the other three share the key
+    assert ("OPENROUTER_API_KEY" in message) if status == 401 else ("credits" in message)
+    assert "same key" in message and "locally" in message
+    assert all(service.router.health.snapshot(m)["consecutive_failures"] == 0 for m in service.pool.ids)
+
+
 def test_deadline_stops_further_tries(make_service, protocol_server):
     protocol_server.set_model("*", hang=True)
     service = make_service(read_timeout=0.6, deadline_s=0.5, max_fallbacks=4)
