@@ -29,8 +29,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from routing.compare import compare_all  # noqa: E402
 from routing.outcome_log import OutcomeLog  # noqa: E402
 from routing.service import RouterService  # noqa: E402
-from tests.conftest import router_settings  # noqa: E402
-from tests.protocol_server import ProtocolServer  # noqa: E402
+from benchmarks.harness import ProtocolServer, router_settings  # noqa: E402 - no pytest needed
 
 PROMPT = "Write a Python function that checks whether a string is a palindrome, with an example."
 ANSWER = ("Here is a small, well-tested function:\n\n```python\ndef is_palindrome(text: str) -> bool:\n"

@@ -22,6 +22,7 @@ Command line (large files, constant memory)::
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import logging
@@ -62,6 +63,27 @@ def check_mode(mode: str) -> str:
     if mode not in MODES:
         raise UserError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
     return mode
+
+
+#: Why compare mode is refused when no pool model can be called.
+COMPARE_NEEDS_KEY = ("Compare mode needs an OpenRouter key: every pool model answers every row, and without "
+                     "OPENROUTER_API_KEY none can. Set it and restart, or choose Route only (no key needed). "
+                     "Nothing was run.")
+
+
+def compare_unavailable(router: Router) -> bool:
+    """True when no pool model can be called (no key): compare would only fill rows with errors.
+
+    Compare uses no local stand-in (``default_compare_fn``), so this is the Compare tab's
+    check: every pool model lacks its key (``ProviderHub.missing_key``).
+    """
+    return all(router.hub.missing_key(spec) for spec in router.pool.models)
+
+
+def check_can_compare(router: Router) -> None:
+    """UserError (:data:`COMPARE_NEEDS_KEY`) when :func:`compare_unavailable`; before any row runs."""
+    if compare_unavailable(router):
+        raise UserError(COMPARE_NEEDS_KEY)
 
 
 # --------------------------------------------------------------------------- compare mode
@@ -195,9 +217,10 @@ def run_batch(router: Router, source: BatchFile, store: ResultsStore, *, mode: s
     if not 0.0 <= float(cost_weight) <= 1.0:
         raise UserError(f"cost_weight must be between 0 (pure quality) and 1 (cheapest), got {cost_weight}.")
     workers = max(1, workers or router.settings.compare_concurrency)
-    done = store.check_matches(source)
     if mode == "compare" and compare_fn is None:
+        check_can_compare(router)
         compare_fn = default_compare_fn(router)
+    done = store.check_matches(source)
     start = time.monotonic()
     finished = len(done)
     processed = 0
@@ -395,6 +418,69 @@ def write_csv(store: ResultsStore, csv_path: str | Path, mode: str, input_column
     return store.to_csv(csv_path, columns, lambda r: flatten_record(r, result_columns))
 
 
+# --------------------------------------------------------------------------- preview
+
+#: Rows of results the app previews (the CSV holds them all).
+PREVIEW_ROWS = 50
+#: Characters of an error the preview shows (other cells: ``batch_io.PREVIEW_CELL_CHARS``).
+PREVIEW_ERROR_CHARS = 2000
+#: Input columns besides the prompt the preview shows (the CSV keeps every one).
+PREVIEW_OTHER_INPUTS = 3
+#: Pixel widths of the preview's columns; text columns are wide enough to read.
+_NARROW, _MODEL, _TEXT, _WIDE = 90, 140, 180, 320
+_PREVIEW_WIDTHS = {"status": _NARROW, "selected_model": _MODEL, "confidence": 100, "runner_up": _MODEL,
+                   "answered_by": _MODEL, "response": _WIDE, "cost_usd": _NARROW, "latency_ms": 100,
+                   "best_model": _MODEL, "router_correct": 120, "error": _WIDE}
+
+
+def preview_columns(mode: str, input_columns: Sequence[str], prompt_column: str,
+                    pool_ids: Sequence[str]) -> list[tuple[str, int]]:
+    """(results CSV column, width in px) the preview shows, the routing decision first.
+
+    A compare-mode CSV has six columns per model (45 for five models): the preview keeps the
+    decision, the evaluator's verdict, each model's total score, the error, the prompt and
+    a few input columns; the download has everything. Names are the CSV's (an input column
+    that clashes with a result column is ``input_<name>``).
+    """
+    mode = check_mode(mode)
+    columns = csv_columns(mode, input_columns, pool_ids)
+    result_columns = columns[len(input_columns):]
+    picked = ["status", "selected_model", "confidence", "runner_up"]
+    if mode == "answer":
+        picked += ["answered_by", "response", "cost_usd", "latency_ms"]
+    elif mode == "compare":
+        picked += ["best_model", "router_correct"] + [f"{m}_total" for m in pool_ids]
+    picked.append("error")
+    widths = [(c, _PREVIEW_WIDTHS.get(c, 110)) for c in picked if c in result_columns]
+    prompt = _input_name(prompt_column, result_columns)
+    others = [_input_name(c, result_columns) for c in input_columns if c != prompt_column][:PREVIEW_OTHER_INPUTS]
+    return _fit_headers(widths + [(prompt, _WIDE)] + [(c, _TEXT) for c in others])
+
+
+def _fit_headers(columns: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Widen a column whose header would wrap (about 10 px per character of the table's bold header)."""
+    return [(name, max(width, min(_WIDE, 10 * len(name) + 24))) for name, width in columns]
+
+
+def input_preview_columns(columns: Sequence[str], prompt_column: str | None) -> list[tuple[str, int]]:
+    """(column, width in px) of an input's preview: the prompt column wide, the others readable."""
+    return _fit_headers([(c, _WIDE if c == prompt_column else _TEXT) for c in columns])
+
+
+def preview_results(csv_path: str | Path, columns: Sequence[str], rows: int = PREVIEW_ROWS) -> list[list[str]]:
+    """The first ``rows`` rows of a results CSV, only ``columns``; long cells cut, errors kept whole."""
+    from routing.batch_io import PREVIEW_CELL_CHARS, preview_cell
+
+    limits = [PREVIEW_ERROR_CHARS if c == "error" else PREVIEW_CELL_CHARS for c in columns]
+    out: list[list[str]] = []
+    with Path(csv_path).open("r", encoding="utf-8-sig", newline="") as fh:
+        for record in csv.DictReader(fh):
+            out.append([preview_cell(record.get(c) or "", n) for c, n in zip(columns, limits)])
+            if len(out) >= rows:
+                break
+    return out
+
+
 # --------------------------------------------------------------------------- one call
 
 def job_results_path(data_dir: str | Path, input_path: str | Path, mode: str, prompt_column: str | None) -> Path:
@@ -411,17 +497,52 @@ def job_results_path(data_dir: str | Path, input_path: str | Path, mode: str, pr
     return Path(data_dir) / "batch" / digest.hexdigest()[:20] / "results.jsonl"
 
 
+def previous_rows(out: str | Path) -> int:
+    """Rows already in the results of ``out`` (0: no previous run): what a run would resume."""
+    jsonl_path, _ = results_paths(out)
+    return ResultsStore(jsonl_path).count() if jsonl_path.is_file() else 0
+
+
+def set_aside(out: str | Path) -> tuple[int, Path | None]:
+    """Move the results of ``out`` aside (renamed, never deleted) so the next run starts over.
+
+    Returns (rows set aside, where the JSONL went); (0, None) when there was nothing. The
+    caller holds the batch's lock.
+    """
+    jsonl_path, csv_path = results_paths(out)
+    rows = previous_rows(out)
+    if not jsonl_path.is_file():
+        return 0, None
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{time.time_ns() % 1_000_000_000:09d}"
+    kept = jsonl_path.with_name(f"{jsonl_path.stem}.before-{stamp}.jsonl")
+    jsonl_path.replace(kept)
+    if csv_path.is_file():
+        csv_path.replace(kept.with_suffix(".csv"))
+    return rows, kept
+
+
+def job_previous_rows(data_dir: str | Path, input_path: str | Path, mode: str, prompt_column: str | None) -> int:
+    """Rows an earlier run of this input (same mode and column) left in the app's results (0: none)."""
+    return previous_rows(job_results_path(data_dir, input_path, mode, prompt_column))
+
+
 def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: str = "route",
              prompt_column: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, cost_weight: float = 0.0,
              max_rows: int | None = None, max_mb: float | None = None, progress: ProgressFn | None = None,
-             workers: int | None = None, compare_fn: CompareFn | None = None) -> dict[str, Any]:
+             workers: int | None = None, compare_fn: CompareFn | None = None,
+             start_over: bool = False) -> dict[str, Any]:
     """Check the input, run (or resume) the batch, write the CSV, and return the summary.
 
-    The summary also names the files: ``results_jsonl`` and ``results_csv``.
+    An existing results file for ``out`` is resumed; with ``start_over`` it is first moved
+    aside (:func:`set_aside`: renamed beside it, not deleted) and every row runs again. The
+    summary also names the files: ``results_jsonl`` and ``results_csv`` (and, after a start
+    over, ``set_aside_jsonl``), and says ``started_over`` and ``set_aside_rows``.
     """
     from filelock import FileLock, Timeout
 
     mode = check_mode(mode)
+    if mode == "compare" and compare_fn is None:
+        check_can_compare(router)
     source = open_batch_file(input_path, prompt_column=prompt_column, max_rows=max_rows, max_mb=max_mb)
     jsonl_path, csv_path = results_paths(out)
     jsonl_path.parent.mkdir(parents=True, exist_ok=True)
@@ -430,7 +551,10 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
         lock.acquire(timeout=0)
     except Timeout:
         raise UserError(f"This batch is already running ({jsonl_path.name}); wait for it to finish.") from None
+    set_aside_rows, set_aside_jsonl = 0, None
     try:
+        if start_over:
+            set_aside_rows, set_aside_jsonl = set_aside(out)
         store = ResultsStore(jsonl_path)
         run = run_batch(router, source, store, mode=mode, chunk_size=chunk_size, cost_weight=cost_weight,
                         progress=progress, workers=workers, compare_fn=compare_fn)
@@ -443,7 +567,10 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
         resumed_rows=run.skipped, processed_this_run=run.processed, elapsed_s=round(run.elapsed_s, 3),
         rows_per_s=round(run.processed / run.elapsed_s, 1) if run.elapsed_s > 0 and run.processed else None,
         results_jsonl=str(jsonl_path), results_csv=str(csv_path),
+        started_over=bool(start_over), set_aside_rows=set_aside_rows,
     )
+    if set_aside_jsonl is not None:
+        summary["set_aside_jsonl"] = str(set_aside_jsonl)
     return summary
 
 
@@ -463,6 +590,9 @@ def _format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"actual cost reported by providers: ${summary['actual_cost_usd']:.4f}")
     for e in summary["errors"][:5]:
         lines.append(f"row {e['row']} failed: {e['error']}")
+    if summary.get("set_aside_jsonl"):
+        lines.append(f"started over: the previous {summary['set_aside_rows']} rows were moved to "
+                     f"{summary['set_aside_jsonl']}")
     lines.append(f"results: {summary['results_csv']} (and {summary['results_jsonl']})")
     return "\n".join(lines)
 
@@ -485,6 +615,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="rows answered at once (answer mode)")
     parser.add_argument("--max-rows", type=int, default=None, help="row limit (default ROUTER_BATCH_MAX_ROWS; 0: none)")
     parser.add_argument("--max-mb", type=float, default=None, help="size limit (default ROUTER_BATCH_MAX_MB; 0: none)")
+    parser.add_argument("--start-over", action="store_true",
+                        help="move an existing OUTPUT aside (renamed, not deleted) and run every row again "
+                             "(default: resume it)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -504,6 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run_file(
             service.router, args.input, args.out, mode=args.mode, prompt_column=args.column,
             chunk_size=args.chunk_size, cost_weight=args.cost_weight, workers=args.workers, progress=progress,
+            start_over=args.start_over,
             max_rows=settings.batch_max_rows if args.max_rows is None else args.max_rows,
             max_mb=settings.batch_max_mb if args.max_mb is None else args.max_mb,
         )

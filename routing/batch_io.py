@@ -164,6 +164,7 @@ class BatchFile:
             for cells in reader:
                 if not any(c.strip() for c in cells):
                     continue
+                _check_cell_count(self.path, cells, self.columns, self.delimiter, reader.line_num)
                 values = dict(zip(self.columns, cells + [""] * (len(self.columns) - len(cells))))
                 yield InputRow(index, _as_prompt(values.get(self.prompt_column)), values)
                 index += 1
@@ -277,10 +278,37 @@ def _check_and_scan(path: Path, max_mb: float | None, *, count_rows: bool) -> tu
             with path.open("r", encoding="utf-8-sig", newline="") as fh:
                 reader = csv.reader(fh, delimiter=delimiter)
                 next(reader, None)
-                rows = sum(1 for cells in reader if any(c.strip() for c in cells))
+                for cells in reader:
+                    if not any(c.strip() for c in cells):
+                        continue
+                    _check_cell_count(path, cells, columns_list, delimiter, reader.line_num)
+                    rows += 1
         except csv.Error as exc:
             raise UserError(f"{path.name} is not a readable CSV: {exc}.") from None
     return "csv", columns_list, rows
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}.get(delimiter, repr(delimiter))
+
+
+def _check_cell_count(path: Path, cells: Sequence[str], columns: Sequence[str], delimiter: str, line: int) -> None:
+    """UserError for a row with more values than the header has columns.
+
+    An unquoted delimiter inside a prompt (``hello, world`` in a one-column file) splits it
+    into two values; reading on would silently cut the prompt at the comma. Empty extra
+    values (a trailing delimiter, as some spreadsheets write) are fine.
+    """
+    extra = cells[len(columns):]
+    if not any(c.strip() for c in extra):
+        return
+    sep = "a comma" if delimiter == "," else f"the delimiter {delimiter!r}"
+    raise UserError(
+        f"{path.name} line {line} has {len(cells)} values separated by {_delimiter_name(delimiter)}, but the header "
+        f"has {len(columns)} column{'s' if len(columns) != 1 else ''} ({', '.join(columns)}): a prompt with {sep} in "
+        "it must be in double quotes (\"hello, world\"; spreadsheets do this when saving as CSV), or upload JSONL "
+        "({\"prompt\": \"...\"} per line)."
+    )
 
 
 def open_batch_file(path: str | Path, *, prompt_column: str | None = None, max_rows: int | None = None,
@@ -304,6 +332,69 @@ def open_batch_file(path: str | Path, *, prompt_column: str | None = None, max_r
         )
     delimiter = _sniff_delimiter(path) if fmt == "csv" else ","
     return BatchFile(path=path, format=fmt, columns=columns, prompt_column=column, rows=rows, delimiter=delimiter)
+
+
+#: Rows and characters per cell the upload preview shows.
+PREVIEW_INPUT_ROWS = 10
+PREVIEW_CELL_CHARS = 300
+
+
+def preview_cell(value: Any, max_chars: int = PREVIEW_CELL_CHARS) -> str:
+    """A cell as preview text: JSON for structures, cut to ``max_chars`` with an ellipsis."""
+    text = _as_prompt(value)
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def preview_input(path: str | Path, *, rows: int = PREVIEW_INPUT_ROWS) -> tuple[list[str], list[list[str]]]:
+    """(columns, first rows) of an input, read exactly as a batch run reads it.
+
+    The same delimiter detection and the same column names as :func:`open_batch_file`, so a
+    one-column CSV headed ``prompt`` previews as one column (a general-purpose sniffer
+    splits its header on a letter). Cells are text, long ones cut (:func:`preview_cell`).
+    Call it after :func:`read_columns` has checked the file.
+    """
+    path = Path(path)
+    out: list[list[str]] = []
+    if is_jsonl(path):
+        columns: dict[str, None] = {}
+        records = []
+        try:
+            for _, record in _jsonl_records(path):
+                records.append(record)
+                for key in record:
+                    columns.setdefault(str(key), None)
+                if len(records) >= rows:
+                    break
+        except UserError:
+            pass  # a bad line: the run (and check_rows) names it; the preview shows the lines before it
+        names = list(columns)
+        return names, [[preview_cell(r.get(c, "")) for c in names] for r in records]
+    delimiter = _sniff_delimiter(path)
+    names = _csv_columns(path, delimiter)
+    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter)
+        next(reader, None)
+        try:
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    continue
+                cells = (cells + [""] * len(names))[: len(names)]
+                out.append([preview_cell(c) for c in cells])
+                if len(out) >= rows:
+                    break
+        except csv.Error:
+            pass  # the run reports it (open_batch_file); the preview shows what was readable
+    return names, out
+
+
+def check_rows(path: str | Path, *, max_mb: float | None = None) -> int:
+    """The number of data rows, after the checks :func:`open_batch_file` makes of every row.
+
+    UserError for what a run would refuse (encoding, bad JSONL lines, a row with more values
+    than the header has columns); the prompt column and the row limit are not checked here.
+    """
+    _, _, rows = _check_and_scan(Path(path), max_mb, count_rows=True)
+    return rows
 
 
 def write_prompts_file(prompts: Iterable[Any], path: str | Path) -> Path:
@@ -451,4 +542,5 @@ def _cell(value: Any) -> Any:
 
 __all__ = ["PROMPT_COLUMN_NAMES", "FORMULA_PREFIXES", "InputRow", "BatchFile", "ResultsStore",
            "prompt_hash", "neutralise_cell", "check_size", "check_utf8", "detect_prompt_column",
-           "read_columns", "open_batch_file", "write_prompts_file", "results_paths", "is_jsonl"]
+           "read_columns", "open_batch_file", "write_prompts_file", "results_paths", "is_jsonl", "preview_input",
+           "preview_cell", "check_rows", "PREVIEW_INPUT_ROWS", "PREVIEW_CELL_CHARS"]

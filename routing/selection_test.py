@@ -110,6 +110,60 @@ def parse_pasted_samples(text: str, pool: ModelPool, work_dir: str | Path) -> li
         path.unlink(missing_ok=True)
 
 
+def choose_samples(pool: ModelPool, *, samples_text: str = "", file_path: str | Path | None = None,
+                   work_dir: str | Path | None = None) -> tuple[list[LabelledSample], str]:
+    """(samples, where they came from): an uploaded file, else pasted text, else the built-in set.
+
+    The precedence of ``/test-selection`` and of the tab: what the user gave is what runs,
+    with no separate switch to set (a switch the user forgot left pasted samples unused).
+    """
+    if file_path:
+        return load_samples(file_path, pool), Path(file_path).name
+    if samples_text and samples_text.strip():
+        if work_dir is not None:
+            return parse_pasted_samples(samples_text, pool, work_dir), "pasted"
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="samples-") as work:
+            return parse_pasted_samples(samples_text, pool, work), "pasted"
+    return builtin_samples(pool), BUILTIN_SAMPLES.name
+
+
+def source_description(samples_text: str = "", has_file: bool = False) -> str:
+    """Which samples :func:`choose_samples` will run, in words (for the tab, before a run)."""
+    if has_file:
+        return ("Testing the **uploaded file**" + (" (the pasted samples are ignored while a file is uploaded)"
+                                                   if (samples_text or "").strip() else "")
+                + ". Remove the file to use pasted samples or the built-in set.")
+    if (samples_text or "").strip():
+        return "Testing the **pasted samples**. Clear the box to use the built-in set."
+    return (f"Testing the **built-in set** (`{BUILTIN_SAMPLES.name}`). Paste samples or upload a file to test "
+            "yours instead.")
+
+
+#: Columns of the decisions table, the verdict first and the prompt last (a long prompt pushed
+#: expected / selected / correct off-screen), with widths in px.
+DECISION_COLUMNS: tuple[tuple[str, int], ...] = (
+    ("selector", 90), ("expected", 140), ("selected", 140), ("correct", 90), ("confidence", 110),
+    ("runner-up", 140), ("ms", 80), ("prompt", 420))
+
+
+def decision_rows(result: dict[str, Any]) -> list[list[Any]]:
+    """Every decision of every selector as a row of :data:`DECISION_COLUMNS`."""
+    rows = []
+    for name, r in result["selectors"].items():
+        for d in r["decisions"]:
+            rows.append([name, d["expected"], d["selected"], "✓" if d["correct"] else "✗", d["confidence"],
+                         d["runner_up"], d["latency_ms"], d["text"]])
+    return rows
+
+
+def disagreement_columns(result: dict[str, Any]) -> list[tuple[str, int]]:
+    """Columns of the disagreements table: expected and each selector's pick, then the prompt."""
+    names = ["expected"] + list(result["selectors"])
+    return [(n, 140) for n in names] + [("text", 420)]
+
+
 # --------------------------------------------------------------------------- running
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -197,4 +251,5 @@ class SelectionTester:
 
 
 __all__ = ["LabelledSample", "SelectionTester", "BUILTIN_SAMPLES", "builtin_samples", "load_samples",
-           "parse_pasted_samples", "expected_model_for", "run_selection_test"]
+           "parse_pasted_samples", "expected_model_for", "run_selection_test", "choose_samples",
+           "source_description", "DECISION_COLUMNS", "decision_rows", "disagreement_columns"]

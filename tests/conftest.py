@@ -23,15 +23,7 @@ def protocol_server() -> Iterator[ProtocolServer]:
         yield server
 
 
-def router_settings(server: ProtocolServer | None, tmp_path, **overrides):
-    """Settings for a router whose 'OpenRouter' is the local protocol server (no local model)."""
-    from routing.settings import Settings
-
-    values = dict(openrouter_api_key="good", openrouter_base_url=server.base_url if server else "http://127.0.0.1:9/v1",
-                  local_model_enabled=False, max_retries=0, read_timeout=3.0, connect_timeout=1.0,
-                  live_prices=False, selector="rules", data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
-    values.update(overrides)
-    return Settings(**values)
+from benchmarks.harness import router_settings  # noqa: E402,F401 - defined there so benchmarks need no pytest
 
 
 @pytest.fixture

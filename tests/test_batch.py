@@ -13,7 +13,8 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from routing.batch import job_results_path, main, run_file, summarize  # noqa: E402
+from routing.batch import (csv_columns, job_previous_rows, job_results_path, main, preview_columns,  # noqa: E402
+                           previous_rows, run_file, summarize)
 from routing.batch_io import ResultsStore, prompt_hash  # noqa: E402
 from routing.errors import UserError  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
@@ -130,6 +131,74 @@ def test_same_upload_maps_to_the_same_results_file(tmp_path):
     assert job_results_path(tmp_path, a, "route", None) != job_results_path(tmp_path, a, "route", "note")
 
 
+def test_compare_mode_without_a_key_is_refused_before_any_row(make_service, protocol_server, tmp_path):
+    """Without a key no pool model can answer: refuse up front instead of filling every row with errors."""
+    service = make_service(openrouter_api_key=None)
+    src = write_prompts_csv(tmp_path / "in.csv", PROMPTS[:2])
+    with pytest.raises(UserError, match="Compare mode needs an OpenRouter key.*Route only"):
+        run_file(service.router, src, tmp_path / "out.csv", mode="compare")
+    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "out.csv").exists()
+    assert protocol_server.chat_requests() == []
+    assert run_file(service.router, src, tmp_path / "out.csv", mode="route")["ok"] == 2   # route needs no key
+
+
+def test_start_over_sets_the_earlier_results_aside_and_runs_every_row(make_service, protocol_server, tmp_path):
+    service = make_service()
+    src = write_prompts_csv(tmp_path / "in.csv", PROMPTS)
+    out = tmp_path / "out.csv"
+    assert previous_rows(out) == 0
+    first = run_file(service.router, src, out, mode="answer")
+    assert previous_rows(out) == 5 and first["started_over"] is False and first["set_aside_rows"] == 0
+    again = run_file(service.router, src, out, mode="answer", start_over=True)
+    assert again["started_over"] is True and again["set_aside_rows"] == 5
+    assert again["resumed_rows"] == 0 and again["processed_this_run"] == 5
+    assert len(protocol_server.chat_requests()) == 10                    # every row asked again
+    kept = Path(again["set_aside_jsonl"])                                  # the earlier rows are not lost
+    assert kept.parent == tmp_path and kept.name.startswith("out.before-") and kept.suffix == ".jsonl"
+    assert [r["row"] for r in ResultsStore(kept).iter_records()] == list(range(5))
+    assert kept.with_suffix(".csv").is_file()
+    assert [r["row"] for r in ResultsStore(tmp_path / "out.jsonl").iter_records()] == list(range(5))
+    resumed = run_file(service.router, src, out, mode="answer")            # the default still resumes
+    assert resumed["resumed_rows"] == 5 and resumed["processed_this_run"] == 0 and "set_aside_jsonl" not in resumed
+
+
+def test_previous_run_of_the_same_upload_is_found(make_service, tmp_path):
+    service = make_service()
+    data = service.settings.data_dir
+    src = write_prompts_csv(tmp_path / "in.csv", PROMPTS)
+    assert job_previous_rows(data, src, "route", "prompt") == 0
+    run_file(service.router, src, job_results_path(data, src, "route", "prompt"), prompt_column="prompt")
+    assert job_previous_rows(data, src, "route", "prompt") == 5
+    assert job_previous_rows(data, src, "answer", "prompt") == 0 and job_previous_rows(data, src, "route", None) == 0
+
+
+def test_preview_columns_are_few_decision_first_and_wide_enough(make_service):
+    ids = make_service().pool.ids
+    compare = preview_columns("compare", ["id", "prompt", "note", "a", "b"], "prompt", ids)
+    names = [c for c, _ in compare]
+    assert len(csv_columns("compare", ["id", "prompt", "note", "a", "b"], ids)) > 40          # the download
+    assert names[:4] == ["status", "selected_model", "confidence", "runner_up"] and len(names) <= 16
+    assert {"best_model", "router_correct", "error", "prompt"} <= set(names)
+    assert [f"{m}_total" for m in ids] == [n for n in names if n.endswith("_total")]
+    assert names[-4:] == ["prompt", "id", "note", "a"]                    # a few input columns, not all
+    widths = dict(compare)
+    assert widths["error"] >= 300 and widths["prompt"] >= 300
+    assert all(w >= 10 * len(n) + 24 for n, w in compare if 10 * len(n) + 24 <= 320)   # headers do not wrap
+    clash = [c for c, _ in preview_columns("answer", ["status", "prompt"], "prompt", ids)]
+    assert "input_status" in clash and clash.count("status") == 1 and "response" in clash
+
+
+def test_batch_command_starts_over_when_asked(cli_env, tmp_path, capsys):
+    src = write_prompts_csv(tmp_path / "in.csv", PROMPTS)
+    out = str(tmp_path / "res.csv")
+    assert main([str(src), "--out", out]) == 0
+    assert main([str(src), "--out", out]) == 0
+    assert "resumed: 5  this run: 0" in capsys.readouterr().out
+    assert main([str(src), "--out", out, "--start-over"]) == 0
+    printed = capsys.readouterr().out
+    assert "resumed: 0  this run: 5" in printed and "started over: the previous 5 rows were moved to" in printed
+
+
 # --------------------------------------------------------------------------- the batch command
 
 @pytest.fixture
@@ -180,7 +249,8 @@ def test_killed_batch_resumes_with_every_row_exactly_once(protocol_server, tmp_p
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    before = {json.loads(line)["row"] for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()}
+    written = jsonl.read_text(encoding="utf-8").split("\n")[:-1]      # whole lines only (a kill can cut the last)
+    before = {json.loads(line)["row"] for line in written if line.strip()}
     assert 6 <= len(before) < len(prompts), "the kill should land mid-batch"
     assert not out.exists()  # the CSV is only made at the end
 
@@ -191,8 +261,40 @@ def test_killed_batch_resumes_with_every_row_exactly_once(protocol_server, tmp_p
     assert sorted(rows) == list(range(len(prompts)))             # every row exactly once
     assert [r["id"] for r in read_csv(out)] == [f"r{i}" for i in range(len(prompts))]
     for i in before:                                               # rows done before the kill were not redone
-        asked = [r for r in protocol_server.chat_requests() if r.json["messages"][-1]["content"] == prompts[i]]
-        assert len(asked) == 1, prompts[i]
+        assert len(asked_with(protocol_server, prompts[i])) == 1, prompts[i]
+
+
+def asked_with(server, prompt):
+    """Chat requests that reached the server whole and asked ``prompt``.
+
+    A request the kill cut off is recorded too, without its body: the client (urllib3) sends
+    the headers and the body in two writes, and SIGKILL can land between them, leaving a
+    request whose ``json`` is None (or a cut JSON string). That request never reached a
+    model, so it is not an ask; reading ``r.json["messages"]`` on it was the flaky
+    ``TypeError`` of the test above.
+    """
+    return [r for r in server.chat_requests()
+            if isinstance(r.json, dict) and r.json.get("messages") and r.json["messages"][-1].get("content") == prompt]
+
+
+def test_a_request_cut_by_a_kill_is_not_counted_as_an_ask(protocol_server):
+    """The race of the kill test, made to happen: headers sent, then the client dies."""
+    import socket
+
+    def die_after(data: bytes, recorded: int) -> None:
+        with socket.create_connection(("127.0.0.1", protocol_server.port)) as sock:
+            sock.sendall(data)                        # ... and the client is gone
+        deadline = time.monotonic() + 10              # wait for the server's handler to record it
+        while len(protocol_server.chat_requests()) < recorded and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 200\r\n\r\n")
+    die_after(head, 1)                                # killed between the two writes: no body at all
+    die_after(head + b'{"model": "m", "messages": [{"role": "user", "content": "Write', 2)   # mid-body
+    cut = protocol_server.chat_requests()
+    assert [r.json for r in cut] == [None, '{"model": "m", "messages": [{"role": "user", "content": "Write']
+    assert asked_with(protocol_server, "Write") == []
 
 
 # --------------------------------------------------------------------------- through gradio_client
@@ -332,6 +434,28 @@ def test_api_too_many_rows_and_too_large(server, tmp_path):
             client.predict(file=handle_file(str(big)), api_name="/batch-query")
     finally:
         demo.close()
+
+
+def test_api_compare_without_a_key_is_a_message_not_rows_of_errors(server, tmp_path):
+    import gradio as gr
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from routing.service import RouterService
+    from ui.batch_tab import add_batch_api
+
+    server.reset()
+    service = RouterService(router_settings(server, tmp_path, openrouter_api_key=None), background=False)
+    with gr.Blocks() as demo:
+        add_batch_api(service)
+    _, url, _ = demo.queue().launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
+    try:
+        with pytest.raises(AppError, match="Compare mode needs an OpenRouter key"):
+            Client(url, verbose=False).predict(prompts=PROMPTS[:2], mode="compare", api_name="/batch-query")
+    finally:
+        demo.close()
+    assert server.chat_requests() == []
+    assert not (service.settings.data_dir / "batch").exists()       # no results file of failed rows
 
 
 def test_api_refuses_server_paths(app):

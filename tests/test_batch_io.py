@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from routing.batch_io import (ResultsStore, detect_prompt_column, neutralise_cell, open_batch_file, prompt_hash,
-                              read_columns, results_paths)
+from routing.batch_io import (PREVIEW_CELL_CHARS, PREVIEW_INPUT_ROWS, ResultsStore, check_rows, detect_prompt_column,
+                              neutralise_cell, open_batch_file, preview_input, prompt_hash, read_columns, results_paths)
 from routing.errors import UserError
 
 
@@ -197,3 +197,60 @@ def test_results_paths_pair_csv_and_jsonl(tmp_path):
     assert results_paths(tmp_path / "out.jsonl") == (tmp_path / "out.jsonl", tmp_path / "out.csv")
     assert results_paths(tmp_path / "out") == (tmp_path / "out.jsonl", tmp_path / "out.csv")
     assert json.dumps(str(tmp_path))  # paths are plain
+
+
+# --------------------------------------------------------------------------- delimiters inside prompts, previews
+
+def test_unquoted_comma_in_a_one_column_file_is_refused_not_cut(tmp_path):
+    """`prompt` / `hello, world`: the comma splits the row; reading on would run the prompt "hello"."""
+    path = tmp_path / "x.csv"
+    path.write_text("prompt\nfine\nhello, world\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"x\.csv line 3 has 2 values separated by commas, but the header has "
+                                        r"1 column \(prompt\).*double quotes"):
+        open_batch_file(path)
+    path.write_text('prompt\nfine\n"hello, world"\n', encoding="utf-8")   # quoted, as spreadsheets save it
+    assert [r.prompt for r in open_batch_file(path).iter_rows()] == ["fine", "hello, world"]
+
+
+def test_extra_values_in_a_wider_file_are_refused_but_trailing_empty_ones_are_fine(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("id,prompt,note\n1,hello, world,x\n", encoding="utf-8")
+    with pytest.raises(UserError, match="line 2 has 4 values.*3 columns"):
+        open_batch_file(path)
+    path.write_text("id,prompt\n1,hello,,\n2,bye\n", encoding="utf-8")    # a trailing delimiter, a short row
+    assert [(r.prompt, r.fields["id"]) for r in open_batch_file(path).iter_rows()] == [("hello", "1"), ("bye", "2")]
+    assert check_rows(path) == 2
+
+
+def test_semicolon_file_with_a_stray_semicolon_names_the_delimiter(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("id;prompt\n1;a; b\n", encoding="utf-8")
+    with pytest.raises(UserError, match="separated by semicolons"):
+        check_rows(path)
+
+
+def test_one_column_file_previews_as_its_one_column(tmp_path):
+    """A sniffer that may pick any character split the header `prompt` on "p" ("Unnamed: 0 | rom | t")."""
+    path = tmp_path / "x.csv"
+    path.write_text("prompt\nWrite a poem\nhelp me plan a trip\n", encoding="utf-8")
+    assert preview_input(path) == (["prompt"], [["Write a poem"], ["help me plan a trip"]])
+
+
+def test_preview_reads_like_the_run_and_cuts_long_cells(tmp_path):
+    path = write_csv(tmp_path / "x.csv", ["id", "Prompt", "id"], [["1", "x" * 1000, "a"], ["2", "short"]]
+                     + [[str(i), "p", ""] for i in range(20)])
+    columns, rows = preview_input(path)
+    assert columns == open_batch_file(path).columns == ["id", "Prompt", "id_2"]
+    assert len(rows) == PREVIEW_INPUT_ROWS and rows[1] == ["2", "short", ""]
+    assert rows[0][1] == "x" * (PREVIEW_CELL_CHARS - 1) + "…"
+    jsonl = tmp_path / "x.jsonl"
+    jsonl.write_text('{"prompt": "a", "meta": {"k": 1}}\n{"prompt": "b", "extra": 2}\n', encoding="utf-8")
+    assert preview_input(jsonl) == (["prompt", "meta", "extra"], [["a", '{"k": 1}', ""], ["b", "", "2"]])
+
+
+def test_preview_of_a_file_with_a_bad_line_shows_what_comes_before_it(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"prompt": "a"}\n{"prompt": \n{"prompt": "c"}\n', encoding="utf-8")
+    assert preview_input(path) == (["prompt"], [["a"]])
+    with pytest.raises(UserError, match="line 2 is not valid JSON"):
+        check_rows(path)

@@ -102,3 +102,126 @@ def test_selection_tab_runs_the_builtin_set(protocol_server, tmp_path):
         expect(page.locator("#selection-status")).to_contain_text("accuracy", timeout=30000)
         expect(page.locator("#selection-confusion .js-plotly-plot")).to_be_visible(timeout=20000)
         page.screenshot(path=str(tmp_path / "selection.png"), full_page=True)
+
+
+HEADER_LINES_JS = """(table) => Array.from(table.querySelectorAll('thead th')).map((th) => {
+    const range = document.createRange();
+    range.selectNodeContents(th.querySelector('span.header') || th);
+    const tops = new Set(Array.from(range.getClientRects()).filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+    return {text: th.innerText.trim(), lines: tops.size, width: th.getBoundingClientRect().width,
+            right: th.getBoundingClientRect().right};
+})"""
+
+
+def table_headers(page, elem_id):
+    """Each header cell of a gr.Dataframe: its text, how many lines it wraps to, its width."""
+    return [h for h in page.locator(f"#{elem_id} table").first.evaluate(HEADER_LINES_JS) if h["text"]]
+
+
+def test_one_column_csv_previews_as_one_column_and_an_unquoted_comma_is_named(protocol_server, tmp_path):
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    one = tmp_path / "one.csv"
+    one.write_text("prompt\nWrite a poem about the sea\nhelp me plan a trip\n", encoding="utf-8")
+    comma = tmp_path / "comma.csv"
+    comma.write_text("prompt\nWrite a poem\nhello, world\n", encoding="utf-8")
+    service = RouterService(router_settings(protocol_server, tmp_path, openrouter_api_key=None), background=False)
+    with launch_tabs(service) as url, open_page(url) as page:
+        page.get_by_role("tab", name="Batch").click()
+        page.locator("#batch-file input[type=file]").set_input_files(str(one))
+        expect(page.locator("#batch-note")).to_contain_text("Prompt column found: prompt", timeout=20000)
+        expect(page.locator("#batch-preview")).to_contain_text("help me plan a trip", timeout=20000)
+        assert [h["text"] for h in table_headers(page, "batch-preview")] == ["prompt"]   # not "Unnamed: 0 | rom | t"
+
+        page.locator("#batch-file button[aria-label='Clear']").click()
+        page.locator("#batch-file input[type=file]").set_input_files(str(comma))
+        expect(page.locator("#batch-note")).to_contain_text("line 3 has 2 values separated by commas", timeout=20000)
+        page.locator("#batch-run").click()
+        expect(page.get_by_test_id("toast-body").first).to_contain_text("double quotes", timeout=20000)
+        expect(page.locator("#batch-status")).not_to_contain_text("Done")
+        page.screenshot(path=str(tmp_path / "batch-comma.png"), full_page=True)
+    assert not (service.settings.data_dir / "batch").exists()                 # nothing ran
+
+
+def test_compare_preview_is_readable_and_a_rerun_offers_to_start_over(protocol_server, tmp_path):
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    src = tmp_path / "two.csv"
+    with src.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([["id", "prompt"], ["a", "Write a Python function that reverses a list"],
+                                  ["b", "What is the capital of Australia?"]])
+    service = RouterService(router_settings(protocol_server, tmp_path), background=False)
+    protocol_server.set_model("qwen/qwen-2.5-72b-instruct", status=503, error_message="qwen is down today")
+    with launch_tabs(service) as url, open_page(url) as page:
+        page.get_by_role("tab", name="Batch").click()
+        page.locator("#batch-file input[type=file]").set_input_files(str(src))
+        expect(page.locator("#batch-note")).to_contain_text("Prompt column found", timeout=20000)
+        expect(page.locator("#batch-start-over")).to_be_hidden()              # no earlier run yet
+        page.locator("#batch-mode").get_by_label("Compare all models").check()
+        page.locator("#batch-run").click()
+        expect(page.locator("#batch-status")).to_contain_text("Done: 2 rows", timeout=90000)
+        expect(page.locator("#batch-preview")).to_contain_text("capital of Australia", timeout=20000)
+        headers = table_headers(page, "batch-preview")
+        names = [h["text"] for h in headers]
+        assert names[:3] == ["status", "selected_model", "confidence"] and len(names) <= 16, names  # not 45
+        assert {"best_model", "error", "prompt", "qwen2.5_total"} <= set(names)
+        assert [h["text"] for h in headers if h["lines"] != 1] == []        # no header wraps
+        assert next(h for h in headers if h["text"] == "error")["width"] >= 300   # not one letter wide
+        page.screenshot(path=str(tmp_path / "batch-compare.png"), full_page=True)
+
+        # The same file again: the tab says an earlier run exists and offers to start over.
+        expect(page.locator("#batch-previous")).to_contain_text("has 2 rows done", timeout=20000)
+        start_over = page.locator("#batch-start-over input[type=checkbox]")
+        expect(start_over).to_be_visible()
+        expect(start_over).not_to_be_checked()                                 # the default resumes
+        page.locator("#batch-run").click()
+        expect(page.locator("#batch-status")).to_contain_text("Resumed: 2 rows", timeout=60000)
+        asked = len(protocol_server.chat_requests())
+        start_over.check()
+        page.locator("#batch-run").click()
+        expect(page.locator("#batch-status")).to_contain_text("Started over: the 2 rows", timeout=90000)
+        expect(page.locator("#batch-status")).to_contain_text("This run: 2 rows")
+        expect(start_over).not_to_be_checked()                                 # a further run resumes again
+        page.locator("#batch-mode").get_by_label("Route only").check()         # another mode: another results file
+        expect(page.locator("#batch-start-over")).to_be_hidden(timeout=20000)
+        expect(page.locator("#batch-previous")).not_to_contain_text("rows done")
+        page.locator("#batch-mode").get_by_label("Compare all models").check()
+        expect(page.locator("#batch-previous")).to_contain_text("has 2 rows done", timeout=20000)
+    assert len(protocol_server.chat_requests()) == 2 * asked                    # every row asked again
+    kept = list((service.settings.data_dir / "batch").glob("*/results.before-*.jsonl"))
+    assert len(kept) == 1 and len(kept[0].read_text(encoding="utf-8").splitlines()) == 2   # nothing lost
+
+
+def test_selection_tab_tests_pasted_and_uploaded_samples_without_a_switch(protocol_server, tmp_path):
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    service = RouterService(router_settings(protocol_server, tmp_path), background=False)
+    story = "Write a limerick about a sleepy cat who dreams of " + "fish, mice and warm windowsills, " * 12
+    pasted = (f'{{"text": "{story}", "expected": "creative"}}\n'     # a long prompt: it pushed the verdict away
+              '{"text": "Integrate x^2 from 0 to 3", "expected": "math"}')
+    upload = tmp_path / "mine.csv"
+    upload.write_text("text,expected\nWhat is the capital of Australia?,factual\n", encoding="utf-8")
+    with launch_tabs(service) as url, open_page(url) as page:
+        page.get_by_role("tab", name="Selection testing").click()
+        page.locator("#selection-pasted textarea").fill(pasted)
+        page.locator("#selection-run").click()                                # at once: no switch to set first
+        expect(page.locator("#selection-status")).to_contain_text("2 samples (pasted)", timeout=30000)
+        expect(page.locator("#selection-source")).to_contain_text("pasted samples")
+        expect(page.locator("#selection-decisions")).to_contain_text("sleepy cat", timeout=20000)
+        box = page.locator("#selection-decisions").bounding_box()
+        headers = {h["text"]: h for h in table_headers(page, "selection-decisions")}
+        for name in ("expected", "selected", "correct"):                      # on screen, left of the prompt
+            assert headers[name]["right"] <= box["x"] + box["width"], (name, headers[name], box)
+        assert list(headers)[-1] == "prompt"
+        page.screenshot(path=str(tmp_path / "selection-pasted.png"), full_page=True)
+
+        page.locator("#selection-file input[type=file]").set_input_files(str(upload))
+        expect(page.locator("#selection-source")).to_contain_text("uploaded file", timeout=20000)
+        page.locator("#selection-run").click()
+        expect(page.locator("#selection-status")).to_contain_text("1 samples (mine.csv)", timeout=30000)

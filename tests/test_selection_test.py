@@ -10,8 +10,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from routing.errors import UserError  # noqa: E402
 from routing.pool import load_pool  # noqa: E402
-from routing.selection_test import (BUILTIN_SAMPLES, LabelledSample, SelectionTester, builtin_samples,  # noqa: E402
-                                    expected_model_for, load_samples, parse_pasted_samples, run_selection_test)
+from routing.selection_test import (BUILTIN_SAMPLES, DECISION_COLUMNS, LabelledSample, SelectionTester,  # noqa: E402
+                                    builtin_samples, choose_samples, decision_rows, disagreement_columns,
+                                    expected_model_for, load_samples, parse_pasted_samples, run_selection_test,
+                                    source_description)
 from routing.selectors.base import Selector  # noqa: E402
 from routing.selectors.rules import RuleSelector  # noqa: E402
 from routing.settings import Settings  # noqa: E402
@@ -129,3 +131,33 @@ def test_test_selection_api_returns_json(protocol_server, tmp_path):
         assert uploaded["source"] == "s.jsonl" and uploaded["selectors"]["rules"]["correct"] == 1
         with pytest.raises(AppError, match="neither a pool model"):
             client.predict(samples="text,expected\nhi,banana\n", api_name="/test-selection")
+
+
+# --------------------------------------------------------------------------- which samples run; the table
+
+def test_what_the_user_gave_is_what_runs(pool, tmp_path):
+    """Upload, else pasted text, else the built-in set: no separate switch to forget."""
+    path = tmp_path / "s.csv"
+    path.write_text("text,expected\nIntegrate x^2 dx,math\n", encoding="utf-8")
+    pasted = '{"text": "Write a haiku about rain", "expected": "creative"}'
+    assert choose_samples(pool, samples_text=pasted, file_path=path) == (
+        [LabelledSample("Integrate x^2 dx", "qwen2.5", "math")], "s.csv")
+    assert choose_samples(pool, samples_text=pasted) == (
+        [LabelledSample("Write a haiku about rain", "llama-3.3", "creative")], "pasted")
+    samples, source = choose_samples(pool, samples_text="  \n")
+    assert source == BUILTIN_SAMPLES.name and samples == builtin_samples(pool)
+    assert "uploaded file" in source_description(pasted, True) and "ignored" in source_description(pasted, True)
+    assert "pasted samples" in source_description(pasted, False)
+    assert "built-in set" in source_description("", False)
+
+
+def test_decisions_table_puts_the_verdict_before_the_prompt(pool):
+    result = SelectionTester(Settings(), pool, active=FakeLearned(pool)).run(
+        [LabelledSample("Write a limerick about a cat " * 20, "llama-3.3", "creative")])
+    names = [c for c, _ in DECISION_COLUMNS]
+    assert names[:4] == ["selector", "expected", "selected", "correct"] and names[-1] == "prompt"
+    rows = decision_rows(result)
+    assert rows[0][:4] == ["rules", "llama-3.3", "llama-3.3", "✓"] and rows[1][:4] == ["learned", "llama-3.3",
+                                                                                        "mistral-small", "✗"]
+    assert rows[0][-1].startswith("Write a limerick")
+    assert [c for c, _ in disagreement_columns(result)] == ["expected", "rules", "learned", "text"]

@@ -327,10 +327,16 @@ Head: `{objective}` ({'sigmoid per model: probability the model succeeds' if obj
 else 'softmax: probability each model is the best pick'}).
 
 ```python
+import torch
 from transformers import pipeline
-clf = pipeline("text-classification", model="selector_model", top_k=None)
+clf = pipeline("text-classification", model="selector_model", top_k=None, truncation=True, dtype=torch.float32)
 clf("Write a haiku about autumn")
 ```
+`truncation=True` is needed for prompts over 512 tokens (the model's limit; the tokenizer keeps
+the end of the prompt): without it such a prompt fails with `RuntimeError: The size of tensor a
+(...) must match the size of tensor b (512)`. The weights are stored in float16 (half the size)
+and load as float16 unless asked; `dtype=torch.float32` runs them in float32, faster on a CPU
+(older transformers call it `torch_dtype=`).
 The router itself (`routing/selectors/learned.py`) reads prompts with head + tail truncation
 ({cfg.max_length} tokens, the first {cfg.head_tokens} and the end), scores all models in one pass and
 trades the scores against price with the quality-cost slider.
@@ -414,7 +420,7 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
     model.half().save_pretrained(str(part), max_shard_size="15MB")
     if fail_after_partial_write:
         raise RuntimeError("simulated crash after writing part of the candidate")
-    tokenizer.truncation_side = "left"   # plain `pipeline(...)` keeps the end of long prompts too
+    tokenizer.truncation_side = "left"   # `pipeline(..., truncation=True)` keeps the end of long prompts
     tokenizer.save_pretrained(str(part))
     release.write_json_atomic(part / "label_encoder.json", label_encoder_data(labels))
     frozen = data_dir / FROZEN_FILE

@@ -2,7 +2,8 @@
 
 API: /batch-query (``file`` upload or ``prompts`` list, ``mode``) returns the summary and the CSV.
 The work is done by routing/batch.py; results live under ``settings.data_dir/batch/`` and
-an interrupted batch resumes when the same file is run again with the same choices.
+an interrupted batch resumes when the same file is run again with the same choices (the tab says
+so, and offers to start over instead: the earlier results are then set aside, not deleted).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import gradio as gr
 import pandas as pd
 from gradio.data_classes import FileData
 
-from routing.batch import MODES, job_results_path, run_file
+from routing.batch import (MODES, PREVIEW_ROWS, compare_unavailable, input_preview_columns, job_previous_rows,
+                           job_results_path, preview_columns, preview_results, run_file)
 from routing.batch_charts import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
-from routing.batch_io import read_columns, results_paths, write_prompts_file
+from routing.batch_io import check_rows, preview_input, read_columns, results_paths, write_prompts_file
 from routing.errors import UserError
 from routing.service import RouterService
 from routing.untrusted import md_text
@@ -27,9 +29,8 @@ from ui.common import user_errors
 
 MODE_CHOICES = [("Route only (no API calls, no key needed)", "route"),
                 ("Route and answer", "answer"),
-                ("Compare all models (every model answers every row)", "compare")]
+                ("Compare all models (every model answers every row; needs an OpenRouter key)", "compare")]
 FILE_TYPES = [".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json"]
-PREVIEW_ROWS = 50
 
 ProgressFn = Callable[[int, int], None]
 
@@ -42,17 +43,20 @@ def _download_dir() -> Path:
 
 
 def run_batch_job(service: RouterService, input_path: str | Path, *, mode: str = "route",
-                  prompt_column: str | None = None, progress: ProgressFn | None = None) -> dict[str, Any]:
+                  prompt_column: str | None = None, progress: ProgressFn | None = None,
+                  start_over: bool = False) -> dict[str, Any]:
     """Run (or resume) a batch for the app: results under data_dir/batch, copies for download.
 
     Returns the summary with ``download_csv`` and ``download_jsonl``: copies in a fresh folder
     under Gradio's upload folder (which Gradio serves, also to API clients, whatever
-    ``ROUTER_DATA_DIR`` is), named after the input.
+    ``ROUTER_DATA_DIR`` is), named after the input. ``start_over``: the earlier results of
+    the same file, mode and column are set aside (renamed, not deleted) and every row runs.
     """
     settings = service.settings
     out = job_results_path(settings.data_dir, input_path, mode, prompt_column)
     summary = run_file(service.router, input_path, out, mode=mode, prompt_column=prompt_column,
-                       max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb, progress=progress)
+                       max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb, progress=progress,
+                       start_over=start_over)
     jsonl_path, csv_path = results_paths(out)
     stem = Path(input_path).stem or "batch"
     downloads = _download_dir()
@@ -61,7 +65,7 @@ def run_batch_job(service: RouterService, input_path: str | Path, *, mode: str =
     return summary
 
 
-SERVER_PATH_KEYS = ("input", "results_jsonl", "results_csv", "download_csv", "download_jsonl")
+SERVER_PATH_KEYS = ("input", "results_jsonl", "results_csv", "download_csv", "download_jsonl", "set_aside_jsonl")
 
 
 def public_summary(summary: dict[str, Any]) -> dict[str, Any]:
@@ -72,6 +76,9 @@ def public_summary(summary: dict[str, Any]) -> dict[str, Any]:
 def summary_markdown(summary: dict[str, Any], pool) -> str:
     """A short human summary of a finished batch."""
     lines = [f"### Done: {summary['rows']:,} rows · {summary['ok']:,} ok · {summary['failed']:,} failed"]
+    if summary.get("set_aside_rows"):
+        lines.append(f"Started over: the {summary['set_aside_rows']:,} rows of the earlier run were set aside "
+                     "(kept on the server, not mixed in) and every row ran again.")
     if summary.get("resumed_rows"):
         lines.append(f"Resumed: {summary['resumed_rows']:,} rows were already done and were not redone.")
     if summary.get("processed_this_run"):
@@ -97,14 +104,24 @@ def summary_markdown(summary: dict[str, Any], pool) -> str:
     return "\n\n".join(lines)
 
 
-PREVIEW_FIRST = ("status", "selected_model", "confidence", "runner_up", "answered_by", "error")
+def previous_run_markdown(previous: int, mode: str) -> str:
+    """What an earlier run of the same file left, and what Run batch will do with it."""
+    label = dict((v, k) for k, v in MODE_CHOICES).get(mode, mode).split(" (")[0]
+    return (f"ℹ️ An earlier run of this file ({md_text(label)}, same prompt column) has **{previous:,} rows** "
+            "done. **Run batch** resumes it: finished rows are kept and not redone. Tick **Start over** to "
+            "run every row again (the earlier results are set aside on the server, not deleted).")
 
 
-def _preview(csv_path: str | Path, rows: int = PREVIEW_ROWS) -> pd.DataFrame:
-    """The first rows of the results, the routing decision first (long prompt text pushes it off-screen)."""
-    frame = pd.read_csv(csv_path, nrows=rows, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    first = [c for c in PREVIEW_FIRST if c in frame.columns]
-    return frame[first + [c for c in frame.columns if c not in first]]
+def _table(columns: list[tuple[str, int]], rows: list[list[str]]) -> gr.Dataframe:
+    """A preview table with its column widths (a component returned from an event updates it)."""
+    names = [c for c, _ in columns]
+    return gr.Dataframe(value=pd.DataFrame(rows, columns=names), column_widths=[f"{w}px" for _, w in columns])
+
+
+def _results_preview(summary: dict[str, Any], pool) -> gr.Dataframe:
+    """The first rows of the results: decision first, a compact set of columns (the CSV has all)."""
+    columns = preview_columns(summary["mode"], summary["columns"], summary["prompt_column"], pool.ids)
+    return _table(columns, preview_results(summary["download_csv"], [c for c, _ in columns]))
 
 
 def build_batch_tab(service: RouterService) -> None:
@@ -112,27 +129,39 @@ def build_batch_tab(service: RouterService) -> None:
     settings = service.settings
     pool = service.pool
 
+    def previous_run(path: str | None, column: str | None, mode: str | None):
+        """(note, start-over checkbox) for the file, mode and column Run batch would use."""
+        previous = job_previous_rows(settings.data_dir, path, mode or "route", column or None) if path else 0
+        if not previous:
+            return "", gr.update(value=False, visible=False)
+        return previous_run_markdown(previous, mode or "route"), gr.update(value=False, visible=True)
+
     @user_errors
-    def on_upload(path: str | None):
+    def on_upload(path: str | None, mode: str | None):
         if not path:
-            return gr.update(choices=[], value=None), None, ""
+            return (gr.update(choices=[], value=None), None, "", "", gr.update(value=False, visible=False))
         columns, detected = read_columns(path, max_mb=settings.batch_max_mb)
         note = (f"Prompt column found: **{md_text(detected)}**. Other columns are kept in the results." if detected
                 else "No column named prompt, text or question: choose the prompt column. Columns: "
                      f"{md_text(', '.join(map(str, columns)))}.")
-        return gr.update(choices=columns, value=detected), _preview_input(path), note
-
-    def _preview_input(path: str) -> pd.DataFrame | None:
         try:
-            if Path(path).suffix.lower() in (".jsonl", ".ndjson", ".json"):
-                return pd.read_json(path, lines=True, nrows=10, dtype=False).astype(str)
-            return pd.read_csv(path, nrows=10, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                               sep=None, engine="python")
-        except Exception:  # noqa: BLE001 - a preview is optional; the run reports real problems
-            return None
+            rows = check_rows(path, max_mb=settings.batch_max_mb)
+            note += f" {rows:,} rows."
+        except UserError as exc:  # shown beside the preview; Run batch refuses the file with the same words
+            note += f"\n\n⚠️ {md_text(str(exc))}"
+        names, cells = preview_input(path)
+        previous_note, start_over = previous_run(path, detected, mode)
+        return (gr.update(choices=columns, value=detected), _table(input_preview_columns(names, detected), cells),
+                note, previous_note, start_over)
+
+    def on_choice(path: str | None, column: str | None, mode: str | None):
+        try:
+            return previous_run(path, column, mode)
+        except (OSError, UserError):  # the upload went away: nothing to resume
+            return "", gr.update(value=False, visible=False)
 
     @user_errors
-    def run(path: str | None, column: str | None, mode: str, progress=gr.Progress()):
+    def run(path: str | None, column: str | None, mode: str, start_over: bool, progress=gr.Progress()):
         if not path:
             raise UserError("Upload a CSV or JSONL file with a prompt column first.")
         progress(0, desc="Checking the file…")
@@ -140,17 +169,20 @@ def build_batch_tab(service: RouterService) -> None:
         def report(done: int, total: int) -> None:
             progress((done, total), desc="rows", unit="rows")
 
-        summary = run_batch_job(service, path, mode=mode or "route", prompt_column=column or None, progress=report)
+        summary = run_batch_job(service, path, mode=mode or "route", prompt_column=column or None, progress=report,
+                                start_over=bool(start_over))
         files = [summary["download_csv"], summary["download_jsonl"]]
-        return (summary_markdown(summary, pool), _preview(summary["download_csv"]), files,
+        previous_note, start_over_box = previous_run(path, column, mode)
+        return (summary_markdown(summary, pool), _results_preview(summary, pool), files,
                 traffic_share_figure(summary, pool), confidence_histogram_figure(summary),
-                cost_comparison_figure(summary, pool), public_summary(summary))
+                cost_comparison_figure(summary, pool), public_summary(summary), previous_note, start_over_box)
 
     with gr.Tab("Batch", id="batch"):
         gr.Markdown(
-            "Upload a CSV (a column named `prompt`, `text` or `question`, or choose one) or JSONL. "
-            "**Route only** needs no key and makes no API calls. Results are saved as they are produced: "
-            f"running the same file again resumes an interrupted batch. Limits: {settings.batch_max_rows:,} rows, "
+            "Upload a CSV (a column named `prompt`, `text` or `question`, or choose one; quote a prompt that "
+            "holds a comma) or JSONL. **Route only** needs no key and makes no API calls. Results are saved as "
+            "they are produced: running the same file again resumes an interrupted batch, or starts over if you "
+            f"tick **Start over**. Limits: {settings.batch_max_rows:,} rows, "
             f"{settings.batch_max_mb:g} MB; for larger files use `python -m routing.batch INPUT --out OUTPUT`."
         )
         with gr.Row():
@@ -158,11 +190,18 @@ def build_batch_tab(service: RouterService) -> None:
             with gr.Column():
                 column = gr.Dropdown(choices=[], value=None, label="Prompt column", elem_id="batch-column",
                                      info="Found by name; change it if the prompts are in another column")
-                mode = gr.Radio(MODE_CHOICES, value="route", label="Mode", elem_id="batch-mode")
+                mode = gr.Radio(MODE_CHOICES, value="route", label="Mode", elem_id="batch-mode",
+                                info=("No OpenRouter key is set: compare mode is refused (set OPENROUTER_API_KEY)."
+                                      if compare_unavailable(service.router) else None))
+                start_over = gr.Checkbox(value=False, visible=False, elem_id="batch-start-over",
+                                         label="Start over: run every row again (earlier results are set aside, "
+                                               "not deleted)")
                 button = gr.Button("Run batch", variant="primary", elem_id="batch-run")
         note = gr.Markdown(elem_id="batch-note")
+        previous = gr.Markdown(elem_id="batch-previous")
         status = gr.Markdown(elem_id="batch-status")
-        preview = gr.Dataframe(label=f"Preview (first {PREVIEW_ROWS} rows)", interactive=False, wrap=True,
+        preview = gr.Dataframe(label=f"Preview (the file, then the first {PREVIEW_ROWS} results; the download has "
+                                     "every column)", interactive=False, wrap=True,
                                elem_id="batch-preview")
         downloads = gr.File(label="Results (CSV and JSONL)", file_count="multiple", interactive=False,
                             elem_id="batch-downloads")
@@ -172,9 +211,13 @@ def build_batch_tab(service: RouterService) -> None:
             cost = gr.Plot(label="Cost", elem_id="batch-cost")
         with gr.Accordion("Summary (JSON, as /batch-query returns)", open=False):
             summary = gr.JSON()
-        upload.change(on_upload, [upload], [column, preview, note], api_name="batch-upload",
-                      api_visibility="private")
-        button.click(run, [upload, column, mode], [status, preview, downloads, traffic, confidence, cost, summary],
+        upload.change(on_upload, [upload, mode], [column, preview, note, previous, start_over],
+                      api_name="batch-upload", api_visibility="private")
+        for name, choice in (("column", column), ("mode", mode)):
+            choice.input(on_choice, [upload, column, mode], [previous, start_over],
+                         api_name=f"batch-previous-{name}", api_visibility="private")
+        button.click(run, [upload, column, mode, start_over],
+                     [status, preview, downloads, traffic, confidence, cost, summary, previous, start_over],
                      api_name="batch-run", api_visibility="private", show_progress_on=[status],
                      concurrency_limit=2, concurrency_id="batch")
 

@@ -6,7 +6,6 @@ The work is done by routing/selection_test.py.
 
 from __future__ import annotations
 
-import tempfile
 import weakref
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,14 @@ from gradio.data_classes import FileData
 
 from routing.batch_charts import confusion_matrix_figure
 from routing.errors import UserError
-from routing.selection_test import (BUILTIN_SAMPLES, MAX_SAMPLES, SelectionTester, builtin_samples, load_samples,
-                                    parse_pasted_samples)
+from routing.selection_test import (DECISION_COLUMNS, MAX_SAMPLES, SelectionTester, choose_samples, decision_rows,
+                                    disagreement_columns, source_description)
 from routing.service import RouterService
 from routing.untrusted import md_text
 from routing.validation import check_samples_text
 from ui.batch_tab import uploaded_path
 from ui.common import user_errors
 
-SOURCES = ["Built-in samples", "Pasted samples", "Uploaded file"]
 PASTE_EXAMPLE = ('{"text": "Write a haiku about autumn", "expected": "creative"}\n'
                  '{"text": "Integrate x^2 from 0 to 3", "expected": "qwen2.5"}')
 
@@ -42,13 +40,7 @@ def _tester(service: RouterService) -> SelectionTester:
 
 def run_selection(service: RouterService, *, samples_text: str = "", file_path: str | Path | None = None) -> dict[str, Any]:
     """Samples from an upload, else pasted text, else the built-in set; every selector's result."""
-    pool = service.pool
-    if file_path:
-        samples, source = load_samples(file_path, pool), Path(file_path).name
-    elif samples_text and samples_text.strip():
-        samples, source = parse_pasted_samples(samples_text, pool, tempfile.mkdtemp(prefix="samples-")), "pasted"
-    else:
-        samples, source = builtin_samples(pool), BUILTIN_SAMPLES.name
+    samples, source = choose_samples(service.pool, samples_text=samples_text, file_path=file_path)
     return _tester(service).run(samples, source=source)
 
 
@@ -65,14 +57,15 @@ def summary_markdown(result: dict[str, Any]) -> str:
     return "\n\n".join(lines)
 
 
+def _table(columns: list[tuple[str, int]] | tuple[tuple[str, int], ...], rows: list[list[Any]]) -> gr.Dataframe:
+    """A table with its column widths (a component returned from an event updates it)."""
+    return gr.Dataframe(value=pd.DataFrame(rows, columns=[c for c, _ in columns]),
+                        column_widths=[f"{w}px" for _, w in columns])
+
+
 def decisions_table(result: dict[str, Any]) -> pd.DataFrame:
-    rows = []
-    for name, r in result["selectors"].items():
-        for d in r["decisions"]:
-            rows.append({"selector": name, "prompt": d["text"], "expected": d["expected"],
-                         "selected": d["selected"], "correct": "✓" if d["correct"] else "✗",
-                         "confidence": d["confidence"], "runner-up": d["runner_up"], "ms": d["latency_ms"]})
-    return pd.DataFrame(rows)
+    """Every decision, the verdict first and the prompt last."""
+    return pd.DataFrame(decision_rows(result), columns=[c for c, _ in DECISION_COLUMNS])
 
 
 def build_selection_tab(service: RouterService) -> None:
@@ -80,35 +73,31 @@ def build_selection_tab(service: RouterService) -> None:
     pool = service.pool
 
     @user_errors
-    def run(source: str, pasted: str, upload: str | None):
-        if source == SOURCES[2] and not upload:
-            raise UserError("Upload a CSV or JSONL with text and expected (model id or category) columns first.")
-        if source == SOURCES[1] and not (pasted or "").strip():
-            raise UserError("Paste samples first (JSONL or CSV with text and expected columns).")
-        if source == SOURCES[1]:
+    def run(pasted: str, upload: str | None):
+        if (pasted or "").strip() and not upload:
             check_samples_text(pasted, max_rows=MAX_SAMPLES, name="Pasted samples")
-        result = run_selection(service, samples_text=pasted if source == SOURCES[1] else "",
-                               file_path=upload if source == SOURCES[2] else None)
+        result = run_selection(service, samples_text="" if upload else (pasted or ""), file_path=upload or None)
         names = list(result["selectors"])
         figs = [confusion_matrix_figure(result["selectors"][n], pool) for n in names]
         learned_fig = figs[1] if len(figs) > 1 else None
-        disagreements = None
-        if result["disagreements"]:
-            frame = pd.DataFrame(result["disagreements"])
-            disagreements = frame[[c for c in frame.columns if c != "text"] + ["text"]]  # picks first, prompt last
-        return (summary_markdown(result), decisions_table(result), figs[0], gr.update(value=learned_fig,
-                visible=learned_fig is not None), disagreements, result)
+        columns = disagreement_columns(result)
+        disagreements = _table(columns, [[d.get(c) for c, _ in columns] for d in result["disagreements"]])
+        return (summary_markdown(result), _table(DECISION_COLUMNS, decision_rows(result)), figs[0],
+                gr.update(value=learned_fig, visible=learned_fig is not None), disagreements, result)
+
+    def describe(pasted: str, upload: str | None) -> str:
+        return source_description(pasted or "", bool(upload))
 
     with gr.Tab("Selection testing", id="selection"):
         gr.Markdown("Run the selector over prompts labelled with the model (or category) a user would expect: "
                     "accuracy, a confusion matrix, per-prompt routing latency, and the rule-based and learned "
                     "selectors side by side where both exist. A category maps to the model the pool file gives it.")
         with gr.Row():
-            source = gr.Radio(SOURCES, value=SOURCES[0], label="Samples", elem_id="selection-source")
+            pasted = gr.Textbox(label="Pasted samples (JSONL or CSV with a header)", lines=4,
+                                placeholder=PASTE_EXAMPLE, elem_id="selection-pasted")
             upload = gr.File(label="CSV or JSONL (text, expected)", type="filepath",
                              file_types=[".csv", ".jsonl", ".json", ".tsv"], elem_id="selection-file")
-        pasted = gr.Textbox(label="Pasted samples (JSONL or CSV with a header)", lines=4,
-                            placeholder=PASTE_EXAMPLE, elem_id="selection-pasted")
+        source = gr.Markdown(source_description(), elem_id="selection-source")
         button = gr.Button("Test selection", variant="primary", elem_id="selection-run")
         status = gr.Markdown(elem_id="selection-status")
         with gr.Row():
@@ -116,10 +105,17 @@ def build_selection_tab(service: RouterService) -> None:
             learned_plot = gr.Plot(label="Confusion matrix (learned)", visible=False, elem_id="selection-confusion-2")
         disagreements = gr.Dataframe(label="Prompts the selectors disagree on", interactive=False, wrap=True,
                                      elem_id="selection-disagreements")
-        decisions = gr.Dataframe(label="Every decision", interactive=False, wrap=True, elem_id="selection-decisions")
+        decisions = gr.Dataframe(label="Every decision", interactive=False, wrap=True, elem_id="selection-decisions",
+                                 headers=[c for c, _ in DECISION_COLUMNS],
+                                 column_widths=[f"{w}px" for _, w in DECISION_COLUMNS])
         with gr.Accordion("Result (JSON, as /test-selection returns)", open=False):
             result = gr.JSON()
-        button.click(run, [source, pasted, upload], [status, decisions, rules_plot, learned_plot, disagreements, result],
+        for name, given in (("pasted", pasted), ("file", upload)):
+            given.change(describe, [pasted, upload], [source], api_name=f"selection-source-{name}",
+                         api_visibility="private", show_progress="hidden", trigger_mode="always_last")
+        # The run reads the samples themselves (upload, else pasted, else built-in), not a switch
+        # the user must remember to set: what is in the boxes when Test is clicked is what runs.
+        button.click(run, [pasted, upload], [status, decisions, rules_plot, learned_plot, disagreements, result],
                      api_name="selection-run", api_visibility="private", show_progress_on=[status])
 
 
