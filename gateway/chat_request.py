@@ -11,13 +11,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from routing.conversation import routing_text
+from routing.errors import UserError
 from routing.pool import ModelPool
 from routing.validation import InvalidInput, check_cost_weight, check_float, show
 
 ROUTER_MODEL = "router"
 ROLES = ("system", "developer", "user", "assistant", "tool")
-#: Characters of earlier turns that routing reads besides the last user turn.
-CONTEXT_CHARS = 1000
 #: Fields passed through to the chosen model as they are (see openai_compat.EXTRA_FIELDS).
 PASS_THROUGH = ("tools", "tool_choice", "parallel_tool_calls", "top_p", "stop", "user", "seed",
                 "presence_penalty", "frequency_penalty", "response_format")
@@ -132,22 +132,6 @@ def check_messages(value: Any) -> tuple[list[dict[str, Any]], list[tuple[str, st
     return list(value), texts
 
 
-def routing_text(texts: list[tuple[str, str]]) -> str:
-    """What the selector reads: the last user turn, after up to CONTEXT_CHARS of earlier turns."""
-    last = max((i for i, (role, text) in enumerate(texts) if role == "user" and text.strip()), default=None)
-    if last is None:
-        raise bad_request("The conversation has no user message with text: the router needs one to choose "
-                          "a model.", "messages")
-    earlier, budget = [], CONTEXT_CHARS
-    for role, text in reversed(texts[:last]):
-        if budget <= 0:
-            break
-        if role in ("user", "assistant") and text.strip():
-            earlier.insert(0, text[-budget:])
-            budget -= len(text)
-    return "\n\n".join([*earlier, texts[last][1]])
-
-
 def _max_tokens(body: dict[str, Any], limit: int) -> int | None:
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
@@ -208,7 +192,10 @@ def parse_chat_request(body: dict[str, Any], pool: ModelPool, *, max_tokens_limi
         raise bad_request(f"\"max_cost_usd\" must be a positive number of dollars, e.g. 0.002 (got {show(max_cost)}).",
                           "max_cost_usd")
     extra = {name: body[name] for name in PASS_THROUGH if body.get(name) is not None}
-    text = routing_text(texts)
+    try:
+        text = routing_text(texts)
+    except UserError as exc:
+        raise bad_request(str(exc), "messages") from None
     text = text[-max_prompt_chars:] if max_prompt_chars else text
     return ChatRequest(messages=messages, routing_text=text, model=body["model"].strip(),
                        pool_model=pool_model, cost_weight=cost_weight,

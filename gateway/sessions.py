@@ -24,14 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content.strip()
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content
-                         if isinstance(p, dict) and isinstance(p.get("text"), str)).strip()
-    return ""
-
+from routing.conversation import message_text
 
 def _calls(message: dict[str, Any]) -> list[tuple[str, str]]:
     calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []
@@ -45,7 +38,8 @@ def _calls(message: dict[str, Any]) -> list[tuple[str, str]]:
 
 def conversation_hash(messages: list[dict[str, Any]]) -> str:
     """A digest of the conversation's turns (role, text, tool calls), blind to formatting details."""
-    turns = [(m.get("role"), _text(m.get("content")), _calls(m)) for m in messages if isinstance(m, dict)]
+    turns = [(m.get("role"), message_text(m.get("content")).strip(), _calls(m)) for m in messages
+             if isinstance(m, dict)]
     return hashlib.sha256(json.dumps(turns, ensure_ascii=False).encode()).hexdigest()
 
 

@@ -152,6 +152,8 @@ class SpendLedger:
     def _day_totals(self, day: str) -> tuple[float, int]:
         """(dollars, calls) settled on ``day``. Called with the lock held."""
         if self._use_file():
+            if not self.path.exists():  # nothing spent yet: reading creates no file
+                return 0.0, 0
             try:
                 conn = self._connect()
                 try:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Sequence
 
@@ -82,6 +83,25 @@ class RouterService:
               max_tokens: int | None = None) -> dict[str, Any]:
         return self.router.ask(prompt, cost_weight=cost_weight, exclude=self._exclude(exclude),
                                max_tokens=max_tokens).to_dict()
+
+    def router_for_key(self, key: str | None) -> Router:
+        """The router, or (given a visitor's own OpenRouter key) one that answers with that key.
+
+        The key is used for this call only: never stored or logged, and redacted from every text
+        the app shows. Its calls do not count against the owner's daily limit, and its failures
+        do not rest the owner's models.
+        """
+        key = (key or "").strip()
+        if not key:
+            return self.router
+        if len(key) > 300 or any(c.isspace() or not c.isprintable() for c in key):
+            raise UserError("That does not look like an API key (OpenRouter keys start with \"sk-or-\" and have "
+                            "no spaces). Paste the key again, or clear the field to use the app's own.")
+        settings = dataclasses.replace(self.settings, openrouter_api_key=key)
+        hub = ProviderHub(settings, self.pool, self.local)  # registers the key for redaction
+        router = Router(self.pool, self.selector, hub, settings, ledger=SpendLedger(None, None))
+        router.warnings = self.warnings
+        return router
 
     def query_specific(self, prompt: str, model: str, max_tokens: int | None = None) -> dict[str, Any]:
         if not model or not str(model).strip():

@@ -12,6 +12,9 @@ that goes into Markdown the UI builds passes through one of these helpers first:
 * :func:`md_code`: inline code (a model id in backticks); code spans show their content
   literally, whatever backticks it holds.
 * :func:`escape_html`: text for places that take HTML (``gr.Error`` toasts render HTML).
+* :func:`md_answer`: a model's answer shown *as Markdown* (the chat renders its headings, lists,
+  tables and code): HTML in it is made inert (``<`` becomes ``&lt;`` outside code) and images
+  become plain links, so an answer can neither add markup nor make the browser fetch anything.
 
 Plain-text components (``gr.Textbox``, ``gr.Dataframe`` with ``str`` cells, ``gr.JSON``) show
 text as it is and need none of this.
@@ -23,7 +26,7 @@ import html
 import re
 from typing import Any
 
-__all__ = ["md_text", "md_code", "escape_html"]
+__all__ = ["md_text", "md_code", "escape_html", "md_answer"]
 
 # Markdown punctuation that can start inline markup (emphasis, code, links, images, tables,
 # strikethrough, maths, autolinks) or a block at the start of a line; CommonMark renders "\X" as "X".
@@ -53,3 +56,31 @@ def md_code(text: Any) -> str:
     fence = "`" * (longest + 1)
     pad = " " if value.startswith("`") or value.endswith("`") else ""
     return f"{fence}{pad}{value}{pad}{fence}"
+
+
+# A fenced code block (``` or ~~~, up to its closing fence or the end) or an inline code span.
+_CODE = re.compile(r"(?ms)^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\1[ \t]*$|\Z)|(`+)(?!`).+?(?<!`)\2(?!`)")
+_IMAGE = re.compile(r"!\[")
+
+
+def md_answer(text: Any) -> str:
+    """A model's answer as Markdown that renders its formatting but no HTML and no images.
+
+    Outside code, ``&`` and ``<`` become entities (a tag or an autolink shows as text; with no
+    ``<`` no tag can open) and ``![alt](url)`` becomes the link ``[image: alt](url)``
+    (nothing is fetched unless the reader clicks). Code blocks and spans are left as they are:
+    the renderer shows their content literally.
+    """
+    if text is None:
+        return ""
+    source, out, at = str(text), [], 0
+
+    def inert(piece: str) -> str:
+        return _IMAGE.sub("[image: ", piece.replace("&", "&amp;").replace("<", "&lt;"))
+
+    for match in _CODE.finditer(source):
+        out.append(inert(source[at:match.start()]))
+        out.append(match.group(0))
+        at = match.end()
+    out.append(inert(source[at:]))
+    return "".join(out)

@@ -1,4 +1,5 @@
-"""A person in a browser asks a question in the Ask tab and sees the decision and the answer."""
+"""A person in a browser chats in the Ask tab: answers render as Markdown, the chat stays on one
+model, every answer has its badge, Stop ends a slow answer."""
 
 import pytest
 
@@ -7,24 +8,66 @@ from tests.conftest import router_settings
 
 pytestmark = pytest.mark.browser
 
+CODE_PROMPT = "Write a Python function that reverses a string"
+REPLY = "Here is **the function**:\n\n```python\ndef reverse(s):\n    return s[::-1]\n```\n\n- short\n- fast"
 
-def test_ask_tab_shows_decision_chart_and_answer(protocol_server, tmp_path):
+
+def test_chat_renders_answers_and_stays_on_one_model(protocol_server, tmp_path):
     from playwright.sync_api import expect
 
     from routing.service import RouterService
 
-    protocol_server.set_model("*", chunk_delay=0.02)
+    protocol_server.set_model("*", reply=REPLY, chunk_delay=0.01)
     service = RouterService(router_settings(protocol_server, tmp_path), background=False)
     with launch_app(service) as url, open_page(url) as page:
-        page.locator("#ask-prompt textarea").fill("Write a Python function that reverses a string")
+        chat = page.locator("#ask-chat")
+        page.locator("#ask-prompt textarea").fill(CODE_PROMPT)
         page.locator("#ask-button").click()
-        expect(page.locator("#ask-decision")).to_contain_text("Routed to", timeout=20000)
-        expect(page.locator("#ask-decision")).to_contain_text("DeepSeek R1")
-        expect(page.locator("#ask-answer textarea")).to_have_value(
-            "[deepseek/deepseek-r1] answer to: Write a Python function that reverses a string", timeout=20000)
+        expect(chat.locator("[data-testid=bot]").last).to_contain_text("short", timeout=20000)
+        expect(chat).to_contain_text("Routed to DeepSeek R1 · confidence", timeout=20000)
+        expect(chat).to_contain_text("tokens · $")        # the badge: latency, tokens, cost
+        expect(chat.locator("strong", has_text="the function")).to_be_visible()  # Markdown, not ** marks
+        expect(chat.locator("pre code")).to_contain_text("return s[::-1]")    # a highlighted code block
+        assert "```" not in chat.inner_text()
+        assert chat.locator("button[aria-label='Copy message']").count() >= 2
         expect(page.locator("#ask-decision")).to_contain_text("Answered by")
         expect(page.locator("#ask-chart .js-plotly-plot")).to_be_visible()
+        # A second turn that alone would go elsewhere stays where the chat started (Enter sends).
+        page.locator("#ask-prompt textarea").fill("Write a limerick about a sleepy cat")
+        page.locator("#ask-prompt textarea").press("Enter")
+        expect(chat).to_contain_text("Stayed on DeepSeek R1", timeout=20000)
+        expect(page.locator("#ask-totals")).to_contain_text("2 answers", timeout=20000)
+        sent = protocol_server.chat_requests()[-1].json
+        assert sent["model"] == "deepseek/deepseek-r1" and [m["role"] for m in sent["messages"]] == [
+            "user", "assistant", "user"]
         page.screenshot(path=str(tmp_path / "ask.png"), full_page=True)
+        page.locator("#ask-clear").click()
+        expect(chat.locator("[data-testid=bot]")).to_have_count(0)
+
+
+def test_stop_ends_a_slow_answer_and_the_chat_goes_on(protocol_server, tmp_path):
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    slow = " ".join(f"word{i}" for i in range(200))
+    protocol_server.set_model("*", reply=slow, chunk_delay=0.2)
+    service = RouterService(router_settings(protocol_server, tmp_path), background=False)
+    with launch_app(service) as url, open_page(url) as page:
+        chat = page.locator("#ask-chat")
+        page.locator("#ask-prompt textarea").fill(CODE_PROMPT)
+        page.locator("#ask-button").click()
+        expect(chat).to_contain_text("word2", timeout=20000)
+        page.locator("#ask-stop").click()
+        expect(chat).to_contain_text("stopped", timeout=10000)
+        answer = chat.locator("[data-testid=bot]").last
+        shown = answer.inner_text()
+        page.wait_for_timeout(1000)
+        assert answer.inner_text() == shown and "word199" not in shown  # nothing more arrives
+        protocol_server.set_model("*", reply="fine")
+        page.locator("#ask-prompt textarea").fill("Try again")
+        page.locator("#ask-button").click()
+        expect(chat.locator("[data-testid=bot]").last).to_contain_text("fine", timeout=20000)
 
 
 def test_empty_prompt_shows_an_error_toast(protocol_server, tmp_path):

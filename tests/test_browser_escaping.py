@@ -68,8 +68,13 @@ def test_provider_html_is_shown_as_text_and_never_fetched(protocol_server, tmp_p
         expect(decision).to_contain_text("Answered by", timeout=30000)
         expect(decision).to_contain_text(error_img)            # the error's text, literally
         expect(decision).to_contain_text(f"Routed to {display_name}")
-        expect(page.locator("#ask-answer textarea")).to_have_value(reply)
-        assert decision.locator("img").count() == 0
+        chat = page.locator("#ask-chat")
+        expect(chat.locator("[data-testid=bot]").last).to_contain_text(f"Here: {answer_img} and bold")
+        expect(chat.locator("strong", has_text="bold")).to_be_visible()  # the answer's Markdown renders...
+        assert decision.locator("img").count() == 0 and chat.locator("img").count() == 0  # ...its HTML does not
+        chat.get_by_text("Routed to DeepSeek").click()  # open the turn's routing note
+        expect(chat).to_contain_text(error_img)  # the failed model's error, as text
+        expect(chat).to_contain_text(f"Routed to {display_name}")  # the note's title shows the name as text
         assert "[redacted OPENROUTER_API_KEY]" in decision.inner_text()
 
         # Compare all: the display name heads a column; deepseek-r1's error fills its answer box.

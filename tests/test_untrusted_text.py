@@ -85,8 +85,24 @@ def test_ask_decision_markdown_shows_hostile_names_and_errors_as_text():
     assert_inert(decision_markdown(sel, pool), "good`<b>x</b>")
 
 
+def test_answers_render_their_markdown_but_no_html_and_no_images():
+    from routing.untrusted import md_answer
+
+    answer = (f"# Title\n\n**bold** and a list:\n\n- one\n- two\n\n{HOSTILE}\n\n"
+              "```html\n<img src=\"kept-in-code.png\">\n```\n\nAT&T uses `a<b` and <https://example.com>")
+    html = render(md_answer(answer))
+    assert "<h1>Title</h1>" in html and "<strong>bold</strong>" in html and "<li>one</li>" in html
+    assert not re.search(r"<(img|script|iframe)\b", html, re.I), html
+    assert '<code class="language-html">&lt;img src=&quot;kept-in-code.png&quot;&gt;' in html  # code shows as code
+    assert "<code>a&lt;b</code>" in html and "AT&amp;T" in html
+    shown = html_lib.unescape(re.sub(r"<[^>]+>", "", html))
+    assert f'<img src="{PIXEL}">' in shown and "<script>alert(1)</script>" in shown  # the text, literally
+    assert "image: p" in shown and "<https://example.com>" in shown
+    assert md_answer(None) == "" and md_answer("unclosed ```\n<b>") == "unclosed ```\n&lt;b>"
+
+
 def test_ask_status_lines_escape_provider_errors():
-    from ui.ask_tab import failure_line, fallback_line
+    from routing.chat import failure_line, fallback_line
 
     assert_inert(failure_line("evil", f"400 Bad Request - provider says: {HOSTILE}"), PIXEL, "evil")
     assert_inert(fallback_line({"model": "evil", "error": HOSTILE, "skipped": True}), "skipped", PIXEL)
@@ -268,8 +284,8 @@ def test_echoed_keys_appear_nowhere_in_query_results_fallbacks_or_logs(echoing_a
     assert "[redacted OPENROUTER_API_KEY]" in result["fallbacks"][1]["error"]
     assert result["response"] == f"Echo: [redacted OPENROUTER_API_KEY] and [redacted {POOL_KEY_ENV}] - done"
 
-    # one model, no fallback: its failure comes back as the error message
-    with pytest.raises(AppError, match="No model could answer") as info:
+    # one model, no fallback: its failure (a refused key) comes back as the error message
+    with pytest.raises(AppError, match="401 Unauthorized") as info:
         app.client.predict(prompt="hello", model=app.ranking[0], api_name="/query-specific")
     _assert_no_key(str(info.value))
 

@@ -1,101 +1,176 @@
-"""Ask tab: route a prompt, stream the answer, show the decision and every model's score.
+"""Ask tab: a chat with the router. Each turn is routed (the conversation as a whole, staying on
+the model that started it), streamed, and badged with who answered, how fast and at what cost.
 
-API: /query (route and answer) and /query-specific (one named model).
+API: /query (route and answer) and /query-specific (one named model). The chat logic lives in
+:mod:`routing.chat`; this module only wires components to it.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+import time
+from typing import Any, Iterator
 
 import gradio as gr
 
 from routing.charts import selection_scores_figure
-from routing.redact import stream_safe
+from routing.chat import (ChatState, answer_badge, chat_turn, copy_state, failure_line, local_loading_text,
+                          notice_lines, routing_title, LOCAL_NOTICE)
+from routing.errors import UserError
+from routing.redact import redact, stream_safe
+from routing.router import LOCAL_ANSWERER
 from routing.service import RouterService
-from routing.untrusted import md_code, md_text
+from routing.untrusted import md_answer, md_code, md_text
 from routing.validation import check_cost_weight, check_exclude, check_max_tokens, check_model_id, check_prompt
 from ui.common import user_errors
 
 AUTO = "Auto (let the router pick)"
 
 
-def decision_markdown(sel, pool, extra: str = "") -> str:
+def decision_markdown(sel, pool, extra: str = "", explicit: bool = False) -> str:
     """The decision as Markdown; ``extra`` is Markdown the tab built (its untrusted parts escaped)."""
     spec = pool.get(sel.selected_model)
-    lines = [f"### Routed to **{md_text(spec.display_name)}** ({md_code(spec.id)}) · confidence "
-             f"{sel.confidence:.0%}", md_text(sel.reasoning)]
+    if explicit:
+        head = (f"### You chose **{md_text(spec.display_name)}** ({md_code(spec.id)}) · the router's score for "
+                f"it: {sel.confidence:.0%}")
+    else:
+        head = (f"### Routed to **{md_text(spec.display_name)}** ({md_code(spec.id)}) · confidence "
+                f"{sel.confidence:.0%}")
+    lines = [head, md_text(sel.reasoning)]
     if extra:
         lines.append(extra)
     return "\n\n".join(lines)
 
 
-def failure_line(model: str, error: str) -> str:
-    """One failed attempt: the provider's error text is shown as text, never as Markdown or HTML."""
-    return f"⚠️ {md_code(model)} failed: {md_text(error)}"
-
-
-def fallback_line(f: dict) -> str:
-    if f.get("skipped"):
-        return f"skipped {md_code(f['model'])}: {md_text(f['error'])}"
-    return failure_line(f["model"], f["error"])
+def _note(title: str, body: str, status: str, started: float | None = None) -> dict[str, Any]:
+    """The routing note of a turn: a collapsible assistant message (Gradio's "thought" box)."""
+    metadata: dict[str, Any] = {"title": title, "status": status}
+    if started is not None and status == "done":
+        metadata["duration"] = round(time.monotonic() - started, 1)
+    return {"role": "assistant", "content": body, "metadata": metadata}
 
 
 def build_ask_tab(service: RouterService) -> None:
     pool = service.pool
 
     @user_errors
-    def ask(prompt: str, cost_weight: float, exclude: list[str], model_choice: str) -> Iterator[tuple]:
-        model = None if (not model_choice or model_choice == AUTO) else model_choice
-        sel = None
-        answer = ""
-        status_lines: list[str] = []
-        for event in service.router.stream(prompt, cost_weight=cost_weight, exclude=exclude or [], model=model):
-            if event.kind == "selection":
-                sel = event.selection
-                yield decision_markdown(sel, pool, "_Asking…_"), "", selection_scores_figure(sel, pool), {}
-            elif event.kind == "attempt":
-                answer = ""
-                status_lines.append(f"Asking {md_code(event.model)}…")
-            elif event.kind == "failed":
-                status_lines.append(failure_line(event.model, event.error))
-                yield decision_markdown(sel, pool, "\n\n".join(status_lines)), "", gr.skip(), gr.skip()
-            elif event.kind == "delta":
-                answer += event.text
-                yield gr.skip(), stream_safe(answer), gr.skip(), gr.skip()  # no half-arrived key
-            elif event.kind == "done":
-                r = event.result
-                cost = "n/a" if r.cost_usd is None else f"${r.cost_usd:.6f}"
-                footer = [f"**Answered by** {md_code(r.answered_by)} · {r.latency_ms / 1000:.1f} s · "
-                          f"{r.usage.get('total_tokens', '?')} tokens · {cost}"]
-                if r.notice:
-                    footer.insert(0, f"ℹ️ **{md_text(r.notice)}**")
-                footer += [f"⚠️ {md_text(w)}" for w in r.warnings]
-                footer += [fallback_line(f) for f in r.fallbacks]
-                yield decision_markdown(sel, pool, "\n\n".join(footer)), r.response, gr.skip(), r.to_dict()
+    def ask(text: str, history: list, state: ChatState | None, cost_weight: float, exclude: list[str],
+            model_choice: str, own_key: str) -> Iterator[tuple]:
+        text = check_prompt(text, max_chars=service.settings.max_prompt_chars)
+        router = service.router_for_key(own_key)
+        model = None if (not model_choice or model_choice == AUTO) else check_model_id(model_choice, pool.ids, "model")
+        state = copy_state(state)
+        history = [*(history or []), {"role": "user", "content": md_answer(text)}]
+        started = time.monotonic()
+        note = _note("🧭 Choosing a model…", "", "pending")
+        chat = [*history, note]
+        yield chat, gr.skip(), gr.skip(), gr.skip(), gr.skip(), "", gr.skip()
+        local = service.local
+        if local is not None and not router.settings.openrouter_api_key:
+            while (status := local.status())["state"] == "loading":  # say why the first answer waits
+                note = _note("⏳ Waiting for the local model", local_loading_text(status), "pending")
+                yield [*history, note], gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                time.sleep(1.0)
+        sel, answer, lines = None, "", []
+        try:
+            for event in chat_turn(router, state, text, cost_weight=cost_weight, exclude=exclude or [], model=model):
+                if event.kind == "selection":
+                    sel = event.selection
+                    note = _note(routing_title(sel, pool, bool(model)), md_text(sel.reasoning), "pending")
+                    yield ([*history, note], gr.skip(), decision_markdown(sel, pool, "_Asking…_", bool(model)),
+                           selection_scores_figure(sel, pool), gr.skip(), gr.skip(), gr.skip())
+                elif event.kind == "attempt":
+                    answer = ""
+                    lines.append(f"Asking {md_code(event.model)}…")
+                elif event.kind == "failed":
+                    lines.append(failure_line(event.model, event.error))
+                    note = _note(routing_title(sel, pool, bool(model)),
+                                 "\n\n".join([md_text(sel.reasoning), *lines]), "pending")
+                    yield ([*history, note], gr.skip(), decision_markdown(sel, pool, "\n\n".join(lines), bool(model)),
+                           gr.skip(), gr.skip(), gr.skip(), gr.skip())
+                elif event.kind == "delta" and event.text:
+                    answer += event.text
+                    reply = {"role": "assistant", "content": md_answer(stream_safe(answer))}  # no half-arrived key
+                    yield [*history, note, reply], gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                elif event.kind == "done":
+                    r = event.result
+                    title = f"{routing_title(sel, pool, bool(model))} · {md_text(answer_badge(r))}"
+                    body = "\n\n".join([md_text(sel.reasoning), *notice_lines(r)])
+                    turn = [_note(title, body, "done", started), {"role": "assistant", "content": md_answer(r.response)}]
+                    if r.answered_by == LOCAL_ANSWERER:
+                        turn.append({"role": "assistant", "content": f"ℹ️ _{md_text(LOCAL_NOTICE)}_"})
+                    instead = f" instead of {md_code(r.selected_model)}" if r.answered_by != r.selected_model else ""
+                    footer = [f"**Answered by** {md_code(r.answered_by)}{instead} · {md_text(answer_badge(r, who=False))}",
+                              *notice_lines(r)]
+                    yield ([*history, *turn], state, decision_markdown(sel, pool, "\n\n".join(footer), bool(model)),
+                           gr.skip(), r.to_dict(), gr.skip(), state.totals_markdown())
+        except UserError as exc:  # no model could answer, a spending limit...: said in the chat, state unchanged
+            message = md_text(redact(str(exc)))
+            note = _note("⚠️ No answer", message, "done", started)
+            yield ([*history, note], gr.skip(), f"### No answer\n\n{message}", gr.skip(), gr.skip(), gr.skip(),
+                   gr.skip())
+
+    def stopped(history: list) -> list:
+        """The Stop button: the turn's note says it was stopped (the partial answer stays on screen)."""
+        history = list(history or [])
+        for i in range(len(history) - 1, -1, -1):
+            message = history[i]
+            metadata = message.get("metadata") if isinstance(message, dict) else None
+            if metadata and metadata.get("status") == "pending":
+                history[i] = {**message, "metadata": {**metadata, "title": metadata.get("title", "") + " · stopped",
+                                                      "status": "done"}}
+                break
+        return history
+
+    def new_chat() -> tuple:
+        return [], ChatState(), "", None, {}, ""
+
+    def local_status() -> tuple:
+        status = service.local.status() if service.local else {"state": "off"}
+        text = local_loading_text(status) if not service.settings.openrouter_api_key else ""
+        return gr.update(value=text, visible=bool(text)), gr.Timer(active=status["state"] in ("loading", "not_started"))
 
     with gr.Tab("Ask", id="ask"):
+        state = gr.State(ChatState())
         with gr.Row():
             with gr.Column(scale=3):
-                prompt = gr.Textbox(label="Prompt", lines=4, placeholder="Ask anything…", elem_id="ask-prompt")
+                local_note = gr.Markdown("", visible=False, elem_id="ask-local")
+                chat = gr.Chatbot(label="Chat", elem_id="ask-chat", height=520, buttons=["copy", "copy_all"],
+                                  sanitize_html=True, render_markdown=True, layout="panel",
+                                  placeholder="Ask anything: each turn goes to the model predicted to answer it "
+                                              "best; the conversation stays on the model that started it.")
+                prompt = gr.Textbox(label="Message", lines=1, max_lines=8, elem_id="ask-prompt", show_label=False,
+                                    placeholder="Ask anything… (Enter sends, Shift+Enter adds a line)")
                 with gr.Row():
-                    cost = gr.Slider(0, 1, value=0, step=0.05, label="Quality ↔ cost",
-                                     info="0 = best predicted quality; higher values trade quality for cheaper models")
-                    model = gr.Dropdown([AUTO] + pool.ids, value=AUTO, label="Model",
-                                        info="Auto routes; pick one to ask it directly (query-specific)")
-                exclude = gr.CheckboxGroup(pool.ids, label="Never route to", value=[])
-                button = gr.Button("Ask", variant="primary", elem_id="ask-button")
+                    button = gr.Button("Send", variant="primary", elem_id="ask-button")
+                    stop = gr.Button("Stop", variant="stop", elem_id="ask-stop")
+                    clear = gr.Button("New chat", elem_id="ask-clear")
+                totals = gr.Markdown("", elem_id="ask-totals")
+                with gr.Accordion("Routing options", open=False):
+                    with gr.Row():
+                        cost = gr.Slider(0, 1, value=0, step=0.05, label="Quality ↔ cost",
+                                         info="0 = best predicted quality; higher values trade quality for cheaper models")
+                        model = gr.Dropdown([AUTO] + pool.ids, value=AUTO, label="Model",
+                                            info="Auto routes; pick one to ask it directly (the chat moves to it)")
+                    exclude = gr.CheckboxGroup(pool.ids, label="Never route to", value=[])
+                    own_key = gr.Textbox(label="Your own OpenRouter key (optional)", type="password",
+                                         elem_id="ask-key", placeholder="sk-or-…",
+                                         info="Used for this browser tab's questions only: never stored or logged, "
+                                              "and not counted against this app's daily limit")
             with gr.Column(scale=2):
+                decision = gr.Markdown(elem_id="ask-decision")
                 chart = gr.Plot(label="Every model's score", elem_id="ask-chart")
-        decision = gr.Markdown(elem_id="ask-decision")
-        answer = gr.Textbox(label="Answer", lines=10, elem_id="ask-answer", buttons=["copy"], interactive=False)
-        with gr.Accordion("Details (JSON, as /query returns)", open=False):
-            details = gr.JSON()
-        inputs = [prompt, cost, exclude, model]
-        outputs = [decision, answer, chart, details]
-        button.click(ask, inputs, outputs, api_name="ask-stream", api_visibility="private",
-                     show_progress_on=[decision])
-        prompt.submit(ask, inputs, outputs, api_name="ask-stream-submit", api_visibility="private",
-                      show_progress_on=[decision])
+                with gr.Accordion("Details of the last answer (JSON, as /query returns)", open=False):
+                    details = gr.JSON()
+        inputs = [prompt, chat, state, cost, exclude, model, own_key]
+        outputs = [chat, state, decision, chart, details, prompt, totals]
+        sent = button.click(ask, inputs, outputs, api_name="ask-stream", api_visibility="private",
+                            show_progress_on=[decision])
+        submitted = prompt.submit(ask, inputs, outputs, api_name="ask-stream-submit", api_visibility="private",
+                                  show_progress_on=[decision])
+        stop.click(stopped, [chat], [chat], cancels=[sent, submitted], api_visibility="private")
+        clear.click(new_chat, None, [chat, state, decision, chart, details, totals], api_visibility="private")
+        timer = gr.Timer(1.0, active=service.local is not None and not service.settings.openrouter_api_key)
+        timer.tick(local_status, None, [local_note, timer], api_visibility="private", show_progress="hidden")
 
 
 

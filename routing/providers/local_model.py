@@ -362,6 +362,7 @@ class LocalModelProvider:
         self._state = "not_started"
         self._error: str | None = None
         self._load_seconds: float | None = None
+        self._load_started: float | None = None
         self._source: str | None = None
         self._cache_warning: str | None = None
         self._model: Any = None
@@ -380,15 +381,18 @@ class LocalModelProvider:
         return self._state == "ready"
 
     def status(self) -> dict[str, Any]:
-        """``{"state", "error", "load_seconds", "source", "cache_warning"}`` for the UI.
+        """``{"state", "error", "load_seconds", "elapsed_s", "source", "cache_warning"}`` for the UI.
 
-        ``state`` is ``not_started`` | ``loading`` | ``ready`` | ``failed``; ``source`` is
-        ``gguf`` or ``cache`` once known (else None); ``cache_warning`` says why a cache was
-        rebuilt or could not be written (else None).
+        ``state`` is ``not_started`` | ``loading`` | ``ready`` | ``failed``; ``elapsed_s`` the
+        seconds since loading started (while it loads, else None); ``source`` is ``gguf`` or
+        ``cache`` once known (else None); ``cache_warning`` says why a cache was rebuilt or could
+        not be written (else None).
         """
         with self._state_lock:
+            elapsed = (time.perf_counter() - self._load_started
+                       if self._state == "loading" and self._load_started is not None else None)
             return {"state": self._state, "error": self._error,
-                    "load_seconds": self._load_seconds, "source": self._source,
+                    "load_seconds": self._load_seconds, "elapsed_s": elapsed, "source": self._source,
                     "cache_warning": self._cache_warning}
 
     def start_loading(self) -> None:
@@ -397,6 +401,7 @@ class LocalModelProvider:
             if self._state in ("loading", "ready"):
                 return
             self._state, self._error, self._source = "loading", None, None
+            self._load_started = time.perf_counter()
             self._loaded.clear()
             self._thread = threading.Thread(target=self._load, name="local-model-loader",
                                             daemon=True)

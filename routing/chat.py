@@ -1,0 +1,132 @@
+"""A multi-turn chat with the router, as the Ask tab holds it (importable without Gradio).
+
+The conversation is routed as a whole and stays on the model that started it, by the same rules
+as the OpenAI-compatible gateway (:mod:`routing.conversation`, ``Router.stream(prefer=...)``):
+the model that answered keeps the conversation unless it fails (the one that answered instead
+takes it over) or the person picks another model. An answer from the local fallback model does
+not make the conversation stick to it.
+
+:func:`chat_turn` runs one turn and updates a :class:`ChatState`; the badge and notice helpers
+write the per-message text the tab shows (untrusted parts escaped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+from routing.conversation import routing_text
+from routing.router import LOCAL_ANSWERER, QueryResult, Router, RouterEvent
+from routing.selectors.base import Selection
+from routing.untrusted import md_code, md_text
+
+LOCAL_NOTICE = ("answered by Gemma 3 270M, a tiny offline model that runs on this machine and is often wrong; "
+                "set OPENROUTER_API_KEY (or paste your own key below) for the real pool")
+
+
+@dataclass
+class ChatState:
+    """One browser tab's conversation: what the models are sent, the model it is on, running totals."""
+
+    messages: list[dict[str, str]] = field(default_factory=list)
+    model: str | None = None
+    answers: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced: int = 0                # answers whose cost is unknown
+
+    def totals_markdown(self) -> str:
+        if not self.answers:
+            return ""
+        cost = f"${self.cost_usd:.6f}" + (f" (+{self.unpriced} unpriced)" if self.unpriced else "")
+        on = f" · on {md_code(self.model)}" if self.model else ""
+        return (f"**This chat:** {self.answers} answer{'s' if self.answers != 1 else ''} · "
+                f"{self.tokens:,} tokens · {cost}{on}")
+
+
+def chat_turn(router: Router, state: ChatState, text: str, *, cost_weight: float = 0.0,
+              exclude: Sequence[str] = (), model: str | None = None) -> Iterator[RouterEvent]:
+    """Ask the next turn; yields the router's events; on "done" ``state`` holds the new turn.
+
+    ``model`` (a pool id) asks that model, and the conversation moves to it. Nothing in
+    ``state`` changes unless the turn is answered (a failed or stopped turn can be asked again).
+    """
+    messages = [*state.messages, {"role": "user", "content": text}]
+    routing = routing_text([(m["role"], m["content"]) for m in messages])
+    prefer = None if model else state.model
+    for event in router.stream(routing, cost_weight=cost_weight, exclude=exclude, model=model,
+                               messages=messages, prefer=prefer, prefer_why="this chat started there"):
+        if event.kind == "done" and event.result is not None:
+            _record(state, messages, event.result)
+        yield event
+
+
+def _record(state: ChatState, messages: list[dict[str, str]], result: QueryResult) -> None:
+    state.messages = [*messages, {"role": "assistant", "content": result.response}]
+    if result.answered_by != LOCAL_ANSWERER:
+        state.model = result.answered_by
+    state.answers += 1
+    state.tokens += int(result.usage.get("total_tokens") or 0)
+    if result.cost_usd is None:
+        state.unpriced += 1
+    else:
+        state.cost_usd += float(result.cost_usd)
+
+
+def new_state() -> ChatState:
+    return ChatState()
+
+
+def copy_state(state: ChatState | None) -> ChatState:
+    return dataclasses.replace(state, messages=list(state.messages)) if state else ChatState()
+
+
+def routing_title(sel: Selection, pool: Any, explicit: bool) -> str:
+    """The one-line head of a turn's routing note (Markdown: the chat renders titles as Markdown)."""
+    name = md_text(pool.get(sel.selected_model).display_name)
+    if explicit:
+        return f"🧭 You chose {name}"
+    if sel.reasoning.startswith("Kept on"):
+        return f"🧭 Stayed on {name} (this chat started there)"
+    return f"🧭 Routed to {name} · confidence {sel.confidence:.0%}"
+
+
+def answer_badge(result: QueryResult, *, who: bool = True) -> str:
+    """Who answered (when not the routed model), latency, tokens, cost: one line of plain text."""
+    parts = []
+    if who and result.answered_by != result.selected_model:
+        parts.append(f"answered by {result.answered_by} instead")
+    parts.append(f"{result.latency_ms / 1000:.1f} s")
+    tokens = result.usage.get("total_tokens")
+    parts.append(f"{tokens:,} tokens" if isinstance(tokens, int) else "tokens n/a")
+    parts.append("cost n/a" if result.cost_usd is None else f"${result.cost_usd:.6f}")
+    return " · ".join(parts)
+
+
+def failure_line(model: str, error: str) -> str:
+    """One failed attempt: the provider's error text is shown as text, never as Markdown or HTML."""
+    return f"⚠️ {md_code(model)} failed: {md_text(error)}"
+
+
+def fallback_line(f: dict[str, Any]) -> str:
+    if f.get("skipped"):
+        return f"skipped {md_code(f['model'])}: {md_text(f['error'])}"
+    return failure_line(f["model"], f["error"])
+
+
+def notice_lines(result: QueryResult) -> list[str]:
+    """Markdown lines about an answer: warnings, then the models that failed or were skipped."""
+    return [f"⚠️ {md_text(w)}" for w in result.warnings] + [fallback_line(f) for f in result.fallbacks]
+
+
+def local_loading_text(status: dict[str, Any]) -> str:
+    """The local model's load, for a person waiting on it (Markdown; empty once it is ready)."""
+    state = status.get("state")
+    if state == "loading":
+        elapsed = status.get("elapsed_s") or 0.0
+        return (f"⏳ Loading the local model (Gemma 3 270M, first start only, about a minute): {elapsed:.0f} s. "
+                "Answers come from it because there is no OPENROUTER_API_KEY.")
+    if state == "failed":
+        return f"⚠️ The local model could not load: {md_text(status.get('error'))}"
+    return ""
