@@ -101,6 +101,15 @@ class Comparison:
         return self.selected_model == self.best_model
 
     @property
+    def router_ties(self) -> bool:
+        """Whether the router's pick, not the winner, scored exactly as the winner (a tie the price broke)."""
+        if self.best_model is None or self.selected_model in (None, self.best_model):
+            return False
+        pick, best = self.results.get(self.selected_model), self.results.get(self.best_model)
+        return bool(pick and pick.ok and pick.normalized is not None and best.normalized is not None
+                    and round(pick.normalized, 6) == round(best.normalized, 6))
+
+    @property
     def router_correct_by_judge(self) -> bool | None:
         if self.judge_best_model is None or self.selected_model is None:
             return None
@@ -269,6 +278,10 @@ def _run_judge(judge: Judge, comparison: Comparison, concurrency: int) -> None:
             details["note"] = "pairwise verdicts disagreed or tied; the higher grade decides"
         else:
             details["note"] = "no consistent judge winner (equal grades and no pairwise agreement)"
+    elif details["errors"]:
+        first = next(iter(details["errors"].values()))
+        details["note"] = (f"the judge failed on all {len(grades)} answers, e.g. {first}" if len(details["errors"]) ==
+                           len(grades) else f"the judge gave no grade 1-10 for any answer, e.g. {first}")
     comparison.judge_details = details
 
 

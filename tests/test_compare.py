@@ -264,3 +264,51 @@ def test_comparisons_and_user_marks_become_training_labels(app, server, tmp_path
     by_prompt = {r["text"]: r["label"] for r in result.records}
     assert by_prompt[PROMPT] == "gemini-flash"
     assert by_prompt[PROMPT + " in one line"] == plain["best_model"]
+
+
+def test_a_judge_that_fails_says_why(server, make_service):
+    judge = "google/gemini-2.0-flash-001"
+
+    def answer_or_fail(model, messages):
+        return f"[{model}] an answer"
+
+    server.set_model("*", reply=answer_or_fail)
+    server.script(judge, [{}] + [dict(status=404, error_message="No endpoints found for this model")] * 20)
+    comparison = compare_all(make_service().router, PROMPT, judge=True, judge_model="gemini-flash")
+    note = comparison.judge_details["note"]
+    assert comparison.judge_best_model is None
+    assert "failed on all 4 answers" in note or "failed on all 5 answers" in note
+    assert "No endpoints found" in note  # the reason, not only "no usable grades"
+
+
+def test_a_tie_with_the_winner_is_called_a_tie(server, make_service):
+    from routing.compare import Comparison, ModelOutcome
+    from ui.compare_tab import summary_markdown
+
+    service = make_service()
+    a, b = ModelOutcome("llama-3.3", "Llama"), ModelOutcome("mistral-small", "Mistral")
+    for outcome, total in ((a, 5.0), (b, 4.0)):
+        outcome.response, outcome.normalized, outcome.total = "x", 0.78, total
+    comparison = Comparison(id="c1", prompt="p", selection=None, selected_model="mistral-small",
+                            results={"llama-3.3": a, "mistral-small": b}, best_model="llama-3.3")
+    text = summary_markdown(comparison, service.pool)
+    assert "ties with the evaluator's winner" in text and "differs" not in text
+    b.normalized = 0.5
+    assert "differs from the evaluator's winner" in summary_markdown(comparison, service.pool)
+
+
+def test_a_runner_up_scoring_above_the_pick_is_explained():
+    from routing.pool import ModelPool, ModelSpec
+    from routing.selectors.base import Selector
+
+    pool = ModelPool([ModelSpec(id=i, display_name=i.upper(), provider="openrouter", model_name=f"x/{i}",
+                                input_price_per_m=p, output_price_per_m=p) for i, p in
+                      (("dear", 10.0), ("mid", 5.0), ("cheap", 0.1))])
+
+    class Fixed(Selector):
+        def score(self, prompts):
+            return [[0.9, 0.8, 0.6] for _ in prompts]
+
+    sel = Fixed(pool).select("anything", cost_weight=0.5)
+    assert sel.selected_model == "cheap" and sel.runner_up == "mid"
+    assert "higher, but ranked second once price counts" in sel.reasoning

@@ -86,9 +86,14 @@ def summary_markdown(comparison: Comparison, pool) -> str:
         lines.append(f"### 🏆 Winner by the evaluator: **{md_text(best.display_name)}** ({md_code(best.model)}, score "
                      f"{best.normalized:.2f})")
         pick = pool.get(comparison.selected_model).display_name if comparison.selected_model else "?"
-        lines.append(f"🧭 The router picked **{md_text(pick)}** ({md_code(comparison.selected_model)}) — "
-                     + ("✅ **the router's pick agrees with the evaluator**" if agree
-                        else "❌ **the router's pick differs from the evaluator's winner**"))
+        if agree:
+            verdict = "✅ **the router's pick agrees with the evaluator**"
+        elif comparison.router_ties:
+            verdict = (f"🤝 **the router's pick ties with the evaluator's winner** (both score "
+                       f"{best.normalized:.2f}; more points, then the lower cost, broke the tie)")
+        else:
+            verdict = "❌ **the router's pick differs from the evaluator's winner**"
+        lines.append(f"🧭 The router picked **{md_text(pick)}** ({md_code(comparison.selected_model)}) — " + verdict)
     if comparison.judge_model:
         if comparison.judge_best_model:
             agree = comparison.router_correct_by_judge

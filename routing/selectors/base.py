@@ -112,6 +112,10 @@ class Selector(ABC):
         parts = [f"{name} ({chosen}) scores {score[chosen]:.0%}"]
         if runner_up:
             parts[0] += f"; runner-up {self.pool.get(runner_up).display_name} at {score[runner_up]:.0%}"
+            if score[runner_up] > score[chosen]:
+                up = self.pool.get(runner_up)
+                parts[0] += (f" (higher, but ranked second once price counts: ${up.blended_price_per_m:.3f}/M tokens "
+                             f"against ${self.pool.get(chosen).blended_price_per_m:.3f}/M)")
         parts[0] += "."
         if why:
             parts.append(why)
