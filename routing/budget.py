@@ -237,7 +237,7 @@ class SpendLedger:
 
     def describe(self) -> str:
         s = self.summary()
-        text = f"Spent today (UTC {s['day_utc']}): {usd(s['spent_usd'])} in {s['paid_calls']} paid calls"
+        text = f"Spent today (UTC {s['day_utc']}): {usd(s['spent_usd'])} in {s['paid_calls']} paid call{'' if s['paid_calls'] == 1 else 's'}"
         if s["daily_limit_usd"] is None:
             return text + "; no daily limit (set ROUTER_DAILY_BUDGET_USD)"
         return text + (f" of a {usd(s['daily_limit_usd'])} daily limit (ROUTER_DAILY_BUDGET_USD); "
