@@ -10,9 +10,10 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from routing.charts import TEMPLATE
 from routing.pool import ModelPool
 
-_LAYOUT = dict(template="plotly_white", height=320, margin=dict(l=50, r=20, t=50, b=50))
+_LAYOUT = dict(template=TEMPLATE, height=320, margin=dict(l=50, r=20, t=50, b=50))
 
 
 def _name(pool: ModelPool | None, model_id: str) -> str:
@@ -77,7 +78,7 @@ def confusion_matrix_figure(result: dict[str, Any], pool: ModelPool | None = Non
     acc = result.get("accuracy")
     title = f"{result.get('selector', 'selector')}: confusion matrix" + (f" (accuracy {acc:.0%})" if acc is not None else "")
     fig.update_layout(title=title, xaxis_title="selected", yaxis_title="expected", yaxis_autorange="reversed",
-                      template="plotly_white", height=380, margin=dict(l=110, r=20, t=50, b=90))
+                      template=TEMPLATE, height=380, margin=dict(l=110, r=20, t=50, b=90))
     return fig
 
 

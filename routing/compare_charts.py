@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
+from routing.charts import TEMPLATE, usd_per_1000
 from routing.compare import Comparison
 from routing.evaluator import DIMENSIONS
 
@@ -35,14 +36,19 @@ def dimension_bars_figure(comparison: Comparison) -> go.Figure:
     bottom = min([0.0] + [sum(r.penalties.values()) for r in answered])
     fig.update_layout(barmode="group", title="Evaluator points per dimension",
                       yaxis=dict(title="points", range=[bottom - 0.2 if bottom < 0 else 0, top * 1.05]),
-                      legend=dict(orientation="h", y=-0.2), margin=dict(l=40, r=10, t=50, b=40), height=380)
+                      legend=dict(orientation="h", y=-0.2), margin=dict(l=40, r=10, t=50, b=40), height=380,
+                      template=TEMPLATE)
     if not answered:
         fig.add_annotation(text="No model answered", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig
 
 
 def score_cost_figure(comparison: Comparison) -> go.Figure:
-    """Scatter: x = cost in USD, y = evaluator score (normalised); winner and router's pick marked."""
+    """Scatter: x = cost per 1,000 such prompts, y = evaluator score (normalised); winner and pick marked.
+
+    Every model is a legend entry; only the winner and the router's pick carry a label on the
+    chart (five labels at nearly the same point overlapped), and labels may pass the plot's edge.
+    """
     answered = [r for r in comparison.results.values() if r.ok and r.normalized is not None]
     fig = go.Figure()
     for r in answered:
@@ -53,16 +59,20 @@ def score_cost_figure(comparison: Comparison) -> go.Figure:
             tags.append("router's pick")
         symbol = "star" if r.model == comparison.best_model else (
             "diamond" if r.model == comparison.selected_model else "circle")
-        text = r.model + (f" ({', '.join(tags)})" if tags else "")
+        cost = "n/a" if r.cost_usd is None else f"${usd_per_1000(r.cost_usd):.4f} per 1,000 prompts"
         fig.add_trace(go.Scatter(
-            x=[r.cost_usd if r.cost_usd is not None else 0.0], y=[r.normalized], mode="markers+text", name=r.model,
-            text=[text], textposition="top center", marker=dict(size=16 if tags else 11, symbol=symbol),
-            hovertemplate=(f"{r.model}<br>score %{{y:.2f}}<br>cost $%{{x:.6f}}<br>"
+            x=[usd_per_1000(r.cost_usd)], y=[r.normalized], mode="markers+text" if tags else "markers",
+            name=r.model, text=[" + ".join(tags)] if tags else None, textposition="top center", cliponaxis=False,
+            marker=dict(size=16 if tags else 11, symbol=symbol),
+            hovertemplate=(f"{r.model}<br>score %{{y:.2f}}<br>{cost}<br>"
                            f"{(r.latency_ms or 0) / 1000:.1f} s<extra></extra>")))
-    top_cost = max([r.cost_usd or 0.0 for r in answered] or [0.0]) or 1e-6
-    fig.update_layout(title="Score against cost", xaxis=dict(title="cost (USD)", range=[0, top_cost * 1.35]),
-                      yaxis=dict(title="evaluator score (0-1)", range=[-0.05, 1.1]), showlegend=False,
-                      margin=dict(l=40, r=10, t=50, b=40), height=380)
+    top_cost = max([usd_per_1000(r.cost_usd) for r in answered] or [0.0]) or 1e-3
+    fig.update_layout(title="Score against cost",
+                      xaxis=dict(title="$ per 1,000 such prompts", range=[-top_cost * 0.05, top_cost * 1.15],
+                                 tickformat="$.3~f"),
+                      yaxis=dict(title="evaluator score (0-1)", range=[-0.05, 1.15]),
+                      legend=dict(orientation="h", y=-0.25), margin=dict(l=40, r=10, t=50, b=40), height=400,
+                      template=TEMPLATE)
     if not answered:
         fig.add_annotation(text="No model answered", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     return fig

@@ -48,6 +48,20 @@ def test_compare_tab_fills_columns_charts_and_takes_feedback(protocol_server, tm
         page.locator("#compare-mark").click()
         expect(page.locator("#compare-feedback")).to_contain_text("Recorded", timeout=15000)
         expect(page.locator("#compare-feedback")).to_contain_text("overrides the evaluator's pick (llama-3.3)")
+        # Charts read on a dark page too: no white boxes.
+        svg = page.locator("#compare-scatter .main-svg").first
+        assert svg.evaluate("e => e.style.background").replace(" ", "") in ("rgba(0,0,0,0)", "transparent")
+
+        # The next comparison starts clean: no earlier "Recorded" message or choice, no earlier charts.
+        protocol_server.reset()
+        protocol_server.set_model("*", status=500)
+        page.locator("#compare-prompt textarea").fill("hello again")
+        page.locator("#compare-button").click()
+        expect(page.locator("#compare-feedback")).to_have_text("", timeout=15000)
+        expect(page.locator("#compare-summary")).to_contain_text("0 of 5 models answered", timeout=20000)
+        expect(page.locator("#compare-bars")).to_be_hidden()  # nothing answered: nothing drawn
+        expect(page.locator("#compare-scatter")).to_be_hidden()
+        assert page.locator("#compare-best input:checked").count() == 0
 
         page.locator("#compare-download").click()
         expect(page.locator("#compare-download-file")).to_contain_text("outcomes-routerbench", timeout=15000)
@@ -56,7 +70,7 @@ def test_compare_tab_fills_columns_charts_and_takes_feedback(protocol_server, tm
         csv = info.value.path().read_text()
         assert csv.startswith("sample_id,prompt,eval_name,deepseek-r1")
 
-    (comparison,) = OutcomeLog.for_settings(service.settings).comparisons()
+    comparison = OutcomeLog.for_settings(service.settings).comparisons()[0]  # the second was not logged
     assert comparison["best_model"] == "llama-3.3" and comparison["user_best_model"] == "gemini-flash"
 
 

@@ -123,9 +123,10 @@ def build_compare_tab(service: RouterService) -> None:
 
     @user_errors
     def run(prompt: str, cost_weight: float, judge: bool, judge_model: str) -> Iterator[list[Any]]:
-        # outputs: summary, answers*n, stats*n, bars, scatter, details, comparison id, best radio, local box
+        # outputs: summary, answers*n, stats*n, bars, scatter, details, comparison id, best radio, local box,
+        # the last comparison's "marked as best" message
         def frame() -> list[Any]:
-            return [gr.skip()] * (2 * n + 7)
+            return [gr.skip()] * (2 * n + 8)
 
         index = {s.id: i for i, s in enumerate(specs)}
         first = frame()
@@ -133,9 +134,12 @@ def build_compare_tab(service: RouterService) -> None:
         for i in range(n):
             first[1 + i] = ""
             first[1 + n + i] = "⏳ waiting…"
+        first[2 * n + 1] = gr.update(value=None, visible=False)  # no charts of the previous comparison
+        first[2 * n + 2] = gr.update(value=None, visible=False)
         first[2 * n + 4] = None
-        first[2 * n + 5] = gr.update(choices=[], value=None)
+        first[2 * n + 5] = gr.update(choices=[], value=None, interactive=False)
         first[2 * n + 6] = gr.update(value="", visible=False)
+        first[2 * n + 7] = ""
         yield first
         for event in compare_stream(service.router, prompt, cost_weight=cost_weight, judge=bool(judge),
                                     judge_model=judge_model or None, outcome_log=outcome_log):
@@ -156,11 +160,12 @@ def build_compare_tab(service: RouterService) -> None:
                 out[0] = summary_markdown(c, pool)
                 for m, o in c.results.items():
                     out[1 + n + index[m]] = column_stats(o, c)
-                out[2 * n + 1] = dimension_bars_figure(c)
-                out[2 * n + 2] = score_cost_figure(c)
+                answered = [m for m, o in c.results.items() if o.ok]
+                if answered:  # with no answer there is nothing to draw: the charts stay hidden
+                    out[2 * n + 1] = gr.update(value=dimension_bars_figure(c), visible=True)
+                    out[2 * n + 2] = gr.update(value=score_cost_figure(c), visible=True)
                 out[2 * n + 3] = c.to_dict()
                 out[2 * n + 4] = c.id if c.logged else None
-                answered = [m for m, o in c.results.items() if o.ok]
                 out[2 * n + 5] = gr.update(choices=answered, value=c.best_model, interactive=bool(c.logged))
                 if c.local_answer is not None:
                     la = c.local_answer
@@ -225,8 +230,8 @@ def build_compare_tab(service: RouterService) -> None:
         local_box = gr.Textbox(label=f"Local model's answer ({LOCAL_ANSWERER})", visible=False, lines=6,
                                interactive=False, elem_id="compare-local")
         with gr.Row():
-            bars = gr.Plot(label="Points per dimension", elem_id="compare-bars")
-            scatter = gr.Plot(label="Score against cost", elem_id="compare-scatter")
+            bars = gr.Plot(label="Points per dimension", elem_id="compare-bars", visible=False)
+            scatter = gr.Plot(label="Score against cost", elem_id="compare-scatter", visible=False)
         comparison_id = gr.State(None)
         with gr.Row():
             best = gr.Radio([], label="Which answer is best? (your choice overrides the evaluator's)",
@@ -241,7 +246,7 @@ def build_compare_tab(service: RouterService) -> None:
         with gr.Accordion("Details (JSON, as /query-compare returns)", open=False):
             details = gr.JSON()
 
-        outputs = [summary, *answers, *stats, bars, scatter, details, comparison_id, best, local_box]
+        outputs = [summary, *answers, *stats, bars, scatter, details, comparison_id, best, local_box, feedback_msg]
         inputs = [prompt, cost, judge, judge_model]
         button.click(run, inputs, outputs, api_name="compare-stream", api_visibility="private",
                      show_progress_on=[summary])
