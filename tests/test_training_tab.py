@@ -55,3 +55,25 @@ def test_tiny_training_run_promotes_a_model_and_the_app_uses_it(tmp_path):
     assert result["loss_history"]
     assert (tmp_path / "selector_model" / "config.json").is_file()
     assert service.selector.name == "learned"
+
+
+def test_a_refused_promotion_says_what_to_try_and_the_split_is_described_truly():
+    from ui.training_tab import metrics_markdown, progress_markdown
+
+    result = {"metrics": {"n": 40, "accuracy": 0.7, "macro_f1": 0.6},
+              "gate": {"promoted": False, "reason": "macro_f1 0.6 < live 0.7: kept the live model"},
+              "label": {"source": "rules"}, "test_split": {"frozen_from": "data/training/test_split.json"},
+              "notes": ["test split frozen by data/training/test_split.json (40 of 40 prompts present)"]}
+    import re
+
+    def shown(markdown):  # the text as rendered (md_text escapes punctuation with backslashes)
+        return re.sub(r"\\(.)", r"\1", markdown)
+
+    text = shown(metrics_markdown(result, epochs=2))
+    assert "not promoted" in text and "To try next" in text and "more epochs (this run: 2" in text
+    assert "real outcomes" in text and "the same prompts as earlier runs" in text
+    result["test_split"] = {"frozen_from": None}
+    assert "a new split" in metrics_markdown(result) and "frozen across" not in metrics_markdown(result)
+    result["gate"]["promoted"] = True
+    assert "To try next" not in metrics_markdown(result)
+    assert "42%" in progress_markdown(0.42, "epoch 1/2", 75) and "1 min 15 s" in progress_markdown(0.42, "x", 75)

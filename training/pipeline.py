@@ -63,7 +63,27 @@ def run_pipeline(source: str, input_path: str | Path | None, base_model: str | N
         "train_seconds": round(result.seconds, 1),
         "seconds": round(time.time() - t0, 1),
         "notes": labelled.notes + prepared.notes + result.notes,
+        "test_split": {"frozen_from": prepared.frozen_from, "n": sum(prepared.counts.get("test", {}).values())},
     }
+
+
+def refusal_advice(result: dict[str, Any], *, epochs: int | None = None) -> list[str]:
+    """What to try when the release gate kept the live model (empty when it promoted)."""
+    gate = result.get("gate") or {}
+    if gate.get("promoted"):
+        return []
+    tips = []
+    if epochs is not None and epochs < 8:
+        tips.append(f"more epochs (this run: {epochs}; the shipped model used 8)")
+    tips.append("a learning rate between 5e-5 and 2e-4 (too high forgets the encoder, too low barely moves)")
+    source = (result.get("label") or {}).get("source")
+    if source == "rules":
+        tips.append("labels from real outcomes (an uploaded RouterBench CSV, or the compare-all outcome log): "
+                    "rule labels only teach the model to imitate the rules, and the live model already does")
+    else:
+        tips.append("more outcome rows: small tables give a noisy test split")
+    tips.append("the same test split: it stays frozen, so runs are compared on the same prompts")
+    return tips
 
 
 def main(argv: Sequence[str] | None = None) -> int:

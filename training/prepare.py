@@ -40,10 +40,12 @@ class PrepareResult:
     labels: list[str]
     frozen_file: Path
     notes: list[str] = field(default_factory=list)
+    frozen_from: str | None = None       # the earlier split the test split came from; None: a new one
 
     def summary(self) -> dict[str, Any]:
         return {"paths": {k: str(v) for k, v in self.paths.items()}, "class_counts": self.counts,
-                "labels": self.labels, "frozen_test": str(self.frozen_file), "notes": self.notes}
+                "labels": self.labels, "frozen_test": str(self.frozen_file), "frozen_from": self.frozen_from,
+                "notes": self.notes}
 
 
 def _load_records(path: Path) -> list[dict[str, Any]]:
@@ -119,6 +121,7 @@ def prepare(input_path: str | Path, out_dir: str | Path, *, val_fraction: float 
     frozen_out = out_dir / FROZEN_FILE
     sources = [Path(frozen_test)] if frozen_test else default_frozen_sources(out_dir)
     frozen: set[str] | None = None
+    frozen_from: str | None = None
     if not refreeze:
         for src in sources:
             if src.is_file():
@@ -130,6 +133,7 @@ def prepare(input_path: str | Path, out_dir: str | Path, *, val_fraction: float 
                 present = sum(1 for h in ds["hash"] if h in frozen)
                 if frozen and present >= MIN_FROZEN_OVERLAP * len(frozen):
                     notes.append(f"test split frozen by {src} ({present} of {len(frozen)} prompts present)")
+                    frozen_from = str(src)
                     break
                 notes.append(f"frozen split {src} matches only {present} of {len(frozen)} prompts: new test split")
                 frozen = None
@@ -167,7 +171,7 @@ def prepare(input_path: str | Path, out_dir: str | Path, *, val_fraction: float 
         "class_counts": counts, "seed": seed, "notes": notes}, indent=1), encoding="utf-8")
     if not counts["test"] or sum(counts["test"].values()) == 0:
         notes.append("the test split is empty")
-    return PrepareResult(paths, counts, labels, frozen_out, notes)
+    return PrepareResult(paths, counts, labels, frozen_out, notes, frozen_from)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,14 +6,18 @@ API: /train (the same handler, with progress).
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import gradio as gr
 
 from routing.charts import confusion_matrix_figure, loss_curve_figure
 from routing.errors import UserError
 from routing.service import RouterService
+from routing.untrusted import md_text
 from routing.validation import InvalidInput, check_choice, check_float, check_int, check_optional_text
 from ui.batch_tab import uploaded_path
 from ui.common import user_errors
@@ -33,17 +37,35 @@ DATA_CHOICES: dict[str, tuple[str, bool]] = {
 }
 
 
-def metrics_markdown(result: dict[str, Any]) -> str:
+def metrics_markdown(result: dict[str, Any], epochs: int | None = None) -> str:
     m, gate = result["metrics"], result["gate"]
     verdict = "✅ **promoted**: the app now routes with it" if gate.get("promoted") else "⛔ **not promoted**"
-    lines = [f"### {verdict}", f"{gate.get('reason', '')}",
-             f"Test split ({m.get('n', '?')} prompts, frozen across retrains): accuracy **{m.get('accuracy', 0):.3f}**, "
+    split = result.get("test_split") or {}
+    where = ("the same prompts as earlier runs (frozen)" if split.get("frozen_from")
+             else "a new split (no earlier one matched these prompts; later runs keep it)")
+    lines = [f"### {verdict}", md_text(gate.get("reason", "")),
+             f"Test split ({m.get('n', '?')} prompts, {where}): accuracy **{m.get('accuracy', 0):.3f}**, "
              f"macro-F1 **{m.get('macro_f1', 0):.3f}**"
              + (f", routed quality **{m['routed_quality']:.3f}**" if m.get("routed_quality") is not None else ""),
              f"Objective: {result.get('objective')} · training {result.get('train_seconds')} s · "
              f"all steps {result.get('seconds')} s"]
-    lines += [f"- {n}" for n in result.get("notes", [])]
+    from training.pipeline import refusal_advice  # torch and datasets load only when training
+
+    tips = refusal_advice(result, epochs=epochs)
+    if tips:
+        lines.append("**To try next:**\n" + "\n".join(f"- {md_text(t)}" for t in tips))
+    notes = result.get("notes", [])
+    if notes:
+        lines.append("**Notes:**\n" + "\n".join(f"- {md_text(n)}" for n in notes))
     return "\n\n".join(lines)
+
+
+def progress_markdown(fraction: float, message: str, elapsed_s: float) -> str:
+    """The run's progress, shown in the summary while it trains (the button is disabled meanwhile)."""
+    minutes, seconds = divmod(int(elapsed_s), 60)
+    bar = "█" * int(fraction * 20) + "░" * (20 - int(fraction * 20))
+    return (f"### ⏳ Training… {fraction:.0%}\n\n`{bar}` {md_text(message)} · {minutes} min {seconds:02d} s so far"
+            "\n\nThe run continues if you leave this tab; the result appears here when it ends.")
 
 
 def build_training_tab(service: RouterService) -> None:
@@ -51,8 +73,7 @@ def build_training_tab(service: RouterService) -> None:
 
     @user_errors
     def train_selector(data: str, upload: Any = None, base_model: str = "", epochs: float = 4,
-                       learning_rate: float = 1e-4, batch_size: float = 16,
-                       progress: gr.Progress = gr.Progress()) -> tuple:
+                       learning_rate: float = 1e-4, batch_size: float = 16) -> Iterator[tuple]:
         # Raw payloads (the event has preprocess=False): every input is checked here, before the switch.
         data = check_choice(data, list(DATA_CHOICES), "data")
         upload = str(uploaded_path(upload, "upload")) if upload is not None else None
@@ -72,16 +93,38 @@ def build_training_tab(service: RouterService) -> None:
                             "column; outcomes: RouterBench-style CSV or LLMRouter JSON).")
         from training.pipeline import run_pipeline  # torch and datasets load only when training
 
-        result = run_pipeline(source, upload if needs_file else None, base_model.strip() or None, int(epochs),
-                              float(learning_rate), int(batch_size), settings.data_dir / "training",
-                              progress=lambda f, msg: progress(f, desc=msg), selector_dir=settings.selector_dir,
-                              label_encoder_file=settings.label_encoder_file, pool=service.pool)
+        # The run works in a thread; this generator shows its progress in the summary as it goes.
+        steps: queue.Queue = queue.Queue()
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["result"] = run_pipeline(
+                    source, upload if needs_file else None, base_model.strip() or None, int(epochs),
+                    float(learning_rate), int(batch_size), settings.data_dir / "training",
+                    progress=lambda f, msg: steps.put((f, msg)), selector_dir=settings.selector_dir,
+                    label_encoder_file=settings.label_encoder_file, pool=service.pool)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the handler's thread below
+                outcome["error"] = exc
+
+        started = time.monotonic()
+        thread = threading.Thread(target=work, name="training-run", daemon=True)
+        thread.start()
+        fraction, message = 0.0, "starting"
+        while thread.is_alive():
+            thread.join(timeout=0.5)
+            while not steps.empty():
+                fraction, message = steps.get()
+            yield progress_markdown(fraction, message, time.monotonic() - started), gr.skip(), gr.skip(), gr.skip()
+        if "error" in outcome:
+            raise outcome["error"]
+        result = outcome["result"]
         if result["gate"].get("promoted"):
             service.reload_selector()
         cm = result["confusion_matrix"]
-        return (metrics_markdown(result),
-                confusion_matrix_figure(cm["labels"], cm["matrix"], title="Test split: expected vs predicted"),
-                loss_curve_figure(result["loss_history"]), result)
+        yield (metrics_markdown(result, int(epochs)),
+               confusion_matrix_figure(cm["labels"], cm["matrix"], title="Test split: expected vs predicted"),
+               loss_curve_figure(result["loss_history"]), result)
 
     with gr.Tab("Training", id="training"):
         if not settings.allow_training:
@@ -91,10 +134,11 @@ def build_training_tab(service: RouterService) -> None:
                     "selector, and promote it only if it does at least as well as the current one on that split.")
         with gr.Row():
             data = gr.Radio(list(DATA_CHOICES), value=next(iter(DATA_CHOICES)), label="Training data")
-            upload = gr.File(label="File (for the uploaded choices)", file_types=list(UPLOAD_TYPES), type="filepath")
+            upload = gr.File(label="File (for the uploaded choices)", file_types=list(UPLOAD_TYPES), type="filepath",
+                             elem_id="train-file")
         with gr.Row():
             base_model = gr.Textbox("", label="Base encoder", placeholder="default: bundled all-MiniLM-L6-v2; any HF "
-                                    "name or local path")
+                                    "name or local path", elem_id="train-base")
             epochs = gr.Number(4, label="Epochs", precision=0, minimum=EPOCHS[0], maximum=EPOCHS[1])
             learning_rate = gr.Number(1e-4, label="Learning rate", minimum=LEARNING_RATES[0], maximum=LEARNING_RATES[1])
             batch_size = gr.Number(16, label="Batch size", precision=0, minimum=BATCH_SIZES[0], maximum=BATCH_SIZES[1])
@@ -105,6 +149,11 @@ def build_training_tab(service: RouterService) -> None:
             loss = gr.Plot(label="Loss curve")
         with gr.Accordion("Full result (JSON)", open=False):
             details = gr.JSON()
-        button.click(train_selector, [data, upload, base_model, epochs, learning_rate, batch_size],
-                     [summary, confusion, loss, details], api_name="train", preprocess=False,
-                     concurrency_limit=1, concurrency_id="training", show_progress_on=[summary])
+        # The button is off while a run lasts (one run at a time), on again however it ends.
+        button.click(lambda: gr.update(interactive=False, value="Training…"), None, [button],
+                     api_visibility="private", queue=False).then(
+            train_selector, [data, upload, base_model, epochs, learning_rate, batch_size],
+            [summary, confusion, loss, details], api_name="train", preprocess=False,
+            concurrency_limit=1, concurrency_id="training", show_progress="hidden").then(
+            lambda: gr.update(interactive=settings.allow_training, value="Train"), None, [button],
+            api_visibility="private", queue=False)
