@@ -167,7 +167,9 @@ def build_ask_tab(service: RouterService) -> None:
                             show_progress_on=[decision])
         submitted = prompt.submit(ask, inputs, outputs, api_name="ask-stream-submit", api_visibility="private",
                                   show_progress_on=[decision])
-        stop.click(stopped, [chat], [chat], cancels=[sent, submitted], api_visibility="private")
+        # Cancel first; then mark the turn stopped on what the page shows once nothing more arrives.
+        stop.click(None, None, None, cancels=[sent, submitted], api_visibility="private", queue=False).then(
+            stopped, [chat], [chat], api_visibility="private", queue=False)
         clear.click(new_chat, None, [chat, state, decision, chart, details, totals], api_visibility="private")
         timer = gr.Timer(1.0, active=service.local is not None and not service.settings.openrouter_api_key)
         timer.tick(local_status, None, [local_note, timer], api_visibility="private", show_progress="hidden")
