@@ -71,8 +71,13 @@ def _session_info(match: SessionMatch) -> dict[str, Any]:
     return {"continued": match.source is not None, "key": match.source, "model": match.model}
 
 
+def _single_turn(chat: ChatRequest) -> bool:
+    return sum(1 for m in chat.messages if m.get("role") in ("user", "assistant")) == 1
+
+
 def _router_info(result, match: SessionMatch) -> dict[str, Any]:
     return redact_data({
+        "answer_id": result.answer_id,
         "selected_model": result.selected_model, "answered_by": result.answered_by,
         "confidence": result.selection_confidence, "scores": result.scores, "ranking": result.ranking,
         "reasoning": result.reasoning, "selector": result.selector, "fallbacks": result.fallbacks,
@@ -206,6 +211,9 @@ class _Gateway:
             raise _failure_error(exc, failures) from None
         assert done is not None and done.result is not None
         result, raw = done.result, (done.chat.raw if done.chat else None) or {}
+        answer_id = uuid.uuid4().hex
+        self.service.learning.after_answer(chat.routing_text, result, source="gateway",
+                                           single_turn=_single_turn(chat), answer_id=answer_id)
         choice = (raw.get("choices") or [{}])[0]
         message: dict[str, Any] = {"role": "assistant", "content": result.response}
         tool_calls = (choice.get("message") or {}).get("tool_calls")
@@ -213,7 +221,7 @@ class _Gateway:
             message["tool_calls"] = redact_data(tool_calls)
             message["content"] = result.response or None
         body = {
-            "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-{answer_id}", "object": "chat.completion", "created": int(time.time()),
             "model": result.answered_by,
             "choices": [{"index": 0, "message": message, "logprobs": None,
                          "finish_reason": (done.chat.finish_reason if done.chat else None) or "stop"}],
@@ -265,10 +273,15 @@ class _Gateway:
                            estimate=_estimated_cost(self.service, answering, chat))
         headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-        def remember(answer: dict[str, Any], model: str) -> None:
-            self.sessions.remember(match, chat.messages, answer, model, scope=scope)
+        answer_id = uuid.uuid4().hex
 
-        return headers, _stream_body(chat, events, first, answering or selection.selected_model, match, remember)
+        def remember(answer: dict[str, Any], result) -> None:
+            self.sessions.remember(match, chat.messages, answer, result.answered_by, scope=scope)
+            self.service.learning.after_answer(chat.routing_text, result, source="gateway",
+                                               single_turn=_single_turn(chat), answer_id=answer_id)
+
+        return headers, _stream_body(chat, events, first, answering or selection.selected_model, match, remember,
+                                     answer_id)
 
 
 def _sse(data: Any) -> str:
@@ -276,9 +289,9 @@ def _sse(data: Any) -> str:
 
 
 def _stream_body(chat: ChatRequest, events: Iterator[RouterEvent], first: list[RouterEvent],
-                 answering: str, match: SessionMatch, remember) -> Iterator[str]:
+                 answering: str, match: SessionMatch, remember, answer_id: str) -> Iterator[str]:
     """The SSE body: role chunk, content chunks, finish chunk, usage chunk (if asked), ``[DONE]``."""
-    ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    ident, created = f"chatcmpl-{answer_id}", int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **more: Any) -> str:
         return _sse({"id": ident, "object": "chat.completion.chunk", "created": created, "model": answering,
@@ -321,7 +334,7 @@ def _stream_body(chat: ChatRequest, events: Iterator[RouterEvent], first: list[R
                     "tool_calls") if event.chat else None
                 if tool_calls:
                     answer["tool_calls"] = redact_data(tool_calls)
-                remember(answer, result.answered_by)
+                remember(answer, result)
                 yield chunk({}, finish, router=_router_info(result, match))
                 if chat.include_usage:
                     yield _sse({"id": ident, "object": "chat.completion.chunk", "created": created,
@@ -390,6 +403,20 @@ def gateway_router(service) -> APIRouter:
         chat = await gw.parse(request)
         match, _ = gw.match(request, chat)
         return JSONResponse(await in_thread(gw.route, chat, match))
+
+    @api.post("/feedback")
+    async def feedback(request: Request):
+        body = parse_body(await request.body())
+        try:
+            recorded = await in_thread(service.learning.rate, body.get("id"), body.get("rating", ""),
+                                       body.get("better_model") or "", body.get("note") or "")
+        except UnknownModelError as exc:
+            raise GatewayError(400, str(exc), param="better_model", code="model_not_found") from None
+        except UserError as exc:
+            message = str(exc)
+            status = 404 if message.startswith("No answer") else 400
+            raise GatewayError(status, message, code="answer_not_found" if status == 404 else "invalid_value") from None
+        return JSONResponse({"object": "feedback", **recorded})
 
     @api.post("/chat/completions")
     async def chat_completions(request: Request):

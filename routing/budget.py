@@ -111,8 +111,10 @@ class SpendLedger:
     """
 
     def __init__(self, folder: str | Path | None, daily_limit_usd: float | None = None,
-                 clock: Callable[[], float] = time.time):
-        self.path = Path(folder) / LEDGER_FILENAME if folder is not None else None
+                 clock: Callable[[], float] = time.time, *, filename: str = LEDGER_FILENAME,
+                 setting: str = "ROUTER_DAILY_BUDGET_USD"):
+        self.path = Path(folder) / filename if folder is not None else None
+        self.setting = setting  # the variable named in refusals
         self.daily_limit = daily_limit_usd if daily_limit_usd and daily_limit_usd > 0 else None
         self._clock = clock
         self._lock = threading.Lock()
@@ -203,7 +205,7 @@ class SpendLedger:
         else:
             state = (f"{usd(spent)} spent today, {usd(held)} held by answers in progress, and this answer "
                      f"could cost up to {usd(estimate)}")
-        return (f"The daily spending limit of {usd(limit)} (ROUTER_DAILY_BUDGET_USD) is reached: {state}. "
+        return (f"The daily spending limit of {usd(limit)} ({self.setting}) is reached: {state}. "
                 f"Paid models answer again after 00:00 UTC (in {wait}); the app's owner can raise the limit.")
 
     def settle(self, reservation: Reservation, cost_usd: float | None, *, failed: bool = False) -> None:
@@ -239,6 +241,6 @@ class SpendLedger:
         s = self.summary()
         text = f"Spent today (UTC {s['day_utc']}): {usd(s['spent_usd'])} in {s['paid_calls']} paid call{'' if s['paid_calls'] == 1 else 's'}"
         if s["daily_limit_usd"] is None:
-            return text + "; no daily limit (set ROUTER_DAILY_BUDGET_USD)"
-        return text + (f" of a {usd(s['daily_limit_usd'])} daily limit (ROUTER_DAILY_BUDGET_USD); "
+            return text + f"; no daily limit (set {self.setting})"
+        return text + (f" of a {usd(s['daily_limit_usd'])} daily limit ({self.setting}); "
                        f"{usd(s['left_usd'])} left, resets in {_hours_minutes(s['resets_in_s'])}")

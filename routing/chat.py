@@ -35,6 +35,8 @@ class ChatState:
     tokens: int = 0
     cost_usd: float = 0.0
     unpriced: int = 0                # answers whose cost is unknown
+    answer_ids: dict[int, str] = field(default_factory=dict)  # chat message index -> outcome log id
+    last_answer_id: str | None = None
 
     def totals_markdown(self) -> str:
         if not self.answers:
@@ -46,11 +48,13 @@ class ChatState:
 
 
 def chat_turn(router: Router, state: ChatState, text: str, *, cost_weight: float = 0.0,
-              exclude: Sequence[str] = (), model: str | None = None) -> Iterator[RouterEvent]:
+              exclude: Sequence[str] = (), model: str | None = None, learning: Any = None) -> Iterator[RouterEvent]:
     """Ask the next turn; yields the router's events; on "done" ``state`` holds the new turn.
 
     ``model`` (a pool id) asks that model, and the conversation moves to it. Nothing in
     ``state`` changes unless the turn is answered (a failed or stopped turn can be asked again).
+    ``learning`` (:class:`routing.learning.Learning`) logs the answer; its id is
+    ``state.last_answer_id`` (and ``result.answer_id``).
     """
     messages = [*state.messages, {"role": "user", "content": text}]
     routing = routing_text([(m["role"], m["content"]) for m in messages])
@@ -59,6 +63,9 @@ def chat_turn(router: Router, state: ChatState, text: str, *, cost_weight: float
                                messages=messages, prefer=prefer, prefer_why="this chat started there"):
         if event.kind == "done" and event.result is not None:
             _record(state, messages, event.result)
+            state.last_answer_id = (learning.after_answer(routing, event.result, source="ask",
+                                                          single_turn=len(messages) == 1)
+                                    if learning is not None else None)
         yield event
 
 
@@ -79,7 +86,8 @@ def new_state() -> ChatState:
 
 
 def copy_state(state: ChatState | None) -> ChatState:
-    return dataclasses.replace(state, messages=list(state.messages)) if state else ChatState()
+    return (dataclasses.replace(state, messages=list(state.messages), answer_ids=dict(state.answer_ids))
+            if state else ChatState())
 
 
 def routing_title(sel: Selection, pool: Any, explicit: bool) -> str:

@@ -11,6 +11,10 @@ deleted:
   points, error);
 * ``feedback``: one row per "this answer is best" mark by a user. The latest mark for a
   comparison overrides the evaluator's winner.
+* ``ratings``: one row per thumbs up / down on an answer, or "another model would have been
+  better" (naming it). A single answer (Ask, ``/query``, the gateway) is logged as a
+  comparison of one result (``meta.kind = "answer"``), a shadow comparison as one of two
+  (``"shadow"``); the latest rating of a comparison overrides the evaluator.
 
 SQLite itself enforces append-only: triggers created with the schema (also in an older log file,
 the first time this code opens it) abort any UPDATE, DELETE or REPLACE of a row in these tables.
@@ -28,7 +32,10 @@ reads like any public outcome table::
 Score rule (one place: :func:`quality_scores`): a model's score is the evaluator's normalised
 score in [0, 1]. Where a user marked a best answer, that model gets ``1.0`` and every other
 model keeps its evaluator score capped at :data:`FEEDBACK_OTHERS_CAP` (0.99), so the user's pick
-is the strict best while the evaluator's order among the rest survives. A model that failed
+is the strict best while the evaluator's order among the rest survives. A rating does the same
+for one answer: thumbs up makes it ``1.0``, thumbs down ``0.0``, and a model named as better gets
+``1.0`` (a routing label: the user did not see its answer, so it has no response or cost) while
+the rated answer is capped at ``0.99`` (``0.0`` with a thumbs down). A model that failed
 (provider error) has an empty score and cost: an outage says nothing about the model's quality
 on the prompt. ``oracle_model_to_route_to`` is the effective winner (the user's mark, else the
 evaluator's).
@@ -98,6 +105,17 @@ CREATE TABLE IF NOT EXISTS results (
     scores TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (comparison_id, model)
 );
+CREATE TABLE IF NOT EXISTS ratings (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    comparison_id TEXT NOT NULL REFERENCES comparisons(id),
+    model TEXT NOT NULL,
+    rating INTEGER NOT NULL,
+    better_model TEXT,
+    created_at REAL NOT NULL,
+    source TEXT NOT NULL DEFAULT 'user',
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS ratings_by_comparison ON ratings(comparison_id, seq);
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     comparison_id TEXT NOT NULL REFERENCES comparisons(id),
@@ -117,7 +135,8 @@ DIR_MODE = 0o700
 # is already there aborts too.
 _KEYS = {"comparisons": "id = NEW.id",
          "results": "comparison_id = NEW.comparison_id AND model = NEW.model",
-         "feedback": "seq = NEW.seq"}
+         "feedback": "seq = NEW.seq",
+         "ratings": "seq = NEW.seq"}
 
 
 def _guard_statements() -> list[str]:
@@ -198,10 +217,12 @@ def _num(value: Any) -> float | None:
         return None
 
 
-def quality_scores(results: Mapping[str, Mapping[str, Any]], user_best: str | None) -> dict[str, float | None]:
+def quality_scores(results: Mapping[str, Mapping[str, Any]], user_best: str | None,
+                   rating: Mapping[str, Any] | None = None) -> dict[str, float | None]:
     """Per model quality in [0, 1] for the export (see the module docstring for the rule).
 
     ``results`` maps model id to a dict with ``normalized`` and ``error``; failed models get None.
+    ``rating`` is the comparison's latest rating (``model``, ``rating`` +1/-1/0, ``better_model``).
     """
     scores: dict[str, float | None] = {}
     for model, r in results.items():
@@ -209,7 +230,32 @@ def quality_scores(results: Mapping[str, Mapping[str, Any]], user_best: str | No
         if value is not None and user_best is not None:
             value = 1.0 if model == user_best else min(value, FEEDBACK_OTHERS_CAP)
         scores[model] = value
+    if rating:
+        rated, verdict, better = rating.get("model"), int(rating.get("rating") or 0), rating.get("better_model")
+        if rated in scores and scores[rated] is not None:
+            if verdict > 0:
+                scores[rated] = 1.0
+            elif verdict < 0:
+                scores[rated] = 0.0
+            if better:
+                scores[rated] = min(scores[rated], FEEDBACK_OTHERS_CAP)
+        if better:
+            scores[better] = 1.0
     return scores
+
+
+def effective_best(c: Mapping[str, Any]) -> str | None:
+    """The comparison's winner: the user's mark, else a rating's better model, else a liked single
+    answer, else the evaluator's (None when a disliked answer is all there is)."""
+    if c.get("user_best_model"):
+        return c["user_best_model"]
+    rating = c.get("rating")
+    if rating and rating.get("better_model"):
+        return rating["better_model"]
+    if rating and int(rating.get("rating") or 0) < 0 and rating.get("model") == c.get("best_model"):
+        others = [m for m, r in (c.get("results") or {}).items() if m != rating["model"] and not r.get("error")]
+        return max(others, key=lambda m: c["results"][m].get("normalized") or 0.0) if others else None
+    return c.get("best_model")
 
 
 class OutcomeLog:
@@ -299,7 +345,8 @@ class OutcomeLog:
             raise UserError("A comparison without any model result cannot be logged.")
         cid = str(comparison.get("id") or uuid.uuid4().hex)
         router_correct = comparison.get("router_correct")
-        meta = {k: comparison.get(k) for k in ("cost_weight", "selector", "judge_model", "wall_ms", "evaluator")
+        meta = {k: comparison.get(k) for k in ("cost_weight", "selector", "judge_model", "wall_ms", "evaluator",
+                                               "kind", "source")
                 if comparison.get(k) is not None}
         rows: list[tuple[str, tuple]] = [(
             "INSERT INTO comparisons (id, created_at, prompt, selected_model, best_model, judge_best_model, "
@@ -324,6 +371,33 @@ class OutcomeLog:
         except sqlite3.IntegrityError as exc:
             raise UserError(f"Comparison {cid} is already in the outcome log.") from exc
         return cid
+
+    def record_rating(self, comparison_id: str, *, rating: int = 0, better_model: str | None = None,
+                      model: str | None = None, note: str = "", source: str = "user") -> int:
+        """Append a thumbs up (+1) / down (-1) on ``model``'s answer, and/or the model that would have
+        been better. ``model`` defaults to the comparison's only answer. Returns the sequence number."""
+        if rating not in (-1, 0, 1):
+            raise UserError("rating must be up (1), down (-1) or none (0).")
+        if not rating and not better_model:
+            raise UserError("Say whether the answer was good or bad, or which model would have been better.")
+        try:
+            found = self.get(comparison_id) if comparison_id else None
+        except FileNotFoundError:
+            found = None
+        if found is None:
+            raise UserError(f"No answer {comparison_id!r} in the outcome log (ids come with each answer).")
+        answered = [m for m, r in found["results"].items() if not r.get("error")]
+        if model is None:
+            if len(answered) != 1:
+                raise UserError(f"Name the model whose answer you rate: one of {', '.join(answered)}.")
+            model = answered[0]
+        if model not in answered:
+            raise UserError(f"{model} gave no answer here to rate. Choose one of: {', '.join(answered)}.")
+        if better_model == model:
+            raise UserError(f"{model} is the model that answered; name another one as better.")
+        return self._write([("INSERT INTO ratings (comparison_id, model, rating, better_model, created_at, source, "
+                             "note) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (comparison_id, model, int(rating), better_model, time.time(), source, redact(note)))])
 
     def record_feedback(self, comparison_id: str, best_model: str, *, note: str = "",
                         source: str = "user") -> int:
@@ -358,6 +432,7 @@ class OutcomeLog:
                 ids = [c["id"] for c in comps]
                 results: dict[str, dict[str, dict[str, Any]]] = {i: {} for i in ids}
                 marks: dict[str, dict[str, Any]] = {}
+                ratings: dict[str, dict[str, Any]] = {}
                 if ids:
                     marks_q = ",".join("?" * len(ids))
                     for r in conn.execute(f"SELECT * FROM results WHERE comparison_id IN ({marks_q}) "
@@ -371,6 +446,11 @@ class OutcomeLog:
                     for f in conn.execute(f"SELECT * FROM feedback WHERE comparison_id IN ({marks_q}) ORDER BY seq",
                                           ids):
                         marks[f["comparison_id"]] = dict(f)  # the latest mark wins
+                    if "ratings" in tables:
+                        for f in conn.execute(f"SELECT * FROM ratings WHERE comparison_id IN ({marks_q}) "
+                                              "ORDER BY seq", ids):
+                            ratings[f["comparison_id"]] = {"model": f["model"], "rating": f["rating"],
+                                                           "better_model": f["better_model"], "source": f["source"]}
         except FileNotFoundError:
             return []
         out = []
@@ -382,11 +462,13 @@ class OutcomeLog:
                 "selected_model": c["selected_model"], "best_model": c["best_model"],
                 "judge_best_model": c["judge_best_model"],
                 "router_correct": None if c["router_correct"] is None else bool(c["router_correct"]),
-                "user_best_model": user_best,
-                "effective_best_model": user_best or c["best_model"],
-                "best_source": "user" if user_best else ("evaluator" if c["best_model"] else None),
+                "user_best_model": user_best, "rating": ratings.get(c["id"]),
                 "results": results[c["id"]], **json.loads(c["meta"] or "{}"),
             })
+            entry = out[-1]
+            entry["effective_best_model"] = effective_best(entry)
+            entry["best_source"] = ("user" if user_best or entry["rating"] else
+                                    ("evaluator" if c["best_model"] else None))
         return redact_data(out)  # rows logged before redaction existed come out clean too
 
     def comparisons(self) -> list[dict[str, Any]]:
@@ -411,10 +493,11 @@ class OutcomeLog:
         comps = self.comparisons()
         models: list[str] = []
         for c in comps:
-            models += [m for m in c["results"] if m not in models]
+            better = (c.get("rating") or {}).get("better_model")
+            models += [m for m in [*c["results"], *([better] if better else [])] if m not in models]
         rows = []
         for c in comps:
-            scores = quality_scores(c["results"], c["user_best_model"])
+            scores = quality_scores(c["results"], c["user_best_model"], c.get("rating"))
             row: dict[str, Any] = {"sample_id": c["id"], "prompt": c["prompt"], "eval_name": EVAL_NAME}
             row.update({m: scores.get(m) for m in models})
             for m in models:

@@ -76,6 +76,7 @@ class QueryResult:
     notice: str | None = None          # e.g. "no OpenRouter key: answered locally by ..."
     warnings: list[str] = field(default_factory=list)
     route_ms: float | None = None      # time the routing decision took (the selector)
+    answer_id: str | None = None       # the outcome log's id for this answer (rate it with /feedback)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

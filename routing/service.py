@@ -13,6 +13,8 @@ from routing.budget import SpendLedger
 from routing.errors import UserError
 from routing.evaluation.sandbox import sandbox_status
 from routing.hub import ProviderHub
+from routing.learning import Learning
+from routing.outcome_log import OutcomeLog
 from routing.redact import register_secret
 from routing.pool import ModelPool, load_pool
 from routing.router import LOCAL_ANSWERER, QueryResult, Router
@@ -38,6 +40,8 @@ class RouterService:
         self.ledger = SpendLedger.for_settings(self.settings)
         self.router = Router(self.pool, self.selector, self.hub, self.settings, ledger=self.ledger)
         self.router.warnings = self.warnings
+        self.outcome_log = OutcomeLog.for_settings(self.settings)
+        self.learning = Learning(self.settings, self.router, self.outcome_log, self.pool)
         if background:
             self.start_background_work()
 
@@ -81,8 +85,10 @@ class RouterService:
 
     def query(self, prompt: str, cost_weight: float = 0.0, exclude: Sequence[str] | str | None = None,
               max_tokens: int | None = None) -> dict[str, Any]:
-        return self.router.ask(prompt, cost_weight=cost_weight, exclude=self._exclude(exclude),
-                               max_tokens=max_tokens).to_dict()
+        result = self.router.ask(prompt, cost_weight=cost_weight, exclude=self._exclude(exclude),
+                                 max_tokens=max_tokens)
+        self.learning.after_answer(prompt, result, source="query")
+        return result.to_dict()
 
     def router_for_key(self, key: str | None) -> Router:
         """The router, or (given a visitor's own OpenRouter key) one that answers with that key.
@@ -106,7 +112,9 @@ class RouterService:
     def query_specific(self, prompt: str, model: str, max_tokens: int | None = None) -> dict[str, Any]:
         if not model or not str(model).strip():
             raise UserError(f"Choose a model: one of {', '.join(self.pool.ids)}.")
-        return self.router.ask(prompt, model=str(model).strip(), max_tokens=max_tokens).to_dict()
+        result = self.router.ask(prompt, model=str(model).strip(), max_tokens=max_tokens)
+        self.learning.after_answer(prompt, result, source="query-specific")
+        return result.to_dict()
 
     def status(self) -> dict[str, Any]:
         local = self.local.status() if self.local else {"state": "off"}
@@ -119,6 +127,7 @@ class RouterService:
             "local_model": {"id": LOCAL_ANSWERER, **local},
             "code_sandbox": self.code_sandbox(),
             "spend": self.ledger.summary(),
+            "learning": self.learning.summary(),
             "warnings": list(self.warnings),
         }
 

@@ -43,11 +43,18 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
 
-def _budget(env: Mapping[str, str]) -> float | None:
-    value = _float(env, "ROUTER_DAILY_BUDGET_USD", 0.0)
+def _budget(env: Mapping[str, str], name: str = "ROUTER_DAILY_BUDGET_USD") -> float | None:
+    value = _float(env, name, 0.0)
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"ROUTER_DAILY_BUDGET_USD must be 0 (no limit) or more dollars, got {value}")
+        raise ValueError(f"{name} must be 0 (none) or more dollars, got {value}")
     return value or None
+
+
+def _share(env: Mapping[str, str], name: str) -> float:
+    value = _float(env, name, 0.0)
+    if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a share from 0 to 1, got {value}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,9 @@ class Settings:
     api_keys: tuple[str, ...] = ()                 # ROUTER_API_KEYS (comma-separated gateway keys for /v1/*)
     daily_budget_usd: float | None = None          # ROUTER_DAILY_BUDGET_USD (paid calls stop past it; UTC day)
     gateway_concurrency: int = 200                 # ROUTER_GATEWAY_CONCURRENCY (/v1 requests worked on at once)
+    log_answers: bool = True                       # ROUTER_LOG_ANSWERS (every answer -> the outcome log, scored)
+    shadow_rate: float = 0.0                       # ROUTER_SHADOW_RATE (share of answers also asked of a 2nd model)
+    shadow_budget_usd: float | None = None         # ROUTER_SHADOW_BUDGET_USD (per UTC day; shadows need it)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -123,6 +133,9 @@ class Settings:
             api_keys=tuple(k.strip() for k in (env.get("ROUTER_API_KEYS") or "").split(",") if k.strip()),
             daily_budget_usd=_budget(env),
             gateway_concurrency=max(1, _int(env, "ROUTER_GATEWAY_CONCURRENCY", 200)),
+            log_answers=_bool(env.get("ROUTER_LOG_ANSWERS"), True),
+            shadow_rate=_share(env, "ROUTER_SHADOW_RATE"),
+            shadow_budget_usd=_budget(env, "ROUTER_SHADOW_BUDGET_USD"),
         )
 
 

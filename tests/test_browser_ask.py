@@ -79,3 +79,28 @@ def test_empty_prompt_shows_an_error_toast(protocol_server, tmp_path):
     with launch_app(service) as url, open_page(url) as page:
         page.locator("#ask-button").click()
         expect(page.get_by_test_id("toast-body").first).to_contain_text("empty", timeout=15000)
+
+
+def test_answers_can_be_rated_in_the_chat(protocol_server, tmp_path):
+    from playwright.sync_api import expect
+
+    from routing.outcome_log import OutcomeLog
+    from routing.service import RouterService
+
+    service = RouterService(router_settings(protocol_server, tmp_path), background=False)
+    with launch_app(service) as url, open_page(url) as page:
+        chat = page.locator("#ask-chat")
+        page.locator("#ask-prompt textarea").fill(CODE_PROMPT)
+        page.locator("#ask-button").click()
+        expect(page.locator("#ask-totals")).to_contain_text("1 answer", timeout=20000)
+        answer = chat.locator("[data-testid=bot]").last
+        answer.hover()
+        chat.get_by_role("button", name="Like").last.click()
+        expect(page.locator("#ask-feedback")).to_contain_text("Recorded 👍", timeout=15000)
+        page.locator("#ask-better input").click()
+        page.get_by_role("option", name="qwen2.5").click()
+        page.locator("#ask-better-button").click()
+        expect(page.locator("#ask-feedback")).to_contain_text("would have been better", timeout=15000)
+    service.learning.flush()
+    (row,) = OutcomeLog.for_settings(service.settings).comparisons()
+    assert row["rating"]["better_model"] == "qwen2.5" and row["effective_best_model"] == "qwen2.5"

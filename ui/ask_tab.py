@@ -72,7 +72,8 @@ def build_ask_tab(service: RouterService) -> None:
                 time.sleep(1.0)
         sel, answer, lines = None, "", []
         try:
-            for event in chat_turn(router, state, text, cost_weight=cost_weight, exclude=exclude or [], model=model):
+            for event in chat_turn(router, state, text, cost_weight=cost_weight, exclude=exclude or [], model=model,
+                                   learning=service.learning):
                 if event.kind == "selection":
                     sel = event.selection
                     note = _note(routing_title(sel, pool, bool(model)), md_text(sel.reasoning), "pending")
@@ -96,6 +97,9 @@ def build_ask_tab(service: RouterService) -> None:
                     title = f"{routing_title(sel, pool, bool(model))} · {md_text(answer_badge(r))}"
                     body = "\n\n".join([md_text(sel.reasoning), *notice_lines(r)])
                     turn = [_note(title, body, "done", started), {"role": "assistant", "content": md_answer(r.response)}]
+                    if state.last_answer_id:  # the note and the answer can be rated (👍 / 👎 under them)
+                        state.answer_ids.update({len(history): state.last_answer_id,
+                                                 len(history) + 1: state.last_answer_id})
                     if r.answered_by == LOCAL_ANSWERER:
                         turn.append({"role": "assistant", "content": f"ℹ️ _{md_text(LOCAL_NOTICE)}_"})
                     instead = f" instead of {md_code(r.selected_model)}" if r.answered_by != r.selected_model else ""
@@ -121,6 +125,30 @@ def build_ask_tab(service: RouterService) -> None:
                 break
         return history
 
+    @user_errors
+    def rate(state: ChatState | None, data: gr.LikeData) -> str:
+        """👍 / 👎 on an answer: stored as a rating of that answer (it overrides the evaluator)."""
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        answer_id = (state.answer_ids if state else {}).get(index)
+        if not answer_id:
+            return "ℹ️ Only answers from pool models can be rated (not the local model's, nor a stopped one)."
+        if data.liked not in (True, False):
+            return "Rating removed on screen; the last one you gave stays recorded."
+        service.learning.rate(answer_id, "up" if data.liked else "down")
+        return (f"✅ Recorded {'👍' if data.liked else '👎'} for this answer: it counts as "
+                f"{'a good' if data.liked else 'a bad'} outcome when the router is retrained.")
+
+    @user_errors
+    def better(state: ChatState | None, other: str) -> str:
+        """"Another model would have been better" for the last answer."""
+        if not state or not state.last_answer_id:
+            raise UserError("Ask something first; then you can say which model would have answered better.")
+        if not other:
+            raise UserError("Choose the model that would have answered better.")
+        recorded = service.learning.rate(state.last_answer_id, "", other)
+        return (f"✅ Recorded: {md_code(recorded['better_model'])} would have been better for the last answer "
+                f"({md_code(state.model)} gave it). Retraining will route such prompts there.")
+
     def new_chat() -> tuple:
         return [], ChatState(), "", None, {}, ""
 
@@ -145,6 +173,11 @@ def build_ask_tab(service: RouterService) -> None:
                     stop = gr.Button("Stop", variant="stop", elem_id="ask-stop")
                     clear = gr.Button("New chat", elem_id="ask-clear")
                 totals = gr.Markdown("", elem_id="ask-totals")
+                with gr.Row():
+                    other = gr.Dropdown(pool.ids, value=None, label="Another model would have been better",
+                                        elem_id="ask-better", scale=3)
+                    other_button = gr.Button("Record it for the last answer", elem_id="ask-better-button", scale=1)
+                feedback_note = gr.Markdown("", elem_id="ask-feedback")
                 with gr.Accordion("Routing options", open=False):
                     with gr.Row():
                         cost = gr.Slider(0, 1, value=0, step=0.05, label="Quality ↔ cost",
@@ -171,6 +204,8 @@ def build_ask_tab(service: RouterService) -> None:
         stop.click(None, None, None, cancels=[sent, submitted], api_visibility="private", queue=False).then(
             stopped, [chat], [chat], api_visibility="private", queue=False)
         clear.click(new_chat, None, [chat, state, decision, chart, details, totals], api_visibility="private")
+        chat.like(rate, [state], [feedback_note], api_visibility="private")
+        other_button.click(better, [state, other], [feedback_note], api_visibility="private")
         timer = gr.Timer(1.0, active=service.local is not None and not service.settings.openrouter_api_key)
         timer.tick(local_status, None, [local_note, timer], api_visibility="private", show_progress="hidden")
 
@@ -197,5 +232,14 @@ def add_ask_api(service: RouterService) -> None:
         max_tokens = check_max_tokens(max_tokens, limit=settings.max_tokens)
         return service.query_specific(prompt, model, max_tokens=max_tokens)
 
+    @user_errors
+    def feedback(answer_id: str, rating: str = "", better_model: str = "", note: str = "") -> dict:
+        """Rate an answer: `rating` "up" or "down", and/or `better_model` (a pool id that would have answered
+        better). `answer_id` comes with each /query answer; the rating overrides the evaluator in training."""
+        if not isinstance(better_model, str) or (better_model and better_model not in ids):
+            check_model_id(better_model, ids, "better_model")
+        return service.learning.rate(answer_id, rating, better_model, note)
+
     gr.api(query, api_name="query")
     gr.api(query_specific, api_name="query-specific")
+    gr.api(feedback, api_name="feedback")

@@ -22,7 +22,12 @@ def build_status_tab(service: RouterService) -> None:
         return model_rows(service.health(), local), service.status(), spend_line()
 
     def spend_line() -> str:
-        return "💳 " + md_text(service.ledger.describe()) + "."
+        answers = service.learning.summary()["answers"]
+        logging_line = (f"🧠 Learning from use: {answers['logged']} answers logged and scored, {answers['ratings']} "
+                        f"ratings this run ({answers['waiting']} waiting to be scored)." if answers["enabled"]
+                        else "🧠 Answers are not logged (ROUTER_LOG_ANSWERS=0).")
+        return ("💳 " + md_text(service.ledger.describe()) + ".\n\n" + md_text(logging_line) + "\n\n🔁 "
+                + md_text(service.learning.shadow.describe()))
 
     with gr.Tab("Status", id="status") as tab:
         gr.Markdown("Which models can be called now (no tokens spent: the provider accepts the key and lists "

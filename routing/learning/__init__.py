@@ -1,0 +1,53 @@
+"""The router learns from use: every answer logged and scored, people's ratings, shadow comparisons.
+
+:class:`Learning` is what the entry points (the Ask chat, ``/query``, the gateway) call after an
+answer: it hands the answer to :class:`~routing.learning.recorder.AnswerRecorder` (an id at
+once, the scored row in the background) and lets
+:class:`~routing.learning.shadow.ShadowSampler` sample it for a comparison with a second model.
+Neither delays or changes the answer. Ratings come back through :meth:`Learning.rate`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from routing.learning.recorder import AnswerRecorder, answer_id_from, parse_rating
+from routing.learning.shadow import ShadowSampler
+from routing.router import QueryResult
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Learning", "AnswerRecorder", "ShadowSampler", "answer_id_from", "parse_rating"]
+
+
+class Learning:
+    def __init__(self, settings: Any, router: Any, outcome_log: Any, pool: Any):
+        self.outcome_log = outcome_log
+        self.recorder = AnswerRecorder(outcome_log, pool, enabled=settings.log_answers)
+        self.shadow = ShadowSampler(router, outcome_log, settings)
+
+    def after_answer(self, prompt: str, result: QueryResult, *, source: str, single_turn: bool = True,
+                     answer_id: str | None = None) -> str | None:
+        """Log ``result`` and maybe shadow it; the answer id (None when not logged). Never raises."""
+        try:
+            found = self.recorder.record(prompt, result, source=source, answer_id=answer_id)
+        except Exception:  # noqa: BLE001 - learning must never break an answer
+            log.exception("learning: could not queue the answer")
+            found = None
+        try:
+            self.shadow.maybe_shadow(prompt, result, single_turn=single_turn)
+        except Exception:  # noqa: BLE001
+            log.exception("learning: could not start a shadow comparison")
+        result.answer_id = found
+        return found
+
+    def rate(self, answer_id: Any, rating: Any = "", better_model: Any = "", note: Any = "") -> dict[str, Any]:
+        return self.recorder.rate(answer_id, rating, better_model, note)
+
+    def flush(self, timeout: float | None = 60.0) -> None:
+        self.shadow.flush(timeout)
+        self.recorder.flush(timeout)
+
+    def summary(self) -> dict[str, Any]:
+        return {"answers": dict(self.recorder.summary()), "shadow": self.shadow.summary()}
