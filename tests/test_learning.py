@@ -152,3 +152,23 @@ def test_the_shadow_budget_is_never_passed_even_at_once(make_service, protocol_s
     assert shadow.ledger.summary()["spent_usd"] <= 2.5 * estimate
     assert shadow.counts["logged"] == 2
     assert all("mistral-small" in r["results"] for r in logged(service) if r["kind"] == "shadow")
+
+
+def test_logged_answers_and_ratings_become_labels(make_service):
+    from routing.outcome_log import export_routerbench_csv
+    from training.label import label
+
+    service = make_service()
+    good = service.query("Write a limerick about a sleepy cat")
+    bad = service.query("Write a haiku about the sea")
+    better = service.query("Tell me a joke about penguins")
+    service.learning.flush()
+    service.learning.rate(good["answer_id"], "up")
+    service.learning.rate(bad["answer_id"], "down")
+    service.learning.rate(better["answer_id"], "down", "qwen2.5")
+    table = export_routerbench_csv(service.settings.data_dir, service.settings.data_dir / "export.csv")
+    result = label("outcomes", [table], service.pool)
+    labels = {r["text"]: r["label"] for r in result.records}
+    assert labels == {"Write a limerick about a sleepy cat": good["answered_by"],
+                      "Tell me a joke about penguins": "qwen2.5"}  # the 👎 alone says nothing about where to go
+    assert any("single-answer row" in n for n in result.notes)
