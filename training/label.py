@@ -39,8 +39,6 @@ from training.text import prompt_text
 log = logging.getLogger(__name__)
 
 SOURCES = ("rules", "outcomes", "feedback")
-#: A row with a single scored answer labels that model only when it scored at least this.
-SINGLE_ANSWER_MIN_SCORE = 0.5
 DEFAULT_CORPUS = ASSETS_DIR / "prompt_corpus.jsonl"
 FEEDBACK_FILE = "outcome_log.csv"
 META_SUFFIX = ".meta.json"   # labeled_prompts.meta.json: source, label set (pool order), counts
@@ -149,19 +147,6 @@ def label_outcomes(table: OutcomeTable, pool: ModelPool | None = None) -> tuple[
         table = table.rows(keep)
         if len(table) == 0:
             raise UserError(f"{table.source}: no row scores a pool model.")
-    # A row with one scored answer (a logged single answer) says only whether that model did well.
-    # Scored low, it is no "route here" label: a best-model label cannot say "not there".
-    lone_bad = [i for i in range(len(table)) if np.sum(~np.isnan(table.scores[i])) == 1
-                and np.nanmax(table.scores[i]) < SINGLE_ANSWER_MIN_SCORE]
-    if lone_bad:
-        dropped = dict(table.dropped)
-        table = table.rows([i for i in range(len(table)) if i not in set(lone_bad)])
-        table.dropped = dropped
-        notes.append(f"dropped {len(lone_bad)} single-answer row(s) scored below {SINGLE_ANSWER_MIN_SCORE} "
-                     "(they say where not to route, which a best-model label cannot hold)")
-        if len(table) == 0:
-            raise UserError("Every row is a single answer that scored low: nothing says where to route. "
-                            "Compare models or rate answers first.")
     for reason, count in table.dropped.items():
         if count:
             notes.append(f"dropped {count} row(s): {reason.replace('_', ' ')}")
