@@ -41,7 +41,7 @@ class RouterService:
         self.router = Router(self.pool, self.selector, self.hub, self.settings, ledger=self.ledger)
         self.router.warnings = self.warnings
         self.outcome_log = OutcomeLog.for_settings(self.settings)
-        self.learning = Learning(self.settings, self.router, self.outcome_log, self.pool)
+        self.learning = Learning(self.settings, self.router, self.outcome_log, self.pool, reload=self.reload_selector)
         if background:
             self.start_background_work()
 

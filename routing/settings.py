@@ -95,6 +95,7 @@ class Settings:
     log_answers: bool = True                       # ROUTER_LOG_ANSWERS (every answer -> the outcome log, scored)
     shadow_rate: float = 0.0                       # ROUTER_SHADOW_RATE (share of answers also asked of a 2nd model)
     shadow_budget_usd: float | None = None         # ROUTER_SHADOW_BUDGET_USD (per UTC day; shadows need it)
+    retrain_every: int = 0                         # ROUTER_RETRAIN_EVERY (new outcome rows per automatic retrain)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -136,6 +137,7 @@ class Settings:
             log_answers=_bool(env.get("ROUTER_LOG_ANSWERS"), True),
             shadow_rate=_share(env, "ROUTER_SHADOW_RATE"),
             shadow_budget_usd=_budget(env, "ROUTER_SHADOW_BUDGET_USD"),
+            retrain_every=max(0, _int(env, "ROUTER_RETRAIN_EVERY", 0)),
         )
 
 

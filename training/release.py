@@ -114,3 +114,59 @@ def promote(target: Path, label_encoder_file: Path | None = None) -> Path:
 
 def discard_candidate(target: Path) -> None:
     shutil.rmtree(candidate_dir(target), ignore_errors=True)
+
+
+def rollback(target: Path, label_encoder_file: Path | None = None) -> Path:
+    """Make the previous model live again; the one that was live becomes ``.prev`` (so a second
+    rollback rolls forward). Atomic where the kernel swaps (renameat2), else three renames."""
+    prev = prev_dir(target)
+    if not (prev / "config.json").is_file():
+        raise FileNotFoundError(f"no previous model at {prev}")
+    if not target.exists():
+        os.rename(prev, target)
+    elif not _exchange(prev, target):
+        swap = sibling(target, ".swap")
+        if swap.exists():
+            shutil.rmtree(swap)
+        os.rename(target, swap)
+        os.rename(prev, target)
+        os.rename(swap, prev)
+    if label_encoder_file is not None:
+        enc = target / "label_encoder.json"
+        if enc.is_file():
+            write_json_atomic(Path(label_encoder_file), json.loads(enc.read_text(encoding="utf-8")))
+    return target
+
+
+def describe_version(folder: Path) -> dict[str, Any] | None:
+    """What a model folder's training report and lineage say (None when there is no model)."""
+    if not (folder / "config.json").is_file():
+        return None
+    info: dict[str, Any] = {"folder": str(folder)}
+    report = folder / "training_report.json"
+    if report.is_file():
+        try:
+            data = json.loads(report.read_text(encoding="utf-8"))
+        except ValueError:
+            data = {}
+        metrics = data.get("metrics") or {}
+        info.update({k: metrics.get(k) for k in ("n", "accuracy", "macro_f1", "routed_quality")})
+        info["gate"] = (data.get("gate") or {}).get("reason")
+        info["trained_at"] = report.stat().st_mtime
+    lineage = folder / "lineage.json"
+    if lineage.is_file():
+        try:
+            info["lineage"] = json.loads(lineage.read_text(encoding="utf-8"))
+        except ValueError:
+            pass
+    return info
+
+
+def versions(target: Path) -> list[dict[str, Any]]:
+    """The live model and the previous one (what rollback would bring back), newest first."""
+    out = []
+    for name, folder in (("live", target), ("previous", prev_dir(target))):
+        info = describe_version(folder)
+        if info is not None:
+            out.append({"version": name, **info})
+    return out

@@ -27,7 +27,8 @@ def build_status_tab(service: RouterService) -> None:
                         f"ratings this run ({answers['waiting']} waiting to be scored)." if answers["enabled"]
                         else "🧠 Answers are not logged (ROUTER_LOG_ANSWERS=0).")
         return ("💳 " + md_text(service.ledger.describe()) + ".\n\n" + md_text(logging_line) + "\n\n🔁 "
-                + md_text(service.learning.shadow.describe()))
+                + md_text(service.learning.shadow.describe()) + "\n\n🏋️ "
+                + md_text(service.learning.retrainer.describe()))
 
     with gr.Tab("Status", id="status") as tab:
         gr.Markdown("Which models can be called now (no tokens spent: the provider accepts the key and lists "

@@ -126,6 +126,31 @@ def build_training_tab(service: RouterService) -> None:
                confusion_matrix_figure(cm["labels"], cm["matrix"], title="Test split: expected vs predicted"),
                loss_curve_figure(result["loss_history"]), result)
 
+    def versions_table() -> list[list[Any]]:
+        from training.release import versions
+
+        rows = []
+        for v in versions(Path(settings.selector_dir)):
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v["trained_at"])) if v.get("trained_at") else ""
+            data = v.get("lineage") or {}
+            rows.append([v["version"], when, v.get("n"), v.get("accuracy"), v.get("macro_f1"), v.get("gate") or "",
+                         f"{data.get('rows')} log rows {data.get('by_kind')}" if data else ""])
+        return rows
+
+    @user_errors
+    def roll_back() -> tuple:
+        from training.release import rollback
+
+        if not settings.allow_training:
+            raise UserError("Training is off on this deployment (ROUTER_ALLOW_TRAINING=1 turns it on), so is rollback.")
+        try:
+            rollback(Path(settings.selector_dir), Path(settings.label_encoder_file))
+        except FileNotFoundError:
+            raise UserError("There is no previous selector to roll back to (one appears after a promotion).") from None
+        name = service.reload_selector()
+        return (f"↩️ Rolled back: the previous selector is live again ({md_text(name)}); the one it replaced is "
+                "now the previous one (roll back again to undo)."), versions_table()
+
     with gr.Tab("Training", id="training"):
         if not settings.allow_training:
             gr.Markdown("🔒 **Training is off on this deployment.** The owner can enable it with "
@@ -149,11 +174,20 @@ def build_training_tab(service: RouterService) -> None:
             loss = gr.Plot(label="Loss curve")
         with gr.Accordion("Full result (JSON)", open=False):
             details = gr.JSON()
+        gr.Markdown("### Selector versions\n" + md_text(service.learning.retrainer.describe()), elem_id="train-auto")
+        versions = gr.Dataframe(value=versions_table(), headers=["version", "trained (UTC)", "test prompts", "accuracy",
+                                                                 "macro-F1", "release gate", "data"],
+                                interactive=False, elem_id="train-versions", wrap=True)
+        with gr.Row():
+            rollback_button = gr.Button("Roll back to the previous selector", interactive=settings.allow_training,
+                                        elem_id="train-rollback")
+            rollback_note = gr.Markdown(elem_id="train-rollback-note")
+        rollback_button.click(roll_back, None, [rollback_note, versions], api_visibility="private")
         # The button is off while a run lasts (one run at a time), on again however it ends.
         button.click(lambda: gr.update(interactive=False, value="Training…"), None, [button],
                      api_visibility="private", queue=False).then(
             train_selector, [data, upload, base_model, epochs, learning_rate, batch_size],
             [summary, confusion, loss, details], api_name="train", preprocess=False,
             concurrency_limit=1, concurrency_id="training", show_progress="hidden").then(
-            lambda: gr.update(interactive=settings.allow_training, value="Train"), None, [button],
-            api_visibility="private", queue=False)
+            lambda: (gr.update(interactive=settings.allow_training, value="Train"), versions_table()), None,
+            [button, versions], api_visibility="private", queue=False)

@@ -13,19 +13,21 @@ import logging
 from typing import Any
 
 from routing.learning.recorder import AnswerRecorder, answer_id_from, parse_rating
+from routing.learning.retrain import Retrainer
 from routing.learning.shadow import ShadowSampler
 from routing.router import QueryResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Learning", "AnswerRecorder", "ShadowSampler", "answer_id_from", "parse_rating"]
+__all__ = ["Learning", "AnswerRecorder", "ShadowSampler", "Retrainer", "answer_id_from", "parse_rating"]
 
 
 class Learning:
-    def __init__(self, settings: Any, router: Any, outcome_log: Any, pool: Any):
+    def __init__(self, settings: Any, router: Any, outcome_log: Any, pool: Any, reload: Any = None):
         self.outcome_log = outcome_log
         self.recorder = AnswerRecorder(outcome_log, pool, enabled=settings.log_answers)
         self.shadow = ShadowSampler(router, outcome_log, settings)
+        self.retrainer = Retrainer(settings, outcome_log, reload or (lambda: ""))
 
     def after_answer(self, prompt: str, result: QueryResult, *, source: str, single_turn: bool = True,
                      answer_id: str | None = None) -> str | None:
@@ -39,6 +41,10 @@ class Learning:
             self.shadow.maybe_shadow(prompt, result, single_turn=single_turn)
         except Exception:  # noqa: BLE001
             log.exception("learning: could not start a shadow comparison")
+        try:
+            self.retrainer.maybe_start()
+        except Exception:  # noqa: BLE001
+            log.exception("learning: could not start automatic retraining")
         result.answer_id = found
         return found
 
@@ -50,4 +56,6 @@ class Learning:
         self.recorder.flush(timeout)
 
     def summary(self) -> dict[str, Any]:
-        return {"answers": dict(self.recorder.summary()), "shadow": self.shadow.summary()}
+        return {"answers": dict(self.recorder.summary()), "shadow": self.shadow.summary(),
+                "retraining": {"enabled": self.retrainer.enabled, "running": self.retrainer.running,
+                               "text": self.retrainer.describe()}}
