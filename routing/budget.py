@@ -112,10 +112,12 @@ class SpendLedger:
 
     def __init__(self, folder: str | Path | None, daily_limit_usd: float | None = None,
                  clock: Callable[[], float] = time.time, *, filename: str = LEDGER_FILENAME,
-                 setting: str = "ROUTER_DAILY_BUDGET_USD"):
+                 setting: str = "ROUTER_DAILY_BUDGET_USD", per_day: bool = True):
         self.path = Path(folder) / filename if folder is not None else None
         self.setting = setting  # the variable named in refusals
-        self.daily_limit = daily_limit_usd if daily_limit_usd and daily_limit_usd > 0 else None
+        self.per_day = per_day  # False: one limit for everything ever spent (a collect run's budget)
+        # None: no limit (spend is still recorded); 0: nothing may be spent.
+        self.daily_limit = None if daily_limit_usd is None else max(0.0, float(daily_limit_usd))
         self._clock = clock
         self._lock = threading.Lock()
         self._in_flight: dict[int, Reservation] = {}
@@ -126,6 +128,9 @@ class SpendLedger:
     @classmethod
     def for_settings(cls, settings: Any) -> "SpendLedger":
         return cls(Path(settings.data_dir), settings.daily_budget_usd)
+
+    def _period(self, now: float) -> str:
+        return utc_day(now) if self.per_day else "total"
 
     # ------------------------------------------------------------------ storage
     def _connect(self) -> sqlite3.Connection:
@@ -187,7 +192,7 @@ class SpendLedger:
     def reserve(self, model: str, estimate: float) -> Reservation:
         """Hold ``estimate`` dollars for a call to ``model``; SpendLimitError when the limit forbids it."""
         with self._lock:
-            day = utc_day(self._clock())
+            day = self._period(self._clock())
             if self.daily_limit is not None:
                 spent, _ = self._day_totals(day)
                 held = sum(r.estimate for r in self._in_flight.values() if r.day == day)
@@ -199,12 +204,15 @@ class SpendLedger:
 
     def _refusal(self, spent: float, held: float, estimate: float) -> str:
         limit = self.daily_limit or 0.0
-        wait = _hours_minutes(seconds_to_midnight(self._clock()))
+        when = "today" if self.per_day else "so far"
         if spent + held >= limit:
-            state = f"{usd(spent)} spent today"
+            state = f"{usd(spent)} spent {when}"
         else:
-            state = (f"{usd(spent)} spent today, {usd(held)} held by answers in progress, and this answer "
+            state = (f"{usd(spent)} spent {when}, {usd(held)} held by answers in progress, and this answer "
                      f"could cost up to {usd(estimate)}")
+        if not self.per_day:
+            return f"The spending limit of {usd(limit)} ({self.setting}) is reached: {state}."
+        wait = _hours_minutes(seconds_to_midnight(self._clock()))
         return (f"The daily spending limit of {usd(limit)} ({self.setting}) is reached: {state}. "
                 f"Paid models answer again after 00:00 UTC (in {wait}); the app's owner can raise the limit.")
 
@@ -227,7 +235,7 @@ class SpendLedger:
         """The day's figures for the Status tab and ``/v1`` clients."""
         with self._lock:
             now = self._clock()
-            day = utc_day(now)
+            day = self._period(now)
             spent, calls = self._day_totals(day)
             held = sum(r.estimate for r in self._in_flight.values() if r.day == day)
             left = None if self.daily_limit is None else max(0.0, self.daily_limit - spent - held)

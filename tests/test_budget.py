@@ -98,3 +98,15 @@ def test_every_paid_path_stops_at_the_limit(make_service, protocol_server):
     status = service.status()["spend"]
     assert status["daily_limit_usd"] == 0.01 and status["left_usd"] == 0 and status["paid_calls"] == 2
     assert service.router.health.snapshot("llama-3.3")["consecutive_failures"] == 0  # the budget is not a model fault
+
+
+def test_a_whole_run_budget_spans_days_and_zero_means_nothing(tmp_path):
+    clock = [DAY]
+    run = SpendLedger(tmp_path, 0.05, clock=lambda: clock[0], per_day=False, setting="--budget-usd")
+    run.settle(run.reserve("a", 0.04), 0.04)
+    clock[0] += 3 * 86400  # days later: the same budget
+    with pytest.raises(SpendLimitError) as info:
+        run.reserve("a", 0.02)
+    assert "--budget-usd" in str(info.value) and "00:00 UTC" not in str(info.value)
+    with pytest.raises(SpendLimitError):
+        SpendLedger(None, 0.0).reserve("a", 1e-9)

@@ -211,6 +211,7 @@ def build_batch_tab(service: RouterService) -> None:
             cost = gr.Plot(label="Cost", elem_id="batch-cost")
         with gr.Accordion("Summary (JSON, as /batch-query returns)", open=False):
             summary = gr.JSON()
+        build_collect_section(service)
         upload.change(on_upload, [upload, mode], [column, preview, note, previous, start_over],
                       api_name="batch-upload", api_visibility="private")
         for name, choice in (("column", column), ("mode", mode)):
@@ -220,6 +221,193 @@ def build_batch_tab(service: RouterService) -> None:
                      [status, preview, downloads, traffic, confidence, cost, summary, previous, start_over],
                      api_name="batch-run", api_visibility="private", show_progress_on=[status],
                      concurrency_limit=2, concurrency_id="batch")
+
+
+# --------------------------------------------------------------------------- collect outcomes
+
+COLLECT_OFF = ("🔒 **Collecting outcomes is off on this deployment.** It asks every chosen model every prompt on "
+               "the owner's OpenRouter key, so it runs only where the owner allows it with `ROUTER_ALLOW_TRAINING=1` "
+               "(the switch that also allows training). From a shell: "
+               "`python -m training.collect PROMPTS --out TABLE.csv --budget-usd X`.")
+#: Largest budget the box accepts (USD); the app's daily limit (ROUTER_DAILY_BUDGET_USD) applies as well.
+COLLECT_MAX_BUDGET = 10_000.0
+
+
+def collect_table_path(data_dir: str | Path, input_path: str | Path) -> Path:
+    """Where the app keeps the outcome table of one prompt file: named by the file's content.
+
+    Running the same file again finds the same table (and its work folder), so an interrupted or
+    budget-stopped collection resumes, and other models can be added to it later.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with Path(input_path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return Path(data_dir) / "collect" / digest.hexdigest()[:20] / "outcomes.csv"
+
+
+def _collect_inputs(service: RouterService, path: Any, models: Any, budget: Any, max_tokens: Any):
+    """Checked (upload path, model ids, budget, max_tokens) of the Collect section; UserError otherwise."""
+    from routing.validation import check_float, check_max_tokens, check_model_list
+
+    settings = service.settings
+    if not settings.allow_training:
+        raise UserError("Collecting outcomes is off on this deployment. The owner can turn it on with "
+                        "ROUTER_ALLOW_TRAINING=1 and a restart.")
+    if not path:
+        raise UserError("Upload a CSV or JSONL file of prompts first.")
+    file = uploaded_path(path)
+    ids = check_model_list(list(models or []), service.pool.ids, "models")
+    if not ids:
+        raise UserError("Choose at least one model.")
+    budget = check_float(budget, "budget (USD)", 0.0, COLLECT_MAX_BUDGET)
+    tokens = check_max_tokens(max_tokens, limit=settings.max_tokens)
+    return file, ids, budget, tokens
+
+
+def collect_estimate(service: RouterService, path: Any, models: Any, budget: Any, max_tokens: Any):
+    """The plan of a collection (nothing is sent): calls, their cost at most, the spend so far."""
+    from training.collect import plan_collect
+
+    file, ids, budget, tokens = _collect_inputs(service, path, models, budget, max_tokens)
+    settings = service.settings
+    return plan_collect(service.router, file, collect_table_path(settings.data_dir, file), budget_usd=budget,
+                        models=ids, max_tokens=tokens, max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb)
+
+
+def estimate_markdown(plan, ledger_text: str = "") -> str:
+    from routing.budget import usd
+
+    lines = [f"### Estimate: {plan.calls:,} calls, up to **{usd(plan.estimate_usd)}**",
+             f"{plan.prompts:,} prompts × {len(plan.models)} models"
+             + (f"; {plan.done:,} pairs already answered in an earlier run are kept and not asked again" if plan.done
+                else "") + f". Upper bound: prompt length / 4 tokens in, {plan.max_tokens:,} tokens out, at the "
+             "pool's prices."]
+    rows = ["| Model | Calls | Up to |", "|---|---:|---:|"]
+    rows += [f"| {md_text(m.model)} | {m.calls:,} | {usd(m.estimate_usd)} |" for m in plan.per_model]
+    rows.append(f"| **total** | **{plan.calls:,}** | **{usd(plan.estimate_usd)}** |")
+    lines.append("\n".join(rows))
+    spent = f"Already spent on this file's table: {usd(plan.spent_usd)}. " if plan.spent_usd else ""
+    if plan.invalid_rows:
+        lines.append(f"{len(plan.invalid_rows):,} rows have an empty or too long prompt and are not asked.")
+    if plan.fits:
+        lines.append(f"✅ {spent}Within the budget of {usd(plan.budget_usd)}: press **Collect**.")
+    else:
+        lines.append(f"⛔ {spent}Above the budget of {usd(plan.budget_usd)}: nothing will be sent. Raise the budget, "
+                     "lower the answer tokens or choose fewer models.")
+    if ledger_text:
+        lines.append(f"App limit: {md_text(ledger_text)}.")
+    return "\n\n".join(lines)
+
+
+def collect_job(service: RouterService, path: Any, models: Any, budget: Any, max_tokens: Any,
+                progress: Callable[[int, int], None] | None = None):
+    """Run (or resume) a collection for the app; returns (run, a copy of the table for download)."""
+    from training.collect import collect
+
+    file, ids, budget, tokens = _collect_inputs(service, path, models, budget, max_tokens)
+    settings = service.settings
+    table = collect_table_path(settings.data_dir, file)
+    run = collect(service.router, file, table, budget_usd=budget, models=ids, max_tokens=tokens,
+                  max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb, progress=progress)
+    download = None
+    if table.is_file():
+        download = str(shutil.copyfile(table, _download_dir() / f"{Path(file).stem or 'prompts'}-outcomes.csv"))
+    return run, download
+
+
+def collect_markdown(run) -> str:
+    from routing.budget import usd
+    from training.collect import stop_message
+
+    t = run.table
+    head = "### Done" if run.complete else "### Stopped"
+    lines = [f"{head}: {run.asked:,} calls this run · {run.ok:,} answered · {run.failed:,} failed"]
+    if run.plan.done:
+        lines.append(f"Resumed: {run.plan.done:,} pairs were already answered and were not asked again.")
+    lines.append(f"Spent on this table so far: {usd(run.spent_usd)} of the {usd(run.plan.budget_usd)} budget.")
+    if run.stopped is not None:
+        lines.append("⚠️ " + md_text(stop_message(run, "collect the same file again", "a higher budget")))
+    if t:
+        lines.append(f"Table: {t['rows']:,} prompts × {len(t['models'])} models · {t['answered_cells']:,} scored · "
+                     f"{t['failed_cells']:,} failed · {t['missing_cells']:,} not asked yet. Wins (the evaluator's "
+                     "best): " + " · ".join(f"{md_text(m)} {v['wins']}" for m, v in t["per_model"].items()) + ".")
+        if t["failed_cells"] and run.complete:
+            lines.append("Failed cells have no score; Collect again to ask them again.")
+    for e in run.errors[:5]:
+        lines.append(f"⚠️ row {e['row'] + 1}, {md_text(e['model'])}: {md_text(e['error'])}")
+    lines.append("Train on it: Training tab, \"Uploaded outcome table\" (the downloaded CSV), or "
+                 "`python -m training.label --source outcomes --input TABLE.csv`.")
+    return "\n\n".join(lines)
+
+
+def build_collect_section(service: RouterService) -> None:
+    """Batch tab, "Collect outcomes": every chosen model answers every prompt, into an outcome table."""
+    settings = service.settings
+    pool = service.pool
+    allowed = bool(settings.allow_training)
+
+    @user_errors
+    def estimate(path, models, budget, max_tokens):
+        plan = collect_estimate(service, path, models, budget, max_tokens)
+        return estimate_markdown(plan, service.ledger.describe()), gr.update(interactive=plan.fits)
+
+    @user_errors
+    def run(path, models, budget, max_tokens, progress=gr.Progress()):
+        progress(0, desc="Checking the file and the budget…")
+
+        def report(done: int, total: int) -> None:
+            progress((done, max(total, 1)), desc="calls", unit="calls")
+
+        result, download = collect_job(service, path, models, budget, max_tokens, progress=report)
+        return collect_markdown(result), download, gr.update(interactive=False)
+
+    def changed():
+        return gr.update(interactive=False)
+
+    with gr.Accordion("Collect outcomes (training data from your prompts)", open=False, elem_id="collect"):
+        gr.Markdown(
+            "Every chosen model answers every prompt; the evaluator scores the answers (each against the "
+            "others) into an outcome table (RouterBench layout) that **Training** learns from. This spends money "
+            "on the owner's OpenRouter key: press **Estimate cost** first (nothing is sent), then **Collect**. "
+            "The budget caps this file's table, earlier runs included, and the app's daily limit "
+            "(`ROUTER_DAILY_BUDGET_USD`) applies too. A stopped or interrupted collection resumes when you "
+            "collect the same file again. Enabled only where the owner sets `ROUTER_ALLOW_TRAINING=1`.",
+            elem_id="collect-intro")
+        if not allowed:
+            gr.Markdown(COLLECT_OFF, elem_id="collect-off")
+        with gr.Row():
+            c_file = gr.File(label="Prompts (CSV with a prompt column, or JSONL)", file_types=FILE_TYPES,
+                             type="filepath", elem_id="collect-file", interactive=allowed)
+            with gr.Column():
+                c_models = gr.CheckboxGroup([(f"{m.display_name} ({m.id})", m.id) for m in pool.models],
+                                            value=list(pool.ids), label="Models", elem_id="collect-models",
+                                            interactive=allowed)
+                with gr.Row():
+                    c_budget = gr.Number(1.0, label="Budget (USD) for this table", minimum=0,
+                                         maximum=COLLECT_MAX_BUDGET, elem_id="collect-budget", interactive=allowed)
+                    c_tokens = gr.Number(settings.max_tokens, label="Max answer tokens per call", precision=0,
+                                         minimum=1, maximum=settings.max_tokens, elem_id="collect-max-tokens",
+                                         interactive=allowed)
+                with gr.Row():
+                    c_estimate = gr.Button("Estimate cost", elem_id="collect-estimate", interactive=allowed)
+                    c_run = gr.Button("Collect", variant="primary", interactive=False, elem_id="collect-run")
+        c_plan = gr.Markdown(elem_id="collect-plan")
+        c_status = gr.Markdown(elem_id="collect-status")
+        c_download = gr.File(label="Outcome table (CSV)", interactive=False, elem_id="collect-download")
+        c_estimate.click(estimate, [c_file, c_models, c_budget, c_tokens], [c_plan, c_run],
+                         api_name="collect-estimate", api_visibility="private", concurrency_id="collect-estimate")
+        # Another file, model set, budget or token cap needs a new estimate before Collect.
+        c_file.change(changed, None, [c_run], api_name="collect-changed-file", api_visibility="private", queue=False)
+        for name, box in (("models", c_models), ("budget", c_budget), ("tokens", c_tokens)):
+            box.input(changed, None, [c_run], api_name=f"collect-changed-{name}", api_visibility="private",
+                      queue=False)
+        c_run.click(lambda: gr.update(interactive=False), None, [c_run], api_name="collect-start",
+                    api_visibility="private", queue=False).then(
+            run, [c_file, c_models, c_budget, c_tokens], [c_status, c_download, c_run], api_name="collect-run",
+            api_visibility="private", show_progress_on=[c_status], concurrency_limit=1, concurrency_id="collect")
 
 
 def uploaded_path(file: Any, name: str = "file") -> Path:
