@@ -1,7 +1,5 @@
 """Training in a browser: the run shows its progress, the button is off meanwhile, the result says what next."""
 
-import json
-
 import pytest
 
 from tests.browser import launch_app, open_page
@@ -14,12 +12,9 @@ def test_a_run_shows_progress_and_blocks_a_second_click(tmp_path):
     from playwright.sync_api import expect
 
     from routing.service import RouterService
-    from training.tiny import make_tiny_encoder
+    from tests.test_training_tab import tiny_training_inputs
 
-    corpus = [json.loads(line) for line in open("assets/prompt_corpus.jsonl", encoding="utf-8")][::10]
-    prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text("\n".join(json.dumps({"prompt": r["text"]}) for r in corpus), encoding="utf-8")
-    base = make_tiny_encoder(tmp_path / "tiny")
+    prompts, base = tiny_training_inputs(tmp_path)
     settings = router_settings(None, tmp_path, allow_training=True, selector="auto",
                                selector_dir=tmp_path / "selector_model", label_encoder_file=tmp_path / "le.json")
     service = RouterService(settings, background=False)

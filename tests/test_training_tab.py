@@ -29,13 +29,18 @@ def test_training_is_refused_unless_the_owner_enables_it(tmp_path):
             Client(url, verbose=False).predict(data=BUILTIN, api_name="/train")
 
 
-def test_tiny_training_run_promotes_a_model_and_the_app_uses_it(tmp_path):
+def tiny_training_inputs(tmp_path):
+    """A prompt file (a tenth of the built-in corpus) and a tiny random encoder: a training run in seconds."""
     from training.tiny import make_tiny_encoder
 
     corpus = [json.loads(line) for line in open("assets/prompt_corpus.jsonl", encoding="utf-8")][::10]
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("\n".join(json.dumps({"prompt": r["text"]}) for r in corpus), encoding="utf-8")
-    base = make_tiny_encoder(tmp_path / "tiny")
+    return prompts, make_tiny_encoder(tmp_path / "tiny")
+
+
+def test_tiny_training_run_promotes_a_model_and_the_app_uses_it(tmp_path):
+    prompts, base = tiny_training_inputs(tmp_path)
     settings = router_settings(None, tmp_path, allow_training=True, selector="auto",
                                selector_dir=tmp_path / "selector_model",
                                label_encoder_file=tmp_path / "label_encoder.json")

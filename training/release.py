@@ -105,11 +105,16 @@ def promote(target: Path, label_encoder_file: Path | None = None) -> Path:
             os.rename(cand, target)
     else:
         os.rename(cand, target)
+    _publish_label_encoder(target, label_encoder_file)
+    return target
+
+
+def _publish_label_encoder(target: Path, label_encoder_file: Path | None) -> None:
+    """Replace the repository's ``label_encoder.json`` (atomically) with the live model's copy."""
     if label_encoder_file is not None:
         enc = target / "label_encoder.json"
         if enc.is_file():
             write_json_atomic(Path(label_encoder_file), json.loads(enc.read_text(encoding="utf-8")))
-    return target
 
 
 def discard_candidate(target: Path) -> None:
@@ -131,10 +136,7 @@ def rollback(target: Path, label_encoder_file: Path | None = None) -> Path:
         os.rename(target, swap)
         os.rename(prev, target)
         os.rename(swap, prev)
-    if label_encoder_file is not None:
-        enc = target / "label_encoder.json"
-        if enc.is_file():
-            write_json_atomic(Path(label_encoder_file), json.loads(enc.read_text(encoding="utf-8")))
+    _publish_label_encoder(target, label_encoder_file)
     return target
 
 
