@@ -27,7 +27,7 @@ def run_pipeline(source: str, input_path: str | Path | None, base_model: str | N
                  learning_rate: float, batch_size: int, output_dir: Path,
                  progress: Progress | None = None, *, selector_dir: str | Path | None = None,
                  label_encoder_file: str | Path | None = None, pool: ModelPool | None = None,
-                 seed: int = 42, max_steps: int | None = None) -> dict[str, Any]:
+                 seed: int = 42, max_steps: int | None = None, gate_against_rules: bool = False) -> dict[str, Any]:
     """Label -> prepare -> train (with the release gate). Raises :class:`UserError` on bad input.
 
     Returns ``{"metrics", "confusion_matrix": {"labels", "matrix"}, "loss_history": [{"step",
@@ -48,8 +48,9 @@ def run_pipeline(source: str, input_path: str | Path | None, base_model: str | N
     say(0.1, "splits ready: " + ", ".join(f"{k} {sum(v.values())}" for k, v in prepared.counts.items()))
     cfg = TrainConfig(base_model=base_model or None, epochs=int(epochs), learning_rate=float(learning_rate),
                       batch_size=int(batch_size), seed=seed, max_steps=max_steps)
+    baseline = _rules_baseline(pool) if gate_against_rules else None
     result = train(output_dir, config=cfg, selector_dir=selector_dir, label_encoder_file=label_encoder_file,
-                   progress=lambda f, m: say(0.1 + 0.9 * f, m))
+                   progress=lambda f, m: say(0.1 + 0.9 * f, m), baseline=baseline)
     metrics = {k: v for k, v in result.candidate_metrics.items() if k != "confusion_matrix"}
     return {
         "metrics": metrics,
@@ -65,6 +66,24 @@ def run_pipeline(source: str, input_path: str | Path | None, base_model: str | N
         "notes": labelled.notes + prepared.notes + result.notes,
         "test_split": {"frozen_from": prepared.frozen_from, "n": sum(prepared.counts.get("test", {}).values())},
     }
+
+
+def _rules_baseline(pool: ModelPool | None):
+    """The rule-based selector's scores per label: what the gate compares with when no model is live."""
+    from routing.pool import load_pool
+    from routing.selectors.rules import RuleSelector
+    from routing.settings import get_settings
+
+    pool = pool or load_pool(get_settings().models_file)
+    rules = RuleSelector(pool)
+
+    def scores(texts: list[str], labels: list[str]):
+        import numpy as np
+
+        matrix = np.asarray(rules.score(texts), dtype=float)
+        return matrix[:, [pool.ids.index(label) for label in labels]]
+
+    return scores
 
 
 def refusal_advice(result: dict[str, Any], *, epochs: int | None = None) -> list[str]:
@@ -99,13 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="data/training", help="working folder for labels and splits")
     parser.add_argument("--selector-dir", help="live model folder (default: selector_model)")
     parser.add_argument("--label-encoder", help="label encoder file (default: label_encoder.json)")
+    parser.add_argument("--gate-against-rules", action="store_true",
+                        help="with no live model, promote only if better than the rule-based selector")
     args = parser.parse_args(argv)
     try:
         result = run_pipeline(args.source, args.input, args.base_model, args.epochs, args.learning_rate,
                               args.batch_size, Path(args.out),
                               progress=lambda f, m: print(f"[{f:5.1%}] {m}", flush=True),
                               selector_dir=args.selector_dir, label_encoder_file=args.label_encoder,
-                              seed=args.seed, max_steps=args.max_steps)
+                              seed=args.seed, max_steps=args.max_steps, gate_against_rules=args.gate_against_rules)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -144,7 +144,12 @@ def evaluate_probs(probs: np.ndarray, data: Dataset, labels: Sequence[str],
     t = data.targets
     has = ~np.isnan(t[np.arange(len(pred)), pred]) if len(pred) else np.zeros(0, bool)
     if outcomes and len(pred) and has.any():
-        metrics["routed_quality"] = float(np.nanmean(np.where(has, t[np.arange(len(pred)), pred], np.nan)))
+        # A pick with no outcome counts 0: on a sparse log (each prompt answered by one or two
+        # models) a model must not look good by picking models nobody observed there.
+        seen = ~np.all(np.isnan(t), axis=1)
+        picked = np.where(has, t[np.arange(len(pred)), pred], 0.0)
+        metrics["routed_quality"] = float(picked[seen].mean())
+        metrics["routed_coverage"] = float(has[seen].mean())
         metrics["oracle_quality"] = float(np.nanmean(np.nanmax(np.where(np.isnan(t), -np.inf, t), axis=1)))
     return metrics
 
@@ -311,7 +316,8 @@ def model_card(labels: Sequence[str], meta: dict[str, Any], cfg: TrainConfig, ob
     counts_lines = [f"- {split}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for split, c in counts.items()]
     extra = ""
     if "routed_quality" in metrics:
-        extra = (f"- routed quality (mean real score of the predicted model): {metrics['routed_quality']:.4f}"
+        extra = (f"- routed quality (mean real score of the predicted model; a pick with no outcome counts 0, "
+                 f"{metrics.get('routed_coverage', 1.0):.0%} of picks had one): {metrics['routed_quality']:.4f}"
                  f" (oracle {metrics.get('oracle_quality', float('nan')):.4f})\n")
     return f"""---
 library_name: transformers
@@ -373,11 +379,14 @@ Confusion matrix:
 # ---------------------------------------------------------------- the step
 def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_dir: str | Path | None = None,
           label_encoder_file: str | Path | None = None, progress: Progress | None = None,
-          fail_after_partial_write: bool = False) -> TrainResult:
+          fail_after_partial_write: bool = False,
+          baseline: Callable[[list[str], list[str]], np.ndarray] | None = None) -> TrainResult:
     """Fine-tune on ``data_dir``'s splits, write a candidate beside ``selector_dir``, gate, promote.
 
     ``fail_after_partial_write`` exists for the crash test: it raises after part of the
-    candidate is on disk, as a crash would.
+    candidate is on disk, as a crash would. ``baseline(texts, labels)`` (scores per label) is
+    what the gate compares with when there is no live model (the selector the app routes with
+    then, e.g. the rules); without it the first model is promoted.
     """
     cfg = config or TrainConfig()
     settings = get_settings()
@@ -447,8 +456,17 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
                 old_value = _metric(old_scorer.predict(test.texts), test, labels, gate["metric"])
         except SelectorLoadError as exc:
             why_not = f"the live model cannot be loaded ({exc})"
+    if not (target / "config.json").is_file() and baseline is not None and test.texts:
+        old_value = _metric(np.asarray(baseline(list(test.texts), list(labels)), dtype=float), test, labels,
+                            gate["metric"])
     gate["old_metric"] = old_value
-    if not (target / "config.json").is_file():
+    if not (target / "config.json").is_file() and baseline is not None and old_value is not None:
+        if new_value is not None and new_value >= old_value - 1e-9:
+            gate.update(promoted=True, reason=f"{gate['metric']} {new_value:.4f} >= the rules' {old_value:.4f}")
+        else:
+            gate.update(promoted=False, reason=f"{gate['metric']} {new_value:.4f} < the rules' {old_value:.4f}: "
+                                               "kept the rule-based selector")
+    elif not (target / "config.json").is_file():
         gate.update(promoted=True, reason="no live model yet")
     elif old_value is None:
         gate.update(promoted=True, reason=f"replaced: {why_not}")

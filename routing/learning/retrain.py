@@ -6,7 +6,9 @@ time the outcome log has grown by N rows since the last run, the app retrains in
 table, labelled, split, fine-tuned), so the app's answers never wait on it. The pipeline's
 test split lives in ``<ROUTER_DATA_DIR>/training/auto`` and stays frozen across runs (its
 prompts are never trained on); the release gate promotes the new selector only if it does at
-least as well there as the live one; the app then reloads it. A promoted model gets a
+least as well there as the live one (the rule-based selector while no learned model is live),
+with a pick of a model that has no outcome for a prompt counted as a failure; the app then
+reloads it. A promoted model gets a
 ``lineage.json`` (and a section in its model card) saying what its data was: rows from
 compare-all, logged answers, shadow comparisons, collect runs, ratings, and their dates.
 
@@ -122,7 +124,7 @@ class Retrainer:
         s = self.settings
         return [sys.executable, "-m", "training.pipeline", "--source", "feedback", "--out", str(self.folder),
                 "--selector-dir", str(s.selector_dir), "--label-encoder", str(s.label_encoder_file),
-                *self.extra_args]
+                "--gate-against-rules", *self.extra_args]
 
     def _run(self, rows: int) -> None:
         started = time.time()
