@@ -143,10 +143,10 @@ def evaluate_probs(probs: np.ndarray, data: Dataset, labels: Sequence[str],
     }
     t = data.targets
     has = ~np.isnan(t[np.arange(len(pred)), pred]) if len(pred) else np.zeros(0, bool)
-    if outcomes and len(pred) and has.any():
+    seen = ~np.all(np.isnan(t), axis=1) if len(pred) else np.zeros(0, bool)
+    if outcomes and len(pred) and seen.any():
         # A pick with no outcome counts 0: on a sparse log (each prompt answered by one or two
         # models) a model must not look good by picking models nobody observed there.
-        seen = ~np.all(np.isnan(t), axis=1)
         picked = np.where(has, t[np.arange(len(pred)), pred], 0.0)
         metrics["routed_quality"] = float(picked[seen].mean())
         metrics["routed_coverage"] = float(has[seen].mean())
@@ -460,11 +460,12 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
         old_value = _metric(np.asarray(baseline(list(test.texts), list(labels)), dtype=float), test, labels,
                             gate["metric"])
     gate["old_metric"] = old_value
+    new_text = "n/a (no pick with an outcome)" if new_value is None else f"{new_value:.4f}"
     if not (target / "config.json").is_file() and baseline is not None and old_value is not None:
         if new_value is not None and new_value >= old_value - 1e-9:
-            gate.update(promoted=True, reason=f"{gate['metric']} {new_value:.4f} >= the rules' {old_value:.4f}")
+            gate.update(promoted=True, reason=f"{gate['metric']} {new_text} >= the rules' {old_value:.4f}")
         else:
-            gate.update(promoted=False, reason=f"{gate['metric']} {new_value:.4f} < the rules' {old_value:.4f}: "
+            gate.update(promoted=False, reason=f"{gate['metric']} {new_text} < the rules' {old_value:.4f}: "
                                                "kept the rule-based selector")
     elif not (target / "config.json").is_file():
         gate.update(promoted=True, reason="no live model yet")
@@ -473,7 +474,7 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
     elif new_value is not None and new_value >= old_value - 1e-9:
         gate.update(promoted=True, reason=f"{gate['metric']} {new_value:.4f} >= live {old_value:.4f}")
     else:
-        gate.update(promoted=False, reason=f"{gate['metric']} {new_value:.4f} < live {old_value:.4f}: kept the live model")
+        gate.update(promoted=False, reason=f"{gate['metric']} {new_text} < live {old_value:.4f}: kept the live model")
     card = model_card(labels, meta, cfg, objective, metrics, history, gate, seconds, counts)
     (cand / "README.md").write_text(card, encoding="utf-8")
     release.write_json_atomic(cand / "training_report.json", {
