@@ -489,24 +489,42 @@ class OutcomeLog:
 
     # ------------------------------------------------------------------ export
     def to_frame(self) -> pd.DataFrame:
-        """The log in RouterBench's wide layout (one row per comparison)."""
+        """The log in RouterBench's wide layout: one row per distinct prompt.
+
+        Comparisons of the same prompt (its logged answer and a shadow comparison, or a prompt
+        asked again) are merged, so the row holds every model seen on it: per model the latest
+        comparison's score (after its ratings), response and cost. The winner is the row's best
+        score (ties: the latest comparison's winner; none when no model scored above 0).
+        """
         comps = self.comparisons()
         models: list[str] = []
+        merged: dict[str, dict[str, Any]] = {}
         for c in comps:
             better = (c.get("rating") or {}).get("better_model")
             models += [m for m in [*c["results"], *([better] if better else [])] if m not in models]
-        rows = []
-        for c in comps:
             scores = quality_scores(c["results"], c["user_best_model"], c.get("rating"))
-            row: dict[str, Any] = {"sample_id": c["id"], "prompt": c["prompt"], "eval_name": EVAL_NAME}
-            row.update({m: scores.get(m) for m in models})
-            for m in models:
+            row = merged.setdefault(c["prompt"], {"sample_id": c["id"], "scores": {}, "responses": {},
+                                                  "costs": {}, "winner": None})
+            for m, value in scores.items():
                 r = c["results"].get(m) or {}
-                row[m + RESPONSE_SUFFIX] = r.get("response")
-            for m in models:
-                r = c["results"].get(m) or {}
-                row[m + COST_SUFFIX] = None if r.get("error") else r.get("cost_usd")
-            row["oracle_model_to_route_to"] = c["effective_best_model"]
+                row["scores"][m] = value
+                row["responses"][m] = r.get("response")
+                row["costs"][m] = None if r.get("error") else r.get("cost_usd")
+            row["winner"] = c["effective_best_model"] or row["winner"]
+        rows = []
+        for prompt, m in merged.items():
+            known = {k: v for k, v in m["scores"].items() if v is not None}
+            winner = m["winner"]
+            if known and max(known.values()) > 0:  # the best seen; the comparison's own on a tie
+                if winner not in known or known[winner] < max(known.values()):
+                    winner = max(known, key=known.get)
+            else:  # nothing good seen (e.g. one answer, disliked): no model to route to
+                winner = None
+            row: dict[str, Any] = {"sample_id": m["sample_id"], "prompt": prompt, "eval_name": EVAL_NAME}
+            row.update({k: m["scores"].get(k) for k in models})
+            row.update({k + RESPONSE_SUFFIX: m["responses"].get(k) for k in models})
+            row.update({k + COST_SUFFIX: m["costs"].get(k) for k in models})
+            row["oracle_model_to_route_to"] = winner
             rows.append(row)
         columns = (["sample_id", "prompt", "eval_name"] + models + [m + RESPONSE_SUFFIX for m in models]
                    + [m + COST_SUFFIX for m in models] + ["oracle_model_to_route_to"])

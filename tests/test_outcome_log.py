@@ -308,3 +308,20 @@ def test_secrets_are_redacted_before_they_are_stored(tmp_path, monkeypatch):
     assert "[redacted OPENROUTER_API_KEY]" in got["results"]["a"]["response"]
     assert "[redacted OPENROUTER_API_KEY]" in got["results"]["c"]["error"] and key not in got["prompt"]
     assert key not in log.export_routerbench_csv(tmp_path / "x.csv").read_text()
+
+
+def test_the_export_merges_comparisons_of_one_prompt(tmp_path):
+    from routing.outcome_log import OutcomeLog
+
+    log = OutcomeLog(tmp_path)
+    answer = {"response": "a", "error": None, "normalized": 0.3, "cost_usd": 0.001}
+    log.record({"prompt": "p", "selected_model": "m1", "best_model": "m1", "kind": "answer",
+                "results": {"m1": answer}})
+    log.record({"prompt": "p", "selected_model": "m1", "best_model": "m2", "kind": "shadow",
+                "results": {"m1": answer, "m2": {**answer, "response": "b", "normalized": 0.8}}})
+    log.record({"prompt": "q", "selected_model": "m1", "best_model": "m1", "results": {"m1": answer}})
+    frame = log.to_frame()
+    assert list(frame["prompt"]) == ["p", "q"]  # one row per prompt: training dedups by prompt anyway
+    p = frame.iloc[0]
+    assert (p["m1"], p["m2"], p["oracle_model_to_route_to"]) == (0.3, 0.8, "m2")
+    assert frame.iloc[1]["m2"] != frame.iloc[1]["m2"]  # NaN: m2 never answered q

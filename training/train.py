@@ -176,14 +176,35 @@ def _batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator,
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def _loss(logits: Any, idx: np.ndarray, data: Dataset, multi: bool) -> Any:
+#: Weight of a missing outcome's stand-in target (the model's mean observed score) in the loss.
+PRIOR_WEIGHT = 0.1
+
+
+def outcome_priors(targets: np.ndarray) -> np.ndarray:
+    """Per model, the mean observed score (a model never observed gets the mean of all)."""
+    with np.errstate(all="ignore"):
+        means = np.nanmean(targets, axis=0) if targets.size else np.zeros(targets.shape[1:])
+        overall = np.nanmean(targets) if np.isfinite(targets).any() else 0.5
+    return np.where(np.isnan(means), overall, means)
+
+
+def _loss(logits: Any, idx: np.ndarray, data: Dataset, multi: bool, priors: np.ndarray | None = None) -> Any:
     import torch
 
     if multi:
         t = torch.tensor(data.targets[idx], dtype=torch.float32)
         mask = ~torch.isnan(t)
-        per = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.nan_to_num(t), reduction="none")
-        return (per * mask).sum() / mask.sum().clamp(min=1)
+        if priors is None:
+            per = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.nan_to_num(t), reduction="none")
+            return (per * mask).sum() / mask.sum().clamp(min=1)
+        # A sparse log (one or two models answered each prompt): a missing cell is pulled, weakly,
+        # towards the model's mean observed score, instead of keeping whatever the head starts
+        # with (which made unobserved models look best).
+        stand_in = torch.tensor(priors, dtype=torch.float32).expand_as(t)
+        filled = torch.where(mask, t, stand_in)
+        weight = torch.where(mask, torch.ones_like(t), torch.full_like(t, PRIOR_WEIGHT))
+        per = torch.nn.functional.binary_cross_entropy_with_logits(logits, filled, reduction="none")
+        return (per * weight).sum() / weight.sum().clamp(min=1e-9)
     return torch.nn.functional.cross_entropy(logits, torch.tensor([data.labels[i] for i in idx]))
 
 
@@ -240,6 +261,7 @@ def fit(train: Dataset, val: Dataset, labels: Sequence[str], cfg: TrainConfig, o
     train_ids = encode_ids(tokenizer, train.texts, cfg.max_length, cfg.head_tokens)
     val_ids = encode_ids(tokenizer, val.texts, cfg.max_length, cfg.head_tokens)
     rng = np.random.default_rng(cfg.seed)
+    priors = outcome_priors(train.targets) if multi and np.isnan(train.targets).any() else None
     steps_per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
@@ -255,7 +277,7 @@ def fit(train: Dataset, val: Dataset, labels: Sequence[str], cfg: TrainConfig, o
         for idx in _batches([len(x) for x in train_ids], cfg.batch_size, rng):
             model.train()
             batch = pad(tokenizer, [train_ids[i] for i in idx])
-            loss = _loss(model(**batch).logits, idx, train, multi)
+            loss = _loss(model(**batch).logits, idx, train, multi, priors)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optim.step()
