@@ -4,7 +4,7 @@
 those that fit the prompt (a coding prompt is judged on code quality, a story on
 creativity, a multiple-choice question on committing to one option in the format asked),
 subtracts penalties (repetition loops, refusals, truncation, error text, AI boilerplate,
-empty answers) and normalises the total by the maximum of the applied dimensions.
+generic filler, empty answers) and normalises the total by the maximum of the applied dimensions.
 
 Given ``peers`` (other models' answers to the same prompt), a multiple-choice or math
 answer is also judged by agreement: the share of peers reaching the same option or final
@@ -15,7 +15,15 @@ scores every answer of a comparison with the others as its peers.
 
 :data:`DIMENSIONS` and :data:`PENALTIES` are the single source of truth for names and
 point ranges; charts read them. The scorers live in :mod:`routing.evaluation`.
-Pure Python, no model: a typical answer takes a few milliseconds, plus up to
+The learned quality score (:mod:`routing.evaluation.quality`, a linear model trained on
+GPT-4's grades of open-ended answers, folder ``quality_model/``) is blended with the heuristic
+figure and the penalty share by a logistic curve whose weights were fitted per regime (multiple
+choice, code, maths, open-ended; alone or with peers) on training prompts (:mod:`training.quality`);
+a heuristic 0 (empty, no valid option, penalties beyond the points) stays 0. ``normalized`` is
+that blend, in [0, 1]; ``heuristic_normalized`` keeps the heuristics' own figure and ``learned`` the model's part. The
+per-dimension table stays the explanation. Without the model folder (missing or corrupt)
+``normalized`` is the heuristic figure and ``notice`` / ``explanations["learned_quality"]`` say so.
+A typical answer takes a few milliseconds, plus up to
 ``sandbox.DEFAULT_TIMEOUT_S`` when Python code is run (``run_code=True``). Code runs only in the
 bubblewrap sandbox (:mod:`routing.evaluation.sandbox`); where none can be made it is scored
 statically and the explanation says so.
@@ -27,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
 from routing.evaluation import penalties as _penalties
+from routing.evaluation import quality as _quality
 from routing.evaluation.agreement import PeerAgreement, comparable_kind, peer_agreement
 from routing.evaluation.choice import chosen_option, reference_label, score_choice
 from routing.evaluation.code import score_code
@@ -55,11 +64,16 @@ PENALTIES: dict[str, float] = {
     "truncation": -2.0,
     "error_text": -2.0,
     "boilerplate": -1.0,
+    "filler": -2.0,
 }
 #: All penalties together never go below this.
 PENALTY_FLOOR: float = -14.0
 
-__all__ = ["DIMENSIONS", "PENALTIES", "PENALTY_FLOOR", "KINDS", "evaluate", "evaluate_group", "applied_dimensions"]
+#: Regimes of the learned combination (each has its own fitted weights, alone and with peers).
+REGIMES: tuple[str, ...] = ("choice", "code", "math", "open")
+
+__all__ = ["DIMENSIONS", "PENALTIES", "PENALTY_FLOOR", "KINDS", "REGIMES", "evaluate", "evaluate_group",
+           "applied_dimensions", "regime", "peer_head_applies", "penalty_share"]
 
 _PENALTY_DETECTORS: dict[str, Callable[[str], tuple[float, str]]] = {
     "empty": _penalties.empty,
@@ -68,6 +82,7 @@ _PENALTY_DETECTORS: dict[str, Callable[[str], tuple[float, str]]] = {
     "truncation": _penalties.truncation,
     "error_text": _penalties.error_text,
     "boilerplate": _penalties.boilerplate,
+    "filler": _penalties.filler,
 }
 #: Comparable result kind (see :func:`comparable_kind`) -> the dimension whose correctness part
 #: the peers' agreement informs.
@@ -104,6 +119,37 @@ def applied_dimensions(info: PromptInfo, *, has_reference: bool = False) -> list
     return [name for name in DIMENSIONS if name in chosen]
 
 
+def regime(info: PromptInfo, applied: Sequence[str]) -> str:
+    """Which combination regime a prompt falls in (:data:`REGIMES`)."""
+    if info.options:
+        return "choice"
+    if "code_quality" in applied:
+        return "code"
+    if "math_accuracy" in applied:
+        return "math"
+    return "open"
+
+
+def penalty_share(result: Mapping[str, Any]) -> float:
+    """The penalties' points (positive) over the applied dimensions' maximum, for an
+    :func:`evaluate` result: the blend's third input."""
+    denominator = sum(result["max_points"].values())
+    if not denominator:
+        return 0.0
+    return -max(PENALTY_FLOOR, sum(result["penalties"].values())) / denominator
+
+
+def peer_head_applies(kind: str, prompt_has_tests: bool, peers_vote: bool) -> bool:
+    """Whether peers may reach the learned score: for multiple choice and maths only when they
+    voted on the answer's result (as for the heuristics), never for code that the prompt's own
+    tests check; always for open-ended prompts."""
+    if kind in ("choice", "math"):
+        return peers_vote
+    if kind == "code":
+        return not prompt_has_tests
+    return True
+
+
 def _score_dimension(name: str, info: PromptInfo, answer: str, reference: str | None,
                      run_code: bool, agreement: float | None = None) -> tuple[float, str]:
     if name == "structure":
@@ -135,7 +181,8 @@ def _reference_decides(kind: str | None, info: PromptInfo, reference: str | None
 
 
 def evaluate(prompt: str, answer: str, *, reference: str | None = None,
-             run_code: bool = True, peers: Sequence[str] | None = None) -> dict[str, Any]:
+             run_code: bool = True, peers: Sequence[str] | None = None,
+             learned: bool = True) -> dict[str, Any]:
     """Score ``answer`` to ``prompt``.
 
     ``reference`` is an optional expected answer (a number, an option label, a short
@@ -148,6 +195,13 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
     ``details``; with ``peers``, ``details["peer_agreement"]`` is the share of the voting
     peers that agree (None when there is nothing to compare) and ``details["peer_votes"]``
     has the counts.
+
+    ``normalized`` blends the heuristic figure (kept as ``heuristic_normalized``) with the
+    learned quality score (``learned``: its ``score``, estimated ``grade``, ``regime``, the
+    fitted ``weights``; None when the model is unavailable or ``learned=False``); ``notice`` is
+    None or says why the heuristics alone decided. Peers reach the learned score only where
+    they may reach the heuristics: not when a reference is given, nor for code the prompt's own
+    tests check.
     """
     prompt = prompt if isinstance(prompt, str) else str(prompt or "")
     answer = answer if isinstance(answer, str) else str(answer or "")
@@ -202,7 +256,42 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
     penalty_total = max(PENALTY_FLOOR, sum(penalty_points.values()))
     total = round(sum(dimensions.values()) + penalty_total, 3)
     denominator = sum(max_points.values())
-    normalized = clamp(total / denominator) if denominator else 0.0
+    heuristic = round(clamp(total / denominator) if denominator else 0.0, 4)
+    normalized = heuristic
+    learned_part: dict[str, Any] | None = None
+    notice: str | None = None
+    kind_of_regime = regime(info, applied)
+    if not learned:
+        notice = "learned quality score not used (learned=False): heuristics alone"
+    elif empty_severity:
+        notice = "empty answer: the learned quality score is not used"
+    else:
+        model = _quality.get_model()
+        scored: dict[str, Any] | None = None
+        if model is None:
+            notice = f"learned quality model unavailable ({_quality.load_error()}): heuristics alone"
+        else:
+            peers_reach = peer_head_applies(kind_of_regime, bool(info.tests), probability is not None) and \
+                peers is not None and not (reference and reference.strip())
+            quality_peers = list(peer_texts) if peers_reach else None
+            try:
+                scored = model.score(prompt, answer, quality_peers)
+            except Exception as exc:  # noqa: BLE001 - a scoring failure must not lose the heuristic score
+                notice = f"learned quality score failed ({type(exc).__name__}: {exc}): heuristics alone"
+        if model is not None and scored is not None:
+            mode = "peers" if (scored["used_peers"] or probability is not None) else "alone"
+            blended, key = model.combine(f"{kind_of_regime}/{mode}", heuristic, scored["score"],
+                                         -max(PENALTY_FLOOR, sum(penalty_points.values())) / denominator
+                                         if denominator else 0.0)
+            # A zero from the heuristics (empty, refused, no valid option, penalties beyond the
+            # points) is a veto: such answers got GPT-4's lowest grades (mean 1.2 of 10 in the data).
+            normalized = round(clamp(blended), 4) if heuristic > 0 else 0.0
+            learned_part = {**scored, "regime": key, "weights": dict(model.combination.get(key, {}))}
+            explanations["learned_quality"] = (
+                f"learned quality {scored['grade']:.1f}/10{' (with peers)' if scored['used_peers'] else ''}, "
+                f"blended with the heuristics' {heuristic:.2f} ({key} weights) -> {normalized:.2f}")
+    if notice and not empty_severity:
+        explanations["learned_quality"] = notice
     return {
         "dimensions": dimensions,
         "max_points": max_points,
@@ -213,6 +302,10 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
         "normalized": round(normalized, 4),
         "kind": list(info.kinds),
         "details": details,
+        "heuristic_normalized": heuristic,
+        "regime": kind_of_regime,
+        "learned": learned_part,
+        "notice": notice,
     }
 
 

@@ -24,6 +24,20 @@ Usage::
         [--out benchmarks/results/evaluator.json] [--split test] [--no-run-code]
 
 Exits 0 with a "skipped" message when the data folder is missing.
+
+``--graded FILE`` (e.g. ``../shared/data/judgments/arena_bench_v1_graded.csv``: answers with a
+strong judge's 1-10 grade) measures agreement with the judge instead, written to
+``benchmarks/results/evaluator_graded.json`` by default:
+
+- ``pairwise``: over non-tied (by grade) pairs of answers to the same prompt, the share the score
+  orders as the judge does (score ties count 0.5), with a 95% bootstrap interval over prompts;
+- ``spearman``: Spearman's rho between grade and score within each prompt, averaged;
+
+for answer length (the baseline), the heuristics alone, the learned quality score and the
+evaluator's blend, each alone and with peers, under 5-fold prompt-disjoint cross-validation of
+the whole training recipe (:mod:`training.quality`: heads and blend refitted on four folds,
+scored on the fifth); plus the shipped ``quality_model/`` through :func:`evaluate` end to end
+on its own held-out prompts, and the time to score one answer (median, one thread).
 """
 
 from __future__ import annotations
@@ -35,7 +49,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -46,6 +60,8 @@ from routing.settings import REPO_ROOT, SHARED_DATA_DIR
 
 DEFAULT_DATA_DIR = SHARED_DATA_DIR / "outcomes" / "routerbench"
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "evaluator.json"
+DEFAULT_GRADED_OUT = REPO_ROOT / "benchmarks" / "results" / "evaluator_graded.json"
+DEFAULT_GRADED = SHARED_DATA_DIR / "judgments" / "arena_bench_v1_graded.csv"
 DATASETS: tuple[str, ...] = ("arc_challenge", "mbpp", "winograde")
 RESPONSE_SUFFIX = "|model_response"
 
@@ -258,6 +274,220 @@ def run(data_dir: Path, splits: Iterable[str], datasets: Iterable[str], *, run_c
     return results
 
 
+# --------------------------------------------------------------------------- graded mode
+
+
+def graded_pairwise(groups: Sequence[object], grades: Sequence[float], scores: Sequence[float]) -> tuple[float, int]:
+    """Over non-tied (by grade) pairs within each group: share the scores order as the grades
+    (score ties count 0.5). Returns (agreement, pairs); NaN when there is no pair."""
+    from training.quality import pairwise_agreement
+
+    return pairwise_agreement(groups, grades, scores)
+
+
+def graded_spearman(groups: Sequence[object], grades: Sequence[float], scores: Sequence[float]) -> tuple[float, int]:
+    """Mean within-group Spearman rho (groups where grades or scores are constant skipped)."""
+    from training.quality import spearman_per_prompt
+
+    return spearman_per_prompt(groups, grades, scores)
+
+
+def graded_pairwise_ci(groups: Sequence[object], grades: Sequence[float], scores: Sequence[float], *,
+                       resamples: int = 500, seed: int = 0) -> tuple[float, float]:
+    """95% bootstrap interval of :func:`graded_pairwise`, resampling whole groups."""
+    frame = pd.DataFrame({"g": list(groups), "y": np.asarray(grades, float), "s": np.asarray(scores, float)})
+    wins, sizes = [], []
+    for _, part in frame.groupby("g", sort=False):
+        y, x = part["y"].to_numpy(), part["s"].to_numpy()
+        better = (y[:, None] - y[None, :]) > 0
+        diff = (x[:, None] - x[None, :])[better]
+        wins.append(float((diff > 0).sum() + 0.5 * (diff == 0).sum()))
+        sizes.append(float(better.sum()))
+    wins_arr, sizes_arr = np.array(wins), np.array(sizes)
+    if not sizes_arr.sum():
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(wins_arr), len(wins_arr))
+        if sizes_arr[pick].sum():
+            values.append(wins_arr[pick].sum() / sizes_arr[pick].sum())
+    low, high = np.percentile(values, [2.5, 97.5])
+    return round(float(low), 4), round(float(high), 4)
+
+
+def graded_metrics(groups: Sequence[object], grades: Sequence[float], scores: Sequence[float]) -> dict[str, float]:
+    pair, n_pairs = graded_pairwise(groups, grades, scores)
+    rho, n_prompts = graded_spearman(groups, grades, scores)
+    return {"pairwise": pair, "pairwise_ci95": graded_pairwise_ci(groups, grades, scores), "pairs": n_pairs,
+            "spearman": rho, "spearman_prompts": n_prompts}
+
+
+def graded_cross_validation(frame: pd.DataFrame, folds: int = 5, seed: int = 0, workers: int = 2,
+                            outcome_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """Out-of-fold scores of every scorer on a graded table (prompt-disjoint folds). With
+    ``outcome_dir`` (the RouterBench folder), its *train* slices join every fold's blend fit as
+    the shipped model's training does (they share no prompt with the graded table)."""
+    from training import quality as T
+
+    config = T.QualityConfig(folds=folds, seed=seed)
+    outcome_rows = None
+    if outcome_dir is not None and Path(outcome_dir).is_dir():
+        outcome_rows = T.routerbench_rows(Path(outcome_dir), config)
+    X_a, X_p = T.features(frame)
+    h_a, k_a = T.heuristic_scores(frame, workers=workers)
+    h_p, k_p = T.heuristic_scores(frame, peers=True, workers=workers)
+    k_p = T.graded_peer_keys(frame, k_p)
+    fold = T.prompt_folds(frame["question_id"].tolist(), folds, seed + 7)
+    out = {name: np.zeros(len(frame)) for name in ("quality_alone", "quality_peers", "combined_alone",
+                                                  "combined_peers")}
+    for f in range(folds):
+        tr, te = fold != f, fold == f
+        if not te.any() or not tr.any():
+            continue
+        fitted = T.fit_pipeline(frame[tr].reset_index(drop=True), X_a[tr], X_p[tr], h_a[tr], h_p[tr],
+                                [k for k, m in zip(k_a, tr) if m], [k for k, m in zip(k_p, tr) if m], config,
+                                outcome_rows=outcome_rows)
+        pred = T.predict(fitted, X_a[te], X_p[te], h_a[te], h_p[te], [k for k, m in zip(k_a, te) if m],
+                         [k for k, m in zip(k_p, te) if m])
+        for name, values in pred.items():
+            out[name][te] = values
+    return {"length": frame["answer"].str.len().to_numpy(float), "heuristic_alone": h_a[:, 0],
+            "heuristic_peers": h_p[:, 0], **out}
+
+
+def shipped_model_on_test(frame: pd.DataFrame, model_dir: Path | None = None) -> dict[str, Any]:
+    """The shipped quality model through :func:`evaluate` on the prompts its training held out."""
+    from routing.evaluation import quality as Q
+    from training.quality import is_test_prompt
+
+    folder = Path(model_dir) if model_dir else Q.DEFAULT_MODEL_DIR
+    split_file = folder / "test_split.json"
+    if not split_file.is_file():
+        return {"skipped": f"{split_file} not found"}
+    test_ids = set(json.loads(split_file.read_text(encoding="utf-8")).get("test_question_ids", []))
+    test = frame[frame["question_id"].isin(test_ids)].reset_index(drop=True)
+    if test.empty:
+        return {"skipped": "none of the model's test prompts is in this file"}
+    alone = [evaluate(p, a, run_code=False) for p, a in zip(test["prompt"], test["answer"])]
+    grouped: dict[int, dict] = {}
+    for _, part in test.groupby("question_id", sort=False):
+        grouped.update(evaluate_group(part["prompt"].iat[0], dict(zip(part.index, part["answer"])), run_code=False))
+    with_peers = [grouped[i] for i in test.index]
+    groups, grades = test["question_id"].tolist(), test["grade"].to_numpy(float)
+    notices = sorted({r["notice"] for r in alone if r.get("notice")})
+    return {
+        "prompts": int(test["question_id"].nunique()), "answers": len(test),
+        "split": "the prompts listed in quality_model/test_split.json (never seen in training)",
+        "evaluate_alone": graded_metrics(groups, grades, [r["normalized"] for r in alone]),
+        "evaluate_with_peers": graded_metrics(groups, grades, [r["normalized"] for r in with_peers]),
+        "heuristic_alone": graded_metrics(groups, grades, [r["heuristic_normalized"] for r in alone]),
+        "length": graded_metrics(groups, grades, test["answer"].str.len().to_numpy(float)),
+        "notices": notices,
+        "check_rule": f"is_test_prompt(question_id, {json.loads(split_file.read_text())['test_fraction']})",
+        "rule_agrees": bool(all(is_test_prompt(q, json.loads(split_file.read_text())["test_fraction"])
+                                for q in test_ids)),
+    }
+
+
+def scoring_speed(frame: pd.DataFrame, samples: int = 60) -> dict[str, Any]:
+    """Median / p90 milliseconds of :func:`evaluate` on one thread for answers of about 400
+    tokens (1,600-2,000 characters), alone and with 4 peers, and of the learned part alone."""
+    from routing.evaluation import quality as Q
+
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency of the app
+        pass
+    chars = frame["answer"].str.len()
+    pick = frame[(chars >= 1600) & (chars <= 2000)].head(samples)
+    others = frame.groupby("question_id")["answer"].apply(list).to_dict()
+    model = Q.get_model()
+    alone, peered, learned = [], [], []
+    for prompt, answer, qid in zip(pick["prompt"], pick["answer"], pick["question_id"]):
+        peers = [a for a in others[qid] if a != answer][:4]
+        t = time.perf_counter()
+        evaluate(prompt, answer, run_code=False)
+        alone.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        evaluate(prompt, answer, run_code=False, peers=peers)
+        peered.append((time.perf_counter() - t) * 1000)
+        if model is not None:
+            t = time.perf_counter()
+            model.score(prompt, answer, peers)
+            learned.append((time.perf_counter() - t) * 1000)
+
+    def summary(values: list[float]) -> dict[str, float]:
+        if not values:
+            return {}
+        return {"median_ms": round(float(np.median(values)), 2), "p90_ms": round(float(np.percentile(values, 90)), 2)}
+
+    return {"answers": len(pick), "answer_chars": "1600-2000 (about 400 tokens)", "threads": 1,
+            "model_loaded": model is not None, "evaluate_alone": summary(alone),
+            "evaluate_with_4_peers": summary(peered), "learned_score_with_4_peers": summary(learned)}
+
+
+def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit: int | None = None,
+               outcome_dir: Path | None = None) -> dict[str, Any]:
+    """The ``--graded`` mode: cross-validated figures, the shipped model on its test prompts, speed."""
+    from training.quality import load_graded
+
+    frame = load_graded(path)
+    if limit:
+        keep = frame["question_id"].drop_duplicates().head(limit)
+        frame = frame[frame["question_id"].isin(keep)].reset_index(drop=True)
+    started = time.perf_counter()
+    scores = graded_cross_validation(frame, folds=folds, workers=workers, outcome_dir=outcome_dir)
+    groups, grades = frame["question_id"].tolist(), frame["grade"].to_numpy(float)
+    cv = {name: graded_metrics(groups, grades, values) for name, values in scores.items()}
+    seconds = round(time.perf_counter() - started, 1)
+    shipped = shipped_model_on_test(frame)
+    speed = scoring_speed(frame)
+    lines = [f"{'scorer (5-fold prompt-disjoint CV)':<36}{'pairwise':>9}{'95% CI':>16}{'spearman':>10}",
+             "-" * 71]
+    for name, m in cv.items():
+        ci = "{:.3f}-{:.3f}".format(*m["pairwise_ci95"])
+        lines.append(f"{name:<36}{m['pairwise']:>9.3f}{ci:>16}{m['spearman']:>10.3f}")
+    if "skipped" not in shipped:
+        lines.append(f"shipped quality_model/ through evaluate() on its {shipped['prompts']} held-out prompts:")
+        for name in ("length", "heuristic_alone", "evaluate_alone", "evaluate_with_peers"):
+            m = shipped[name]
+            ci = "{:.3f}-{:.3f}".format(*m["pairwise_ci95"])
+            lines.append(f"  {name:<34}{m['pairwise']:>9.3f}{ci:>16}{m['spearman']:>10.3f}")
+    else:
+        lines.append(f"shipped model: skipped ({shipped['skipped']})")
+    lines.append(f"scoring one ~400-token answer, one thread: evaluate() median "
+                 f"{speed['evaluate_alone'].get('median_ms', float('nan')):.1f} ms alone, "
+                 f"{speed['evaluate_with_4_peers'].get('median_ms', float('nan')):.1f} ms with 4 peers")
+    print("\n".join(lines))
+    report = {
+        "command": "python -m routing.evaluator_benchmark --graded " + str(path),
+        "graded_file": str(path),
+        "outcome_rows_for_the_blend": str(outcome_dir) if outcome_dir else None,
+        "answers": len(frame), "prompts": int(frame["question_id"].nunique()),
+        "metrics": {
+            "pairwise": "over answer pairs to the same prompt with different judge grades, the share the score "
+                        "orders as the judge does; score ties count 0.5; 95% CI: bootstrap over prompts",
+            "spearman": "Spearman's rho between judge grade and score within a prompt, mean over prompts",
+            "cross_validation": f"{folds}-fold, prompt-disjoint: heads and blend (training.quality.fit_pipeline) "
+                                "refitted on the other folds' prompts; the blend's choice/code regimes on the "
+                                "RouterBench train slices (right/wrong outcomes) when --data-dir has them, as in "
+                                "training",
+            "*_alone / *_peers": "each answer scored on its own / with the other answers to its prompt as peers",
+        },
+        "cross_validation": cv,
+        "cv_seconds": seconds,
+        "shipped_model_test_split": shipped,
+        "speed": speed,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=float) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -270,7 +500,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="first N prompts per file (quick runs)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--no-peers", action="store_true", help="skip the with-peers mode")
+    parser.add_argument("--graded", type=Path, default=None, metavar="FILE",
+                        help="agreement with a judge's grades on FILE (question_id, prompt, answer, gpt4_score) "
+                             "instead of the RouterBench AUC table")
+    parser.add_argument("--folds", type=int, default=5, help="prompt-disjoint folds of the --graded mode")
     args = parser.parse_args(argv)
+
+    if args.graded is not None:
+        if not args.graded.is_file():
+            print(f"skipped: graded file {args.graded} not found", file=sys.stderr)
+            return 0
+        out = args.out if args.out != DEFAULT_OUT else DEFAULT_GRADED_OUT
+        run_graded(args.graded, out, folds=args.folds, workers=args.workers, limit=args.limit,
+                   outcome_dir=args.data_dir if args.data_dir.is_dir() else None)
+        return 0
 
     if not args.data_dir.is_dir():
         print(f"skipped: data folder {args.data_dir} not found (the RouterBench slices live in "

@@ -1,5 +1,5 @@
 """Penalty detectors: repetition loops, refusals, truncation, error text, AI boilerplate,
-empty answers.
+generic filler, empty answers.
 
 Each detector returns ``(severity in [0, 1], short explanation)``; the evaluator scales
 the severity by the penalty's size in ``routing.evaluator.PENALTIES``.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from .text import clamp, nonempty_lines, split_code, words
+from .text import clamp, nonempty_lines, sentences, split_code, words
 
 _REFUSAL_RE = re.compile(
     r"\b(i(?:'m| am)? (?:sorry,? )?(?:but )?(?:i )?(?:can(?:'|no)t|cannot|won'?t|will not|am unable to|"
@@ -110,3 +110,66 @@ def boilerplate(answer: str) -> tuple[float, str]:
     if not found:
         return 0.0, ""
     return clamp(0.6 + 0.4 * (found - 1)), "AI boilerplate"
+
+
+# Stock phrases of padding: hedges, sign-offs and generic advice that fit any answer.
+_STOCK_RE = re.compile(
+    r"\b(?:it is (?:important|worth|crucial|essential|always a good idea) to (?:note|remember|consider|mention|"
+    r"keep in mind|understand)|(?:always|generally) a good idea|keep in mind|"
+    r"there are (?:many|several|various|a number of) (?:different )?(?:factors|aspects|things|ways|considerations)|"
+    r"(?:can|may|will) vary depending on|depending on (?:the|your) (?:situation|specific|needs|circumstances)|"
+    r"(?:a|this is a) (?:complex|complicated|nuanced|multifaceted) (?:topic|issue|question|subject)|"
+    r"i hope (?:this|that) (?:helps|answers|was helpful)|let me know if you have any (?:other|more|further) questions|"
+    r"feel free to ask|(?:overall|in general|in conclusion|in summary|ultimately), (?:there are|it is|things)|"
+    r"consider all of them|think about)\b", re.I)
+_SPECIFIC_RE = re.compile(r"\b[A-Za-z]{6,}\b")
+_GENERIC_WORDS = frozenset(
+    "important consider considering factors aspects different general generally situation situations "
+    "things always complex complicated nuanced multifaceted understand remember mention questions "
+    "question helps helpful overall ultimately conclusion summary depending specific various several "
+    "number subject issue further think thinking circumstances vary varies idea should everything "
+    "anything something someone certain really actually matter matters".split())
+
+
+def filler_sentences(answer: str) -> list[str]:
+    """Sentences of padding: built on a stock phrase and saying nothing specific - no number and
+    no longer word that the rest of the answer (or anything but stock vocabulary) uses."""
+    _, prose = split_code(answer)
+    found = sentences(prose)
+    stock = [bool(_STOCK_RE.search(s)) for s in found]
+    if not any(stock):
+        return []
+    rest_words = {w.lower() for s, is_stock in zip(found, stock) if not is_stock for w in _SPECIFIC_RE.findall(s)}
+    out = []
+    for sentence, is_stock in zip(found, stock):
+        if not is_stock or re.search(r"\d", sentence):
+            continue
+        specific = {w.lower() for w in _SPECIFIC_RE.findall(sentence)} - _GENERIC_WORDS
+        if not (specific & rest_words) and len(specific) <= 3:
+            out.append(sentence)
+    return out
+
+
+def filler(answer: str) -> tuple[float, str]:
+    """Padding: generic sentences that fit any answer (stock hedges, advice and sign-offs) making
+    up a noticeable share of the words. A single sign-off is not penalised."""
+    padding = filler_sentences(answer)
+    if len(padding) < 2:
+        return 0.0, ""
+    pad_words = sum(len(words(s)) for s in padding)
+    share = pad_words / max(1, len(words(answer)))
+    severity = clamp((share - 0.08) / 0.25)
+    if severity <= 0:
+        return 0.0, ""
+    return severity, f"{share:.0%} generic filler ({len(padding)} sentences)"
+
+
+def strip_filler(answer: str) -> str:
+    """``answer`` without its padding sentences (when :func:`filler` counts them: two or more)."""
+    padding = filler_sentences(answer)
+    if len(padding) < 2:
+        return answer
+    for sentence in padding:
+        pattern = r"\s+".join(re.escape(part) for part in sentence.split())
+        answer = re.sub(pattern, " ", answer, count=1)
+    return re.sub(r"[ \t]{2,}", " ", answer).strip()

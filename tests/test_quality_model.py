@@ -1,0 +1,233 @@
+"""The evaluator's learned quality score: training, its benchmark's metrics, what it ranks, and
+the fall-back to the heuristics when its folder is missing or corrupt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from routing import evaluator_benchmark as bench
+from routing.evaluation import quality as Q
+from routing.evaluator import evaluate, evaluate_group
+from training import quality as T
+
+FACT_PROMPT = "Why is the sky blue?"
+FACT_ANSWER = (
+    "The sky looks blue because of Rayleigh scattering. Sunlight contains all visible wavelengths, and "
+    "when it passes through the atmosphere the short blue wavelengths (around 450 nm) are scattered by "
+    "nitrogen and oxygen molecules far more than red ones (about 700 nm), roughly 5 times more. That "
+    "scattered blue light reaches our eyes from every direction, so the whole sky appears blue. At sunset "
+    "the light travels through more air, the blue is scattered away, and reds and oranges remain."
+)
+FILLER = (
+    "\n\nIt is important to note that this is a complex topic and there are many factors to consider. "
+    "In general, it is always a good idea to keep in mind that things can vary depending on the situation. "
+    "Overall, there are many different aspects to think about, and it is important to consider all of them. "
+    "I hope this helps! Let me know if you have any other questions."
+)
+CODE_PROMPT = (
+    "Write a python function `is_palindrome(s)` that returns True when the string reads the same "
+    "backwards.\nassert is_palindrome('level')\nassert not is_palindrome('abc')\n"
+    "assert is_palindrome('')"
+)
+GOOD_CODE = (
+    "Here is a simple solution:\n\n```python\ndef is_palindrome(s):\n    return s == s[::-1]\n```\n\n"
+    "It compares the string with its reverse, for example `is_palindrome('level')` is True."
+)
+WRONG_CODE = (
+    "Here is a simple solution:\n\n```python\ndef is_palindrome(s):\n    return s == s[1:]\n```\n\n"
+    "It compares the string with its reverse, for example `is_palindrome('level')` is True."
+)
+MATH_PROMPT = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
+               "May. How many clips did Natalia sell altogether in April and May?")
+MATH_RIGHT = "In May she sold 48 / 2 = 24 clips. Altogether she sold 48 + 24 = 72 clips.\n#### 72"
+MATH_WRONG = "In May she sold 48 / 2 = 24 clips. Altogether she sold 48 + 24 = 82 clips.\n#### 82"
+ARC_PROMPT = (
+    "Which gas do plants absorb from the air?\nA) oxygen\nB) carbon dioxide\nC) nitrogen\nD) helium\n"
+    'Print only a single choice  from "A" or "B" or "C" or "D" without explanation.\nAnswer:'
+)
+CAPITAL_PROMPT = "What is the capital of Australia, and why was it chosen?"
+CAPITAL_RIGHT = ("The capital of Australia is Canberra. It was chosen in 1908 as a compromise between "
+                 "Sydney and Melbourne, the two largest cities, which both wanted to be the capital.")
+CAPITAL_WRONG = ("The capital of Australia is Sydney. It was chosen because it is the oldest and largest "
+                 "city, with the busiest harbour and the famous Opera House.")
+CAPITAL_PEERS = [
+    "Canberra is the capital of Australia. It was a compromise between rivals Sydney and Melbourne, chosen in 1908.",
+    "Australia's capital is Canberra, picked as a compromise site between Sydney and Melbourne.",
+    "The capital is Canberra; neither Sydney nor Melbourne would accept the other, so a new city was built.",
+]
+
+
+@pytest.fixture(autouse=True)
+def shipped_model():
+    """Every test starts (and leaves) with the shipped quality model configured."""
+    Q.configure(None)
+    yield
+    Q.configure(None)
+
+
+def _tiny_graded(path: Path, prompts: int = 8) -> Path:
+    """A graded table where careful, specific answers get high grades and curt or refusing ones low."""
+    rows = []
+    for p in range(prompts):
+        topic = ["volcanoes", "tides", "vaccines", "rainbows", "magnets", "glaciers", "eclipses", "comets"][p % 8]
+        prompt = f"Explain how {topic} work, briefly but precisely."
+        good = (f"{topic.capitalize()} work through a few distinct mechanisms. First, energy builds up in a "
+                f"specific place; second, it is released in a measurable way (for example {p + 3} units per "
+                f"cycle). Scientists measure {topic} with dedicated instruments, and the key numbers are "
+                f"{p * 7 + 11} and {p * 3 + 2}. In short: cause, mechanism, measurable effect.")
+        fine = f"{topic.capitalize()} happen because of natural forces acting over time, which scientists study."
+        curt = f"{topic} just happen."
+        refusal = "I'm sorry, but I can't help with that."
+        for model, answer, grade in (("a", good, 9), ("b", fine, 6), ("c", curt, 3), ("d", refusal, 1)):
+            rows.append({"question_id": f"q{p}", "prompt": prompt, "model": model, "answer": answer,
+                         "gpt4_score": grade})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_training_on_a_tiny_graded_file(tmp_path: Path) -> None:
+    graded = _tiny_graded(tmp_path / "graded.csv")
+    out = tmp_path / "model"
+    config = T.QualityConfig(test_fraction=0.25, folds=2, alphas=(1.0, 10.0), routerbench_prompts=0)
+    report = T.train(graded, out, routerbench_dir=None, config=config)
+    for name in ("config.json", "model.safetensors", "README.md", "training_report.json", "test_split.json"):
+        assert (out / name).is_file(), name
+    from safetensors.numpy import load_file
+
+    assert all(t.dtype == np.float16 for t in load_file(str(out / "model.safetensors")).values())
+    # split by prompt: the held-out prompts are whole prompts that training never saw
+    test_ids = set(json.loads((out / "test_split.json").read_text())["test_question_ids"])
+    assert test_ids and report["data"]["test_prompts"] == len(test_ids)
+    assert report["data"]["train_prompts"] + report["data"]["test_prompts"] == 8
+    assert report["data"]["test_rows"] == 4 * len(test_ids)
+    assert "pairwise" in (out / "README.md").read_text()
+    # the trained model loads and ranks a fresh careful answer above a curt one and a refusal
+    model = Q.QualityModel(out)
+    prompt = "Explain how earthquakes work, briefly but precisely."
+    careful = ("Earthquakes work through a few distinct mechanisms. First, stress builds up along a fault; "
+               "second, it is released as seismic waves (for example 5 units on the moment scale). "
+               "Scientists measure earthquakes with seismometers, and the key numbers are 30 and 7.")
+    curt = "earthquakes just happen."
+    refusal = "I'm sorry, but I can't help with that."
+    scores = [model.score(prompt, a)["score"] for a in (careful, curt, refusal)]
+    assert scores[0] > scores[1] > scores[2], scores
+    assert set(model.combination) >= {"open/alone"}
+
+
+def test_graded_metrics_on_a_toy_table() -> None:
+    groups = ["a", "a", "a", "b", "b", "b", "c", "c"]
+    grades = [3, 2, 1, 5, 5, 1, 4, 4]           # group c: one tied pair only, no pair counts
+    scores = [0.9, 0.5, 0.5, 0.1, 0.2, 0.3, 0.1, 0.9]
+    agreement, pairs = bench.graded_pairwise(groups, grades, scores)
+    # a: 3>2 right, 3>1 right, 2>1 tied score (0.5); b: both 5>1 pairs wrong; the 5=5 pair is no pair
+    assert pairs == 5
+    assert agreement == pytest.approx(2.5 / 5)
+    rho, prompts = bench.graded_spearman(groups, grades, scores)
+    # a: rho = 1.5 / sqrt(3); b: -1.5 / sqrt(3); c: grades constant, skipped
+    assert prompts == 2
+    assert rho == pytest.approx(0.0, abs=1e-12)
+    rho_a, _ = bench.graded_spearman(groups[:3], grades[:3], scores[:3])
+    assert rho_a == pytest.approx(1.5 / np.sqrt(3))
+    # the length baseline of the graded mode is the answer length, judged the same way
+    answers = ["x" * 30, "x" * 20, "x" * 10]
+    assert bench.graded_pairwise(groups[:3], grades[:3], [len(a) for a in answers]) == (1.0, 3)
+    low, high = bench.graded_pairwise_ci(groups, grades, scores, resamples=50)
+    assert 0.0 <= low <= agreement <= high <= 1.0
+    assert np.isnan(bench.graded_pairwise(["a"], [3], [0.5])[0])
+
+
+def test_graded_mode_writes_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    graded = _tiny_graded(tmp_path / "graded.csv", prompts=6)
+    out = tmp_path / "graded.json"
+    assert bench.main(["--graded", str(graded), "--out", str(out), "--folds", "3",
+                       "--data-dir", str(tmp_path / "no-routerbench")]) == 0
+    report = json.loads(out.read_text())
+    cv = report["cross_validation"]
+    for name in ("length", "heuristic_alone", "quality_alone", "combined_alone", "quality_peers", "combined_peers"):
+        assert 0.0 <= cv[name]["pairwise"] <= 1.0 and cv[name]["pairs"] == 6 * 6
+    # this table is easy: the learned recipe, cross-validated by prompt, gets it right
+    assert cv["quality_alone"]["pairwise"] > cv["length"]["pairwise"]
+    assert "speed" in report and "pairwise" in capsys.readouterr().out
+
+
+RIGHT_AND_WRONG = [
+    # (prompt, right answer, fluent wrong answer, peers, reference)
+    (MATH_PROMPT, MATH_RIGHT, MATH_WRONG, None, None),
+    (MATH_PROMPT, MATH_RIGHT, "She sold 48 clips in April and 24 in May, so 96 clips in total.\n#### 96",
+     None, "72"),
+    (CODE_PROMPT, GOOD_CODE, WRONG_CODE, None, None),
+    (ARC_PROMPT, "B", "C", ["B", "B", "B", "A"], None),
+    (CAPITAL_PROMPT, CAPITAL_RIGHT, CAPITAL_WRONG, CAPITAL_PEERS, None),
+]
+
+
+@pytest.mark.parametrize("prompt, right, wrong, peers, reference", RIGHT_AND_WRONG,
+                         ids=["math-arithmetic", "math-reference", "code-sandbox", "choice-peers", "open-peers"])
+def test_a_right_answer_scores_above_a_fluent_wrong_one(prompt, right, wrong, peers, reference) -> None:
+    good = evaluate(prompt, right, peers=peers, reference=reference)
+    bad = evaluate(prompt, wrong, peers=peers, reference=reference)
+    assert good["learned"] is not None and bad["learned"] is not None, good["notice"]
+    assert good["normalized"] > bad["normalized"], (good["explanations"], bad["explanations"])
+
+
+def test_an_answer_padded_with_filler_scores_below_its_concise_original() -> None:
+    concise = evaluate(FACT_PROMPT, FACT_ANSWER)
+    assert concise["learned"] is not None and concise["penalties"]["filler"] == 0.0
+    for padding in (FILLER, FILLER * 3):
+        padded = evaluate(FACT_PROMPT, FACT_ANSWER + padding)
+        # the padding earns the learned score nothing, and the heuristics penalise it
+        assert padded["learned"]["score"] <= concise["learned"]["score"]
+        assert padded["penalties"]["filler"] < 0 and "filler" in padded["explanations"]["filler"]
+        assert padded["normalized"] < concise["normalized"]
+    # one polite sign-off is not padding
+    signed = evaluate(FACT_PROMPT, FACT_ANSWER + "\n\nI hope this helps!")
+    assert signed["penalties"]["filler"] == 0.0
+
+
+def test_the_blend_stays_in_range_and_keeps_the_heuristic_table() -> None:
+    result = evaluate(FACT_PROMPT, FACT_ANSWER)
+    assert 0.0 <= result["normalized"] <= 1.0
+    assert 0.0 <= result["learned"]["score"] <= 1.0 and 1.0 <= result["learned"]["grade"] <= 10.0
+    assert result["regime"] == "open" and result["learned"]["regime"] == "open/alone"
+    assert result["notice"] is None and "learned quality" in result["explanations"]["learned_quality"]
+    assert result["heuristic_normalized"] == evaluate(FACT_PROMPT, FACT_ANSWER, learned=False)["normalized"]
+    assert sum(result["dimensions"].values()) > 0
+    assert evaluate(FACT_PROMPT, "")["normalized"] == 0.0
+    group = evaluate_group(CAPITAL_PROMPT, {"r": CAPITAL_RIGHT, "w": CAPITAL_WRONG,
+                                            **{f"p{i}": p for i, p in enumerate(CAPITAL_PEERS)}})
+    assert group["r"]["learned"]["used_peers"] and group["r"]["normalized"] > group["w"]["normalized"]
+
+
+def _corrupt_folders(tmp_path: Path) -> list[Path]:
+    missing = tmp_path / "missing"
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "config.json").write_text("{not json")
+    (garbage / "model.safetensors").write_bytes(b"\x00\x01not safetensors")
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    shipped = Q.DEFAULT_MODEL_DIR
+    (truncated / "config.json").write_text((shipped / "config.json").read_text())
+    (truncated / "model.safetensors").write_bytes((shipped / "model.safetensors").read_bytes()[:100])
+    return [missing, garbage, truncated]
+
+
+def test_missing_or_corrupt_model_means_heuristics_alone_with_a_notice(tmp_path: Path) -> None:
+    with_model = evaluate(FACT_PROMPT, FACT_ANSWER)
+    heuristic = evaluate(FACT_PROMPT, FACT_ANSWER, learned=False)
+    assert with_model["learned"] is not None
+    for folder in _corrupt_folders(tmp_path):
+        Q.configure(folder)
+        result = evaluate(FACT_PROMPT, FACT_ANSWER)
+        assert result["learned"] is None, folder
+        assert result["normalized"] == heuristic["normalized"] == result["heuristic_normalized"]
+        assert "unavailable" in result["notice"] and "heuristics alone" in result["notice"]
+        assert result["explanations"]["learned_quality"] == result["notice"]
+        assert Q.load_error()
+    Q.configure(None)
+    assert evaluate(FACT_PROMPT, FACT_ANSWER)["learned"] is not None
