@@ -17,6 +17,9 @@ and the cheapest model).
 Command line (large files, constant memory)::
 
     python -m routing.batch INPUT --out OUTPUT [--mode route|answer|compare] [--chunk-size N]
+        [--engine local|ray [--address auto|ray://HOST:PORT] [--num-actors N] [--batch-size B]]
+
+``--engine ray`` runs the same rows on a Ray Data actor pool (``routing/batch_ray.py``).
 """
 
 from __future__ import annotations
@@ -619,9 +622,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="move an existing OUTPUT aside (renamed, not deleted) and run every row again "
                              "(default: resume it)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local (default: this process) or ray (Ray Data actor pool; INPUT may be CSV, JSONL "
+                             "or Parquet, a file, a folder or a glob; OUTPUT x.parquet or x.csv)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to join (auto, ray://HOST:PORT); default: start Ray on this machine")
+    parser.add_argument("--num-actors", type=int, default=None, help="Ray actors, each with its own model (default 1)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="rows per Ray block, the unit of resume (default 4096 route, 256 answer, 64 compare)")
     args = parser.parse_args(argv)
+    if args.engine != "ray":
+        given = [flag for flag, value in (("--address", args.address), ("--num-actors", args.num_actors),
+                                          ("--batch-size", args.batch_size)) if value is not None]
+        if given:
+            parser.error(f"{', '.join(given)} only apply with --engine ray")
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
+    if args.engine == "ray":
+        from routing.batch_ray import main_ray
+
+        return main_ray(args, settings)
     bar = None
     try:
         service = RouterService(settings, background=False)
