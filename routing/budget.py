@@ -10,7 +10,7 @@ Every paid call (the gateway, ``/query``, compare-all, batch, the judge) goes th
   fifty concurrent requests cannot all slip under the limit at once.
 - ``settle`` writes the call's real cost (the provider's, else the estimate) to a SQLite file
   beside the outcome log (``<ROUTER_DATA_DIR>/spend.sqlite3``, 0600), so a restart does not
-  forget the day's spend. A failed call is written as 0 (providers do not bill errors); a call
+  forget the day's spend. A failed call is not written (providers do not bill errors); a call
   cut off mid-answer (the client went away) is written at its estimate.
 
 A day is a UTC calendar day. Free models (the local model, endpoints priced at 0) are never
@@ -223,9 +223,9 @@ class SpendLedger:
                 return
             reservation.settled = True
             self._in_flight.pop(id(reservation), None)
-            if failed:
-                usd, estimated = 0.0, False
-            elif cost_usd is None or cost_usd < 0:
+            if failed:  # providers do not bill errors: nothing to record (and no disk write on the way
+                return      # to the next model, whose time is running)
+            if cost_usd is None or cost_usd < 0:
                 usd, estimated = reservation.estimate, True
             else:
                 usd, estimated = float(cost_usd), False
