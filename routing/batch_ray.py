@@ -45,11 +45,9 @@ every node sees.
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -66,9 +64,10 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from routing.batch import (DEFAULT_CHUNK_SIZE, answer_row, check_can_compare, check_mode, compare_row,  # noqa: E402
                            csv_columns, default_compare_fn, flatten_record, route_rows, summarize)
-from routing.batch_io import (BatchFile, InputRow, ResultsStore, _as_prompt, _cell, detect_prompt_column,  # noqa: E402
-                              is_jsonl, neutralise_cell, open_batch_file)
+from routing.batch_io import (InputRow, ResultsStore, _as_prompt, _cell, detect_prompt_column,  # noqa: E402
+                              neutralise_cell, open_batch_file)
 from routing.errors import UserError  # noqa: E402
+from routing.files import file_sha256  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +140,6 @@ def resolve_inputs(spec: str | Path) -> list[Path]:
     raise UserError(f"Input file {path} not found.")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _is_parquet(path: Path) -> bool:
     if path.suffix.lower() in PARQUET_SUFFIXES:
         return True
@@ -202,7 +193,7 @@ def scan_input(spec: str | Path, prompt_column: str | None = None) -> RayInput:
             raise UserError(f"{path} names its prompt column {column!r}, the other files {chosen!r}: "
                             "rename it, or choose the column with --column.")
         files.append(InputFile(path=str(path.resolve()), format=fmt, columns=tuple(cols), rows=rows,
-                               offset=offset, delimiter=delimiter, sha256=_sha256(path)))
+                               offset=offset, delimiter=delimiter, sha256=file_sha256(path)))
         offset += rows
         for c in cols:
             columns.setdefault(c, None)

@@ -4,7 +4,6 @@ Ray starts once for the module (``num_cpus=2``) and stops after it. Results are 
 against the local engine on the same input; the kill test really SIGKILLs the batch command.
 """
 
-import csv
 import json
 import os
 import signal
@@ -23,7 +22,6 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from routing.batch import main, run_file  # noqa: E402
-from routing.batch_io import ResultsStore  # noqa: E402
 from routing.batch_ray import done_parts, init_ray, run_ray  # noqa: E402
 from routing.errors import UserError  # noqa: E402
 from routing.service import RouterService  # noqa: E402

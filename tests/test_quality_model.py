@@ -29,19 +29,8 @@ FILLER = (
     "Overall, there are many different aspects to think about, and it is important to consider all of them. "
     "I hope this helps! Let me know if you have any other questions."
 )
-CODE_PROMPT = (
-    "Write a python function `is_palindrome(s)` that returns True when the string reads the same "
-    "backwards.\nassert is_palindrome('level')\nassert not is_palindrome('abc')\n"
-    "assert is_palindrome('')"
-)
-GOOD_CODE = (
-    "Here is a simple solution:\n\n```python\ndef is_palindrome(s):\n    return s == s[::-1]\n```\n\n"
-    "It compares the string with its reverse, for example `is_palindrome('level')` is True."
-)
-WRONG_CODE = (
-    "Here is a simple solution:\n\n```python\ndef is_palindrome(s):\n    return s == s[1:]\n```\n\n"
-    "It compares the string with its reverse, for example `is_palindrome('level')` is True."
-)
+from tests.test_evaluator import CODE_PROMPT, GOOD_CODE, WRONG_CODE  # noqa: E402 - the same hand-written pair
+
 MATH_PROMPT = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
                "May. How many clips did Natalia sell altogether in April and May?")
 MATH_RIGHT = "In May she sold 48 / 2 = 24 clips. Altogether she sold 48 + 24 = 72 clips.\n#### 72"

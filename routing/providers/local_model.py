@@ -17,7 +17,6 @@ Because this is a base model (no chat template), messages are folded into a shor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from routing.files import file_sha256
 from routing.errors import ProviderError, UnknownModelError, UserError
 from routing.providers.base import ChatResult, Messages, StreamChunk
 
@@ -224,11 +224,7 @@ class StreamTextCleaner:
 # --------------------------------------------------------------------------------------------
 
 def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def gguf_fingerprint(gguf_path: Path | None) -> dict[str, Any]:
