@@ -15,21 +15,13 @@ from routing.evaluation import quality as Q
 from routing.evaluator import evaluate, evaluate_group
 from training import quality as T
 
-FACT_PROMPT = "Why is the sky blue?"
-FACT_ANSWER = (
-    "The sky looks blue because of Rayleigh scattering. Sunlight contains all visible wavelengths, and "
-    "when it passes through the atmosphere the short blue wavelengths (around 450 nm) are scattered by "
-    "nitrogen and oxygen molecules far more than red ones (about 700 nm), roughly 5 times more. That "
-    "scattered blue light reaches our eyes from every direction, so the whole sky appears blue. At sunset "
-    "the light travels through more air, the blue is scattered away, and reds and oranges remain."
-)
 FILLER = (
     "\n\nIt is important to note that this is a complex topic and there are many factors to consider. "
     "In general, it is always a good idea to keep in mind that things can vary depending on the situation. "
     "Overall, there are many different aspects to think about, and it is important to consider all of them. "
     "I hope this helps! Let me know if you have any other questions."
 )
-from tests.test_evaluator import CODE_PROMPT, GOOD_CODE, WRONG_CODE  # noqa: E402 - the same hand-written pair
+from tests.test_evaluator import CODE_PROMPT, FACT_ANSWER, FACT_PROMPT, GOOD_CODE, WRONG_CODE  # noqa: E402 - shared hand-written answers
 
 MATH_PROMPT = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
                "May. How many clips did Natalia sell altogether in April and May?")
