@@ -3,36 +3,18 @@
 Also: where the owner has not allowed it (ROUTER_ALLOW_TRAINING unset), the section says so and is off.
 """
 
-import contextlib
 import csv
 import os
 
 import pytest
 
 from tests.browser import open_page
+from tests.test_browser_batch import launch_tabs  # the Batch tab (and its APIs) as app.py mounts it
 from tests.conftest import router_settings
 
 pytestmark = pytest.mark.browser
 
 PROMPTS = ["What is 2 + 2?", "Write a haiku about rain.", "Explain TCP, briefly.", "Name three prime numbers."]
-
-
-@contextlib.contextmanager
-def launch_batch_tab(service):
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    import gradio as gr
-
-    from ui.batch_tab import build_batch_tab
-
-    with gr.Blocks() as demo:
-        with gr.Tabs():
-            build_batch_tab(service)
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, ssr_mode=False)
-    try:
-        yield url
-    finally:
-        demo.close()
 
 
 def write_prompts(path):
@@ -61,7 +43,7 @@ def test_estimate_refuse_then_collect_and_download(protocol_server, tmp_path):
 
     src = write_prompts(tmp_path / "prompts.csv")
     service = RouterService(router_settings(protocol_server, tmp_path, allow_training=True), background=False)
-    with launch_batch_tab(service) as url, open_page(url) as page:
+    with launch_tabs(service) as url, open_page(url) as page:
         open_section(page)
         page.locator("#collect-file input[type=file]").set_input_files(str(src))
         models = page.locator("#collect-models")
@@ -112,7 +94,7 @@ def test_off_unless_the_owner_allows_it(protocol_server, tmp_path):
     from routing.service import RouterService
 
     service = RouterService(router_settings(protocol_server, tmp_path), background=False)   # allow_training off
-    with launch_batch_tab(service) as url, open_page(url) as page:
+    with launch_tabs(service) as url, open_page(url) as page:
         open_section(page)
         expect(page.locator("#collect-off")).to_contain_text("ROUTER_ALLOW_TRAINING=1")
         expect(page.locator("#collect-estimate")).to_be_disabled()
