@@ -273,7 +273,7 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
         else:
             peers_reach = peer_head_applies(kind_of_regime, bool(info.tests), probability is not None) and \
                 peers is not None and not (reference and reference.strip())
-            quality_peers = list(peer_texts) if peers_reach else None
+            quality_peers = distinct_peers(answer, peer_texts) if peers_reach else None
             try:
                 scored = model.score(prompt, answer, quality_peers)
             except Exception as exc:  # noqa: BLE001 - a scoring failure must not lose the heuristic score
@@ -307,6 +307,21 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
         "learned": learned_part,
         "notice": notice,
     }
+
+
+def distinct_peers(answer: str, peers: Sequence[str]) -> list[str]:
+    """The peers the learned quality model reads as independent voices: copies of the answer itself
+    and repeats among the peers (same text up to case and spacing) dropped. Without this, three
+    models sending the same refusal template outvote two real answers on the text-consensus
+    features. (Votes on a final option or value keep every peer: two models answering "B" agree.)"""
+    key = lambda text: " ".join(text.split()).lower()  # noqa: E731
+    seen, out = {key(answer)}, []
+    for text in peers:
+        k = key(text)
+        if k not in seen:
+            seen.add(k)
+            out.append(text)
+    return out
 
 
 def evaluate_group(prompt: str, answers: Mapping[str, str], *, workers: int = 1,

@@ -95,7 +95,9 @@ class Settings:
     log_answers: bool = True                       # ROUTER_LOG_ANSWERS (every answer -> the outcome log, scored)
     shadow_rate: float = 0.0                       # ROUTER_SHADOW_RATE (share of answers also asked of a 2nd model)
     shadow_budget_usd: float | None = None         # ROUTER_SHADOW_BUDGET_USD (per UTC day; shadows need it)
+    holdout_share: float = 0.15                    # ROUTER_HOLDOUT_SHARE (logged prompts held out to test retrains)
     retrain_every: int = 0                         # ROUTER_RETRAIN_EVERY (new outcome rows per automatic retrain)
+    retrain_strategy: str = "auto"                 # ROUTER_RETRAIN_STRATEGY: auto | knn | cluster | linear | finetune
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -137,7 +139,9 @@ class Settings:
             log_answers=_bool(env.get("ROUTER_LOG_ANSWERS"), True),
             shadow_rate=_share(env, "ROUTER_SHADOW_RATE"),
             shadow_budget_usd=_budget(env, "ROUTER_SHADOW_BUDGET_USD"),
+            holdout_share=_share(env, "ROUTER_HOLDOUT_SHARE") if env.get("ROUTER_HOLDOUT_SHARE") else 0.15,
             retrain_every=max(0, _int(env, "ROUTER_RETRAIN_EVERY", 0)),
+            retrain_strategy=(env.get("ROUTER_RETRAIN_STRATEGY") or "auto").strip().lower(),
         )
 
 

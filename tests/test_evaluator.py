@@ -461,3 +461,18 @@ def test_peers_reasoning_does_not_vote():
     result = evaluate(prompt, "B", peers=peers)
     assert result["details"]["peer_votes"]["result"] == "B"
     assert result["details"]["peer_votes"]["agree"] == 3 and result["details"]["peer_agreement"] == 1.0
+
+
+def test_three_copies_of_a_refusal_do_not_outvote_two_real_answers():
+    """Identical answers are one voice for the text-consensus features: before the fix, three models
+    sending the same refusal scored 0.73 against the real poems' 0.30 in a group of five."""
+    from routing.evaluator import evaluate_group
+
+    prompt = "Write a four-line rhyme about the sea at night."
+    poem = ("The tide comes in with silver light,\nIt hums a song to the quiet night,\n"
+            "The harbour sleeps, the lanterns glow,\nAnd dreams drift out where the currents go.")
+    refusal = "I'm sorry, but I can't help with that."
+    group = evaluate_group(prompt, {"a": poem, "b": refusal, "c": refusal, "d": refusal, "e": poem})
+    alone = evaluate_group(prompt, {"a": poem, "b": refusal})
+    assert min(group["a"]["normalized"], group["e"]["normalized"]) > max(group[m]["normalized"] for m in "bcd")
+    assert group["b"]["normalized"] == pytest.approx(alone["b"]["normalized"], abs=0.02)

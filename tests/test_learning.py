@@ -99,7 +99,7 @@ def test_the_gradio_api_takes_feedback(make_service):
 # ---------------------------------------------------------------------- shadows
 
 def test_a_shadow_comparison_never_delays_the_answer(make_service, protocol_server):
-    service = make_service(shadow_rate=1.0, shadow_budget_usd=1.0)
+    service = make_service(shadow_rate=1.0, shadow_budget_usd=1.0, holdout_share=0.0)
     protocol_server.set_model(service.pool.get("deepseek-r1").model_name, delay=1.5)  # the slow shadow model
     protocol_server.set_model(service.pool.get("gemini-flash").model_name, delay=1.5)
     protocol_server.set_model(service.pool.get("mistral-small").model_name, delay=1.5)
@@ -110,7 +110,7 @@ def test_a_shadow_comparison_never_delays_the_answer(make_service, protocol_serv
     shadow = [r for r in rows if r["kind"] == "shadow"]
     assert len(shadow) == 1 and set(shadow[0]["results"]) >= {"llama-3.3"} and len(shadow[0]["results"]) == 2
     other = next(m for m in shadow[0]["results"] if m != "llama-3.3")
-    assert other in result["ranking"][1:4]
+    assert other == result["ranking"][1]   # nothing logged yet: the runner-up
     assert all(r["normalized"] is not None for r in shadow[0]["results"].values())
     assert service.learning.shadow.ledger.summary()["paid_calls"] == 1
     assert service.ledger.summary()["paid_calls"] == 2  # the app's daily ledger counts the shadow too
@@ -127,7 +127,7 @@ def test_no_shadows_at_rate_zero_or_without_a_budget(make_service, protocol_serv
 
 
 def test_the_shadow_budget_is_never_passed_even_at_once(make_service, protocol_server):
-    service = make_service(shadow_rate=1.0, shadow_budget_usd=1.0)
+    service = make_service(shadow_rate=1.0, shadow_budget_usd=1.0, holdout_share=0.0)
     pool = service.pool
     # Shadows held in flight all go to the runner-up (none is logged yet to change "least observed");
     # a budget of two and a half of its estimates holds exactly two of them at once.
@@ -152,6 +152,33 @@ def test_the_shadow_budget_is_never_passed_even_at_once(make_service, protocol_s
     assert shadow.ledger.summary()["spent_usd"] <= 2.5 * estimate
     assert shadow.counts["logged"] == 2
     assert all("mistral-small" in r["results"] for r in logged(service) if r["kind"] == "shadow")
+
+
+def test_held_out_prompts_are_asked_of_every_model_and_others_of_the_least_seen_on_their_kind(
+        make_service, protocol_server):
+    from routing.learning.slices import in_test_slice
+
+    service = make_service(shadow_rate=1.0, shadow_budget_usd=1.0, holdout_share=0.5)
+    held = next(f"{LIMERICK} #{i}" for i in range(100) if in_test_slice(f"{LIMERICK} #{i}", 0.5))
+    kept = [f"{LIMERICK} #{i}" for i in range(100) if not in_test_slice(f"{LIMERICK} #{i}", 0.5)][:4]
+    service.query(held)
+    service.learning.flush()
+    full = [r for r in logged(service) if r["kind"] == "shadow"]
+    assert len(full) == 1 and set(full[0]["results"]) == set(service.pool.ids)   # the gate's complete rows
+    assert all(r["normalized"] is not None for r in full[0]["results"].values())
+    for prompt in kept:   # one shadow each, spread over the models least seen on creative prompts
+        service.query(prompt)
+        service.learning.flush()
+    shadows = [r for r in logged(service) if r["kind"] == "shadow"][1:]
+    others = [next(m for m in r["results"] if m != "llama-3.3") for r in shadows]
+    assert len(shadows) == 4 and len(set(others)) == 4 and "llama-3.3" not in others
+    # A coding prompt counts its own kind: every model is as unseen there, so the runner-up goes.
+    code_prompt = next(q for q in (f"Write a Python function that reverses a linked list #{i}." for i in range(50))
+                       if not in_test_slice(q, 0.5))
+    coding = service.query(code_prompt)
+    service.learning.flush()
+    last = [r for r in logged(service) if r["kind"] == "shadow"][-1]
+    assert set(last["results"]) == {coding["answered_by"], coding["ranking"][1]}
 
 
 def test_logged_answers_and_ratings_become_labels(make_service):

@@ -41,9 +41,9 @@ def test_retraining_starts_at_n_new_rows_and_is_gated_against_the_rules(trainabl
     retrainer.wait(600)
     (run,) = retrainer.state()["runs"]
     assert run["rows"] == 20, run
-    # A tiny random encoder trained on 20 rows routes worse than the rules on the frozen split:
-    # with no learned model live, the gate compares with the rules, and keeps them.
-    assert run["promoted"] is False and "the rules'" in run["reason"], run
+    # 20 rows give a held-out slice far too small to show a selector surely better than the
+    # rules: with no learned model live, the gate compares with the rules, and keeps them.
+    assert run["promoted"] is False and "kept the rule-based selector" in run["reason"], run
     assert service.selector.name == "rules" and not (service.settings.selector_dir / "config.json").exists()
     assert not retrainer.maybe_start()  # no new rows since
 

@@ -82,3 +82,25 @@ def test_a_refused_promotion_says_what_to_try_and_the_split_is_described_truly()
     result["gate"]["promoted"] = True
     assert "To try next" not in metrics_markdown(result)
     assert "42%" in progress_markdown(0.42, "epoch 1/2", 75) and "1 min 15 s" in progress_markdown(0.42, "x", 75)
+
+
+def test_a_head_strategy_trains_in_seconds_from_the_tab_and_the_app_routes_with_it(tmp_path):
+    from tests.test_selector_heads import _sparse_table
+
+    table = tmp_path / "outcomes.json"
+    table.write_text(json.dumps(_sparse_table(None)))
+    settings = router_settings(None, tmp_path, allow_training=True, selector="auto",
+                               selector_dir=tmp_path / "selector_model",
+                               label_encoder_file=tmp_path / "label_encoder.json")
+    service = service_for(settings)
+    with launch_app(service) as url:
+        client = Client(url, verbose=False)
+        with pytest.raises(AppError, match="strategy"):
+            client.predict(data="Uploaded outcome table (RouterBench CSV or LLMRouter JSON)",
+                           upload=handle_file(str(table)), strategy="magic", api_name="/train")
+        summary, _, _, result = client.predict(
+            data="Uploaded outcome table (RouterBench CSV or LLMRouter JSON)", upload=handle_file(str(table)),
+            strategy="kNN head (per-model neighbours)", api_name="/train")
+    assert result["gate"]["promoted"] and result["gate"]["strategy"] == "knn" and "promoted" in summary
+    assert service.selector.name == "learned"
+    assert service.selector.select("Write a short poem about the sea #7").selected_model == "llama-3.3"

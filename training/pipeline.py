@@ -18,6 +18,8 @@ from routing.errors import UserError
 from routing.pool import ModelPool
 from training.label import SOURCES, label, write_labels
 from training.prepare import prepare
+from training.prepare import TEST_SLICES
+from training.strategies import DEFAULT_STRATEGY, STRATEGIES, check_strategy
 from training.train import TrainConfig, train
 
 Progress = Callable[[float, str], None]
@@ -27,7 +29,9 @@ def run_pipeline(source: str, input_path: str | Path | None, base_model: str | N
                  learning_rate: float, batch_size: int, output_dir: Path,
                  progress: Progress | None = None, *, selector_dir: str | Path | None = None,
                  label_encoder_file: str | Path | None = None, pool: ModelPool | None = None,
-                 seed: int = 42, max_steps: int | None = None, gate_against_rules: bool = False) -> dict[str, Any]:
+                 seed: int = 42, max_steps: int | None = None, gate_against_rules: bool = False,
+                 strategy: str = DEFAULT_STRATEGY, test_slice: str = "frozen",
+                 strict_gate: bool = False, test_fraction: float = 0.15) -> dict[str, Any]:
     """Label -> prepare -> train (with the release gate). Raises :class:`UserError` on bad input.
 
     Returns ``{"metrics", "confusion_matrix": {"labels", "matrix"}, "loss_history": [{"step",
@@ -44,13 +48,13 @@ def run_pipeline(source: str, input_path: str | Path | None, base_model: str | N
     labelled = label(source, [input_path] if input_path else None, pool)
     labels_file = write_labels(labelled, output_dir / "labeled_prompts.json")
     say(0.05, f"labelled {len(labelled.records)} prompts; preparing splits")
-    prepared = prepare(labels_file, output_dir, seed=seed)
+    prepared = prepare(labels_file, output_dir, seed=seed, test_slice=test_slice, test_fraction=test_fraction)
     say(0.1, "splits ready: " + ", ".join(f"{k} {sum(v.values())}" for k, v in prepared.counts.items()))
     cfg = TrainConfig(base_model=base_model or None, epochs=int(epochs), learning_rate=float(learning_rate),
-                      batch_size=int(batch_size), seed=seed, max_steps=max_steps)
+                      batch_size=int(batch_size), seed=seed, max_steps=max_steps, strategy=check_strategy(strategy))
     baseline = _rules_baseline(pool) if gate_against_rules else None
     result = train(output_dir, config=cfg, selector_dir=selector_dir, label_encoder_file=label_encoder_file,
-                   progress=lambda f, m: say(0.1 + 0.9 * f, m), baseline=baseline)
+                   progress=lambda f, m: say(0.1 + 0.9 * f, m), baseline=baseline, strict_gate=strict_gate)
     metrics = {k: v for k, v in result.candidate_metrics.items() if k != "confusion_matrix"}
     return {
         "metrics": metrics,
@@ -118,6 +122,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default="data/training", help="working folder for labels and splits")
     parser.add_argument("--selector-dir", help="live model folder (default: selector_model)")
     parser.add_argument("--label-encoder", help="label encoder file (default: label_encoder.json)")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY,
+                        help="finetune the encoder (default), a head on the bundled encoder (knn, cluster, "
+                             "linear), or auto: the head that routes best on the validation split")
+    parser.add_argument("--test-slice", choices=TEST_SLICES, default="frozen",
+                        help="frozen: the first run's test prompts, reused; hash: every prompt whose hash "
+                             "falls in the test share, so the test slice grows with a log and a prompt "
+                             "never changes sides")
+    parser.add_argument("--test-fraction", type=float, default=0.15, help="share of prompts in the test split")
+    parser.add_argument("--strict-gate", action="store_true",
+                        help="promote only a candidate that routes better than the live selector, not one that ties")
     parser.add_argument("--gate-against-rules", action="store_true",
                         help="with no live model, promote only if better than the rule-based selector")
     args = parser.parse_args(argv)
@@ -126,14 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                               args.batch_size, Path(args.out),
                               progress=lambda f, m: print(f"[{f:5.1%}] {m}", flush=True),
                               selector_dir=args.selector_dir, label_encoder_file=args.label_encoder,
-                              seed=args.seed, max_steps=args.max_steps, gate_against_rules=args.gate_against_rules)
+                              seed=args.seed, max_steps=args.max_steps, gate_against_rules=args.gate_against_rules,
+                              strategy=args.strategy, test_slice=args.test_slice, strict_gate=args.strict_gate,
+                              test_fraction=args.test_fraction)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     m = result["metrics"]
     print(f"test accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
           f"gate: {'promoted' if result['gate']['promoted'] else 'kept'} ({result['gate']['reason']})")
-    print(json.dumps({"metrics": {k: m[k] for k in ("n", "accuracy", "macro_f1")}, "gate": result["gate"],
+    print(json.dumps({"metrics": {k: m.get(k) for k in ("n", "accuracy", "macro_f1", "routed_quality",
+                                                        "routed_coverage")}, "gate": result["gate"],
                       "seconds": result["seconds"], "model_dir": result["model_dir"]}))
     return 0
 

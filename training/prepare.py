@@ -23,6 +23,7 @@ from typing import Any, Sequence
 from routing.errors import UserError
 from routing.settings import get_settings
 from training.label import META_SUFFIX
+from routing.learning.slices import hash_in_share
 from training.text import text_hash
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ SPLITS = ("train", "val", "test")
 FROZEN_FILE = "test_split.json"
 META_FILE = "dataset_meta.json"   # source and label order, read by training.train
 MIN_FROZEN_OVERLAP = 0.5  # below this share of the frozen prompts present, a new test split is made
+TEST_SLICES = ("frozen", "hash")
+
 
 
 @dataclass
@@ -85,8 +88,14 @@ def default_frozen_sources(out_dir: Path) -> list[Path]:
 
 def prepare(input_path: str | Path, out_dir: str | Path, *, val_fraction: float = 0.1,
             test_fraction: float = 0.15, seed: int = 42, frozen_test: str | Path | None = None,
-            refreeze: bool = False) -> PrepareResult:
-    """Clean, deduplicate and split labelled prompts; reuse (or create) the frozen test split."""
+            refreeze: bool = False, test_slice: str = "frozen") -> PrepareResult:
+    """Clean, deduplicate and split labelled prompts; reuse (or create) the frozen test split.
+
+    ``test_slice="hash"`` (for a growing log: automatic retraining) puts every prompt whose hash
+    falls in ``test_fraction`` in the test split instead, so later runs test on more prompts and
+    a prompt never moves between train and test."""
+    if test_slice not in TEST_SLICES:
+        raise UserError(f"Unknown test slice {test_slice!r}: use one of {', '.join(TEST_SLICES)}.")
     import datasets
     from datasets import Dataset
 
@@ -122,7 +131,11 @@ def prepare(input_path: str | Path, out_dir: str | Path, *, val_fraction: float 
     sources = [Path(frozen_test)] if frozen_test else default_frozen_sources(out_dir)
     frozen: set[str] | None = None
     frozen_from: str | None = None
-    if not refreeze:
+    if test_slice == "hash":
+        frozen = {h for h in ds["hash"] if hash_in_share(h, test_fraction)}
+        frozen_from = "hash"
+        notes.append(f"test split: the {len(frozen)} prompts whose hash falls in the {test_fraction:.0%} test slice")
+    elif not refreeze:
         for src in sources:
             if src.is_file():
                 try:

@@ -34,27 +34,33 @@ WORLD: dict[str, dict[str, float]] = {
 
 _TASKS = ["reverses a linked list", "parses an ISO date", "merges two sorted lists", "counts word frequencies",
           "checks for balanced brackets", "flattens a nested list", "computes a moving average",
-          "validates an email address", "finds the longest common prefix", "removes duplicate lines"]
-_LANGS = ["Python", "JavaScript", "Go", "Rust"]
+          "validates an email address", "finds the longest common prefix", "removes duplicate lines",
+          "rotates a matrix", "groups anagrams", "converts Roman numerals", "finds prime numbers",
+          "deduplicates a list", "computes a checksum"]
+_LANGS = ["Python", "JavaScript", "Go", "Rust", "Java", "C#"]
+_CODE_ASKS = ["and explain the code.", "with a short example.", "and add a docstring.", "and show how to call it."]
 _THINGS = ["the sea at night", "an old lighthouse", "a city in the rain", "the first snow", "a lost glove",
-           "a paper boat", "the last train home", "autumn leaves", "a sleepy cat", "a desert road"]
-_FORMS = ["a short poem", "a haiku", "a limerick", "a four-line rhyme", "a short story opening"]
-_COUNTRIES = ["Peru", "Kenya", "Norway", "Vietnam", "Chile", "Morocco", "Finland", "Nepal", "Portugal", "Ghana"]
+           "a paper boat", "the last train home", "autumn leaves", "a sleepy cat", "a desert road",
+           "a broken clock", "the morning market", "a kite in the wind", "a quiet library", "the harvest moon"]
+_FORMS = ["a short poem", "a haiku", "a limerick", "a four-line rhyme", "a short story opening", "a sonnet"]
+_MOODS = ["", " in a hopeful tone", " in a melancholy tone", " for children"]
+_COUNTRIES = ["Peru", "Kenya", "Norway", "Vietnam", "Chile", "Morocco", "Finland", "Nepal", "Portugal", "Ghana",
+              "Canada", "Egypt", "Japan", "Mexico", "Poland", "Brazil", "Iceland", "Thailand", "Greece", "Senegal"]
+_FACTS = ["What is the capital of {c}?", "When did {c} become independent?", "What is the population of {c}, roughly?",
+          "What is the official language of {c}?", "What currency does {c} use?", "Which countries border {c}?"]
 
 
 def make_prompt(kind: str, rng: random.Random) -> str:
     if kind == "coding":
-        return f"Write a {rng.choice(_LANGS)} function that {rng.choice(_TASKS)} and explain the code."
+        return f"Write a {rng.choice(_LANGS)} function that {rng.choice(_TASKS)} {rng.choice(_CODE_ASKS)}"
     if kind == "math":
         a, b = rng.randint(2, 19), rng.randint(1, 40)
         return rng.choice([f"Solve the equation {a}x + {b} = {a * rng.randint(2, 9) + b} step by step.",
                            f"Compute the derivative of x^{a} + {b}x and simplify.",
                            f"What is the probability of rolling a sum of {rng.randint(3, 11)} with two dice? Show the math."])
     if kind == "creative":
-        return f"Write {rng.choice(_FORMS)} about {rng.choice(_THINGS)}."
-    country = rng.choice(_COUNTRIES)
-    return rng.choice([f"What is the capital of {country}?", f"When did {country} become independent?",
-                       f"What is the population of {country}, roughly?"])
+        return f"Write {rng.choice(_FORMS)} about {rng.choice(_THINGS)}{rng.choice(_MOODS)}."
+    return rng.choice(_FACTS).format(c=rng.choice(_COUNTRIES))
 
 
 def prompts(n: int, seed: int) -> list[tuple[str, str]]:
@@ -153,7 +159,16 @@ def run_world(server: Any, work: Path, *, stream: int, test: int, every: int, tr
                      "reason": run.get("reason"), "quality": round(measure(), 4),
                      "spend_usd": round(service.ledger.summary()["spent_usd"], 6),
                      "shadow_spend_usd": round(service.learning.shadow.ledger.summary()["spent_usd"], 6)}
+            rejected = Path(settings.selector_dir).with_name(Path(settings.selector_dir).name + ".rejected")
+            if not point["promoted"] and (rejected / "config.json").is_file():
+                # What the gate turned down: the price of promoting only what is surely better.
+                from routing.selectors.learned import LearnedSelector
+
+                refused = LearnedSelector(service.pool, rejected, rejected / "label_encoder.json")
+                point["refused_quality"] = round(quality(lambda p: refused.select(p).selected_model, held_out), 4)
+            point["strategy"] = run.get("strategy")
             curve.points.append(point)
             progress(f"after {i} prompts ({run['rows']} rows): {'promoted' if point['promoted'] else 'kept'} "
-                     f"({point['reason']}); quality {point['quality']:.3f}")
+                     f"({point['reason']}); quality {point['quality']:.3f}"
+                     + (f" (the refused candidate: {point['refused_quality']:.3f})" if "refused_quality" in point else ""))
     return curve

@@ -10,13 +10,12 @@
 from __future__ import annotations
 
 import ast
-import hashlib
 import json
-import re
 from typing import Any
 
 import numpy as np
 
+from routing.learning.slices import normalise, prompt_hash as text_hash  # noqa: F401 - one rule for both
 from routing.selectors.learned import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, encode, head_tail_ids  # noqa: F401
 
 
@@ -56,15 +55,3 @@ def _literal_list(text: str) -> Any:
     except (ValueError, RecursionError):
         return None
 
-
-_SPACES = re.compile(r"\s+")
-
-
-def normalise(text: str) -> str:
-    """Whitespace-collapsed, lower-cased text: the key for deduplication."""
-    return _SPACES.sub(" ", text).strip().lower()
-
-
-def text_hash(text: str) -> str:
-    """Stable short hash of a prompt (after :func:`normalise`), used to freeze the test split."""
-    return hashlib.sha256(normalise(text).encode("utf-8")).hexdigest()[:16]

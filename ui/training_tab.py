@@ -36,6 +36,15 @@ DATA_CHOICES: dict[str, tuple[str, bool]] = {
     "Compare-all outcome log": ("feedback", False),
 }
 
+# Choice shown to the user -> training strategy (training/strategies.py)
+STRATEGY_CHOICES: dict[str, str] = {
+    "Fine-tune the encoder (minutes)": "finetune",
+    "Best head by cross-validation (seconds)": "auto",
+    "kNN head (per-model neighbours)": "knn",
+    "Cluster head": "cluster",
+    "Linear head": "linear",
+}
+
 
 def metrics_markdown(result: dict[str, Any], epochs: int | None = None) -> str:
     m, gate = result["metrics"], result["gate"]
@@ -73,7 +82,8 @@ def build_training_tab(service: RouterService) -> None:
 
     @user_errors
     def train_selector(data: str, upload: Any = None, base_model: str = "", epochs: float = 4,
-                       learning_rate: float = 1e-4, batch_size: float = 16) -> Iterator[tuple]:
+                       learning_rate: float = 1e-4, batch_size: float = 16,
+                       strategy: str = next(iter(STRATEGY_CHOICES))) -> Iterator[tuple]:
         # Raw payloads (the event has preprocess=False): every input is checked here, before the switch.
         data = check_choice(data, list(DATA_CHOICES), "data")
         upload = str(uploaded_path(upload, "upload")) if upload is not None else None
@@ -84,6 +94,7 @@ def build_training_tab(service: RouterService) -> None:
         epochs = check_int(epochs, "epochs", *EPOCHS, default=4)
         learning_rate = check_float(learning_rate, "learning_rate", *LEARNING_RATES, default=1e-4)
         batch_size = check_int(batch_size, "batch_size", *BATCH_SIZES, default=16)
+        strategy = STRATEGY_CHOICES[check_choice(strategy, list(STRATEGY_CHOICES), "strategy")]
         if not settings.allow_training:
             raise UserError("Training is off on this deployment. The owner can turn it on by setting "
                             "ROUTER_ALLOW_TRAINING=1 and restarting the app.")
@@ -103,7 +114,7 @@ def build_training_tab(service: RouterService) -> None:
                     source, upload if needs_file else None, base_model.strip() or None, int(epochs),
                     float(learning_rate), int(batch_size), settings.data_dir / "training",
                     progress=lambda f, msg: steps.put((f, msg)), selector_dir=settings.selector_dir,
-                    label_encoder_file=settings.label_encoder_file, pool=service.pool)
+                    label_encoder_file=settings.label_encoder_file, pool=service.pool, strategy=strategy)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the handler's thread below
                 outcome["error"] = exc
 
@@ -155,8 +166,9 @@ def build_training_tab(service: RouterService) -> None:
         if not settings.allow_training:
             gr.Markdown("🔒 **Training is off on this deployment.** The owner can enable it with "
                         "`ROUTER_ALLOW_TRAINING=1`. From a shell: `python -m training.pipeline --source rules`.")
-        gr.Markdown("Label prompts, split them (the test split stays frozen across retrains), fine-tune the "
-                    "selector, and promote it only if it does at least as well as the current one on that split.")
+        gr.Markdown("Label prompts, split them (the test split stays frozen across retrains), train the "
+                    "selector (fine-tune the encoder, or a head on it), and promote it only if it does at least as "
+                    "well as the current one on that split.")
         with gr.Row():
             data = gr.Radio(list(DATA_CHOICES), value=next(iter(DATA_CHOICES)), label="Training data")
             upload = gr.File(label="File (for the uploaded choices)", file_types=list(UPLOAD_TYPES), type="filepath",
@@ -167,6 +179,10 @@ def build_training_tab(service: RouterService) -> None:
             epochs = gr.Number(4, label="Epochs", precision=0, minimum=EPOCHS[0], maximum=EPOCHS[1])
             learning_rate = gr.Number(1e-4, label="Learning rate", minimum=LEARNING_RATES[0], maximum=LEARNING_RATES[1])
             batch_size = gr.Number(16, label="Batch size", precision=0, minimum=BATCH_SIZES[0], maximum=BATCH_SIZES[1])
+            strategy = gr.Dropdown(list(STRATEGY_CHOICES), value=next(iter(STRATEGY_CHOICES)), label="Strategy",
+                                   info="a head on the bundled encoder trains in seconds and reads a sparse log as "
+                                        "it is; epochs and learning rate apply to fine-tuning only",
+                                   elem_id="train-strategy")
         button = gr.Button("Train", variant="primary", interactive=settings.allow_training, elem_id="train-button")
         summary = gr.Markdown(elem_id="train-summary")
         with gr.Row():
@@ -186,7 +202,7 @@ def build_training_tab(service: RouterService) -> None:
         # The button is off while a run lasts (one run at a time), on again however it ends.
         button.click(lambda: gr.update(interactive=False, value="Training…"), None, [button],
                      api_visibility="private", queue=False).then(
-            train_selector, [data, upload, base_model, epochs, learning_rate, batch_size],
+            train_selector, [data, upload, base_model, epochs, learning_rate, batch_size, strategy],
             [summary, confusion, loss, details], api_name="train", preprocess=False,
             concurrency_limit=1, concurrency_id="training", show_progress="hidden").then(
             lambda: (gr.update(interactive=settings.allow_training, value="Train"), versions_table()), None,

@@ -124,7 +124,8 @@ class Retrainer:
         s = self.settings
         return [sys.executable, "-m", "training.pipeline", "--source", "feedback", "--out", str(self.folder),
                 "--selector-dir", str(s.selector_dir), "--label-encoder", str(s.label_encoder_file),
-                "--gate-against-rules", *self.extra_args]
+                "--gate-against-rules", "--strategy", str(s.retrain_strategy or "auto"), "--test-slice", "hash",
+                "--test-fraction", str(s.holdout_share), "--strict-gate", *self.extra_args]
 
     def _run(self, rows: int) -> None:
         started = time.time()
@@ -144,7 +145,7 @@ class Retrainer:
                 result = json.loads(last)
                 gate = result.get("gate") or {}
                 record.update(promoted=bool(gate.get("promoted")), reason=gate.get("reason"),
-                              metrics=result.get("metrics"))
+                              metrics=result.get("metrics"), strategy=gate.get("strategy"))
                 if record["promoted"]:
                     self._write_lineage()
                     record["selector"] = self.reload()

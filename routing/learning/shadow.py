@@ -3,10 +3,12 @@
 With ``ROUTER_SHADOW_RATE`` (the share of answers sampled) and ``ROUTER_SHADOW_BUDGET_USD``
 (dollars per UTC day; without it there are no shadows), a sampled single-turn request is sent
 once more, after the person has their answer, to the model that should teach the selector the
-most: of the next models in the ranking (up to three), the one the outcome log has seen least,
-the better ranked on a tie. Both answers are scored together by the evaluator (each the other's
-peer) and logged as a comparison of two (``kind = "shadow"``), which the training export reads
-like any other.
+most: the one the outcome log has seen least on prompts of the same kind (the rules' category:
+coding, maths, creative, ...), the better ranked on a tie. Prompts in the held-out test slice
+(:mod:`routing.learning.slices`, never trained on) are asked of *every* other model instead, so
+the release gate can compare any two selectors there on complete outcomes. The answers are
+scored together by the evaluator (each the others' peer) and logged as one comparison
+(``kind = "shadow"``), which the training export reads like any other.
 
 The budget is a ledger of its own (``<ROUTER_DATA_DIR>/shadow_spend.sqlite3``): the call's
 estimated cost is held before it is made and its real cost recorded after, so shadows stop at
@@ -26,13 +28,13 @@ from typing import Any, Callable
 
 from routing.budget import SpendLedger, estimate_cost
 from routing.errors import ProviderError, SpendLimitError, UserError
+from routing.learning.slices import in_test_slice
 from routing.router import QueryResult
+from routing.selectors.rules import top_category
 
 log = logging.getLogger(__name__)
 
 SHADOW_LEDGER = "shadow_spend.sqlite3"
-#: Models after the answering one that a shadow may go to (best ranked first).
-CANDIDATES = 3
 
 
 class ShadowSampler:
@@ -44,6 +46,7 @@ class ShadowSampler:
         self.ledger = SpendLedger(settings.data_dir, settings.shadow_budget_usd, filename=SHADOW_LEDGER,
                                   setting="ROUTER_SHADOW_BUDGET_USD")
         self.max_tokens = settings.max_tokens
+        self.holdout_share = float(settings.holdout_share)
         self._rng = rng
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shadow")
         self._lock = threading.Lock()
@@ -66,88 +69,106 @@ class ShadowSampler:
 
     # ------------------------------------------------------------------ choosing
     def _observed(self) -> Counter:
+        """Answers in the log per (prompt kind, model)."""
         with self._lock:
             if self._seen is None:
                 seen: Counter = Counter()
                 try:
                     for c in self.log.comparisons():
-                        seen.update(m for m, r in c["results"].items() if not r.get("error"))
+                        kind = top_category(c.get("prompt") or "")
+                        seen.update((kind, m) for m, r in c["results"].items() if not r.get("error"))
                 except Exception:  # noqa: BLE001 - an unreadable log only makes the choice less informed
                     log.exception("shadow: could not read the outcome log")
                 self._seen = seen
             return self._seen
 
-    def choose(self, result: QueryResult) -> str | None:
+    def _others(self, result: QueryResult) -> list[str]:
+        return [m for m in result.ranking if m != result.answered_by and m in self.router.pool
+                and self.router._can_try(m, explicit=False)]
+
+    def choose(self, result: QueryResult, prompt: str = "") -> str | None:
         """The model to shadow ``result`` with, or None when none can be asked."""
-        candidates = [m for m in result.ranking if m != result.answered_by and m in self.router.pool
-                      and self.router._can_try(m, explicit=False)][:CANDIDATES]
+        candidates = self._others(result)
         if not candidates:
             return None
-        seen = self._observed()
-        return min(candidates, key=lambda m: (seen[m], candidates.index(m)))
+        seen, kind = self._observed(), top_category(prompt)
+        return min(candidates, key=lambda m: (seen[(kind, m)], candidates.index(m)))
 
     # ------------------------------------------------------------------ running
     def maybe_shadow(self, prompt: str, result: QueryResult, *, single_turn: bool = True) -> bool:
         """Sample this answer for a shadow comparison; True when one was started (in the background)."""
         if not self.active or not single_turn or self._rng() >= self.rate:
             return False
-        model = self.choose(result)
-        if model is None:
-            return False
-        spec = self.router.pool.get(model)
-        try:  # held now, so that concurrent shadows cannot pass the cap together
-            hold = self.ledger.reserve(model, estimate_cost(spec, len(prompt), self.max_tokens))
-        except SpendLimitError:
-            self.counts["over_budget"] += 1
+        if in_test_slice(prompt, self.holdout_share):
+            models = self._others(result)        # the held-out slice: every model, for the gate
+        else:
+            one = self.choose(result, prompt)
+            models = [one] if one else []
+        holds = []
+        for model in models:
+            spec = self.router.pool.get(model)
+            try:  # held now, so that concurrent shadows cannot pass the cap together
+                holds.append((model, self.ledger.reserve(model, estimate_cost(spec, len(prompt), self.max_tokens))))
+            except SpendLimitError:
+                self.counts["over_budget"] += 1
+                break
+        if not holds:
             return False
         self.counts["sampled"] += 1
-        future = self._executor.submit(self._run, prompt, result, model, hold)
+        future = self._executor.submit(self._run, prompt, result, holds)
         with self._lock:
             self._futures = [f for f in self._futures if not f.done()] + [future]
         return True
 
-    def _run(self, prompt: str, result: QueryResult, model: str, hold: Any) -> None:
-        from routing.compare import pick_winner, ModelOutcome
-        from routing.evaluator import evaluate_group
-
+    def _ask(self, model: str, prompt: str, hold: Any) -> Any | None:
         try:
             other = self.router.ask_model(model, prompt, max_tokens=self.max_tokens)
         except (ProviderError, UserError) as exc:
             self.ledger.settle(hold, None, failed=True)
             self.counts["failed"] += 1
             log.info("shadow: %s did not answer: %s", model, exc)
-            return
+            return None
         except BaseException:
             self.ledger.settle(hold, None)
             raise
         self.ledger.settle(hold, other.cost_usd)
+        return other
+
+    def _run(self, prompt: str, result: QueryResult, holds: list[tuple[str, Any]]) -> None:
+        from routing.compare import pick_winner, ModelOutcome
+        from routing.evaluator import evaluate_group
+
+        others = {model: self._ask(model, prompt, hold) for model, hold in holds}
+        others = {m: o for m, o in others.items() if o is not None}
+        if not others:
+            return
         try:
-            answers = {result.answered_by: result.response, model: other.text}
+            answers = {result.answered_by: result.response, **{m: o.text for m, o in others.items()}}
             evaluations = evaluate_group(prompt, answers, run_code=True)
+            entries = {result.answered_by: {"response": result.response, "error": None,
+                                            "latency_ms": result.latency_ms, "usage": result.usage,
+                                            "cost_usd": result.cost_usd}}
+            for m, o in others.items():
+                entries[m] = {"response": o.text, "error": None, "latency_ms": o.latency_ms, "usage": o.usage,
+                              "cost_usd": o.cost_usd}
             outcomes = {}
-            for name, text in answers.items():
+            for name, entry in entries.items():
+                ev = evaluations[name]
                 o = ModelOutcome(name, name)
-                ev = evaluations[name]
-                o.response, o.normalized, o.total = text, ev["normalized"], ev["total"]
-                o.cost_usd = result.cost_usd if name == result.answered_by else other.cost_usd
+                o.response, o.normalized, o.total, o.cost_usd = entry["response"], ev["normalized"], ev["total"], \
+                    entry["cost_usd"]
                 outcomes[name] = o
-            best = pick_winner(outcomes)
-            first = {"response": result.response, "error": None, "latency_ms": result.latency_ms,
-                     "usage": result.usage, "cost_usd": result.cost_usd}
-            second = {"response": other.text, "error": None, "latency_ms": other.latency_ms,
-                      "usage": other.usage, "cost_usd": other.cost_usd}
-            for entry, name in ((first, result.answered_by), (second, model)):
-                ev = evaluations[name]
                 entry.update(scores=ev.get("dimensions"), total=ev.get("total"), normalized=ev.get("normalized"))
+            best = pick_winner(outcomes)
             self.log.record({
                 "prompt": prompt, "selected_model": result.selected_model, "best_model": best,
                 "router_correct": None if best is None else best == result.selected_model,
-                "selector": result.selector, "kind": "shadow", "source": "shadow",
-                "results": {result.answered_by: first, model: second},
+                "selector": result.selector, "kind": "shadow", "source": "shadow", "results": entries,
             })
             with self._lock:
                 if self._seen is not None:
-                    self._seen.update([result.answered_by, model])
+                    kind = top_category(prompt)
+                    self._seen.update((kind, m) for m in entries)
             self.counts["logged"] += 1
         except Exception:  # noqa: BLE001 - never surfaces to anyone; the log says why
             self.counts["failed"] += 1

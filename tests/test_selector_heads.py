@@ -1,0 +1,163 @@
+"""Embedding-head selectors (routing/selectors/heads.py, training/strategies.py) and the release
+gate on a sparse log (training.train.decide_gate): what automatic retraining depends on."""
+
+import json
+
+import numpy as np
+import pytest
+
+from routing.pool import load_pool
+from routing.settings import DEFAULT_MODELS_FILE
+
+CODING = [f"Write a Python function that {t} #{i}" for i in range(8)
+          for t in ("reverses a list", "parses a date", "sorts numbers")]
+POEMS = [f"Write a short poem about {t} #{i}" for i in range(8) for t in ("the sea", "autumn", "a cat")]
+
+
+def _sparse_table(pool):
+    """A log where each prompt was answered by one or two models: qwen2.5 good at code (seen on a
+    few coding prompts only), llama-3.3 good at poems, deepseek-r1 (the usual pick) mediocre."""
+    rows = []
+    for i, p in enumerate(CODING):
+        scores = {"deepseek-r1": 0.3}
+        if i % 3 == 0:
+            scores["qwen2.5"] = 0.9
+        rows.append({"question": p, "scores": scores})
+    for i, p in enumerate(POEMS):
+        scores = {"llama-3.3": 0.8}
+        if i % 3 == 0:
+            scores["qwen2.5"] = 0.1
+        rows.append({"question": p, "scores": scores})
+    return rows
+
+
+def test_per_model_neighbours_judge_a_rarely_seen_model_by_its_own_answers():
+    from routing.selectors.heads import knn_scores, per_model_knn_scores
+
+    rng = np.random.default_rng(0)
+    code, poem = rng.normal(size=8), rng.normal(size=8)
+    code /= np.linalg.norm(code)
+    # The three coding prompts model 1 answered are a little further from the query than the rest.
+    X = np.stack([code + 0.25 * rng.normal(size=8) for _ in range(3)] + [code + 0.02 * rng.normal(size=8)
+                  for _ in range(9)] + [poem + 0.05 * rng.normal(size=8) for _ in range(12)])
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    T = np.full((24, 2), np.nan)
+    T[:12, 0] = 0.3                      # model 0 on every coding prompt: mediocre
+    T[:3, 1] = 0.9                       # model 1 seen on three coding prompts: good
+    T[12:, 1] = 0.1                      # ... and bad on every poem
+    q = code[None, :]
+    plain = knn_scores(X, T, q, 5)
+    own = per_model_knn_scores(X, T, q, 5)
+    assert own[0, 1] == pytest.approx(0.9, abs=0.05) and own.argmax() == 1
+    assert plain.argmax() == 0           # shared neighbours: model 1's three answers drown in blanks
+    assert np.allclose(per_model_knn_scores(X, np.nan_to_num(T), q, 5), knn_scores(X, np.nan_to_num(T), q, 5))
+
+
+@pytest.mark.parametrize("strategy", ["knn", "cluster", "linear"])
+def test_a_head_folder_round_trips_and_the_registry_routes_with_it(tmp_path, strategy):
+    from routing.selectors import load_selector
+    from routing.selectors.heads import HeadScorer, is_head_dir
+    from training.pipeline import run_pipeline
+    from tests.conftest import router_settings
+
+    pool = load_pool(DEFAULT_MODELS_FILE)
+    table = tmp_path / "log.json"
+    table.write_text(json.dumps(_sparse_table(pool)))
+    target = tmp_path / "selector_model"
+    result = run_pipeline("outcomes", str(table), None, 1, 1e-4, 8, tmp_path / "work", selector_dir=target,
+                          label_encoder_file=tmp_path / "le.json", pool=pool, strategy=strategy)
+    assert result["gate"]["promoted"] and result["gate"]["strategy"] == strategy
+    assert is_head_dir(target) and (target / "head.safetensors").is_file()
+    assert not (target / "encoder").exists()                          # the bundled encoder is not copied
+    assert sum(f.stat().st_size for f in target.iterdir() if f.is_file()) < 1_000_000
+    config = json.loads((target / "config.json").read_text())
+    assert config["router"]["strategy"] == strategy and config["router"]["encoder"] == "bundled"
+    assert "head.safetensors" in (target / "README.md").read_text()
+    settings = router_settings(None, tmp_path, selector="learned", selector_dir=target,
+                               label_encoder_file=tmp_path / "le.json")
+    selector, warning = load_selector(settings, pool)
+    assert warning is None and selector.name == "learned"
+    pick = selector.select("Write a Python function that reverses a list #99")
+    if strategy == "knn":
+        assert pick.selected_model == "qwen2.5"                         # learned from three answers
+    assert selector.select("Write a short poem about the sea #99").selected_model == "llama-3.3"
+    assert strategy in pick.details["head"] and "Learned selector (" in pick.reasoning
+    scores = HeadScorer(target).predict(["Write a short poem about autumn #42"])
+    assert scores.shape == (1, len(result["confusion_matrix"]["labels"]))
+
+
+def test_a_corrupt_or_mismatched_head_is_refused_with_a_reason(tmp_path):
+    from routing.selectors.heads import HeadScorer, save_head
+    from routing.selectors.learned import SelectorLoadError
+
+    folder = save_head(tmp_path / "h", strategy="linear", arrays={"weights": np.zeros((384, 2)), "bias": np.zeros(2)},
+                       params={}, labels=["a", "b"], encoder="bundled", max_length=64, head_tokens=16, source="outcomes")
+    assert HeadScorer(folder).predict(["hello"]).shape == (1, 2)
+    bad = save_head(tmp_path / "m", strategy="linear", arrays={"weights": np.zeros((384, 3)), "bias": np.zeros(3)},
+                    params={}, labels=["a", "b"], encoder="bundled", max_length=64, head_tokens=16, source=None)
+    with pytest.raises(SelectorLoadError, match="scores 3 models but names 2"):
+        HeadScorer(bad)
+    (folder / "head.safetensors").write_bytes((folder / "head.safetensors").read_bytes()[:40])
+    with pytest.raises(SelectorLoadError, match="cannot be loaded"):
+        HeadScorer(folder)
+
+
+def _test_split(targets):
+    from training.train import Dataset
+
+    targets = np.asarray(targets, dtype=float)
+    return Dataset([f"p{i}" for i in range(len(targets))], [0] * len(targets), targets, [{}] * len(targets))
+
+
+def _onehot(picks, k=3):
+    return np.eye(k)[picks]
+
+
+def test_the_gate_compares_picks_where_both_have_an_outcome():
+    from training.train import decide_gate
+
+    # The live selector picks model 0 everywhere; the candidate picks model 1, observed (better) on
+    # the prompts where someone also asked it. Counting unobserved picks as 0 refused it before.
+    T = [[0.4, 0.9, np.nan]] * 12 + [[0.4, np.nan, np.nan]] * 12
+    test = _test_split(T)
+    gate = decide_gate(_onehot([1] * 24), _onehot([0] * 24), test, ["a", "b", "c"], "routed_quality",
+                       against="live", has_live=True)
+    assert gate["promoted"] and gate["paired"]["n"] == 12 and gate["new_metric"] == pytest.approx(0.9)
+    # A candidate whose picks nobody observed is not promoted on faith.
+    gate = decide_gate(_onehot([2] * 24), _onehot([0] * 24), test, ["a", "b", "c"], "routed_quality",
+                       against="rules", has_live=False)
+    assert not gate["promoted"] and "only 0 of 24" in gate["reason"] and "rule-based selector" in gate["reason"]
+
+
+def test_the_strict_gate_wants_a_gain_that_is_surely_above_zero():
+    from training.train import decide_gate
+
+    rng = np.random.default_rng(1)
+    live = rng.choice([0.0, 0.4], size=40)
+    tiny_gain = np.c_[live, live + rng.choice([0.0, 0.0, 0.0, 0.4, -0.4], size=40), live]
+    clear_gain = np.c_[live, np.full(40, 0.4), live]
+    for T, promoted in ((tiny_gain, False), (clear_gain, True), (np.c_[live, live, live], False)):
+        gate = decide_gate(_onehot([1] * 40), _onehot([0] * 40), _test_split(T), ["a", "b", "c"], "routed_quality",
+                           against="live", has_live=True, strict=True)
+        assert gate["promoted"] is promoted, gate["reason"]
+        assert "one-sided 95% lower bound" in gate["reason"]
+    # Not strict (a person's Training run): a tie is enough, as before.
+    assert decide_gate(_onehot([1] * 40), _onehot([0] * 40), _test_split(np.c_[live, live, live]), ["a", "b", "c"],
+                       "routed_quality", against="live", has_live=True)["promoted"]
+
+
+def test_the_hash_test_slice_grows_with_the_log_and_no_prompt_changes_sides(tmp_path):
+    from training.prepare import prepare
+
+    def run(n):
+        records = [{"text": f"prompt number {i}", "label": "a" if i % 2 else "b"} for i in range(n)]
+        path = tmp_path / f"labels{n}.json"
+        path.write_text(json.dumps(records))
+        prepare(path, tmp_path / "out", test_slice="hash", test_fraction=0.2)
+        return {s: {r["text"] for r in json.loads((tmp_path / "out" / f"dataset_{s}.json").read_text())}
+                for s in ("train", "val", "test")}
+
+    small, big = run(100), run(300)
+    assert small["test"] < big["test"] and 30 < len(big["test"]) < 90
+    assert not (small["train"] | small["val"]) & big["test"]      # trained on once, never tested on later
+    assert small["test"] <= big["test"]
