@@ -186,6 +186,24 @@ def test_status_goes_from_not_started_through_loading_to_ready(loaded):
 
 
 @pytest.mark.slow
+def test_loading_and_answering_leave_torch_threads_as_the_process_had_them(loaded):
+    import torch
+
+    before = torch.get_num_threads()
+    provider, _ = loaded
+    provider.threads = 1 if before > 1 else 2          # generate with another count than the process's
+    try:
+        provider.chat(LOCAL_MODEL_ID, user("Say hi."))
+    finally:
+        provider.threads = None
+    seen = []
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert torch.get_num_threads() == before and seen == [before]   # the app's threads and new ones
+
+
+@pytest.mark.slow
 def test_simple_question_gets_a_non_empty_on_topic_answer(loaded):
     provider, _ = loaded
     result = provider.chat(LOCAL_MODEL_ID, user("What is the capital of France?"))

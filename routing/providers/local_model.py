@@ -325,7 +325,8 @@ class LocalModelProvider:
     Only one generation runs at a time (a lock serialises them). ``max_new_tokens`` is both
     the default answer length and the cap on a request's ``max_tokens``. Prompts longer than
     ``max_input_tokens`` lose their oldest text (the instructions and examples are kept).
-    ``threads`` sets torch's (process-wide) intra-op threads when loading; None means
+    ``threads`` is torch's intra-op thread count while generating (set in the generation thread
+    and restored after it, never for the whole process); None means
     :func:`default_threads`. ``dtype`` is the dtype of the cached model ("bfloat16" or
     "float32"); ``gguf_path`` overrides the packaged GGUF; ``load_wait_s`` is how long a chat
     call waits for a load in progress before answering "still loading".
@@ -409,19 +410,14 @@ class LocalModelProvider:
         self._loaded.wait(timeout)
         return self.ready
 
-    def _set_threads(self) -> None:
-        import torch
-
-        threads = self.threads or default_threads()
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)   # process-wide: torch has one intra-op pool
+    def _generation_threads(self) -> int:
+        return self.threads or default_threads()
 
     def _load(self) -> None:
         started = time.perf_counter()
         try:
             from filelock import FileLock
 
-            self._set_threads()
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             # One process builds the cache at a time; a second one waits, then reads the cache.
             with FileLock(str(self.cache_dir / f".{LOCAL_MODEL_ID}.lock")):
@@ -603,7 +599,14 @@ class LocalModelProvider:
                        if isinstance(i, int) and i != tokenizer.unk_token_id]
             outcome: dict[str, Any] = {}
 
+            threads = self._generation_threads()
+
             def generate() -> None:
+                # torch's intra-op thread count is read per thread but set for every thread started
+                # afterwards: it is set here, in the generation thread, and put back when it ends,
+                # so the selector, the app and the tests keep the process's own count.
+                previous = torch.get_num_threads()
+                torch.set_num_threads(threads)
                 try:
                     outcome["sequences"] = lm.generate(
                         input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
@@ -615,6 +618,8 @@ class LocalModelProvider:
                 except Exception as error:  # noqa: BLE001 - re-raised in the reader below
                     outcome["error"] = error
                     streamer.end()
+                finally:
+                    torch.set_num_threads(previous)
 
             worker = threading.Thread(target=generate, name="local-model-generate", daemon=True)
             cleaner = StreamTextCleaner(STOP_SEQUENCES)
