@@ -66,6 +66,7 @@ class Settings:
     models_file: Path = DEFAULT_MODELS_FILE        # ROUTER_MODELS_FILE
     selector: str = "auto"                         # ROUTER_SELECTOR: auto | learned | rules
     selector_dir: Path = DEFAULT_SELECTOR_DIR      # ROUTER_SELECTOR_DIR
+    fast_path: str = "auto"                        # ROUTER_FAST_PATH: auto (int8 where checked) | off
     label_encoder_file: Path = DEFAULT_LABEL_ENCODER  # ROUTER_LABEL_ENCODER
     data_dir: Path = REPO_ROOT / "data"            # ROUTER_DATA_DIR (outcome log, batch results)
     cache_dir: Path = Path.home() / ".cache" / "llm-router"  # ROUTER_CACHE_DIR (local model cache)
@@ -110,6 +111,7 @@ class Settings:
             models_file=Path(env.get("ROUTER_MODELS_FILE") or DEFAULT_MODELS_FILE),
             selector=(env.get("ROUTER_SELECTOR") or "auto").strip().lower(),
             selector_dir=Path(env.get("ROUTER_SELECTOR_DIR") or DEFAULT_SELECTOR_DIR),
+            fast_path="off" if (env.get("ROUTER_FAST_PATH") or "auto").strip().lower() == "off" else "auto",
             label_encoder_file=Path(env.get("ROUTER_LABEL_ENCODER") or DEFAULT_LABEL_ENCODER),
             data_dir=Path(env.get("ROUTER_DATA_DIR") or REPO_ROOT / "data"),
             cache_dir=Path(env.get("ROUTER_CACHE_DIR") or Path.home() / ".cache" / "llm-router"),

@@ -89,3 +89,36 @@ def test_missing_or_corrupt_model_raises_selector_load_error(tmp_path, pool, mod
     bad_enc.write_text(json.dumps({"classes": []}))
     with pytest.raises(SelectorLoadError, match="must hold"):
         LearnedSelector(pool, model_dir / "selector_model", bad_enc)
+
+
+def test_the_int8_fast_path_runs_only_where_its_check_passed(tmp_path, pool):
+    import shutil
+
+    from routing.selectors import fast_path
+    from routing.selectors.heads import load_scorer
+
+    folder = tmp_path / "selector_model"
+    make_tiny_encoder(folder, labels=pool.ids)
+    prompts = [f"Write a limerick about cat number {i}" for i in range(30)] + ["Solve 2x + 3 = 7", "Hi"]
+    assert load_scorer(folder).precision == "fp32"                      # never checked: fp32
+    info = fast_path.write_check(folder, prompts)
+    assert info["n"] == len(prompts) and 0.0 <= info["agreement"] <= 1.0
+    assert json.loads((folder / fast_path.FAST_PATH_FILE).read_text())["agreement"] == info["agreement"]
+    for agreement, expected in ((0.98, "fp32"), (0.995, fast_path.PRECISION)):
+        (folder / fast_path.FAST_PATH_FILE).write_text(json.dumps({**info, "agreement": agreement}))
+        scorer = load_scorer(folder)
+        assert scorer.precision == expected
+        assert scorer.predict(prompts[:3]).shape == (3, len(pool.ids))
+    assert load_scorer(folder, fast_path="off").precision == "fp32"    # ROUTER_FAST_PATH=off
+    (folder / fast_path.FAST_PATH_FILE).write_text("not json")
+    assert load_scorer(folder).precision == "fp32"                      # a broken record is no check
+    shutil.rmtree(folder)
+
+
+def test_the_shipped_selector_has_a_passing_fast_path_check():
+    from routing.selectors import fast_path
+    from routing.settings import DEFAULT_SELECTOR_DIR
+
+    info = fast_path.read(DEFAULT_SELECTOR_DIR)
+    assert info and info["n"] >= 600 and info["agreement"] >= fast_path.MIN_AGREEMENT
+    assert fast_path.enabled(DEFAULT_SELECTOR_DIR) and not fast_path.enabled(DEFAULT_SELECTOR_DIR, "off")

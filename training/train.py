@@ -514,6 +514,8 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
     # Re-score the candidate as saved (float16) so both sides of the gate go through one path.
     release.finish_candidate(target)
     cand = release.candidate_dir(target)
+    say(0.93, "checking the int8 fast path against fp32")
+    fast = _check_fast_path(cand, test.texts)
     say(0.95, "release gate: comparing with the live model")
     new_probs = load_scorer(cand).predict(test.texts) if test.texts else None
     old_probs, why_not, against = None, "", "live"
@@ -534,6 +536,7 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
                        has_live=(target / "config.json").is_file(), why_not=why_not, strict=strict_gate)
     if head_fit is not None:
         gate.update(strategy=head_fit.strategy, validation=head_fit.val_scores)
+    metrics["fast_path"] = {k: fast.get(k) for k in ("agreement", "n", "enabled")}
     card = model_card(labels, meta, cfg, objective, metrics, history, gate, seconds, counts)
     (cand / "README.md").write_text(card, encoding="utf-8")
     release.write_json_atomic(cand / "training_report.json", {
@@ -670,6 +673,19 @@ def _train_head(strategy: str, splits: dict[str, Dataset], labels: Sequence[str]
     if fail_after_partial_write:
         raise RuntimeError("simulated crash after writing part of the candidate")
     return fitted, metrics, []   # no loss curve: a head is fitted in closed form or by CV, not by steps
+
+
+def _check_fast_path(cand: Path, texts: Sequence[str]) -> dict[str, Any]:
+    """Write the candidate's ``fast_path.json`` (int8 vs fp32 picks on the test split and the
+    built-in corpus); a failed check leaves the candidate on fp32."""
+    from routing.selectors.fast_path import write_check
+    from training.fast_path import check_prompts
+
+    try:
+        return write_check(cand, check_prompts(list(texts)))
+    except Exception as exc:  # noqa: BLE001 - the fast path is optional; fp32 always works
+        log.warning("fast-path check failed: %s", exc)
+        return {"enabled": False, "error": str(exc)}
 
 
 def _metric(probs: np.ndarray, data: Dataset, labels: Sequence[str], name: str) -> float | None:

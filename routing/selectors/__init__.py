@@ -23,7 +23,7 @@ SELECTOR_NAMES = ("auto", "learned", "rules")
 def _load_learned(settings: Settings, pool: ModelPool) -> Selector:
     from routing.selectors.learned import LearnedSelector  # torch/transformers only when needed
 
-    return LearnedSelector(pool, settings.selector_dir, settings.label_encoder_file)
+    return LearnedSelector(pool, settings.selector_dir, settings.label_encoder_file, fast_path=settings.fast_path)
 
 
 def load_selector(settings: Settings, pool: ModelPool, name: str | None = None) -> tuple[Selector, str | None]:

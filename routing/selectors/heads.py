@@ -182,18 +182,22 @@ def save_head(folder: str | Path, *, strategy: str, arrays: dict[str, np.ndarray
     return folder
 
 
-_ENCODERS: dict[tuple[str, int, int], Any] = {}
+_ENCODERS: dict[tuple[str, int, int, bool], Any] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
-def shared_encoder(path: str, max_length: int, head_tokens: int) -> Any:
-    """One encoder per (path, truncation) in the process: a reload or a gate check reuses it."""
+def shared_encoder(path: str, max_length: int, head_tokens: int, quantized: bool = False) -> Any:
+    """One encoder per (path, truncation, precision) in the process: a reload or a gate check reuses it."""
     from routing.selectors.encoder import SentenceEncoder
+    from routing.selectors.fast_path import int8
 
-    key = (path, max_length, head_tokens)
+    key = (path, max_length, head_tokens, quantized)
     with _ENCODERS_LOCK:
         if key not in _ENCODERS:
-            _ENCODERS[key] = SentenceEncoder(path, max_length=max_length, head_tokens=head_tokens)
+            encoder = SentenceEncoder(path, max_length=max_length, head_tokens=head_tokens)
+            if quantized:
+                encoder.model = int8(encoder.model)
+            _ENCODERS[key] = encoder
         return _ENCODERS[key]
 
 
@@ -202,9 +206,10 @@ class HeadScorer:
 
     multi_label = True
 
-    def __init__(self, model_dir: str | Path):
+    def __init__(self, model_dir: str | Path, *, fast_path: str = "auto"):
         from safetensors.numpy import load_file
 
+        from routing.selectors import fast_path as fp
         from routing.selectors.encoder import BUNDLED, bundled_encoder_path
 
         self.model_dir = Path(model_dir)
@@ -220,7 +225,9 @@ class HeadScorer:
             self.arrays = load_file(str(self.model_dir / HEAD_FILE))
             ref = router.get("encoder", BUNDLED)
             self.encoder_path = bundled_encoder_path() if ref == BUNDLED else str(self.model_dir / ref)
-            self.encoder = shared_encoder(self.encoder_path, self.max_length, self.head_tokens)
+            quantized = fast_path == "force" or (fast_path != "off" and fp.enabled(self.model_dir, fast_path))
+            self.precision = fp.PRECISION if quantized else "fp32"
+            self.encoder = shared_encoder(self.encoder_path, self.max_length, self.head_tokens, quantized)
         except SelectorLoadError:
             raise
         except Exception as exc:  # noqa: BLE001 - any loading failure means a corrupt head folder
@@ -253,6 +260,9 @@ class HeadScorer:
         return self.predict_embeddings(self.encoder.embed(texts)).astype(np.float64)
 
 
-def load_scorer(model_dir: str | Path) -> HeadScorer | ClassifierScorer:
-    """Whatever selector folder this is: an embedding head or a fine-tuned classifier."""
-    return HeadScorer(model_dir) if is_head_dir(model_dir) else ClassifierScorer(model_dir)
+def load_scorer(model_dir: str | Path, *, fast_path: str = "auto") -> HeadScorer | ClassifierScorer:
+    """Whatever selector folder this is: an embedding head or a fine-tuned classifier.
+    ``fast_path``: ``auto`` (int8 where the folder's check passed), ``off``, ``force``."""
+    if is_head_dir(model_dir):
+        return HeadScorer(model_dir, fast_path=fast_path)
+    return ClassifierScorer(model_dir, fast_path=fast_path)

@@ -51,7 +51,19 @@ def head_tail_ids(ids: list[int], budget: int, head: int) -> list[int]:
 
 
 def _special_affixes(tokenizer: Any) -> tuple[list[int], list[int]]:
-    """The special ids a tokenizer puts before and after a single text (e.g. [CLS] ... [SEP])."""
+    """The special ids a tokenizer puts before and after a single text (e.g. [CLS] ... [SEP]),
+    worked out once per tokenizer (two extra tokenizer calls per routing decision otherwise)."""
+    cached = getattr(tokenizer, "_router_affixes", None)
+    if cached is None:
+        cached = _find_affixes(tokenizer)
+        try:
+            tokenizer._router_affixes = cached
+        except AttributeError:
+            pass
+    return cached
+
+
+def _find_affixes(tokenizer: Any) -> tuple[list[int], list[int]]:
     plain = tokenizer("a", add_special_tokens=False)["input_ids"]
     full = tokenizer("a")["input_ids"]
     for start in range(len(full) - len(plain) + 1):
@@ -106,7 +118,7 @@ class ClassifierScorer:
     """A saved sequence classifier that turns prompts into per-class probabilities."""
 
     def __init__(self, model_dir: str | Path, *, max_length: int | None = None, head_tokens: int | None = None,
-                 batch_size: int = DEFAULT_BATCH_SIZE):
+                 batch_size: int = DEFAULT_BATCH_SIZE, fast_path: str = "auto"):
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").is_file():
             raise SelectorLoadError(f"No selector model in {model_dir} (config.json missing): "
@@ -120,6 +132,11 @@ class ClassifierScorer:
         except Exception as exc:  # noqa: BLE001 - any loading failure means a corrupt model folder
             raise SelectorLoadError(f"The selector model in {model_dir} cannot be loaded: {exc}") from exc
         self.model.eval()
+        from routing.selectors import fast_path as fp
+
+        self.precision = "fp32"
+        if fast_path == "force" or (fast_path != "off" and fp.enabled(model_dir, fast_path)):
+            self.model, self.precision = fp.int8(self.model), fp.PRECISION
         cfg = self.model.config
         self.labels = [cfg.id2label[i] for i in range(cfg.num_labels)]
         self.multi_label = cfg.problem_type == "multi_label_classification"
@@ -158,12 +175,13 @@ class LearnedSelector(Selector):
     name = "learned"
 
     def __init__(self, pool: ModelPool, model_dir: str | Path, label_encoder_file: str | Path,
-                 *, batch_size: int = DEFAULT_BATCH_SIZE):
+                 *, batch_size: int = DEFAULT_BATCH_SIZE, fast_path: str = "auto"):
         super().__init__(pool)
         classes = read_label_encoder(Path(label_encoder_file))
         from routing.selectors.heads import HeadScorer, is_head_dir
 
-        self.scorer = HeadScorer(model_dir) if is_head_dir(model_dir) else ClassifierScorer(model_dir, batch_size=batch_size)
+        self.scorer = (HeadScorer(model_dir, fast_path=fast_path) if is_head_dir(model_dir)
+                       else ClassifierScorer(model_dir, batch_size=batch_size, fast_path=fast_path))
         if classes != self.scorer.labels:
             raise SelectorLoadError(
                 f"{label_encoder_file} lists {classes} but the model in {model_dir} was trained on "
@@ -209,5 +227,5 @@ class LearnedSelector(Selector):
                    "runner_up_probability": float(row[order[1]]) if runner else None,
                    "head": getattr(self.scorer, "strategy", None)
                            or ("multi_label" if self.scorer.multi_label else "single_label"),
-                   "model_dir": str(self.model_dir)}
+                   "model_dir": str(self.model_dir), "precision": getattr(self.scorer, "precision", "fp32")}
         return why, details
