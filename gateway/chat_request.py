@@ -51,6 +51,7 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     max_cost_usd: float | None = None      # extension: models estimated above it are not chosen
+    latency_weight: float = 0.0            # extension: 0-1, weighs each model's recent median latency
     user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -191,6 +192,13 @@ def parse_chat_request(body: dict[str, Any], pool: ModelPool, *, max_tokens_limi
                                  or not math.isfinite(max_cost) or max_cost <= 0):
         raise bad_request(f"\"max_cost_usd\" must be a positive number of dollars, e.g. 0.002 (got {show(max_cost)}).",
                           "max_cost_usd")
+    latency = body.get("latency_weight", 0.0)
+    if latency is None:
+        latency = 0.0
+    if isinstance(latency, bool) or not isinstance(latency, (int, float)) or not math.isfinite(latency) \
+            or not 0.0 <= latency <= 1.0:
+        raise bad_request(f"\"latency_weight\" must be a number from 0 (ignore latency) to 1 (fastest) "
+                          f"(got {show(latency)}).", "latency_weight")
     extra = {name: body[name] for name in PASS_THROUGH if body.get(name) is not None}
     try:
         text = routing_text(texts)
@@ -202,4 +210,4 @@ def parse_chat_request(body: dict[str, Any], pool: ModelPool, *, max_tokens_limi
                        max_tokens=_max_tokens(body, max_tokens_limit), temperature=temperature,
                        stream=bool(stream), include_usage=include_usage,
                        max_cost_usd=None if max_cost is None else float(max_cost), user=body.get("user"),
-                       extra=extra)
+                       extra=extra, latency_weight=float(latency))

@@ -152,7 +152,8 @@ class _Gateway:
         return self.router.stream(chat.routing_text, cost_weight=chat.cost_weight, model=chat.pool_model,
                                   max_tokens=chat.max_tokens, stream=stream, messages=chat.messages,
                                   temperature=chat.temperature, extra=chat.extra or None,
-                                  max_cost_usd=chat.max_cost_usd, prefer=match.model, prefer_why=match.describe())
+                                  max_cost_usd=chat.max_cost_usd, prefer=match.model, prefer_why=match.describe(),
+                                  latency_weight=chat.latency_weight)
 
     # ------------------------------------------------------------------ /v1/models
     def models(self) -> dict[str, Any]:
@@ -174,7 +175,8 @@ class _Gateway:
             selection = self.router.decide(chat.routing_text, cost_weight=chat.cost_weight, model=chat.pool_model,
                                            max_tokens=chat.max_tokens, chars_in=input_chars(chat.messages),
                                            max_cost_usd=chat.max_cost_usd, prefer=match.model,
-                                           prefer_why=match.describe())
+                                           prefer_why=match.describe(), latency_weight=chat.latency_weight,
+                                           stream=chat.stream)
         except SpendLimitError as exc:
             raise _spend_error(exc) from None
         costs = {m: _estimated_cost(self.service, m, chat) for m in selection.ranking}
@@ -184,6 +186,8 @@ class _Gateway:
             "scores": {k: round(v, 4) for k, v in selection.scores.items()},
             "confidence": round(selection.confidence, 4), "reasoning": selection.reasoning,
             "selector": selection.selector, "cost_weight": selection.cost_weight,
+            "latency_weight": chat.latency_weight,
+            "latency_ms": (selection.details or {}).get("latency_ms"),
             "estimated_cost_usd": costs.get(selection.selected_model), "estimated_cost_by_model": costs,
             "routing_text_chars": len(chat.routing_text), "session": _session_info(match),
             "spend": self.service.ledger.summary(),

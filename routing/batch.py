@@ -126,7 +126,8 @@ def _failed(record: dict[str, Any], error: str) -> dict[str, Any]:
     return record
 
 
-def route_rows(router: Router, rows: Sequence[InputRow], *, cost_weight: float = 0.0) -> list[dict[str, Any]]:
+def route_rows(router: Router, rows: Sequence[InputRow], *, cost_weight: float = 0.0,
+               latency_weight: float = 0.0) -> list[dict[str, Any]]:
     """Route-only records for a chunk: one batched selector pass over the valid prompts."""
     records = [_base_record(r) for r in rows]
     valid: list[int] = []
@@ -139,12 +140,14 @@ def route_rows(router: Router, rows: Sequence[InputRow], *, cost_weight: float =
     if not valid:
         return records
     try:
-        selections = router.route_many([rows[i].prompt for i in valid], cost_weight=cost_weight)
+        selections = router.route_many([rows[i].prompt for i in valid], cost_weight=cost_weight,
+                                       latency_weight=latency_weight)
     except Exception:  # noqa: BLE001 - retry one by one so only the bad rows fail
         log.exception("batched routing failed; routing the chunk row by row")
         for i in valid:
             try:
-                records[i].update(_selection_fields(router.route(rows[i].prompt, cost_weight=cost_weight)))
+                records[i].update(_selection_fields(router.route(rows[i].prompt, cost_weight=cost_weight,
+                                                                 latency_weight=latency_weight)))
             except Exception as exc:  # noqa: BLE001
                 _failed(records[i], str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")
         return records
@@ -153,11 +156,12 @@ def route_rows(router: Router, rows: Sequence[InputRow], *, cost_weight: float =
     return records
 
 
-def answer_row(router: Router, row: InputRow, *, cost_weight: float = 0.0) -> dict[str, Any]:
+def answer_row(router: Router, row: InputRow, *, cost_weight: float = 0.0,
+               latency_weight: float = 0.0) -> dict[str, Any]:
     """Route and answer one row; any failure is recorded in the row, never raised."""
     record = _base_record(row)
     try:
-        result = router.ask(row.prompt, cost_weight=cost_weight)
+        result = router.ask(row.prompt, cost_weight=cost_weight, latency_weight=latency_weight)
     except UserError as exc:
         return _failed(record, str(exc))
     except Exception as exc:  # noqa: BLE001 - one failing row never aborts the batch
@@ -212,13 +216,15 @@ class BatchRun:
 def run_batch(router: Router, source: BatchFile, store: ResultsStore, *, mode: str = "route",
               chunk_size: int = DEFAULT_CHUNK_SIZE, cost_weight: float = 0.0,
               progress: ProgressFn | None = None, workers: int | None = None,
-              compare_fn: CompareFn | None = None) -> BatchRun:
+              compare_fn: CompareFn | None = None, latency_weight: float = 0.0) -> BatchRun:
     """Run every row of ``source`` not yet in ``store``; each finished row is appended at once."""
     mode = check_mode(mode)
     if chunk_size < 1:
         raise UserError(f"chunk size must be at least 1, got {chunk_size}.")
     if not 0.0 <= float(cost_weight) <= 1.0:
         raise UserError(f"cost_weight must be between 0 (pure quality) and 1 (cheapest), got {cost_weight}.")
+    if not 0.0 <= float(latency_weight) <= 1.0:
+        raise UserError(f"latency_weight must be between 0 (ignore latency) and 1 (fastest), got {latency_weight}.")
     workers = max(1, workers or router.settings.compare_concurrency)
     if mode == "compare" and compare_fn is None:
         check_can_compare(router)
@@ -236,14 +242,14 @@ def run_batch(router: Router, source: BatchFile, store: ResultsStore, *, mode: s
             if not todo:
                 continue
             if mode == "route":
-                records = route_rows(router, todo, cost_weight=cost_weight)
+                records = route_rows(router, todo, cost_weight=cost_weight, latency_weight=latency_weight)
                 store.append(records)
                 finished += len(records)
                 processed += len(records)
                 if progress:
                     progress(finished, source.rows)
                 continue
-            for record in _run_rows(router, todo, mode, cost_weight, executor, compare_fn):
+            for record in _run_rows(router, todo, mode, cost_weight, executor, compare_fn, latency_weight):
                 store.append([record])
                 finished += 1
                 processed += 1
@@ -256,7 +262,8 @@ def run_batch(router: Router, source: BatchFile, store: ResultsStore, *, mode: s
 
 
 def _run_rows(router: Router, rows: list[InputRow], mode: str, cost_weight: float,
-              executor: ThreadPoolExecutor | None, compare_fn: CompareFn | None) -> Iterator[dict[str, Any]]:
+              executor: ThreadPoolExecutor | None, compare_fn: CompareFn | None,
+              latency_weight: float = 0.0) -> Iterator[dict[str, Any]]:
     """Records as rows finish (answer: concurrently, in completion order; compare: one by one)."""
     if mode == "compare":
         assert compare_fn is not None
@@ -264,7 +271,8 @@ def _run_rows(router: Router, rows: list[InputRow], mode: str, cost_weight: floa
             yield compare_row(router, row, compare_fn)
         return
     assert executor is not None
-    futures = [executor.submit(answer_row, router, row, cost_weight=cost_weight) for row in rows]
+    futures = [executor.submit(answer_row, router, row, cost_weight=cost_weight, latency_weight=latency_weight)
+               for row in rows]
     for future in as_completed(futures):
         yield future.result()
 
@@ -533,7 +541,7 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
              prompt_column: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, cost_weight: float = 0.0,
              max_rows: int | None = None, max_mb: float | None = None, progress: ProgressFn | None = None,
              workers: int | None = None, compare_fn: CompareFn | None = None,
-             start_over: bool = False) -> dict[str, Any]:
+             start_over: bool = False, latency_weight: float = 0.0) -> dict[str, Any]:
     """Check the input, run (or resume) the batch, write the CSV, and return the summary.
 
     An existing results file for ``out`` is resumed; with ``start_over`` it is first moved
@@ -560,7 +568,7 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
             set_aside_rows, set_aside_jsonl = set_aside(out)
         store = ResultsStore(jsonl_path)
         run = run_batch(router, source, store, mode=mode, chunk_size=chunk_size, cost_weight=cost_weight,
-                        progress=progress, workers=workers, compare_fn=compare_fn)
+                        progress=progress, workers=workers, compare_fn=compare_fn, latency_weight=latency_weight)
         write_csv(store, csv_path, mode, source.columns, router.pool.ids)
         summary = summarize(store, router.pool, mode=mode, total_rows=source.rows)
     finally:
@@ -615,6 +623,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--column", default=None, help="the prompt column (default: found by name)")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="rows per selector pass")
     parser.add_argument("--cost-weight", type=float, default=0.0, help="0 = best quality ... 1 = cheapest")
+    parser.add_argument("--latency-weight", type=float, default=0.0,
+                        help="0 = ignore latency ... 1 = fastest (recent median per model; answer mode learns it "
+                             "as the batch runs)")
     parser.add_argument("--workers", type=int, default=None, help="rows answered at once (answer mode)")
     parser.add_argument("--max-rows", type=int, default=None, help="row limit (default ROUTER_BATCH_MAX_ROWS; 0: none)")
     parser.add_argument("--max-mb", type=float, default=None, help="size limit (default ROUTER_BATCH_MAX_MB; 0: none)")
@@ -657,6 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run_file(
             service.router, args.input, args.out, mode=args.mode, prompt_column=args.column,
             chunk_size=args.chunk_size, cost_weight=args.cost_weight, workers=args.workers, progress=progress,
+            latency_weight=args.latency_weight,
             start_over=args.start_over,
             max_rows=settings.batch_max_rows if args.max_rows is None else args.max_rows,
             max_mb=settings.batch_max_mb if args.max_mb is None else args.max_mb,

@@ -48,7 +48,8 @@ class ChatState:
 
 
 def chat_turn(router: Router, state: ChatState, text: str, *, cost_weight: float = 0.0,
-              exclude: Sequence[str] = (), model: str | None = None, learning: Any = None) -> Iterator[RouterEvent]:
+              exclude: Sequence[str] = (), model: str | None = None, learning: Any = None,
+              latency_weight: float = 0.0) -> Iterator[RouterEvent]:
     """Ask the next turn; yields the router's events; on "done" ``state`` holds the new turn.
 
     ``model`` (a pool id) asks that model, and the conversation moves to it. Nothing in
@@ -60,7 +61,8 @@ def chat_turn(router: Router, state: ChatState, text: str, *, cost_weight: float
     routing = routing_text([(m["role"], m["content"]) for m in messages])
     prefer = None if model else state.model
     for event in router.stream(routing, cost_weight=cost_weight, exclude=exclude, model=model,
-                               messages=messages, prefer=prefer, prefer_why="this chat started there"):
+                               messages=messages, prefer=prefer, prefer_why="this chat started there",
+                               latency_weight=latency_weight):
         if event.kind == "done" and event.result is not None:
             _record(state, messages, event.result)
             state.last_answer_id = (learning.after_answer(routing, event.result, source="ask",

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
-from dataclasses import dataclass, asdict
+from collections import deque
+from dataclasses import dataclass, asdict, field
 from typing import Any, Callable
+
+#: Recent successful calls kept per model for the latency medians routing weighs.
+RECENT_CALLS = 50
 
 
 @dataclass
@@ -16,6 +21,8 @@ class ModelHealth:
     last_latency_ms: float | None = None
     last_ok_at: float | None = None     # wall-clock time of the last success
     last_failure_at: float | None = None
+    recent_ms: deque = field(default_factory=lambda: deque(maxlen=RECENT_CALLS))              # whole answers
+    recent_first_token_ms: deque = field(default_factory=lambda: deque(maxlen=RECENT_CALLS))  # streams
 
 
 class HealthTracker:
@@ -36,13 +43,27 @@ class HealthTracker:
     def _get(self, model_id: str) -> ModelHealth:
         return self._health.setdefault(model_id, ModelHealth())
 
-    def record_success(self, model_id: str, latency_ms: float) -> None:
+    def record_success(self, model_id: str, latency_ms: float, first_token_ms: float | None = None) -> None:
         with self._lock:
             h = self._get(model_id)
             h.consecutive_failures = 0
             h.cooldown_until = 0.0
             h.last_latency_ms = latency_ms
             h.last_ok_at = time.time()
+            if latency_ms is not None and latency_ms >= 0:
+                h.recent_ms.append(float(latency_ms))
+            if first_token_ms is not None and first_token_ms >= 0:
+                h.recent_first_token_ms.append(float(first_token_ms))
+
+    def median_latency_ms(self, model_id: str, *, first_token: bool = False) -> float | None:
+        """The median of the model's recent successful calls (time to the first token for
+        streams, where known); None before any."""
+        with self._lock:
+            h = self._health.get(model_id)
+            if h is None:
+                return None
+            values = list(h.recent_first_token_ms if first_token and h.recent_first_token_ms else h.recent_ms)
+        return float(statistics.median(values)) if values else None
 
     def record_failure(self, model_id: str, error: str, latency_ms: float | None = None) -> None:
         with self._lock:
@@ -66,4 +87,8 @@ class HealthTracker:
             d = asdict(self._get(model_id))
         d["cooldown_left_s"] = round(self.cooling_down(model_id), 1)
         d.pop("cooldown_until")
+        d.pop("recent_ms")
+        d.pop("recent_first_token_ms")
+        median = self.median_latency_ms(model_id)
+        d["median_latency_ms"] = None if median is None else round(median, 1)
         return d

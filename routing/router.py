@@ -146,16 +146,29 @@ class Router:
         return prompt
 
     # ---------------------------------------------------------------- routing
-    def route(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = ()) -> Selection:
-        return self.selector.select(self.validate_prompt(prompt), cost_weight=cost_weight, exclude=list(exclude))
+    def latencies(self, *, first_token: bool = False) -> dict[str, float | None]:
+        """Each pool model's median latency over its recent successful calls (None: not yet seen)."""
+        return {m: self.health.median_latency_ms(m, first_token=first_token) for m in self.pool.ids}
+
+    def _knobs(self, cost_weight: float, latency_weight: float, stream: bool = False) -> dict[str, Any]:
+        knobs: dict[str, Any] = {"cost_weight": cost_weight}
+        if latency_weight:
+            knobs.update(latency_weight=latency_weight, latencies=self.latencies(first_token=stream))
+        return knobs
+
+    def route(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
+              latency_weight: float = 0.0) -> Selection:
+        return self.selector.select(self.validate_prompt(prompt), exclude=list(exclude),
+                                    **self._knobs(cost_weight, latency_weight))
 
     def route_many(self, prompts: Sequence[str], *, cost_weight: float = 0.0,
-                   exclude: Sequence[str] = ()) -> list[Selection]:
-        return self.selector.select_many(list(prompts), cost_weight=cost_weight, exclude=list(exclude))
+                   exclude: Sequence[str] = (), latency_weight: float = 0.0) -> list[Selection]:
+        return self.selector.select_many(list(prompts), exclude=list(exclude),
+                                         **self._knobs(cost_weight, latency_weight))
 
-    def _explicit_selection(self, prompt: str, model: str, cost_weight: float) -> Selection:
+    def _explicit_selection(self, prompt: str, model: str, knobs: dict[str, Any]) -> Selection:
         spec = self.pool.get(model)  # UnknownModelError lists the valid ids
-        auto = self.selector.select(prompt, cost_weight=cost_weight)
+        auto = self.selector.select(prompt, **knobs)
         auto.reasoning = (f"You chose {spec.display_name} ({spec.id}); the router would have picked "
                           f"{auto.selected_model}. " + auto.reasoning)
         auto.selected_model = spec.id
@@ -165,10 +178,13 @@ class Router:
 
     def decide(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
                model: str | None = None, max_tokens: int | None = None, chars_in: int | None = None,
-               max_cost_usd: float | None = None, prefer: str | None = None, prefer_why: str = "") -> Selection:
+               max_cost_usd: float | None = None, prefer: str | None = None, prefer_why: str = "",
+               latency_weight: float = 0.0, stream: bool = False) -> Selection:
         """The decision :meth:`stream` acts on, without calling a model (``/v1/route`` shows it).
 
         ``chars_in`` is the size of what would be sent (the whole chat), for cost estimates.
+        ``latency_weight`` weighs each model's recent median latency (time to the first token
+        when ``stream``) against its score, beside the cost knob.
         """
         prompt = self.validate_prompt(prompt)
         max_tokens = max_tokens or self.settings.max_tokens
@@ -176,8 +192,9 @@ class Router:
         exclude = list(exclude)
         if max_cost_usd is not None:
             exclude = self._cost_filter(chars_in, max_tokens, max_cost_usd, model, exclude)
-        selection = (self._explicit_selection(prompt, model, cost_weight) if model
-                     else self.selector.select(prompt, cost_weight=cost_weight, exclude=exclude))
+        knobs = self._knobs(cost_weight, latency_weight, stream)
+        selection = (self._explicit_selection(prompt, model, knobs) if model
+                     else self.selector.select(prompt, exclude=exclude, **knobs))
         if prefer and not model and prefer in self.pool and prefer not in exclude:
             selection = self._kept_selection(selection, prefer, prefer_why or "the conversation started there")
         return selection
@@ -221,13 +238,13 @@ class Router:
             model: str | None = None, max_tokens: int | None = None,
             messages: list[dict[str, Any]] | None = None, temperature: float | None = None,
             extra: dict[str, Any] | None = None, max_cost_usd: float | None = None,
-            prefer: str | None = None, prefer_why: str = "") -> QueryResult:
+            prefer: str | None = None, prefer_why: str = "", latency_weight: float = 0.0) -> QueryResult:
         """Route and answer; returns the finished result (no streaming)."""
         last = None
         for event in self.stream(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
                                  max_tokens=max_tokens, stream=False, messages=messages,
                                  temperature=temperature, extra=extra, max_cost_usd=max_cost_usd,
-                                 prefer=prefer, prefer_why=prefer_why):
+                                 prefer=prefer, prefer_why=prefer_why, latency_weight=latency_weight):
             last = event
         assert last is not None and last.result is not None
         return last.result
@@ -237,7 +254,7 @@ class Router:
                stream: bool = True, messages: list[dict[str, Any]] | None = None,
                temperature: float | None = None,
                extra: dict[str, Any] | None = None, max_cost_usd: float | None = None,
-               prefer: str | None = None, prefer_why: str = "") -> Iterator[RouterEvent]:
+               prefer: str | None = None, prefer_why: str = "", latency_weight: float = 0.0) -> Iterator[RouterEvent]:
         """Route, then try the ranked models until one answers; yields events as they happen.
 
         ``messages`` (a whole chat, e.g. from the OpenAI-compatible gateway) is sent to the
@@ -258,7 +275,7 @@ class Router:
         chars_in = input_chars(messages) if messages else len(prompt) if isinstance(prompt, str) else 0
         selection = self.decide(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
                                 max_tokens=max_tokens, chars_in=chars_in, max_cost_usd=max_cost_usd,
-                                prefer=prefer, prefer_why=prefer_why)
+                                prefer=prefer, prefer_why=prefer_why, latency_weight=latency_weight, stream=stream)
         route_ms = round((time.monotonic() - start) * 1000, 2)
         prompt = selection.prompt
         yield RouterEvent("selection", selection=selection)
@@ -319,7 +336,7 @@ class Router:
                 self._settle(hold, None)
                 raise
             self._settle(hold, result.cost_usd)
-            self.health.record_success(model_id, result.latency_ms)
+            self.health.record_success(model_id, result.latency_ms, _first_token_ms(result))
             final = self._result(selection, result, model_id, fallbacks, start)
             final.route_ms = route_ms
             yield RouterEvent("done", result=final, chat=result)
@@ -482,3 +499,9 @@ class Router:
                 row.update(reachable=ok, probe_error=err, probe_latency_ms=p.get("latency_ms"))
             rows.append(row)
         return rows
+
+
+def _first_token_ms(result: ChatResult) -> float | None:
+    """Time to the first token of a streamed answer, where the client measured it."""
+    value = ((result.raw or {}).get("_client") or {}).get("first_token_ms")
+    return float(value) if isinstance(value, (int, float)) else None

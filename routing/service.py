@@ -84,9 +84,9 @@ class RouterService:
         return [str(e) for e in exclude]
 
     def query(self, prompt: str, cost_weight: float = 0.0, exclude: Sequence[str] | str | None = None,
-              max_tokens: int | None = None) -> dict[str, Any]:
+              max_tokens: int | None = None, latency_weight: float = 0.0) -> dict[str, Any]:
         result = self.router.ask(prompt, cost_weight=cost_weight, exclude=self._exclude(exclude),
-                                 max_tokens=max_tokens)
+                                 max_tokens=max_tokens, latency_weight=latency_weight)
         self.learning.after_answer(prompt, result, source="query")
         return result.to_dict()
 

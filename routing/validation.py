@@ -108,6 +108,11 @@ def check_cost_weight(value: Any, name: str = "cost_weight") -> float:
     return check_float(value, name, 0.0, 1.0, default=0.0)
 
 
+def check_latency_weight(value: Any, name: str = "latency_weight") -> float:
+    """The quality/latency trade-off: 0 (ignore latency) to 1 (fastest observed); empty is 0."""
+    return check_float(value, name, 0.0, 1.0, default=0.0)
+
+
 def check_max_tokens(value: Any, *, limit: int, name: str = "max_tokens") -> int | None:
     """An answer cap from 1 to ``limit`` (ROUTER_MAX_TOKENS); ``None``/blank keeps the default."""
     if _blank(value):
@@ -287,7 +292,7 @@ def max_file_size_bytes(max_mb: float | None) -> int | None:
     return int(max_mb * 1024 * 1024)
 
 
-__all__ = ["InvalidInput", "check_float", "check_int", "check_cost_weight", "check_max_tokens", "check_bool",
+__all__ = ["InvalidInput", "check_float", "check_int", "check_cost_weight", "check_latency_weight", "check_max_tokens", "check_bool",
            "check_prompt", "check_optional_text", "check_choice", "check_model_id", "check_model_list",
            "check_exclude", "check_prompt_list", "check_samples_text", "check_upload_path",
            "max_file_size_bytes", "show", "MAX_PASTED_SAMPLE_CHARS", "MAX_PASTED_SAMPLE_ROWS"]

@@ -434,3 +434,25 @@ def test_tool_calls_come_back_in_plain_and_streamed_answers(client, server, app_
                          {"role": "user", "content": CODE}]
     raw = client.chat.completions.with_raw_response.create(model="router", messages=follow)
     assert raw.parse().model == "llama-3.3" and raw.headers["x-router-session"] == "history"
+
+
+def test_latency_weight_moves_the_request_off_a_slow_model(client, app_url):
+    service = app_url[1]
+    messages = [{"role": "user", "content": CODE}]
+    plain = client.post("/route", cast_to=httpx.Response, body={"model": "router", "messages": messages}).json()
+    slow = plain["selected_model"]
+    for model_id in service.pool.ids:   # the last 50 calls: the usual pick is slow, the others quick
+        for _ in range(50):
+            service.router.health.record_success(model_id, 9000.0 if model_id == slow else 300.0)
+    weighed = client.post("/route", cast_to=httpx.Response,
+                          body={"model": "router", "messages": messages, "latency_weight": 1.0}).json()
+    assert weighed["selected_model"] != slow and weighed["latency_ms"][slow] == 9000.0
+    assert "latency slider (1.00) changed the pick" in weighed["reasoning"]
+    answer = client.chat.completions.create(model="router", messages=messages, extra_body={"latency_weight": 1.0})
+    assert answer.model != slow
+    same = client.chat.completions.create(model="router", messages=messages, extra_body={"latency_weight": 0})
+    assert same.model == slow
+    for bad in (-0.1, 1.5, "fast", True):
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(model="router", messages=messages, extra_body={"latency_weight": bad})
+        assert "latency_weight" in info.value.body["message"]

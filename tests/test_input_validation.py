@@ -147,6 +147,8 @@ BAD_INPUTS = [
     ("/train", dict(data=TRAIN, base_model=5), "base_model", "text"),
     ("/train", dict(data=TRAIN, upload="prompts.csv"), "upload", "handle_file"),
     ("/train", dict(data=TRAIN, upload=5), "upload", "handle_file"),
+    ("/train", dict(data=TRAIN, strategy="magic"), "strategy", "Fine-tune"),
+    ("/query", dict(prompt="hi", latency_weight=2), "latency_weight", "from 0"),
 ]
 
 
@@ -190,9 +192,9 @@ REST_CASES = [  # raw REST calls: Gradio itself refuses these before the handler
     ("query-specific", ["hi"], "prompt, model, max_tokens"),
     ("batch-query", [SERVER_FILE, None, "route", None], "`file` must be an upload"),
     ("test-selection", ["", SERVER_FILE], "`file` must be an upload"),
-    ("train", [TRAIN, SERVER_FILE, "", 4, 1e-4, 16], "`upload` must be an upload"),
-    ("train", [TRAIN, {"path": "x.csv"}, "", 4, 1e-4, 16], "`upload` must be an upload"),
-    ("query", [123, 0, None, None], "prompt must be text"),
+    ("train", [TRAIN, SERVER_FILE, "", 4, 1e-4, 16, None], "`upload` must be an upload"),
+    ("train", [TRAIN, {"path": "x.csv"}, "", 4, 1e-4, 16, None], "`upload` must be an upload"),
+    ("query", [123, 0, None, None, 0], "prompt must be text"),
 ]
 
 

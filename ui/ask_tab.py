@@ -20,7 +20,8 @@ from routing.redact import redact, stream_safe
 from routing.router import LOCAL_ANSWERER
 from routing.service import RouterService
 from routing.untrusted import md_answer, md_code, md_text
-from routing.validation import check_cost_weight, check_exclude, check_max_tokens, check_model_id, check_prompt
+from routing.validation import (check_cost_weight, check_exclude, check_latency_weight, check_max_tokens,
+                                check_model_id, check_prompt)
 from ui.common import user_errors
 
 AUTO = "Auto (let the router pick)"
@@ -54,8 +55,9 @@ def build_ask_tab(service: RouterService) -> None:
 
     @user_errors
     def ask(text: str, history: list, state: ChatState | None, cost_weight: float, exclude: list[str],
-            model_choice: str, own_key: str) -> Iterator[tuple]:
+            model_choice: str, own_key: str, latency_weight: float = 0.0) -> Iterator[tuple]:
         text = check_prompt(text, max_chars=service.settings.max_prompt_chars)
+        latency_weight = check_latency_weight(latency_weight)
         router = service.router_for_key(own_key)
         model = None if (not model_choice or model_choice == AUTO) else check_model_id(model_choice, pool.ids, "model")
         state = copy_state(state)
@@ -73,7 +75,7 @@ def build_ask_tab(service: RouterService) -> None:
         sel, answer, lines = None, "", []
         try:
             for event in chat_turn(router, state, text, cost_weight=cost_weight, exclude=exclude or [], model=model,
-                                   learning=service.learning):
+                                   learning=service.learning, latency_weight=latency_weight):
                 if event.kind == "selection":
                     sel = event.selection
                     note = _note(routing_title(sel, pool, bool(model)), md_text(sel.reasoning), "pending")
@@ -182,6 +184,10 @@ def build_ask_tab(service: RouterService) -> None:
                     with gr.Row():
                         cost = gr.Slider(0, 1, value=0, step=0.05, label="Quality ↔ cost",
                                          info="0 = best predicted quality; higher values trade quality for cheaper models")
+                        latency = gr.Slider(0, 1, value=0, step=0.05, label="Quality ↔ speed", elem_id="ask-latency",
+                                            info="0 = ignore latency; higher values prefer models whose recent "
+                                                 "answers started sooner (median of their last 50 calls)")
+                    with gr.Row():
                         model = gr.Dropdown([AUTO] + pool.ids, value=AUTO, label="Model",
                                             info="Auto routes; pick one to ask it directly (the chat moves to it)")
                     exclude = gr.CheckboxGroup(pool.ids, label="Never route to", value=[])
@@ -194,7 +200,7 @@ def build_ask_tab(service: RouterService) -> None:
                 chart = gr.Plot(label="Every model's score", elem_id="ask-chart")
                 with gr.Accordion("Details of the last answer (JSON, as /query returns)", open=False):
                     details = gr.JSON()
-        inputs = [prompt, chat, state, cost, exclude, model, own_key]
+        inputs = [prompt, chat, state, cost, exclude, model, own_key, latency]
         outputs = [chat, state, decision, chart, details, prompt, totals]
         sent = button.click(ask, inputs, outputs, api_name="ask-stream", api_visibility="private",
                             show_progress_on=[decision])
@@ -216,13 +222,16 @@ def add_ask_api(service: RouterService) -> None:
 
     @user_errors
     def query(prompt: str, cost_weight: float = 0.0, exclude: list[str] | None = None,
-              max_tokens: int | None = None) -> dict:
-        """Route a prompt to the best model and answer it. Returns the decision, answer, cost and scores."""
+              max_tokens: int | None = None, latency_weight: float = 0.0) -> dict:
+        """Route a prompt to the best model and answer it. Returns the decision, answer, cost and scores.
+        `latency_weight` (0-1) also weighs each model's recent median latency."""
         prompt = check_prompt(prompt, max_chars=settings.max_prompt_chars)
         cost_weight = check_cost_weight(cost_weight)
+        latency_weight = check_latency_weight(latency_weight)
         exclude = check_exclude(exclude, ids)
         max_tokens = check_max_tokens(max_tokens, limit=settings.max_tokens)
-        return service.query(prompt, cost_weight=cost_weight, exclude=exclude, max_tokens=max_tokens)
+        return service.query(prompt, cost_weight=cost_weight, exclude=exclude, max_tokens=max_tokens,
+                             latency_weight=latency_weight)
 
     @user_errors
     def query_specific(prompt: str, model: str = "", max_tokens: int | None = None) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, asdict
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -38,6 +38,17 @@ class Selection:
         return asdict(self)
 
 
+def normalised_latencies(pool: ModelPool, latencies: Mapping[str, float | None] | None) -> np.ndarray:
+    """Each model's observed latency / the slowest observed, in [0, 1]; a model not yet observed
+    gets the median of the observed ones (0 for all when none is)."""
+    values = np.array([np.nan if (latencies or {}).get(m) is None else float(latencies[m]) for m in pool.ids])
+    known = values[~np.isnan(values)]
+    if not len(known) or known.max() <= 0:
+        return np.zeros(len(values))
+    values = np.where(np.isnan(values), float(np.median(known)), values)
+    return values / known.max()
+
+
 def normalised_prices(pool: ModelPool) -> np.ndarray:
     """Blended prices scaled to [0, 1] by the priciest model (all zeros if all are free)."""
     prices = np.array([m.blended_price_per_m for m in pool.models], dtype=float)
@@ -61,12 +72,21 @@ class Selector(ABC):
         """A selector-specific sentence on why the scores look like this, plus details."""
         return "", {}
 
-    def select(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = ()) -> Selection:
-        return self.select_many([prompt], cost_weight=cost_weight, exclude=exclude)[0]
+    def select(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
+               latency_weight: float = 0.0, latencies: Mapping[str, float | None] | None = None) -> Selection:
+        return self.select_many([prompt], cost_weight=cost_weight, exclude=exclude, latency_weight=latency_weight,
+                                latencies=latencies)[0]
 
     def select_many(self, prompts: Sequence[str], *, cost_weight: float = 0.0,
-                    exclude: Sequence[str] = ()) -> list[Selection]:
-        """Decide for many prompts with one batched :meth:`score` call."""
+                    exclude: Sequence[str] = (), latency_weight: float = 0.0,
+                    latencies: Mapping[str, float | None] | None = None) -> list[Selection]:
+        """Decide for many prompts with one batched :meth:`score` call.
+
+        ``latency_weight`` (0-1, like ``cost_weight``) trades the score against each model's
+        observed latency (``latencies``: model id -> median ms of its recent calls, None where
+        not yet observed), normalised by the slowest observed; a model never observed counts as
+        the median of the observed ones.
+        """
         ids = self.pool.ids
         for model_id in exclude:
             self.pool.get(model_id)  # raises UnknownModelError with the valid ids
@@ -75,17 +95,27 @@ class Selector(ABC):
             raise UserError("Every model is excluded: leave at least one model to route to.")
         if not 0.0 <= float(cost_weight) <= 1.0:
             raise UserError(f"cost_weight must be between 0 (pure quality) and 1 (cheapest), got {cost_weight}.")
+        if not 0.0 <= float(latency_weight) <= 1.0:
+            raise UserError(f"latency_weight must be between 0 (ignore latency) and 1 (fastest), got {latency_weight}.")
         if not prompts:
             return []
         matrix = np.asarray(self.score(list(prompts)), dtype=float)
         prices = normalised_prices(self.pool)
-        return [self._decide(p, row, prices, float(cost_weight), allowed, list(exclude))
+        slowness = normalised_latencies(self.pool, latencies) if latency_weight > 0 else None
+        return [self._decide(p, row, prices, float(cost_weight), allowed, list(exclude),
+                             float(latency_weight), slowness, latencies)
                 for p, row in zip(prompts, matrix)]
 
     def _decide(self, prompt: str, row: np.ndarray, prices: np.ndarray, cost_weight: float,
-                allowed: np.ndarray, exclude: list[str]) -> Selection:
+                allowed: np.ndarray, exclude: list[str], latency_weight: float = 0.0,
+                slowness: np.ndarray | None = None, latencies: Mapping[str, float | None] | None = None) -> Selection:
         ids = self.pool.ids
         utility = row - cost_weight * prices
+        without_latency = None
+        if slowness is not None:
+            base = np.where(allowed, utility, -np.inf)
+            without_latency = ids[sorted(range(len(ids)), key=lambda i: (-base[i], prices[i], i))[0]]
+            utility = utility - latency_weight * slowness
         utility = np.where(allowed, utility, -np.inf)
         quality = np.where(allowed, row, -np.inf)
         # Stable tie-break: higher utility, then cheaper, then pool order.
@@ -97,12 +127,32 @@ class Selector(ABC):
         runner_up = ranking[1] if len(ranking) > 1 else None
         why, details = self.explain(prompt, row)
         reasoning = self._reason(row, chosen, runner_up, quality_pick, cost_weight, exclude, why)
+        if slowness is not None:
+            reasoning += " " + self._latency_reason(chosen, without_latency, latency_weight, latencies or {})
+            details = {**details, "latency_weight": latency_weight,
+                       "latency_ms": {m: latencies.get(m) for m in ids} if latencies else {},
+                       "latency_changed_pick": without_latency != chosen}
         return Selection(
             prompt=prompt, selected_model=chosen, confidence=float(row[ids.index(chosen)]),
             scores={i: float(s) for i, s in zip(ids, row)}, ranking=ranking, runner_up=runner_up,
             reasoning=reasoning, selector=self.name, cost_weight=cost_weight,
             quality_pick=quality_pick, excluded=exclude, details=details,
         )
+
+    def _latency_reason(self, chosen: str, without: str | None, weight: float,
+                        latencies: Mapping[str, float | None]) -> str:
+        def ms(model: str) -> str:
+            value = latencies.get(model)
+            return "not yet observed" if value is None else f"{value / 1000:.1f} s"
+
+        if not any(v is not None for v in latencies.values()):
+            return f"The latency slider ({weight:.2f}) had nothing to weigh: no model's latency is observed yet."
+        if without and without != chosen:
+            slow, fast = self.pool.get(without), self.pool.get(chosen)
+            return (f"The latency slider ({weight:.2f}) changed the pick: {slow.display_name} would rank first "
+                    f"without it, but its recent median latency is {ms(without)} against "
+                    f"{fast.display_name}'s {ms(chosen)}.")
+        return f"The latency slider ({weight:.2f}) did not change the pick (recent median {ms(chosen)})."
 
     def _reason(self, row: np.ndarray, chosen: str, runner_up: str | None, quality_pick: str,
                 cost_weight: float, exclude: list[str], why: str) -> str:
