@@ -16,7 +16,7 @@ from training.head import HeadConfig, LinearProbe, choose_k, knn_predict
 from training.outcomes import OutcomeTable
 
 SUMMARY_KEYS = {"n_train", "n_test", "models", "quality", "ci95", "diff_ci95", "aiq",
-                "cost_share_at_best_single_quality", "apgr", "cpt50", "cpt80"}
+                "cost_share_at_best_single_quality", "apgr", "cpt50", "cpt80", "strategies"}
 
 
 def test_quality_cost_and_cost_knob_by_hand():
@@ -180,9 +180,15 @@ def test_benchmark_end_to_end_on_a_toy_table(tmp_path):
     base = make_tiny_encoder(tmp_path / "enc")
     train, test = _toy_tables(tmp_path)
     report = benchmark([str(train)], [str(test)], tmp_path / "out", base_model=str(base),
-                       head_config=HeadConfig(seeds=(0,), max_epochs=20), cache_dir=tmp_path / "cache")
+                       head_config=HeadConfig(seeds=(0,), max_epochs=20), cache_dir=tmp_path / "cache",
+                       strategies=["knn", "linear", "auto"])
     s = report["summary"]
     assert set(s) == SUMMARY_KEYS
+    assert set(s["strategies"]) == {"knn", "linear", "auto"}                 # side by side, as training fits them
+    assert all({"quality", "aiq", "cost_share"} <= set(v) for v in s["strategies"].values())
+    assert report["strategies"]["auto"]["strategy"] in ("knn", "cluster", "linear")
+    lo, hi = s["diff_ci95"]["aiq_selector_vs_knn"]                         # paired bootstrap over prompts
+    assert lo <= s["aiq"]["selector"] - s["aiq"]["knn"] + 1e-9 and lo <= hi
     df = pd.read_csv(test)
     S = df[["big/strong", "small/weak"]].to_numpy()
     assert s["n_test"] == len(df) and s["models"] == ["big/strong", "small/weak"]

@@ -39,12 +39,16 @@ def tiny_training_inputs(tmp_path):
     return prompts, make_tiny_encoder(tmp_path / "tiny")
 
 
+def trainable_service(tmp_path):
+    """A service with training on and no learned selector yet (it routes with the rules)."""
+    return service_for(router_settings(None, tmp_path, allow_training=True, selector="auto",
+                                       selector_dir=tmp_path / "selector_model",
+                                       label_encoder_file=tmp_path / "label_encoder.json"))
+
+
 def test_tiny_training_run_promotes_a_model_and_the_app_uses_it(tmp_path):
     prompts, base = tiny_training_inputs(tmp_path)
-    settings = router_settings(None, tmp_path, allow_training=True, selector="auto",
-                               selector_dir=tmp_path / "selector_model",
-                               label_encoder_file=tmp_path / "label_encoder.json")
-    service = service_for(settings)
+    service = trainable_service(tmp_path)
     with launch_app(service) as url:
         client = Client(url, verbose=False)
         assert service.selector.name == "rules"  # no learned model yet
@@ -89,10 +93,7 @@ def test_a_head_strategy_trains_in_seconds_from_the_tab_and_the_app_routes_with_
 
     table = tmp_path / "outcomes.json"
     table.write_text(json.dumps(_sparse_table(None)))
-    settings = router_settings(None, tmp_path, allow_training=True, selector="auto",
-                               selector_dir=tmp_path / "selector_model",
-                               label_encoder_file=tmp_path / "label_encoder.json")
-    service = service_for(settings)
+    service = trainable_service(tmp_path)
     with launch_app(service) as url:
         client = Client(url, verbose=False)
         with pytest.raises(AppError, match="strategy"):

@@ -247,7 +247,7 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
               cache_dir: str | Path | None = None, cluster_config: ClusterConfig | None = None,
               with_mlp_head: bool = True, variants: Sequence[str] = VARIANTS,
               linear_config: LinearConfig | None = None,
-              finetune_config: TrainConfig | None = None) -> dict[str, Any]:
+              finetune_config: TrainConfig | None = None, strategies: Sequence[str] = ()) -> dict[str, Any]:
     """Run the whole comparison; returns the report (also written to ``out_dir/report.json``).
 
     With ``finetune_config`` the pipeline's train step also fine-tunes the encoder on TRAIN
@@ -397,6 +397,17 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         report["max_cost"] = max_cost
     report["curves"] = curves
 
+    # ---- the app's training strategies (training/strategies.py), side by side on the same data
+    strategy_report: dict[str, Any] = {}
+    for name in strategies:
+        strategy_report[name] = _strategy_result(name, Xtr, train, Xte, test, sel_cost, report.get("max_cost"),
+                                                 routers["best_single"], seed)
+    report["strategies"] = strategy_report
+    aiq_ci = None
+    if has_cost:
+        aiq_ci = rm.aiq_diff_ci(sel_pred, sel_cost, knn_pred, np.broadcast_to(model_cost, S.shape).copy(), S, C,
+                                report["max_cost"], seed=seed)
+
     # ---- two-model metrics
     apgr = {"random": None, "knn": None, "selector": None, "oracle": None}
     cpt50 = {"knn": None, "selector": None}
@@ -418,7 +429,10 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         "ci95": {"best_single": routers["best_single"]["ci95"], "knn": routers["knn"]["ci95"],
                  "selector": routers["selector"]["ci95"]},
         "diff_ci95": {"selector_vs_best_single": rm.paired_diff_ci(sel_q, best_q),
-                      "selector_vs_knn": rm.paired_diff_ci(sel_q, knn_q)},
+                      "selector_vs_knn": rm.paired_diff_ci(sel_q, knn_q),
+                      "aiq_selector_vs_knn": aiq_ci},
+        "strategies": {n: {k: v for k, v in r.items() if k in ("quality", "aiq", "cost_share", "diff_vs_best_single")}
+                       for n, r in strategy_report.items()},
         "aiq": aiq, "cost_share_at_best_single_quality": share,
         "apgr": apgr, "cpt50": cpt50, "cpt80": cpt80,
     }
@@ -427,6 +441,42 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     _plot(report, out / "cost_quality.html")
     return report
+
+
+def _strategy_result(name: str, Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, test: OutcomeTable,
+                     knob_cost: np.ndarray, max_cost: float | None, best_single: dict[str, Any],
+                     seed: int) -> dict[str, Any]:
+    """One training strategy fitted on TRAIN's embeddings, as ``training.train --strategy`` fits it."""
+    from training.strategies import HEAD_STRATEGIES, fit_head, fit_one
+    from training.train import Dataset
+
+    t0 = time.time()
+    if name == "auto":
+        data = Dataset(list(train.prompts), [int(np.nanargmax(np.nan_to_num(r, nan=-1))) for r in train.scores],
+                       train.scores, [{}] * len(train))
+        empty = Dataset([], [], np.zeros((0, train.scores.shape[1])), [])
+        fitted = fit_head("auto", {"train": Xtr, "val": np.zeros((0, Xtr.shape[1]))},
+                          {"train": data, "val": empty}, train.models, True, seed)
+        pred, chosen = fitted.fitted.predict(Xte), fitted.strategy
+    elif name in HEAD_STRATEGIES:
+        pred, chosen = fit_one(name, Xtr, train.scores, seed).predict(Xte), name
+    else:
+        raise UserError(f"Unknown strategy {name!r}: use some of {', '.join((*HEAD_STRATEGIES, 'auto'))} "
+                        "(fine-tuning: --finetune).")
+    S, C = test.scores, test.costs
+    choice = rm.cost_aware_choice(pred, knob_cost, 0.0)
+    q = rm.realised(S, choice)
+    out: dict[str, Any] = {"strategy": chosen, "quality": float(q.mean()), "ci95": rm.bootstrap_ci(q),
+                           "seconds": round(time.time() - t0, 1)}
+    best_q = S[:, train.models.index(best_single["name"])] if best_single["name"] in train.models else None
+    if best_q is not None:
+        out["diff_vs_best_single"] = rm.paired_diff_ci(q, best_q)
+    if C is not None and max_cost:
+        curve = rm.sweep(pred, S, C, knob_cost)
+        out["aiq"] = rm.aiq([(p["cost"], p["quality"]) for p in curve], max_cost)
+        c = rm.cost_to_reach(curve, best_single["quality"])
+        out["cost_share"] = None if c is None or not best_single.get("cost") else c / best_single["cost"]
+    return out
 
 
 def _plot(report: dict[str, Any], path: Path) -> None:
@@ -475,6 +525,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--cache-dir", help="embedding cache (default: ROUTER_CACHE_DIR/embeddings)")
+    parser.add_argument("--strategies", default="",
+                        help="comma-separated training strategies to report side by side (knn,cluster,linear,auto: "
+                             "as python -m training.train --strategy fits them)")
     parser.add_argument("--report-json", help="also write report.json here (e.g. benchmarks/results/...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -485,7 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = benchmark(args.train, args.test, args.out, args.prices, base_model=args.base_model,
                            seed=args.seed, max_length=args.max_length, cache_dir=args.cache_dir,
                            with_mlp_head=not args.no_mlp_head,
-                           variants=(args.variant,) if args.variant else VARIANTS, finetune_config=ft_cfg)
+                           variants=(args.variant,) if args.variant else VARIANTS, finetune_config=ft_cfg,
+                           strategies=[x.strip() for x in args.strategies.split(",") if x.strip()])
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

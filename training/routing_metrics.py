@@ -151,3 +151,28 @@ def random_apgr(scores: np.ndarray, strong: int, weak: int, draws: int = 200, se
     """APGR of routing at random (mean over seeded random orders; 0.5 in expectation)."""
     rng = np.random.default_rng(seed)
     return float(np.mean([apgr(rng.random(len(scores)), scores, strong, weak) for _ in range(draws)]))
+
+
+def aiq_diff_ci(pred_a: np.ndarray, knob_a: np.ndarray, pred_b: np.ndarray, knob_b: np.ndarray,
+                scores: np.ndarray, costs: np.ndarray, max_cost: float, n_boot: int = 500, seed: int = 0,
+                lambdas: Sequence[float] = DEFAULT_LAMBDAS) -> list[float]:
+    """Paired bootstrap 95% CI of AIQ(a) - AIQ(b), resampling test prompts.
+
+    Each router's choice at every knob setting is fixed (it does not depend on which prompts are
+    drawn), so a resample only re-averages the realised quality and cost of those choices.
+    """
+    def realised_matrix(pred: np.ndarray, knob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        choices = np.unique(np.stack([cost_aware_choice(pred, knob, float(lam)) for lam in lambdas]), axis=0)
+        rows = np.arange(len(scores))
+        return scores[rows, choices], costs[rows, choices]      # (settings, n) each
+
+    qa, ca = realised_matrix(pred_a, knob_a)
+    qb, cb = realised_matrix(pred_b, knob_b)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(scores), len(scores))
+        a = aiq(list(zip(ca[:, idx].mean(axis=1), qa[:, idx].mean(axis=1))), max_cost)
+        b = aiq(list(zip(cb[:, idx].mean(axis=1), qb[:, idx].mean(axis=1))), max_cost)
+        diffs.append(a - b)
+    return [float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))]
