@@ -84,3 +84,26 @@ def confusion_matrix_figure(result: dict[str, Any], pool: ModelPool | None = Non
 
 __all__ = ["traffic_share_figure", "confidence_histogram_figure", "cost_comparison_figure",
            "confusion_matrix_figure"]
+
+
+def calibration_figure(calibration: dict[str, Any]) -> go.Figure:
+    """Estimated cost per 1,000 prompts against predicted quality over the cost knob; the pick marked."""
+    curve = calibration.get("curve") or []
+    fig = go.Figure()
+    if not curve:
+        return fig
+    fig.add_trace(go.Scatter(x=[c["cost_per_1k"] for c in curve], y=[c["predicted_quality"] for c in curve],
+                             mode="lines+markers", name="cost knob 0 → 1",
+                             text=[f"weight {c['cost_weight']:.3f}, {c['priciest_share']:.0%} to the priciest"
+                                   for c in curve], hovertemplate="$%{x:.4f} per 1k · quality %{y:.3f}<br>%{text}"))
+    if calibration.get("target") == "cost_per_1k":
+        fig.add_vline(x=calibration["limit"], line_dash="dot", line_color="grey",
+                      annotation_text=f"budget ${calibration['limit']:g} per 1k")
+    if calibration.get("cost_weight") is not None:
+        point = next(c for c in curve if c["cost_weight"] == calibration["cost_weight"])
+        fig.add_trace(go.Scatter(x=[point["cost_per_1k"]], y=[point["predicted_quality"]], mode="markers+text",
+                                 name="chosen", text=[f"weight {point['cost_weight']:.3f}"],
+                                 textposition="top center", marker={"size": 13, "symbol": "star"}))
+    fig.update_layout(title="Calibrating the cost knob on your prompts", xaxis_title="estimated $ per 1,000 prompts",
+                      yaxis_title="predicted quality (selector score)", **_LAYOUT)
+    return fig

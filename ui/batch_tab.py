@@ -19,12 +19,15 @@ from gradio.data_classes import FileData
 
 from routing.batch import (MODES, PREVIEW_ROWS, compare_unavailable, input_preview_columns, job_previous_rows,
                            job_results_path, preview_columns, preview_results, run_file)
-from routing.batch_charts import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
+from routing.batch_charts import (calibration_figure, confidence_histogram_figure, cost_comparison_figure,
+                                  traffic_share_figure)
+from routing.calibration import calibrate_file
 from routing.batch_io import check_rows, preview_input, read_columns, results_paths, write_prompts_file
 from routing.errors import UserError
 from routing.service import RouterService
 from routing.untrusted import md_text
-from routing.validation import check_choice, check_optional_text, check_prompt_list, check_upload_path
+from routing.validation import (check_choice, check_float, check_int, check_optional_text, check_prompt_list,
+                                check_upload_path)
 from ui.common import user_errors
 
 MODE_CHOICES = [("Route only (no API calls, no key needed)", "route"),
@@ -212,6 +215,7 @@ def build_batch_tab(service: RouterService) -> None:
         with gr.Accordion("Summary (JSON, as /batch-query returns)", open=False):
             summary = gr.JSON()
         build_collect_section(service)
+        build_calibrate_section(service, upload, column)
         upload.change(on_upload, [upload, mode], [column, preview, note, previous, start_over],
                       api_name="batch-upload", api_visibility="private")
         for name, choice in (("column", column), ("mode", mode)):
@@ -410,6 +414,51 @@ def build_collect_section(service: RouterService) -> None:
             api_visibility="private", show_progress_on=[c_status], concurrency_limit=1, concurrency_id="collect")
 
 
+# --------------------------------------------------------------------------- calibrate the cost knob
+
+CALIBRATE_TARGETS = {"Dollars per 1,000 prompts": "cost_per_1k", "Share of traffic to the priciest model": "priciest_share"}
+
+
+def calibration_markdown(result: dict[str, Any]) -> str:
+    a = result["achieved"]
+    head = (f"### ✅ Use cost weight **{result['cost_weight']:.3f}**" if result["feasible"]
+            else "### ⛔ No cost weight keeps within this budget")
+    return (f"{head}\n\n{md_text(result['note'])}.\n\nOn these {result['prompts']:,} prompts (answers of about "
+            f"{result['output_tokens']} tokens): ${a['cost_per_1k']:.4f} per 1,000, "
+            f"{a['priciest_share']:.0%} to {md_text(result['priciest_model'])}, predicted quality "
+            f"{a['predicted_quality']:.3f}. Set it as the Ask tab's slider, `/query`'s `cost_weight`, "
+            f"`router:{(result['cost_weight'] or 1):.3f}` in the gateway, or `--cost-weight` in batch.")
+
+
+def build_calibrate_section(service: RouterService, upload: Any, column: Any) -> None:
+    @user_errors
+    def run(path: Any, prompt_column: Any, target: Any, limit: Any, tokens: Any):
+        if not path:
+            raise UserError("Upload a prompt file above first: the knob is calibrated on your own prompts.")
+        target = CALIBRATE_TARGETS[check_choice(target, list(CALIBRATE_TARGETS), "target")]
+        limit = check_float(limit, "limit", 0.0, 1.0 if target == "priciest_share" else 1e6)
+        tokens = check_int(tokens, "output_tokens", 1, 100_000, default=300)
+        result = calibrate_file(service.selector, service.settings, uploaded_path(path, "file"), output_tokens=tokens,
+                                prompt_column=check_optional_text(prompt_column, "prompt_column"),
+                                **{target: limit})
+        return calibration_markdown(result), calibration_figure(result)
+
+    with gr.Accordion("Calibrate the cost knob to a budget (on the file above)", open=False, elem_id="calibrate"):
+        gr.Markdown("Routes the file's prompts at every cost weight (no API calls), estimates each setting's cost, "
+                    "and gives the smallest weight (the most quality) within your budget.")
+        with gr.Row():
+            target = gr.Radio(list(CALIBRATE_TARGETS), value=next(iter(CALIBRATE_TARGETS)), label="Budget",
+                              elem_id="calibrate-target")
+            limit = gr.Number(1.0, label="Limit ($ per 1,000 prompts, or a share from 0 to 1)",
+                              elem_id="calibrate-limit")
+            tokens = gr.Number(300, label="Expected answer length (tokens)", precision=0, elem_id="calibrate-tokens")
+        go_button = gr.Button("Calibrate", elem_id="calibrate-run")
+        result = gr.Markdown(elem_id="calibrate-result")
+        chart = gr.Plot(label="Cost against predicted quality", elem_id="calibrate-chart")
+        go_button.click(run, [upload, column, target, limit, tokens], [result, chart], api_name="calibrate-run",
+                        api_visibility="private")
+
+
 def uploaded_path(file: Any, name: str = "file") -> Path:
     """The server path of a file sent with ``gradio_client.handle_file`` (it must be an upload).
 
@@ -449,6 +498,30 @@ def add_batch_api(service: RouterService) -> None:
                                                  orig_name=Path(summary["download_csv"]).name)
 
     gr.api(batch_query, api_name="batch-query", concurrency_limit=2, concurrency_id="batch")
+
+    @user_errors
+    def calibrate(file: FileData | None = None, prompts: list[str] | None = None, cost_per_1k: float | None = None,
+                  priciest_share: float | None = None, output_tokens: int = 300,
+                  prompt_column: str | None = None) -> dict:
+        """The cost weight that keeps your prompts within a budget: give `file` (upload) or `prompts`, and one of
+        `cost_per_1k` (dollars per 1,000 prompts) or `priciest_share` (0-1 of traffic to the priciest model).
+        No API calls: the prompts are routed at every weight and each setting's cost estimated."""
+        prompts = check_prompt_list(prompts, max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb)
+        cost = None if cost_per_1k is None else check_float(cost_per_1k, "cost_per_1k", 0.0, 1e6)
+        share = None if priciest_share is None else check_float(priciest_share, "priciest_share", 0.0, 1.0)
+        tokens = check_int(output_tokens, "output_tokens", 1, 100_000, default=300)
+        if file is not None and prompts:
+            raise UserError("Give either `file` or `prompts`, not both.")
+        if file is not None:
+            path = uploaded_path(file)
+        elif prompts:
+            path = write_prompts_file(prompts, _download_dir() / "calibrate.jsonl")
+        else:
+            raise UserError("Give `file` (a CSV or JSONL upload) or `prompts` (a list of strings).")
+        return calibrate_file(service.selector, settings, path, cost_per_1k=cost, priciest_share=share, output_tokens=tokens,
+                              prompt_column=check_optional_text(prompt_column, "prompt_column"))
+
+    gr.api(calibrate, api_name="calibrate", concurrency_limit=2, concurrency_id="batch")
 
 
 __all__ = ["build_batch_tab", "add_batch_api", "run_batch_job", "summary_markdown", "public_summary",
