@@ -161,3 +161,37 @@ def test_the_hash_test_slice_grows_with_the_log_and_no_prompt_changes_sides(tmp_
     assert small["test"] < big["test"] and 30 < len(big["test"]) < 90
     assert not (small["train"] | small["val"]) & big["test"]      # trained on once, never tested on later
     assert small["test"] <= big["test"]
+
+
+def test_a_model_is_added_from_its_outcomes_without_changing_the_others(tmp_path):
+    from routing.selectors.heads import HeadScorer
+    from training import release
+    from training.add_model import main as add_model
+    from training.pipeline import run_pipeline
+
+    pool = load_pool(DEFAULT_MODELS_FILE)
+    table = tmp_path / "log.json"
+    table.write_text(json.dumps(_sparse_table(pool)))
+    target, encoder = tmp_path / "selector_model", tmp_path / "le.json"
+    run_pipeline("outcomes", str(table), None, 1, 1e-4, 8, tmp_path / "work", selector_dir=target,
+                 label_encoder_file=encoder, pool=pool, strategy="knn")
+    probe = ["Write a Python function that parses a date #50", "Write a short poem about autumn #50"]
+    before = HeadScorer(target, fast_path="off").predict(probe)
+    # The newcomer: excellent at poems, poor at code, seen on 24 prompts.
+    rows = [{"question": p, "scores": {"newcomer": 0.95 if "poem" in p else 0.05}} for p in POEMS + CODING[:12]]
+    (tmp_path / "new.json").write_text(json.dumps(rows))
+    args = ["--outcomes", str(tmp_path / "new.json"), "--model", "newcomer", "--selector-dir", str(target),
+            "--label-encoder", str(encoder)]
+    assert add_model(args) == 0
+    after = HeadScorer(target, fast_path="off")
+    assert after.labels[-1] == "newcomer" and json.loads(encoder.read_text())["classes"] == after.labels
+    scores = after.predict(probe)
+    assert np.allclose(scores[:, :-1], before)                        # the other models are untouched
+    assert scores[1, -1] > 0.8 > 0.2 > scores[0, -1]                  # the newcomer's own profile
+    assert release.prev_dir(target).is_dir()                          # the previous selector is kept
+    assert add_model(args) == 2                                       # already there: refused
+    classifier = tmp_path / "clf"
+    from training.tiny import make_tiny_encoder
+
+    make_tiny_encoder(classifier, labels=pool.ids)
+    assert add_model([*args[:4], "--selector-dir", str(classifier), "--label-encoder", str(tmp_path / "x.json")]) == 2

@@ -16,7 +16,7 @@ from training.head import HeadConfig, LinearProbe, choose_k, knn_predict
 from training.outcomes import OutcomeTable
 
 SUMMARY_KEYS = {"n_train", "n_test", "models", "quality", "ci95", "diff_ci95", "aiq",
-                "cost_share_at_best_single_quality", "apgr", "cpt50", "cpt80", "strategies"}
+                "cost_share_at_best_single_quality", "apgr", "cpt50", "cpt80", "strategies", "onboarding"}
 
 
 def test_quality_cost_and_cost_knob_by_hand():
@@ -181,8 +181,10 @@ def test_benchmark_end_to_end_on_a_toy_table(tmp_path):
     train, test = _toy_tables(tmp_path)
     report = benchmark([str(train)], [str(test)], tmp_path / "out", base_model=str(base),
                        head_config=HeadConfig(seeds=(0,), max_epochs=20), cache_dir=tmp_path / "cache",
-                       strategies=["knn", "linear", "auto"])
+                       strategies=["knn", "linear", "auto"], leave_one_model_out=True, onboarding_ks=(10, 20))
     s = report["summary"]
+    assert set(s["onboarding"]) == {"10", "20"}                            # each model held out, added back
+    assert all(v["models"] == 2 and {"quality", "aiq", "aiq_lost_vs_full"} <= set(v) for v in s["onboarding"].values())
     assert set(s) == SUMMARY_KEYS
     assert set(s["strategies"]) == {"knn", "linear", "auto"}                 # side by side, as training fits them
     assert all({"quality", "aiq", "cost_share"} <= set(v) for v in s["strategies"].values())

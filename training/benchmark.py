@@ -247,7 +247,8 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
               cache_dir: str | Path | None = None, cluster_config: ClusterConfig | None = None,
               with_mlp_head: bool = True, variants: Sequence[str] = VARIANTS,
               linear_config: LinearConfig | None = None,
-              finetune_config: TrainConfig | None = None, strategies: Sequence[str] = ()) -> dict[str, Any]:
+              finetune_config: TrainConfig | None = None, strategies: Sequence[str] = (),
+              leave_one_model_out: bool = False, onboarding_ks: Sequence[int] = (50, 100, 200)) -> dict[str, Any]:
     """Run the whole comparison; returns the report (also written to ``out_dir/report.json``).
 
     With ``finetune_config`` the pipeline's train step also fine-tunes the encoder on TRAIN
@@ -408,6 +409,12 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         aiq_ci = rm.aiq_diff_ci(sel_pred, sel_cost, knn_pred, np.broadcast_to(model_cost, S.shape).copy(), S, C,
                                 report["max_cost"], seed=seed)
 
+    onboarding = None
+    if leave_one_model_out:
+        onboarding = _leave_one_model_out(Xtr, train, Xte, test, sel_cost, report.get("max_cost"),
+                                          aiq["knn"], onboarding_ks, seed)
+        report["leave_one_model_out"] = onboarding
+
     # ---- two-model metrics
     apgr = {"random": None, "knn": None, "selector": None, "oracle": None}
     cpt50 = {"knn": None, "selector": None}
@@ -433,6 +440,7 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
                       "aiq_selector_vs_knn": aiq_ci},
         "strategies": {n: {k: v for k, v in r.items() if k in ("quality", "aiq", "cost_share", "diff_vs_best_single")}
                        for n, r in strategy_report.items()},
+        "onboarding": None if onboarding is None else onboarding["by_k"],
         "aiq": aiq, "cost_share_at_best_single_quality": share,
         "apgr": apgr, "cpt50": cpt50, "cpt80": cpt80,
     }
@@ -441,6 +449,56 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     _plot(report, out / "cost_quality.html")
     return report
+
+
+def _leave_one_model_out(Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, test: OutcomeTable,
+                         knob_cost: np.ndarray, max_cost: float | None, knn_aiq: float | None,
+                         ks: Sequence[int], seed: int) -> dict[str, Any]:
+    """Hold each model out of the head, add it back from k of its TRAIN rows (training.add_model's
+    way: its own similarity-weighted kNN), and compare with the head trained on everything."""
+    from routing.selectors.heads import added_scores
+    from training.strategies import fit_one
+
+    S, C = test.scores, test.costs
+    T = train.scores
+    strategy = "cluster"   # what --strategy auto picked on both shared data sets
+    full = fit_one(strategy, Xtr, T, seed).predict(Xte)
+
+    def measure(pred: np.ndarray) -> dict[str, float]:
+        out = {"quality": float(rm.realised(S, rm.cost_aware_choice(pred, knob_cost, 0.0)).mean())}
+        if C is not None and max_cost:
+            out["aiq"] = rm.aiq([(p["cost"], p["quality"]) for p in rm.sweep(pred, S, C, knob_cost)], max_cost)
+        return out
+
+    base = measure(full)
+    rng = np.random.default_rng(seed)
+    per_model: dict[str, Any] = {}
+    for j, model in enumerate(train.models):
+        rest = [i for i in range(len(train.models)) if i != j]
+        without = fit_one(strategy, Xtr, T[:, rest], seed).predict(Xte)
+        rows = np.flatnonzero(~np.isnan(T[:, j]))
+        per_model[model] = {}
+        for k in ks:
+            if len(rows) < k:
+                continue
+            pick = rng.choice(rows, size=k, replace=False)
+            pred = np.insert(without, j, added_scores(Xtr[pick], T[pick, j], Xte), axis=1)
+            per_model[model][k] = measure(pred)
+    by_k: dict[str, Any] = {}
+    for k in ks:
+        got = [m[k] for m in per_model.values() if k in m]
+        if not got:
+            continue
+        entry = {"models": len(got), "quality": float(np.mean([g["quality"] for g in got]))}
+        if "aiq" in base:
+            entry["aiq"] = float(np.mean([g["aiq"] for g in got]))
+            entry["aiq_lost_vs_full"] = base["aiq"] - entry["aiq"]
+            gain = None if knn_aiq is None else base["aiq"] - knn_aiq
+            entry["share_of_gain_over_knn_lost"] = (None if not gain or gain <= 0
+                                                    else entry["aiq_lost_vs_full"] / gain)
+        by_k[str(k)] = entry
+    return {"strategy": strategy, "full": base, "knn_aiq": knn_aiq, "by_k": by_k,
+            "per_model": {m: {str(k): v for k, v in r.items()} for m, r in per_model.items()}}
 
 
 def _strategy_result(name: str, Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, test: OutcomeTable,
@@ -525,6 +583,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float, default=TrainConfig.learning_rate)
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--cache-dir", help="embedding cache (default: ROUTER_CACHE_DIR/embeddings)")
+    parser.add_argument("--leave-one-model-out", action="store_true",
+                        help="hold each model out, add it back from 50/100/200 of its TRAIN rows "
+                             "(training.add_model's way) and compare with training on everything and kNN")
     parser.add_argument("--strategies", default="",
                         help="comma-separated training strategies to report side by side (knn,cluster,linear,auto: "
                              "as python -m training.train --strategy fits them)")
@@ -539,7 +600,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                            seed=args.seed, max_length=args.max_length, cache_dir=args.cache_dir,
                            with_mlp_head=not args.no_mlp_head,
                            variants=(args.variant,) if args.variant else VARIANTS, finetune_config=ft_cfg,
-                           strategies=[x.strip() for x in args.strategies.split(",") if x.strip()])
+                           strategies=[x.strip() for x in args.strategies.split(",") if x.strip()],
+                           leave_one_model_out=args.leave_one_model_out)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

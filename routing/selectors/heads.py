@@ -82,6 +82,23 @@ def knn_scores(train_X: np.ndarray, train_T: np.ndarray, X: np.ndarray, k: int,
     return mean_outcome(train_T, nearest(train_X, X, k, exclude_self))
 
 
+def weighted_neighbour_mean(rows_X: np.ndarray, values: np.ndarray, X: np.ndarray, k: int,
+                            mask: np.ndarray | None = None) -> np.ndarray:
+    """For each row of ``X``: the softmax(cosine x :data:`SPARSE_TEMPERATURE`)-weighted mean of
+    ``values`` over its ``k`` most similar rows of ``rows_X`` (``mask``: pairs to leave out)."""
+    sims = np.asarray(X, np.float64) @ np.asarray(rows_X, np.float64).T          # (n, rows)
+    if mask is not None:
+        sims = np.where(mask, -np.inf, sims)
+    kk = max(1, min(k, len(rows_X)))
+    top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    w = np.exp(SPARSE_TEMPERATURE * (top_sims - top_sims.max(axis=1, keepdims=True)))
+    w = np.where(np.isfinite(top_sims), w, 0.0)
+    vals = np.asarray(values, np.float64)[top]
+    total = w.sum(axis=1)
+    return np.where(total > 0, (w * vals).sum(axis=1) / np.maximum(total, 1e-12), float(np.mean(values)))
+
+
 def per_model_knn_scores(train_X: np.ndarray, train_T: np.ndarray, X: np.ndarray, k: int,
                          exclude_self: bool = False) -> np.ndarray:
     """Per model, the similarity-weighted mean score of the ``k`` most similar training prompts
@@ -100,18 +117,8 @@ def per_model_knn_scores(train_X: np.ndarray, train_T: np.ndarray, X: np.ndarray
         if not len(rows):
             out[:, j] = 0.5 if np.isnan(overall) else overall
             continue
-        sims = X @ np.asarray(train_X[rows], dtype=np.float64).T          # (n, observed)
-        if exclude_self:   # X is train_X: a row's own outcome is left out
-            hit = rows[None, :] == np.arange(len(X))[:, None]
-            sims = np.where(hit, -np.inf, sims)
-        kk = max(1, min(k, len(rows)))
-        top = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        top_sims = np.take_along_axis(sims, top, axis=1)
-        w = np.exp(SPARSE_TEMPERATURE * (top_sims - top_sims.max(axis=1, keepdims=True)))
-        w = np.where(np.isfinite(top_sims), w, 0.0)
-        vals = train_T[rows, j][top]
-        total = w.sum(axis=1)
-        out[:, j] = np.where(total > 0, (w * vals).sum(axis=1) / np.maximum(total, 1e-12), np.nanmean(train_T[:, j]))
+        mask = (rows[None, :] == np.arange(len(X))[:, None]) if exclude_self else None  # leave own row out
+        out[:, j] = weighted_neighbour_mean(train_X[rows], train_T[rows, j], X, k, mask)
     return out
 
 
@@ -128,6 +135,16 @@ def cluster_scores(levels: Sequence[tuple[np.ndarray, np.ndarray]], temperature:
 
 def linear_scores(weights: np.ndarray, bias: np.ndarray, X: np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(X) @ weights + bias, 0.0, 1.0)
+
+
+#: Neighbours an added model's score is read from (of its own evaluated prompts).
+ADDED_K = 10
+
+
+def added_scores(added_X: np.ndarray, added_T: np.ndarray, X: np.ndarray, k: int = ADDED_K) -> np.ndarray:
+    """An added model's score per prompt: the similarity-weighted mean of its outcomes on the ``k``
+    most similar of the prompts it was evaluated on (its own profile; the other models untouched)."""
+    return weighted_neighbour_mean(added_X, added_T, X, k)
 
 
 def head_scores(strategy: str, arrays: dict[str, np.ndarray], params: dict[str, Any], X: np.ndarray) -> np.ndarray:
@@ -218,6 +235,9 @@ class HeadScorer:
             router = config["router"]
             self.strategy = str(router["strategy"])
             self.labels = [str(x) for x in router["labels"]]
+            # Models added later from a few outcomes (training.add_model), each scored by its own kNN.
+            self.added = [str(x) for x in router.get("added") or []]
+            self.added_k = int(router.get("added_k") or ADDED_K)
             self.params = dict(router.get("params") or {})
             self.max_length = int(router.get("max_length", 256))
             self.head_tokens = int(router.get("head_tokens", 32))
@@ -239,9 +259,10 @@ class HeadScorer:
             probe = self.predict_embeddings(np.zeros((1, self.encoder.hidden_size), np.float32))
         except Exception as exc:  # noqa: BLE001
             raise SelectorLoadError(f"The selector head in {self.model_dir} does not fit its encoder: {exc}") from exc
-        if probe.shape != (1, len(self.labels)):
+        if probe.shape != (1, len(self.labels) + len(self.added)):
             raise SelectorLoadError(f"The selector head in {self.model_dir} scores {probe.shape[1]} models "
-                                    f"but names {len(self.labels)}.")
+                                    f"but names {len(self.labels) + len(self.added)}.")
+        self.base_labels, self.labels = self.labels, self.labels + self.added
 
     def describe(self) -> str:
         if self.strategy == "knn":
@@ -251,7 +272,13 @@ class HeadScorer:
         return "a linear probe"
 
     def predict_embeddings(self, X: np.ndarray) -> np.ndarray:
-        return head_scores(self.strategy, self.arrays, self.params, X)
+        base = head_scores(self.strategy, self.arrays, self.params, X)
+        if not self.added:
+            return base
+        extra = [added_scores(self.arrays[f"added_X_{i}"].astype(np.float32),
+                              self.arrays[f"added_T_{i}"].astype(np.float32), X, self.added_k)
+                 for i in range(len(self.added))]
+        return np.concatenate([base, np.stack(extra, axis=1)], axis=1)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
