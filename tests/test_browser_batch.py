@@ -225,3 +225,28 @@ def test_selection_tab_tests_pasted_and_uploaded_samples_without_a_switch(protoc
         expect(page.locator("#selection-source")).to_contain_text("uploaded file", timeout=20000)
         page.locator("#selection-run").click()
         expect(page.locator("#selection-status")).to_contain_text("1 samples (mine.csv)", timeout=30000)
+
+
+def test_calibrating_the_cost_knob_on_the_uploaded_file(tmp_path):
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    src = tmp_path / "prompts.csv"
+    with src.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["prompt"])
+        writer.writerows([[f"Write a Python function number {i} that sorts a list"] for i in range(20)]
+                         + [[f"Write a haiku about cat {i}"] for i in range(20)])
+    service = RouterService(router_settings(None, tmp_path, selector="rules"), background=False)
+    with launch_tabs(service) as url, open_page(url) as page:
+        page.get_by_role("tab", name="Batch").click()
+        page.locator("#batch-file input[type=file]").set_input_files(str(src))
+        expect(page.locator("#batch-note")).to_contain_text("Prompt column found", timeout=20000)
+        page.locator("#calibrate").get_by_text("Calibrate the cost knob").click()
+        page.get_by_label("Share of traffic to the priciest model").check()
+        page.locator("#calibrate-limit input").fill("0")
+        page.locator("#calibrate-run").click()
+        expect(page.locator("#calibrate-result")).to_contain_text("Use cost weight", timeout=30000)
+        expect(page.locator("#calibrate-result")).to_contain_text("0% to deepseek-r1")
+        expect(page.locator("#calibrate-chart .js-plotly-plot")).to_be_visible(timeout=20000)
