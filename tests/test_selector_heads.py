@@ -163,7 +163,8 @@ def test_the_hash_test_slice_grows_with_the_log_and_no_prompt_changes_sides(tmp_
     assert small["test"] <= big["test"]
 
 
-def test_a_model_is_added_from_its_outcomes_without_changing_the_others(tmp_path):
+@pytest.mark.parametrize("strategy", ["knn", "cluster"])
+def test_a_model_is_added_from_its_outcomes_without_changing_the_others(tmp_path, strategy):
     from routing.selectors.heads import HeadScorer
     from training import release
     from training.add_model import main as add_model
@@ -174,7 +175,7 @@ def test_a_model_is_added_from_its_outcomes_without_changing_the_others(tmp_path
     table.write_text(json.dumps(_sparse_table(pool)))
     target, encoder = tmp_path / "selector_model", tmp_path / "le.json"
     run_pipeline("outcomes", str(table), None, 1, 1e-4, 8, tmp_path / "work", selector_dir=target,
-                 label_encoder_file=encoder, pool=pool, strategy="knn")
+                 label_encoder_file=encoder, pool=pool, strategy=strategy)
     probe = ["Write a Python function that parses a date #50", "Write a short poem about autumn #50"]
     before = HeadScorer(target, fast_path="off").predict(probe)
     # The newcomer: excellent at poems, poor at code, seen on 24 prompts.
@@ -187,7 +188,7 @@ def test_a_model_is_added_from_its_outcomes_without_changing_the_others(tmp_path
     assert after.labels[-1] == "newcomer" and json.loads(encoder.read_text())["classes"] == after.labels
     scores = after.predict(probe)
     assert np.allclose(scores[:, :-1], before)                        # the other models are untouched
-    assert scores[1, -1] > 0.8 > 0.2 > scores[0, -1]                  # the newcomer's own profile
+    assert scores[1, -1] - scores[0, -1] > 0.3 and scores[1, -1] > 0.7   # the newcomer's own profile
     assert release.prev_dir(target).is_dir()                          # the previous selector is kept
     assert add_model(args) == 2                                       # already there: refused
     classifier = tmp_path / "clf"

@@ -3,9 +3,10 @@
 A new pool model needs no retraining of the others: its outcome rows (about 100 evaluated
 prompts are enough to start; an outcome table in RouterBench or LLMRouter layout with a column
 for ``ID``) are embedded with the selector's encoder and stored in the head as the model's own
-profile. Its score on a new prompt is the similarity-weighted mean of its outcomes on the most
-similar of those prompts (:func:`routing.selectors.heads.added_scores`); every other model's
-score is unchanged. Works on an embedding-head selector (``--strategy knn|cluster|linear|auto``);
+profile. On a cluster head its score on a new prompt is its rate in the head's prompt clusters
+(:func:`routing.selectors.heads.added_cluster_scores`); on a kNN or linear head, the
+similarity-weighted mean of its outcomes on the most similar of those prompts
+(:func:`routing.selectors.heads.added_scores`). Every other model's score is unchanged. Works on an embedding-head selector (``--strategy knn|cluster|linear|auto``);
 a fine-tuned classifier has no such slot (retrain it as a head first).
 
 The updated selector replaces the live one (the previous one is kept: ``training.release

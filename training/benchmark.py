@@ -454,9 +454,10 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
 def _leave_one_model_out(Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, test: OutcomeTable,
                          knob_cost: np.ndarray, max_cost: float | None, knn_aiq: float | None,
                          ks: Sequence[int], seed: int) -> dict[str, Any]:
-    """Hold each model out of the head, add it back from k of its TRAIN rows (training.add_model's
-    way: its own similarity-weighted kNN), and compare with the head trained on everything."""
-    from routing.selectors.heads import added_scores
+    """Hold each model out of the cluster head, add it back from k of its TRAIN rows (training.add_model's
+    way on a cluster head: its rates in the head's clusters), and compare with the head trained on
+    everything."""
+    from routing.selectors.heads import added_cluster_scores
     from training.strategies import fit_one
 
     S, C = test.scores, test.costs
@@ -475,14 +476,16 @@ def _leave_one_model_out(Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, 
     per_model: dict[str, Any] = {}
     for j, model in enumerate(train.models):
         rest = [i for i in range(len(train.models)) if i != j]
-        without = fit_one(strategy, Xtr, T[:, rest], seed).predict(Xte)
+        held_out = fit_one(strategy, Xtr, T[:, rest], seed)
+        without = held_out.predict(Xte)
         rows = np.flatnonzero(~np.isnan(T[:, j]))
         per_model[model] = {}
         for k in ks:
             if len(rows) < k:
                 continue
             pick = rng.choice(rows, size=k, replace=False)
-            pred = np.insert(without, j, added_scores(Xtr[pick], T[pick, j], Xte), axis=1)
+            added = added_cluster_scores(held_out.levels, held_out.config.temperature, Xtr[pick], T[pick, j], Xte)
+            pred = np.insert(without, j, added, axis=1)
             per_model[model][k] = measure(pred)
     by_k: dict[str, Any] = {}
     for k in ks:

@@ -147,6 +147,29 @@ def added_scores(added_X: np.ndarray, added_T: np.ndarray, X: np.ndarray, k: int
     return weighted_neighbour_mean(added_X, added_T, X, k)
 
 
+#: Pseudo-prompts pulling an added model's cluster rate towards its overall mean.
+ADDED_PRIOR = 2.0
+
+
+def added_cluster_scores(levels: Sequence[tuple[np.ndarray, np.ndarray]], temperature: float, added_X: np.ndarray,
+                         added_T: np.ndarray, X: np.ndarray, prior_strength: float = ADDED_PRIOR) -> np.ndarray:
+    """An added model's score on a cluster head: its rate in each of the head's prompt clusters
+    (its evaluated prompts softly assigned to the clusters, each rate shrunk towards its overall
+    mean), read for a new prompt as the other models' rates are (UniRoute-style: a model is its
+    errors on representative clusters). On RouterBench and LLMRouter this lost less than its own kNN."""
+    added_T = np.asarray(added_T, np.float64)
+    mean = float(added_T.mean())
+    out = []
+    for cent, _ in levels:
+        w = np.exp(temperature * (np.asarray(added_X, np.float64) @ cent.T - 1.0))
+        w /= w.sum(axis=1, keepdims=True)
+        rates = (w.T @ added_T + prior_strength * mean) / (w.sum(axis=0) + prior_strength)
+        v = np.exp(temperature * (np.asarray(X, np.float64) @ cent.T - 1.0))
+        v /= v.sum(axis=1, keepdims=True)
+        out.append(v @ rates)
+    return np.mean(out, axis=0)
+
+
 def head_scores(strategy: str, arrays: dict[str, np.ndarray], params: dict[str, Any], X: np.ndarray) -> np.ndarray:
     """A saved head's scores for embeddings ``X`` (n, hidden) -> (n, models)."""
     X = np.asarray(X, dtype=np.float32)
@@ -275,10 +298,15 @@ class HeadScorer:
         base = head_scores(self.strategy, self.arrays, self.params, X)
         if not self.added:
             return base
-        extra = [added_scores(self.arrays[f"added_X_{i}"].astype(np.float32),
-                              self.arrays[f"added_T_{i}"].astype(np.float32), X, self.added_k)
-                 for i in range(len(self.added))]
+        extra = [self._added(self.arrays[f"added_X_{i}"].astype(np.float32),
+                             self.arrays[f"added_T_{i}"].astype(np.float32), X) for i in range(len(self.added))]
         return np.concatenate([base, np.stack(extra, axis=1)], axis=1)
+
+    def _added(self, added_X: np.ndarray, added_T: np.ndarray, X: np.ndarray) -> np.ndarray:
+        if self.strategy == "cluster":
+            levels = [(self.arrays[f"centroids_{i}"].astype(np.float64), None) for i in range(int(self.params["levels"]))]
+            return added_cluster_scores(levels, float(self.params["temperature"]), added_X, added_T, X)
+        return added_scores(added_X, added_T, X, self.added_k)
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
