@@ -12,7 +12,8 @@ from gradio_client.exceptions import AppError  # noqa: E402
 from tests.app_harness import launch_app  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
 
-PUBLIC_ENDPOINTS = {"/query", "/query-specific", "/feedback", "/query-compare", "/batch-query", "/test-selection", "/train",
+PUBLIC_ENDPOINTS = {"/query", "/query-specific", "/feedback", "/query-compare", "/batch-query", "/calibrate",
+                    "/test-selection", "/train",
                     "/health"}
 
 
