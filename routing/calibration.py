@@ -150,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(f"{'weight':>6}  {'$/1k':>10}  {'priciest':>8}  {'quality':>7}")
     for c in result["curve"][::4]:
-        print(f"{c['cost_weight']:6.3f}  {c['cost_per_1k']:10.4f}  {c['priciest_share']:8.0%}  {c['predicted_quality']:7.3f}")
+        print(f"{c['cost_weight']:6.3f}  {c['cost_per_1k']:10.4f}  {c['priciest_share']:8.0%}  "
+              f"{c['predicted_quality']:7.3f}")
     print(result["note"])
     print(json.dumps({k: v for k, v in result.items() if k != "curve"}))
     return 0

@@ -438,7 +438,8 @@ def build_calibrate_section(service: RouterService, upload: Any, column: Any) ->
         target = CALIBRATE_TARGETS[check_choice(target, list(CALIBRATE_TARGETS), "target")]
         limit = check_float(limit, "limit", 0.0, 1.0 if target == "priciest_share" else 1e6)
         tokens = check_int(tokens, "output_tokens", 1, 100_000, default=300)
-        result = calibrate_file(service.selector, service.settings, uploaded_path(path, "file"), output_tokens=tokens,
+        result = calibrate_file(service.selector, service.settings, uploaded_path(path, "file"),
+                                output_tokens=tokens,
                                 prompt_column=check_optional_text(prompt_column, "prompt_column"),
                                 **{target: limit})
         return calibration_markdown(result), calibration_figure(result)
@@ -469,6 +470,17 @@ def uploaded_path(file: Any, name: str = "file") -> Path:
     return check_upload_path(file, get_upload_folder(), name)
 
 
+def _file_or_prompts(file: FileData | None, prompts: list[str] | None, name: str) -> Path:
+    """The upload, or the prompt list written to a JSONL file: exactly one of them."""
+    if file is not None and prompts:
+        raise UserError("Give either `file` or `prompts`, not both.")
+    if file is not None:
+        return uploaded_path(file)
+    if prompts:
+        return write_prompts_file(prompts, _download_dir() / name)
+    raise UserError("Give `file` (a CSV or JSONL upload) or `prompts` (a list of strings).")
+
+
 def add_batch_api(service: RouterService) -> None:
     """Register /batch-query."""
     settings = service.settings
@@ -485,14 +497,7 @@ def add_batch_api(service: RouterService) -> None:
         mode = check_choice(mode, MODES, "mode", default="route")
         prompts = check_prompt_list(prompts, max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb)
         prompt_column = check_optional_text(prompt_column, "prompt_column")
-        if file is not None and prompts:
-            raise UserError("Give either `file` or `prompts`, not both.")
-        if file is not None:
-            path = uploaded_path(file)
-        elif prompts:
-            path = write_prompts_file(prompts, _download_dir() / "prompts.jsonl")
-        else:
-            raise UserError("Give `file` (a CSV or JSONL upload) or `prompts` (a list of strings).")
+        path = _file_or_prompts(file, prompts, "prompts.jsonl")
         summary = run_batch_job(service, path, mode=mode, prompt_column=prompt_column)
         return public_summary(summary), FileData(path=summary["download_csv"],
                                                  orig_name=Path(summary["download_csv"]).name)
@@ -510,16 +515,9 @@ def add_batch_api(service: RouterService) -> None:
         cost = None if cost_per_1k is None else check_float(cost_per_1k, "cost_per_1k", 0.0, 1e6)
         share = None if priciest_share is None else check_float(priciest_share, "priciest_share", 0.0, 1.0)
         tokens = check_int(output_tokens, "output_tokens", 1, 100_000, default=300)
-        if file is not None and prompts:
-            raise UserError("Give either `file` or `prompts`, not both.")
-        if file is not None:
-            path = uploaded_path(file)
-        elif prompts:
-            path = write_prompts_file(prompts, _download_dir() / "calibrate.jsonl")
-        else:
-            raise UserError("Give `file` (a CSV or JSONL upload) or `prompts` (a list of strings).")
-        return calibrate_file(service.selector, settings, path, cost_per_1k=cost, priciest_share=share, output_tokens=tokens,
-                              prompt_column=check_optional_text(prompt_column, "prompt_column"))
+        path = _file_or_prompts(file, prompts, "calibrate.jsonl")
+        return calibrate_file(service.selector, settings, path, cost_per_1k=cost, priciest_share=share,
+                              output_tokens=tokens, prompt_column=check_optional_text(prompt_column, "prompt_column"))
 
     gr.api(calibrate, api_name="calibrate", concurrency_limit=2, concurrency_id="batch")
 

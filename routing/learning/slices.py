@@ -1,10 +1,10 @@
 """The held-out slice of the outcome log: which prompts automatic retraining never trains on.
 
 A prompt belongs to the test slice when its hash (of the whitespace-collapsed, lower-cased text)
-falls in the first share of the hash range (``ROUTER_HOLDOUT_SHARE``, default :data:`TEST_SHARE`). Decided by the text alone, the slice
-grows with the log and a prompt never changes sides; the shadow sampler asks *every* model for
-the prompts in it (within the shadow budget), so the release gate can compare any two selectors
-there on complete outcomes.
+falls in the first share of the hash range (``ROUTER_HOLDOUT_SHARE``, default :data:`TEST_SHARE`).
+Decided by the text alone, the slice grows with the log and a prompt never changes sides; the
+shadow sampler asks *every* model for the prompts in it (within the shadow budget), so the
+release gate can compare any two selectors there on complete outcomes.
 """
 
 from __future__ import annotations

@@ -304,7 +304,8 @@ class HeadScorer:
 
     def _added(self, added_X: np.ndarray, added_T: np.ndarray, X: np.ndarray) -> np.ndarray:
         if self.strategy == "cluster":
-            levels = [(self.arrays[f"centroids_{i}"].astype(np.float64), None) for i in range(int(self.params["levels"]))]
+            levels = [(self.arrays[f"centroids_{i}"].astype(np.float64), None)
+                      for i in range(int(self.params["levels"]))]
             return added_cluster_scores(levels, float(self.params["temperature"]), added_X, added_T, X)
         return added_scores(added_X, added_T, X, self.added_k)
 
