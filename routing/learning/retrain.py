@@ -3,12 +3,16 @@
 With ``ROUTER_RETRAIN_EVERY=N`` (0, the default, is off) and ``ROUTER_ALLOW_TRAINING=1``, each
 time the outcome log has grown by N rows since the last run, the app retrains in a background
 *process* (``python -m training.pipeline --source feedback``: the log exported as an outcome
-table, labelled, split, fine-tuned), so the app's answers never wait on it. The pipeline's
-test split lives in ``<ROUTER_DATA_DIR>/training/auto`` and stays frozen across runs (its
-prompts are never trained on); the release gate promotes the new selector only if it does at
-least as well there as the live one (the rule-based selector while no learned model is live),
-with a pick of a model that has no outcome for a prompt counted as a failure; the app then
-reloads it. A promoted model gets a
+table, labelled, split, trained), so the app's answers never wait on it. The selector is an
+embedding head (``ROUTER_RETRAIN_STRATEGY``, default ``auto``: on a sparse log the per-model kNN;
+seconds, not the minutes a fine-tune takes). The test split is the held-out slice
+(:mod:`routing.learning.slices`, ``--test-slice hash``): every logged prompt whose hash falls
+in ``ROUTER_HOLDOUT_SHARE``, so it grows with the log and a prompt never moves between train
+and test; the shadow sampler asks every model for those prompts. The release gate compares the
+new selector with the live one (the rule-based selector while no learned model is live) on the
+test prompts where both picks have an observed outcome, and with ``--strict-gate`` promotes it
+only when the paired one-sided 95% lower bound of the gain is above zero; the app then reloads
+it. A promoted model gets a
 ``lineage.json`` (and a section in its model card) saying what its data was: rows from
 compare-all, logged answers, shadow comparisons, collect runs, ratings, and their dates.
 
