@@ -23,7 +23,7 @@ import numpy as np
 
 from routing.budget import estimate_cost
 from routing.errors import UserError
-from routing.selectors.base import Selector, normalised_prices
+from routing.selectors.base import Selector, normalised_prices, ranked
 
 WEIGHTS = tuple(round(w, 3) for w in np.linspace(0.0, 1.0, 41))
 DEFAULT_OUTPUT_TOKENS = 300
@@ -47,12 +47,9 @@ class Calibration:
 
 
 def _choices(scores: np.ndarray, prices: np.ndarray, weight: float, allowed: np.ndarray) -> np.ndarray:
-    """The selector's pick per prompt at ``weight``: highest score - weight x price, ties to the
-    cheaper model, then pool order (as :meth:`Selector._decide` breaks them)."""
+    """The selector's pick per prompt at ``weight`` (its own ranking rule, :func:`ranked`)."""
     utility = np.where(allowed[None, :], scores - weight * prices[None, :], -np.inf)
-    order = np.arange(scores.shape[1])
-    keys = np.stack(np.broadcast_arrays(-utility, prices[None, :], order[None, :]))   # (3, n, K)
-    return np.array([np.lexsort(keys[::-1, i, :])[0] for i in range(scores.shape[0])], dtype=int)
+    return np.array([ranked(row, prices)[0] for row in utility], dtype=int)
 
 
 def calibrate(selector: Selector, prompts: Sequence[str], *, cost_per_1k: float | None = None,

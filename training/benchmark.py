@@ -517,7 +517,7 @@ def _strategy_result(name: str, Xtr: np.ndarray, train: OutcomeTable, Xte: np.nd
                        train.scores, [{}] * len(train))
         empty = Dataset([], [], np.zeros((0, train.scores.shape[1])), [])
         fitted = fit_head("auto", {"train": Xtr, "val": np.zeros((0, Xtr.shape[1]))},
-                          {"train": data, "val": empty}, train.models, True, seed)
+                          {"train": data, "val": empty}, True, seed)
         pred, chosen = fitted.fitted.predict(Xte), fitted.strategy
     elif name in HEAD_STRATEGIES:
         pred, chosen = fit_one(name, Xtr, train.scores, seed).predict(Xte), name

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def check_strategy(name: str) -> str:
     return name
 
 
-def targets_for(data: Any, k: int, multi: bool) -> np.ndarray:
+def targets_for(data: Any, multi: bool) -> np.ndarray:
     """What a head learns: real per-model scores (NaN = not observed); for rule labels the rules'
     soft scores, or one-hot labels where a record has none."""
     T = np.array(data.targets, dtype=float)
@@ -100,14 +100,13 @@ def validation_score(pred: np.ndarray, data: Any, T_train: np.ndarray, multi: bo
     return float(np.where(np.isnan(got), prior[pick], got).mean())
 
 
-def fit_head(strategy: str, X: dict[str, np.ndarray], splits: dict[str, Any], labels: Sequence[str],
-             multi: bool, seed: int, progress: Progress | None = None) -> HeadFit:
+def fit_head(strategy: str, X: dict[str, np.ndarray], splits: dict[str, Any], multi: bool, seed: int,
+             progress: Progress | None = None) -> HeadFit:
     """Fit ``strategy`` (a head or ``auto``) on the TRAIN (+ validation) embeddings ``X``."""
     say = progress or (lambda f, m: None)
     t0 = time.time()
-    k = len(labels)
-    T_train = targets_for(splits["train"], k, multi)
-    T_val = targets_for(splits["val"], k, multi)
+    T_train = targets_for(splits["train"], multi)
+    T_val = targets_for(splits["val"], multi)
     scores: dict[str, float] = {}
     chosen = strategy
     X_all = np.concatenate([X["train"], X["val"]]) if len(X["val"]) else X["train"]

@@ -662,7 +662,7 @@ def _train_head(strategy: str, splits: dict[str, Dataset], labels: Sequence[str]
     X = {name: embed(d.texts, base, max_length=cfg.max_length, head_tokens=cfg.head_tokens, cache_dir=cache)
          if d.texts else np.zeros((0, 1), np.float32) for name, d in splits.items()}
     multi = objective == "multi_label"
-    fitted = fit_head(strategy, X, splits, labels, multi, cfg.seed, progress=lambda f, m: say(0.3 + 0.6 * f, m))
+    fitted = fit_head(strategy, X, splits, multi, cfg.seed, progress=lambda f, m: say(0.3 + 0.6 * f, m))
     test = splits["test"]
     metrics = evaluate_probs(fitted.fitted.predict(X["test"]) if test.texts else np.zeros((0, len(labels))),
                              test, labels, outcomes=multi)

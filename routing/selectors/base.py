@@ -38,6 +38,11 @@ class Selection:
         return asdict(self)
 
 
+def ranked(utility: Sequence[float], prices: Sequence[float]) -> list[int]:
+    """Model indices best first: higher utility, then cheaper, then pool order (the one tie-break)."""
+    return sorted(range(len(utility)), key=lambda i: (-utility[i], prices[i], i))
+
+
 def normalised_latencies(pool: ModelPool, latencies: Mapping[str, float | None] | None) -> np.ndarray:
     """Each model's observed latency / the slowest observed, in [0, 1]; a model not yet observed
     gets the median of the observed ones (0 for all when none is)."""
@@ -114,14 +119,14 @@ class Selector(ABC):
         without_latency = None
         if slowness is not None:
             base = np.where(allowed, utility, -np.inf)
-            without_latency = ids[sorted(range(len(ids)), key=lambda i: (-base[i], prices[i], i))[0]]
+            without_latency = ids[ranked(base, prices)[0]]
             utility = utility - latency_weight * slowness
         utility = np.where(allowed, utility, -np.inf)
         quality = np.where(allowed, row, -np.inf)
         # Stable tie-break: higher utility, then cheaper, then pool order.
-        order = sorted(range(len(ids)), key=lambda i: (-utility[i], prices[i], i))
+        order = ranked(utility, prices)
         ranking = [ids[i] for i in order if allowed[i]]
-        q_order = sorted(range(len(ids)), key=lambda i: (-quality[i], prices[i], i))
+        q_order = ranked(quality, prices)
         quality_pick = ids[q_order[0]]
         chosen = ranking[0]
         runner_up = ranking[1] if len(ranking) > 1 else None

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from routing.selectors.learned import ClassifierScorer, SelectorLoadError
+from routing.selectors.learned import DEFAULT_BATCH_SIZE, ClassifierScorer, SelectorLoadError
 
 MODEL_TYPE = "router-embedding-head"
 HEAD_FILE = "head.safetensors"
@@ -258,7 +258,7 @@ class HeadScorer:
             router = config["router"]
             self.strategy = str(router["strategy"])
             self.labels = [str(x) for x in router["labels"]]
-            # Models added later from a few outcomes (training.add_model), each scored by its own kNN.
+            # Models added later from a few outcomes (training.add_model): see _added.
             self.added = [str(x) for x in router.get("added") or []]
             self.added_k = int(router.get("added_k") or ADDED_K)
             self.params = dict(router.get("params") or {})
@@ -285,7 +285,7 @@ class HeadScorer:
         if probe.shape != (1, len(self.labels) + len(self.added)):
             raise SelectorLoadError(f"The selector head in {self.model_dir} scores {probe.shape[1]} models "
                                     f"but names {len(self.labels) + len(self.added)}.")
-        self.base_labels, self.labels = self.labels, self.labels + self.added
+        self.labels = self.labels + self.added
 
     def describe(self) -> str:
         if self.strategy == "knn":
@@ -316,9 +316,10 @@ class HeadScorer:
         return self.predict_embeddings(self.encoder.embed(texts)).astype(np.float64)
 
 
-def load_scorer(model_dir: str | Path, *, fast_path: str = "auto") -> HeadScorer | ClassifierScorer:
+def load_scorer(model_dir: str | Path, *, fast_path: str = "auto", batch_size: int | None = None
+                ) -> HeadScorer | ClassifierScorer:
     """Whatever selector folder this is: an embedding head or a fine-tuned classifier.
     ``fast_path``: ``auto`` (int8 where the folder's check passed), ``off``, ``force``."""
     if is_head_dir(model_dir):
         return HeadScorer(model_dir, fast_path=fast_path)
-    return ClassifierScorer(model_dir, fast_path=fast_path)
+    return ClassifierScorer(model_dir, fast_path=fast_path, batch_size=batch_size or DEFAULT_BATCH_SIZE)

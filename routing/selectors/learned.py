@@ -178,10 +178,9 @@ class LearnedSelector(Selector):
                  *, batch_size: int = DEFAULT_BATCH_SIZE, fast_path: str = "auto"):
         super().__init__(pool)
         classes = read_label_encoder(Path(label_encoder_file))
-        from routing.selectors.heads import HeadScorer, is_head_dir
+        from routing.selectors.heads import load_scorer  # heads imports this module
 
-        self.scorer = (HeadScorer(model_dir, fast_path=fast_path) if is_head_dir(model_dir)
-                       else ClassifierScorer(model_dir, batch_size=batch_size, fast_path=fast_path))
+        self.scorer = load_scorer(model_dir, fast_path=fast_path, batch_size=batch_size)
         if classes != self.scorer.labels:
             raise SelectorLoadError(
                 f"{label_encoder_file} lists {classes} but the model in {model_dir} was trained on "
