@@ -324,13 +324,13 @@ def graded_metrics(groups: Sequence[object], grades: Sequence[float], scores: Se
 
 
 def graded_cross_validation(frame: pd.DataFrame, folds: int = 5, seed: int = 0, workers: int = 2,
-                            outcome_dir: Path | None = None) -> dict[str, np.ndarray]:
+                            outcome_dir: Path | None = None, tilt_blend: bool = False) -> dict[str, np.ndarray]:
     """Out-of-fold scores of every scorer on a graded table (prompt-disjoint folds). With
     ``outcome_dir`` (the RouterBench folder), its *train* slices join every fold's blend fit as
     the shipped model's training does (they share no prompt with the graded table)."""
     from training import quality as T
 
-    config = T.QualityConfig(folds=folds, seed=seed)
+    config = T.QualityConfig(folds=folds, seed=seed, tilt_blend=tilt_blend)
     outcome_rows = None
     if outcome_dir is not None and Path(outcome_dir).is_dir():
         outcome_rows = T.routerbench_rows(Path(outcome_dir), config)
@@ -430,7 +430,7 @@ def scoring_speed(frame: pd.DataFrame, samples: int = 60) -> dict[str, Any]:
 
 
 def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit: int | None = None,
-               outcome_dir: Path | None = None) -> dict[str, Any]:
+               outcome_dir: Path | None = None, tilt_blend: bool = False) -> dict[str, Any]:
     """The ``--graded`` mode: cross-validated figures, the shipped model on its test prompts, speed."""
     from training.quality import load_graded
 
@@ -439,7 +439,8 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
         keep = frame["question_id"].drop_duplicates().head(limit)
         frame = frame[frame["question_id"].isin(keep)].reset_index(drop=True)
     started = time.perf_counter()
-    scores = graded_cross_validation(frame, folds=folds, workers=workers, outcome_dir=outcome_dir)
+    scores = graded_cross_validation(frame, folds=folds, workers=workers, outcome_dir=outcome_dir,
+                                     tilt_blend=tilt_blend)
     groups, grades = frame["question_id"].tolist(), frame["grade"].to_numpy(float)
     cv = {name: graded_metrics(groups, grades, values) for name, values in scores.items()}
     seconds = round(time.perf_counter() - started, 1)
@@ -463,7 +464,7 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
                  f"{speed['evaluate_with_4_peers'].get('median_ms', float('nan')):.1f} ms with 4 peers")
     print("\n".join(lines))
     report = {
-        "command": "python -m routing.evaluator_benchmark --graded " + str(path),
+        "command": "python -m routing.evaluator_benchmark --graded " + str(path) + (" --tilt-blend" if tilt_blend else ""),
         "graded_file": str(path),
         "outcome_rows_for_the_blend": str(outcome_dir) if outcome_dir else None,
         "answers": len(frame), "prompts": int(frame["question_id"].nunique()),
@@ -504,6 +505,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="agreement with a judge's grades on FILE (question_id, prompt, answer, gpt4_score) "
                              "instead of the RouterBench AUC table")
     parser.add_argument("--folds", type=int, default=5, help="prompt-disjoint folds of the --graded mode")
+    parser.add_argument("--tilt-blend", action="store_true",
+                        help="--graded mode: fit the blend as python -m training.quality --tilt-blend does")
     args = parser.parse_args(argv)
 
     if args.graded is not None:
@@ -512,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         out = args.out if args.out != DEFAULT_OUT else DEFAULT_GRADED_OUT
         run_graded(args.graded, out, folds=args.folds, workers=args.workers, limit=args.limit,
-                   outcome_dir=args.data_dir if args.data_dir.is_dir() else None)
+                   outcome_dir=args.data_dir if args.data_dir.is_dir() else None, tilt_blend=args.tilt_blend)
         return 0
 
     if not args.data_dir.is_dir():

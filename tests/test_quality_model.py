@@ -212,3 +212,34 @@ def test_missing_or_corrupt_model_means_heuristics_alone_with_a_notice(tmp_path:
         assert Q.load_error()
     Q.configure(None)
     assert evaluate(FACT_PROMPT, FACT_ANSWER)["learned"] is not None
+
+
+def _tilt_world(q_outcome: np.ndarray) -> tuple[dict, tuple, tuple]:
+    """Outcome rows ranked by the heuristic (pass 0.9 / fail 0.3, a fifth of them wrong), graded
+    rows ranked by the learned score."""
+    rng = np.random.default_rng(0)
+    label = np.array([1, 0] * 30, float)
+    passed = np.where(np.arange(60) % 5 == 0, 1 - label, label)
+    H_o = np.column_stack([np.where(passed == 1, 0.9, 0.3), np.zeros(60)])
+    groups = np.repeat(np.arange(10), 6)
+    q_g = rng.uniform(0.2, 0.8, 60)
+    H_g = np.column_stack([np.full(60, 0.6) + rng.normal(0, 0.01, 60), np.zeros(60)])
+    fit = T.fit_blend(H_o, q_outcome, label)
+    return fit, (H_o, q_outcome, label), (H_g, q_g, q_g * 9 + 1, groups)
+
+
+def test_an_outcome_fitted_blend_turns_toward_the_grades_only_where_outcomes_lose_nothing() -> None:
+    # the learned score is the same on every outcome row: weighting it cannot reorder pass/fail
+    rng = np.random.default_rng(1)
+    fit, outcome, graded = _tilt_world(np.full(60, 0.5))
+    tilted = T.tilt_toward_grades(fit, outcome, graded)
+    assert tilted["quality"] / tilted["heuristic"] > fit["quality"] / max(fit["heuristic"], 1e-9)
+    assert tilted["outcome_auc_tilted"] >= tilted["outcome_auc"] == pytest.approx(0.8)
+    assert tilted["graded_pairwise_tilted"] > tilted["graded_pairwise"]
+    assert all(tilted[k] >= 0 for k in ("heuristic", "quality", "penalty"))
+    # the learned score is *against* the outcomes (as on mbpp alone): any turn costs AUC, so none
+    label = outcome[2]
+    against = np.where(label == 1, 0.2, 0.8) + rng.uniform(-0.05, 0.05, 60)
+    fit, outcome, graded = _tilt_world(against)
+    fit = {**fit, "quality": 0.0}
+    assert T.tilt_toward_grades(fit, outcome, graded) == fit
