@@ -243,3 +243,18 @@ def test_an_outcome_fitted_blend_turns_toward_the_grades_only_where_outcomes_los
     fit, outcome, graded = _tilt_world(against)
     fit = {**fit, "quality": 0.0}
     assert T.tilt_toward_grades(fit, outcome, graded) == fit
+
+
+def test_fit_blends_tilts_only_when_asked_and_only_outcome_fitted_regimes() -> None:
+    _, (H_o, q_o, t_o), (H_g, q_g, y_g, groups) = _tilt_world(np.full(60, 0.5))
+    keys = ["code/peers"] * 120
+    H = np.concatenate([H_o, H_g])
+    q = np.concatenate([q_o, q_g])
+    target = np.concatenate([t_o, Q.grade_to_score(y_g)])
+    outcome = np.arange(120) < 60
+    prompts = [f"rb{i}" for i in range(60)] + [f"g{g}" for g in groups]
+    plain = T.fit_blends(keys, H, q, target, outcome=outcome)["code/peers"]
+    tilted = T.fit_blends(keys, H, q, target, outcome=outcome, tilt_groups=prompts)["code/peers"]
+    assert "graded_pairwise_tilted" not in plain and plain["source"] == "right/wrong outcomes"
+    assert tilted["graded_pairwise_tilted"] > tilted["graded_pairwise"]
+    assert tilted["source"] == "right/wrong outcomes"

@@ -352,14 +352,17 @@ def tilt_toward_grades(fit: dict[str, float], outcome: tuple[np.ndarray, np.ndar
     own = float(np.arctan2(b, a))
     pen = c / norm
 
+    X_o = np.column_stack([H_o[:, 0], q_o, H_o[:, 1]])
+    X_g = np.column_stack([H_g[:, 0], q_g, H_g[:, 1]])
+
     def direction(angle: float) -> np.ndarray:
         return np.array([np.cos(angle), np.sin(angle), -pen])
 
     def auc(angle: float) -> float:
-        return float(roc_auc_score(y_o, np.column_stack([H_o[:, 0], q_o, H_o[:, 1]]) @ direction(angle)))
+        return float(roc_auc_score(y_o, X_o @ direction(angle)))
 
     def agreement(angle: float) -> float:
-        return pairwise_agreement(groups_g, y_g, np.column_stack([H_g[:, 0], q_g, H_g[:, 1]]) @ direction(angle))[0]
+        return pairwise_agreement(groups_g, y_g, X_g @ direction(angle))[0]
 
     floor = auc(own)
     best, best_agreement = own, agreement(own)
@@ -370,8 +373,7 @@ def tilt_toward_grades(fit: dict[str, float], outcome: tuple[np.ndarray, np.ndar
                 best, best_agreement = float(angle), value
     if best == own:
         return fit
-    s_o = np.column_stack([H_o[:, 0], q_o, H_o[:, 1]]) @ direction(best)
-    bias, scale = _calibrate(s_o, np.asarray(t_o, float))
+    bias, scale = _calibrate(X_o @ direction(best), np.asarray(t_o, float))
     w = scale * direction(best)
     return {**fit, "bias": round(bias, 5), "heuristic": round(float(w[0]), 5), "quality": round(float(w[1]), 5),
             "penalty": round(float(-w[2]), 5),
@@ -440,14 +442,14 @@ def fit_blends(keys: Sequence[str], heuristic: np.ndarray, quality: np.ndarray, 
     for key in sorted(set(keys_arr.tolist())):
         rows = keys_arr == key
         graded_rows = rows & ~outcome
-        if (rows & outcome).sum() >= min_rows:
+        on_outcomes = (rows & outcome).sum() >= min_rows
+        if on_outcomes:
             rows = rows & outcome
         if rows.sum() >= min_rows:
             graded_only = not (rows & outcome).any()
             out[key] = fit_blend(heuristic[rows], quality[rows], target[rows], l2,
                                  groups=np.asarray(groups)[rows] if groups is not None and graded_only else None)
-            if tilt_groups is not None and not graded_only and \
-                    graded_rows.sum() >= min_rows and (rows & outcome).sum() == rows.sum():
+            if tilt_groups is not None and on_outcomes and graded_rows.sum() >= min_rows:
                 out[key] = tilt_toward_grades(
                     out[key], (heuristic[rows], quality[rows], target[rows]),
                     (heuristic[graded_rows], quality[graded_rows], target[graded_rows],
