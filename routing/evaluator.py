@@ -273,7 +273,11 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
         else:
             peers_reach = peer_head_applies(kind_of_regime, bool(info.tests), probability is not None) and \
                 peers is not None and not (reference and reference.strip())
-            quality_peers = distinct_peers(answer, peer_texts) if peers_reach else None
+            quality_peers = None
+            if peers_reach:
+                # free text: identical peers are one voice; a vote (choice, maths): every peer counts
+                quality_peers = list(peer_texts) if kind_of_regime in VOTING_REGIMES \
+                    else distinct_peers(answer, peer_texts)
             try:
                 scored = model.score(prompt, answer, quality_peers)
             except Exception as exc:  # noqa: BLE001 - a scoring failure must not lose the heuristic score
@@ -309,11 +313,15 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
     }
 
 
+VOTING_REGIMES = ("choice", "math")
+
+
 def distinct_peers(answer: str, peers: Sequence[str]) -> list[str]:
-    """The peers the learned quality model reads as independent voices: copies of the answer itself
-    and repeats among the peers (same text up to case and spacing) dropped. Without this, three
-    models sending the same refusal template outvote two real answers on the text-consensus
-    features. (Votes on a final option or value keep every peer: two models answering "B" agree.)"""
+    """The peers the learned quality model reads as independent voices on free text (open-ended
+    and code regimes): copies of the answer itself and repeats among the peers (same text up to
+    case and spacing) dropped. Without this, three models sending the same refusal template
+    outvote two real answers on the text-consensus features. In :data:`VOTING_REGIMES` every peer
+    counts, as in training: two models answering "B" agree, and that agreement is the signal."""
     key = lambda text: " ".join(text.split()).lower()  # noqa: E731
     seen, out = {key(answer)}, []
     for text in peers:

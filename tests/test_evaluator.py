@@ -476,3 +476,20 @@ def test_three_copies_of_a_refusal_do_not_outvote_two_real_answers():
     alone = evaluate_group(prompt, {"a": poem, "b": refusal})
     assert min(group["a"]["normalized"], group["e"]["normalized"]) > max(group[m]["normalized"] for m in "bcd")
     assert group["b"]["normalized"] == pytest.approx(alone["b"]["normalized"], abs=0.02)
+
+
+def test_on_multiple_choice_every_agreeing_peer_is_a_voice_for_the_learned_score():
+    """Peers that give the same option are agreement, the signal of the choice regime (the quality
+    model's blend is fitted that way): dropping identical peers as for free text left a majority
+    answer with no agreeing peer at all, scoring it exactly like the lone dissenter, and cost
+    Winogrande's AUC with peers 0.852 -> 0.849."""
+    from routing.evaluator import evaluate_group
+
+    prompt = ("The trophy doesn't fit into the brown suitcase because it is too large. What is too large?\n"
+              "Option 1: the trophy\nOption 2: the suitcase\nAnswer with 1 or 2.")
+    majority, dissent = "The answer is Option 1: the trophy.", "The answer is Option 2: the suitcase."
+    group = evaluate_group(prompt, {"a": majority, "b": majority, "c": majority, "d": majority, "e": dissent})
+    a, e = group["a"], group["e"]
+    assert a["details"]["peer_votes"]["used"] and a["learned"]["used_peers"] and e["learned"]["used_peers"]
+    assert a["learned"]["score"] > e["learned"]["score"] + 0.05
+    assert a["normalized"] > e["normalized"]
