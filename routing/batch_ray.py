@@ -480,7 +480,7 @@ class BlockWorker:
     """The callable class of ``map_batches``: one RouterService per actor, one part per block."""
 
     def __init__(self, settings, mode: str, parts_dir: str, columns: Sequence[str], n_inputs: int,
-                 cost_weight: float, chunk_size: int, workers: int, cpus: float):
+                 cost_weight: float, chunk_size: int, workers: int, cpus: float, latency_weight: float = 0.0):
         try:
             import torch
 
@@ -497,6 +497,8 @@ class BlockWorker:
         self.schema = result_schema(columns, columns[:n_inputs], self.service.pool.ids)
         self.n_inputs = n_inputs
         self.cost_weight = cost_weight
+        # each actor weighs the latencies its own calls observe (its own health tracker)
+        self.latency_weight = latency_weight
         self.chunk_size = chunk_size
         self.workers = max(1, workers)
         self.compare_fn = default_compare_fn(self.router) if mode == "compare" else None
@@ -532,7 +534,8 @@ class BlockWorker:
         if self.mode == "route":
             records: list[dict[str, Any]] = []
             for i in range(0, len(rows), self.chunk_size):
-                records += route_rows(self.router, rows[i:i + self.chunk_size], cost_weight=self.cost_weight)
+                records += route_rows(self.router, rows[i:i + self.chunk_size], cost_weight=self.cost_weight,
+                                      latency_weight=self.latency_weight)
             return records
         # answer / compare: journal each row as it finishes, so a kill never repeats a paid call
         journal = ResultsStore(self._journal(block))
@@ -547,7 +550,8 @@ class BlockWorker:
                 journal.append([compare_row(self.router, row, self.compare_fn)])
         else:
             with ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(todo)))) as pool:
-                futures = [pool.submit(answer_row, self.router, row, cost_weight=self.cost_weight) for row in todo]
+                futures = [pool.submit(answer_row, self.router, row, cost_weight=self.cost_weight,
+                                       latency_weight=self.latency_weight) for row in todo]
                 for future in as_completed(futures):
                     journal.append([future.result()])
         records = [r for r in journal.iter_records() if r["row"] in wanted]
@@ -646,7 +650,8 @@ def run_ray(settings, input_spec: str | Path, out: str | Path, *, mode: str = "r
             address: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, cost_weight: float = 0.0,
             workers: int | None = None, actor_cpus: float = 1.0, start_over: bool = False,
             progress: ProgressFn | None = None, charts: bool = True,
-            num_cpus: int | None = None, object_store_mb: int | None = None) -> dict[str, Any]:
+            num_cpus: int | None = None, object_store_mb: int | None = None,
+            latency_weight: float = 0.0) -> dict[str, Any]:
     """Check the input, run (or resume) the batch on Ray, write the outputs, return the summary.
 
     Ray is started (or joined, with ``address``) only when there is work left; when Ray is
@@ -666,6 +671,8 @@ def run_ray(settings, input_spec: str | Path, out: str | Path, *, mode: str = "r
         raise UserError(f"chunk size must be at least 1, got {chunk_size}.")
     if not 0.0 <= float(cost_weight) <= 1.0:
         raise UserError(f"cost_weight must be between 0 (pure quality) and 1 (cheapest), got {cost_weight}.")
+    if not 0.0 <= float(latency_weight) <= 1.0:
+        raise UserError(f"latency_weight must be between 0 (ignore latency) and 1 (fastest), got {latency_weight}.")
     paths = OutputPaths.of(out)
     pool = load_pool(settings.models_file)
     if mode == "compare":
@@ -710,7 +717,7 @@ def run_ray(settings, input_spec: str | Path, out: str | Path, *, mode: str = "r
             startup_s = init_ray(address, num_cpus=num_cpus, object_store_mb=object_store_mb)
             receipts = _execute(source, paths.parts_dir, settings, mode, columns, n_inputs, size,
                                 frozenset(done), num_actors, actor_cpus, cost_weight, chunk_size,
-                                max(1, workers or settings.compare_concurrency), actor_pids)
+                                max(1, workers or settings.compare_concurrency), actor_pids, latency_weight)
             for receipt in receipts:
                 finished += receipt
                 if progress:
@@ -747,7 +754,7 @@ def run_ray(settings, input_spec: str | Path, out: str | Path, *, mode: str = "r
 
 def _execute(source: RayInput, parts_dir: Path, settings, mode: str, columns: Sequence[str], n_inputs: int,
              size: int, skip: frozenset[int], num_actors: int, actor_cpus: float, cost_weight: float,
-             chunk_size: int, workers: int, actors: set[int]) -> Iterator[int]:
+             chunk_size: int, workers: int, actors: set[int], latency_weight: float = 0.0) -> Iterator[int]:
     """Run the pipeline; yields the rows of each block as its part is written (``actors``: their pids)."""
     import ray
     import ray.data
@@ -771,7 +778,7 @@ def _execute(source: RayInput, parts_dir: Path, settings, mode: str, columns: Se
         compute=ray.data.ActorPoolStrategy(size=num_actors, max_tasks_in_flight_per_actor=1),
         fn_constructor_kwargs=dict(settings=settings, mode=mode, parts_dir=str(parts_dir), columns=list(columns),
                                    n_inputs=n_inputs, cost_weight=cost_weight, chunk_size=chunk_size,
-                                   workers=workers, cpus=actor_cpus),
+                                   workers=workers, cpus=actor_cpus, latency_weight=latency_weight),
     )
     try:
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -852,7 +859,7 @@ def main_ray(args, settings) -> int:
         summary = run_ray(settings, args.input, args.out, mode=args.mode, prompt_column=args.column,
                           batch_size=args.batch_size, num_actors=args.num_actors or 1, address=args.address,
                           chunk_size=args.chunk_size, cost_weight=args.cost_weight, workers=args.workers,
-                          start_over=args.start_over, progress=progress)
+                          start_over=args.start_over, progress=progress, latency_weight=args.latency_weight)
     except UserError as exc:
         bar.close()
         print(f"error: {exc}", file=sys.stderr)

@@ -282,3 +282,25 @@ def test_killed_ray_batch_resumes_without_redoing_blocks(protocol_server, tmp_pa
     in_flight = [t for t in redone if asked_before[t] == 1]
     assert len(in_flight) <= 2, redone             # only rows in flight at the kill (2 workers) are asked again
     assert pq.read_table(parts).num_rows == 40
+
+
+def test_answer_mode_on_ray_weighs_the_latency_its_actor_observes(protocol_server, tmp_path):
+    """--latency-weight reaches the actors (it was dropped there): once an actor has seen the usual
+    pick answer slowly, later rows for it go to a faster model; without the knob they stay."""
+    from tests.test_latency_routing import CODE
+
+    settings = router_settings(protocol_server, tmp_path, max_fallbacks=0, cooldown_failures=1000)
+    router = RouterService(settings, background=False).router
+    slow = router.route(CODE).selected_model
+    other = next(p for p in PROMPTS if router.route(p).selected_model != slow)
+    protocol_server.set_model(router.pool.get(slow).model_name, delay=0.4)
+    src = write_prompts_csv(tmp_path / "in.csv", [other, CODE, other, CODE])
+    picks = {}
+    for weight in (0.0, 1.0):
+        out = tmp_path / f"out{weight}.csv"
+        run_ray(settings, src, out, mode="answer", num_actors=1, batch_size=8, workers=1, latency_weight=weight)
+        picks[weight] = [r["answered_by"] for r in read_csv(out)]
+    assert picks[0.0][1] == picks[0.0][3] == slow
+    assert picks[1.0][1] == slow and picks[1.0][3] != slow          # measured slow on row 1: avoided on row 3
+    with pytest.raises(UserError, match="latency_weight"):
+        run_ray(settings, src, tmp_path / "bad.csv", latency_weight=1.5)
