@@ -86,6 +86,13 @@ def test_a_refused_promotion_says_what_to_try_and_the_split_is_described_truly()
     result["gate"]["promoted"] = True
     assert "To try next" not in metrics_markdown(result)
     assert "42%" in progress_markdown(0.42, "epoch 1/2", 75) and "1 min 15 s" in progress_markdown(0.42, "x", 75)
+    # which head auto picked, and the runners-up it beat, by the criterion it used
+    result["gate"].update(strategy="ensemble", candidate="linear+mlp", validation_criterion="aiq",
+                          validation={"knn": 0.8401, "linear+mlp": 0.8488, "mlp": 0.8460, "cluster": 0.83})
+    text = shown(metrics_markdown(result))
+    assert "the `linear+mlp` head" in text and "AIQ: linear+mlp 0.8488, mlp 0.8460, knn 0.8401" in text
+    result["gate"].update(strategy="mlp", candidate=None, validation_best="linear+mlp")
+    assert "`linear+mlp` scored highest, but within one standard error" in shown(metrics_markdown(result))
 
 
 def test_a_head_strategy_trains_in_seconds_from_the_tab_and_the_app_routes_with_it(tmp_path):

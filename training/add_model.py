@@ -3,10 +3,13 @@
 A new pool model needs no retraining of the others: its outcome rows (about 100 evaluated
 prompts are enough to start; an outcome table in RouterBench or LLMRouter layout with a column
 for ``ID``) are embedded with the selector's encoder and stored in the head as the model's own
-profile. On a cluster head its score on a new prompt is its rate in the head's prompt clusters
-(:func:`routing.selectors.heads.added_cluster_scores`); on a kNN or linear head, the
+profile. On a head with prompt clusters (``cluster``, or an ``ensemble`` with a cluster part)
+its score on a new prompt is the other models' mean score there, shifted in logit space to its
+level, plus its own residual in the head's clusters
+(:func:`routing.selectors.heads.added_cluster_scores`); on a kNN, linear or MLP head, the
 similarity-weighted mean of its outcomes on the most similar of those prompts
-(:func:`routing.selectors.heads.added_scores`). Every other model's score is unchanged. Works on an embedding-head selector (``--strategy knn|cluster|linear|auto``);
+(:func:`routing.selectors.heads.added_scores`). Every other model's score is unchanged. Works on
+an embedding-head selector (``--strategy knn|cluster|linear|mlp|auto``);
 a fine-tuned classifier has no such slot (retrain it as a head first).
 
 The updated selector replaces the live one (the previous one is kept: ``training.release

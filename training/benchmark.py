@@ -455,8 +455,8 @@ def _leave_one_model_out(Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, 
                          knob_cost: np.ndarray, max_cost: float | None, knn_aiq: float | None,
                          ks: Sequence[int], seed: int) -> dict[str, Any]:
     """Hold each model out of the cluster head, add it back from k of its TRAIN rows (training.add_model's
-    way on a cluster head: its rates in the head's clusters), and compare with the head trained on
-    everything."""
+    way on a cluster head: its residuals against the other models' mean in the head's clusters), and
+    compare with the head trained on everything."""
     from routing.selectors.heads import added_cluster_scores
     from training.strategies import fit_one
 
@@ -484,7 +484,9 @@ def _leave_one_model_out(Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, 
             if len(rows) < k:
                 continue
             pick = rng.choice(rows, size=k, replace=False)
-            added = added_cluster_scores(held_out.levels, held_out.config.temperature, Xtr[pick], T[pick, j], Xte)
+            added = added_cluster_scores(held_out.levels, held_out.config.temperature, Xtr[pick], T[pick, j], Xte,
+                                         anchor_at_added=held_out.predict(Xtr[pick]).mean(axis=1),
+                                         anchor_at_X=without.mean(axis=1))
             pred = np.insert(without, j, added, axis=1)
             per_model[model][k] = measure(pred)
     by_k: dict[str, Any] = {}
@@ -513,12 +515,14 @@ def _strategy_result(name: str, Xtr: np.ndarray, train: OutcomeTable, Xte: np.nd
 
     t0 = time.time()
     if name == "auto":
+        records = ([{"costs": dict(zip(train.models, map(float, row)))} for row in train.costs]
+                   if train.costs is not None else [{}] * len(train))   # as training.label writes them
         data = Dataset(list(train.prompts), [int(np.nanargmax(np.nan_to_num(r, nan=-1))) for r in train.scores],
-                       train.scores, [{}] * len(train))
+                       train.scores, records)
         empty = Dataset([], [], np.zeros((0, train.scores.shape[1])), [])
         fitted = fit_head("auto", {"train": Xtr, "val": np.zeros((0, Xtr.shape[1]))},
-                          {"train": data, "val": empty}, True, seed)
-        pred, chosen = fitted.fitted.predict(Xte), fitted.strategy
+                          {"train": data, "val": empty}, True, seed, models=train.models)
+        pred, chosen = fitted.fitted.predict(Xte), fitted.params.get("candidate", fitted.strategy)
     elif name in HEAD_STRATEGIES:
         pred, chosen = fit_one(name, Xtr, train.scores, seed).predict(Xte), name
     else:
@@ -590,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="hold each model out, add it back from 50/100/200 of its TRAIN rows "
                              "(training.add_model's way) and compare with training on everything and kNN")
     parser.add_argument("--strategies", default="",
-                        help="comma-separated training strategies to report side by side (knn,cluster,linear,auto: "
+                        help="comma-separated training strategies to report side by side (knn,cluster,linear,mlp,auto: "
                              "as python -m training.train --strategy fits them)")
     parser.add_argument("--report-json", help="also write report.json here (e.g. benchmarks/results/...)")
     args = parser.parse_args(argv)

@@ -15,6 +15,7 @@ against price.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -69,8 +70,10 @@ class SuccessHead:
         net = torch.nn.Sequential(
             torch.nn.Dropout(cfg.dropout / 2), torch.nn.Linear(X.shape[1], cfg.hidden), torch.nn.GELU(),
             torch.nn.Dropout(cfg.dropout), torch.nn.Linear(cfg.hidden, k))
-        with torch.no_grad():  # start from each model's base rate
-            rate = np.clip(np.nanmean(T[tr], axis=0), 1e-3, 1 - 1e-3)
+        with torch.no_grad():  # start from each model's base rate (0.5 for one never observed here)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                rate = np.clip(np.nan_to_num(np.nanmean(T[tr], axis=0), nan=0.5), 1e-3, 1 - 1e-3)
             net[-1].bias.copy_(torch.tensor(np.log(rate / (1 - rate)), dtype=torch.float32))
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         best, best_state, bad, hist = float("inf"), None, 0, []
@@ -96,7 +99,8 @@ class SuccessHead:
                 bad += 1
                 if bad >= cfg.patience:
                     break
-        net.load_state_dict(best_state)
+        if best_state is not None:
+            net.load_state_dict(best_state)
         net.eval()
         return net, hist
 
@@ -118,6 +122,18 @@ class SuccessHead:
         with torch.no_grad():
             probs = [torch.sigmoid(m(Xt)).numpy() for m in self.models]
         return np.mean(probs, axis=0).astype(float)
+
+    def export(self) -> tuple[dict[str, np.ndarray], dict]:
+        """Each bag's two layers as arrays (:func:`routing.selectors.heads.mlp_scores` reads them)."""
+        arrays: dict[str, np.ndarray] = {}
+        for b, net in enumerate(self.models):
+            first, last = net[1], net[4]
+            arrays[f"W1_{b}"] = first.weight.detach().numpy().T.copy()
+            arrays[f"b1_{b}"] = first.bias.detach().numpy().copy()
+            arrays[f"W2_{b}"] = last.weight.detach().numpy().T.copy()
+            arrays[f"b2_{b}"] = last.bias.detach().numpy().copy()
+        return arrays, {"bags": len(self.models), "hidden": int(self.config.hidden),
+                        "epochs": [len(h) for h in self.history]}
 
 
 def knn_predict(train_X: np.ndarray, train_T: np.ndarray, X: np.ndarray, k: int,

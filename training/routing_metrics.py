@@ -153,10 +153,10 @@ def random_apgr(scores: np.ndarray, strong: int, weak: int, draws: int = 200, se
     return float(np.mean([apgr(rng.random(len(scores)), scores, strong, weak) for _ in range(draws)]))
 
 
-def aiq_diff_ci(pred_a: np.ndarray, knob_a: np.ndarray, pred_b: np.ndarray, knob_b: np.ndarray,
-                scores: np.ndarray, costs: np.ndarray, max_cost: float, n_boot: int = 500, seed: int = 0,
-                lambdas: Sequence[float] = DEFAULT_LAMBDAS) -> list[float]:
-    """Paired bootstrap 95% CI of AIQ(a) - AIQ(b), resampling test prompts.
+def aiq_diff_samples(pred_a: np.ndarray, knob_a: np.ndarray, pred_b: np.ndarray, knob_b: np.ndarray,
+                     scores: np.ndarray, costs: np.ndarray, max_cost: float, n_boot: int = 500, seed: int = 0,
+                     lambdas: Sequence[float] = DEFAULT_LAMBDAS) -> np.ndarray:
+    """Paired bootstrap draws of AIQ(a) - AIQ(b), resampling prompts.
 
     Each router's choice at every knob setting is fixed (it does not depend on which prompts are
     drawn), so a resample only re-averages the realised quality and cost of those choices.
@@ -175,4 +175,12 @@ def aiq_diff_ci(pred_a: np.ndarray, knob_a: np.ndarray, pred_b: np.ndarray, knob
         a = aiq(list(zip(ca[:, idx].mean(axis=1), qa[:, idx].mean(axis=1))), max_cost)
         b = aiq(list(zip(cb[:, idx].mean(axis=1), qb[:, idx].mean(axis=1))), max_cost)
         diffs.append(a - b)
+    return np.asarray(diffs, float)
+
+
+def aiq_diff_ci(pred_a: np.ndarray, knob_a: np.ndarray, pred_b: np.ndarray, knob_b: np.ndarray,
+                scores: np.ndarray, costs: np.ndarray, max_cost: float, n_boot: int = 500, seed: int = 0,
+                lambdas: Sequence[float] = DEFAULT_LAMBDAS) -> list[float]:
+    """Paired bootstrap 95% CI of AIQ(a) - AIQ(b), resampling test prompts (:func:`aiq_diff_samples`)."""
+    diffs = aiq_diff_samples(pred_a, knob_a, pred_b, knob_b, scores, costs, max_cost, n_boot, seed, lambdas)
     return [float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))]

