@@ -324,10 +324,12 @@ def graded_metrics(groups: Sequence[object], grades: Sequence[float], scores: Se
 
 
 def graded_cross_validation(frame: pd.DataFrame, folds: int = 5, seed: int = 0, workers: int = 2,
-                            outcome_dir: Path | None = None, tilt_blend: bool = False) -> dict[str, np.ndarray]:
-    """Out-of-fold scores of every scorer on a graded table (prompt-disjoint folds). With
-    ``outcome_dir`` (the RouterBench folder), its *train* slices join every fold's blend fit as
-    the shipped model's training does (they share no prompt with the graded table)."""
+                            outcome_dir: Path | None = None, tilt_blend: bool = False
+                            ) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Out-of-fold scores of every scorer on a graded table (prompt-disjoint folds), and each
+    row's regime (open, code, math, choice). With ``outcome_dir`` (the RouterBench folder), its
+    *train* slices join every fold's blend fit as the shipped model's training does (they share
+    no prompt with the graded table)."""
     from training import quality as T
 
     config = T.QualityConfig(folds=folds, seed=seed, tilt_blend=tilt_blend)
@@ -352,8 +354,23 @@ def graded_cross_validation(frame: pd.DataFrame, folds: int = 5, seed: int = 0, 
                          [k for k, m in zip(k_p, te) if m])
         for name, values in pred.items():
             out[name][te] = values
-    return {"length": frame["answer"].str.len().to_numpy(float), "heuristic_alone": h_a[:, 0],
-            "heuristic_peers": h_p[:, 0], **out}
+    return ({"length": frame["answer"].str.len().to_numpy(float), "heuristic_alone": h_a[:, 0],
+             "heuristic_peers": h_p[:, 0], **out}, [k.split("/")[0] for k in k_a])
+
+
+def by_regime(groups: Sequence[Any], grades: np.ndarray, scores: dict[str, np.ndarray], regimes: Sequence[str],
+              names: Sequence[str] = ("length", "quality_peers", "combined_peers")) -> dict[str, dict[str, Any]]:
+    """Pairwise agreement of some scorers within each regime's prompts (where the misses are)."""
+    regimes = np.asarray(regimes)
+    groups_arr = np.asarray(groups, dtype=object)
+    out: dict[str, dict[str, Any]] = {}
+    for regime in sorted(set(regimes.tolist())):
+        rows = regimes == regime
+        entry: dict[str, Any] = {"prompts": int(len(set(groups_arr[rows].tolist())))}
+        for name in names:
+            entry[name] = graded_metrics(groups_arr[rows].tolist(), grades[rows], np.asarray(scores[name])[rows])["pairwise"]
+        out[regime] = entry
+    return out
 
 
 def shipped_model_on_test(frame: pd.DataFrame, model_dir: Path | None = None) -> dict[str, Any]:
@@ -439,10 +456,11 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
         keep = frame["question_id"].drop_duplicates().head(limit)
         frame = frame[frame["question_id"].isin(keep)].reset_index(drop=True)
     started = time.perf_counter()
-    scores = graded_cross_validation(frame, folds=folds, workers=workers, outcome_dir=outcome_dir,
-                                     tilt_blend=tilt_blend)
+    scores, regimes = graded_cross_validation(frame, folds=folds, workers=workers, outcome_dir=outcome_dir,
+                                              tilt_blend=tilt_blend)
     groups, grades = frame["question_id"].tolist(), frame["grade"].to_numpy(float)
     cv = {name: graded_metrics(groups, grades, values) for name, values in scores.items()}
+    per_regime = by_regime(groups, grades, scores, regimes)
     seconds = round(time.perf_counter() - started, 1)
     shipped = shipped_model_on_test(frame)
     speed = scoring_speed(frame)
@@ -451,6 +469,10 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
     for name, m in cv.items():
         ci = "{:.3f}-{:.3f}".format(*m["pairwise_ci95"])
         lines.append(f"{name:<36}{m['pairwise']:>9.3f}{ci:>16}{m['spearman']:>10.3f}")
+    lines.append("pairwise by regime (CV): length / learned with peers / evaluator with peers")
+    for regime, m in per_regime.items():
+        lines.append(f"  {regime:<8}{m['prompts']:>4} prompts  {m['length']:.3f} / {m['quality_peers']:.3f} / "
+                     f"{m['combined_peers']:.3f}")
     if "skipped" not in shipped:
         lines.append(f"shipped quality_model/ through evaluate() on its {shipped['prompts']} held-out prompts:")
         for name in ("length", "heuristic_alone", "evaluate_alone", "evaluate_with_peers"):
@@ -479,6 +501,7 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
             "*_alone / *_peers": "each answer scored on its own / with the other answers to its prompt as peers",
         },
         "cross_validation": cv,
+        "cross_validation_by_regime": per_regime,
         "cv_seconds": seconds,
         "shipped_model_test_split": shipped,
         "speed": speed,

@@ -120,6 +120,10 @@ def test_graded_metrics_on_a_toy_table() -> None:
     low, high = bench.graded_pairwise_ci(groups, grades, scores, resamples=50)
     assert 0.0 <= low <= agreement <= high <= 1.0
     assert np.isnan(bench.graded_pairwise(["a"], [3], [0.5])[0])
+    # by regime: each regime's prompts alone (a and c are "open", b is "code")
+    per = bench.by_regime(groups, np.asarray(grades, float), {"s": np.asarray(scores)}, ["open"] * 3 + ["code"] * 3
+                          + ["open"] * 2, names=("s",))
+    assert per["open"] == {"prompts": 2, "s": pytest.approx(2.5 / 3)} and per["code"] == {"prompts": 1, "s": 0.0}
 
 
 def test_graded_mode_writes_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -129,6 +133,7 @@ def test_graded_mode_writes_a_report(tmp_path: Path, capsys: pytest.CaptureFixtu
                        "--data-dir", str(tmp_path / "no-routerbench")]) == 0
     report = json.loads(out.read_text())
     cv = report["cross_validation"]
+    assert sum(m["prompts"] for m in report["cross_validation_by_regime"].values()) == 6
     for name in ("length", "heuristic_alone", "quality_alone", "combined_alone", "quality_peers", "combined_peers"):
         assert 0.0 <= cv[name]["pairwise"] <= 1.0 and cv[name]["pairs"] == 6 * 6
     # this table is easy: the learned recipe, cross-validated by prompt, gets it right
