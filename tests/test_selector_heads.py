@@ -298,3 +298,29 @@ def test_the_one_standard_error_rule_ships_a_pair_only_when_it_wins_clearly():
     costs = np.c_[np.full(n, 1.0), np.full(n, 0.1)]
     se = _standard_errors({"a+b": sharp, "a": noisy}, "a+b", T, folds, costs, np.tile(costs[0], (n, 1)), True, 0)
     assert se["a"] > 0.005
+
+
+def test_a_model_added_to_an_ensemble_head_is_read_through_its_cluster_part(tmp_path):
+    from routing.selectors.heads import HeadScorer, save_head
+    from training.add_model import add_to_head
+    from training.strategies import fit_one
+
+    from routing.selectors.heads import shared_encoder
+    from routing.selectors.encoder import bundled_encoder_path
+
+    encoder = shared_encoder(bundled_encoder_path(), 64, 16)
+    texts = CODING + POEMS
+    X = encoder.embed(texts)
+    T = np.array([[0.9, 0.2] if "Python" in t else [0.2, 0.9] for t in texts])
+    fitted = fit_one("cluster+linear", X, T, 0)
+    arrays, params = fitted.export()
+    folder = save_head(tmp_path / "ens", strategy="ensemble", arrays=arrays, params=params, labels=["coder", "poet"],
+                       encoder="bundled", max_length=64, head_tokens=16, source="outcomes")
+    before = HeadScorer(folder, fast_path="off").predict(texts[:2] + texts[-2:])
+    newcomer = np.array([0.95 if "poem" in t else 0.05 for t in texts])
+    add_to_head(folder, "newcomer", texts, newcomer)
+    after = HeadScorer(folder, fast_path="off")
+    scores = after.predict(texts[:2] + texts[-2:])
+    assert after.labels == ["coder", "poet", "newcomer"] and np.allclose(scores[:, :2], before, atol=1e-6)
+    # poems are the newcomer's strength (48 prompts: each cluster's residual is shrunk hard)
+    assert scores[2:, 2].mean() - scores[:2, 2].mean() > 0.2
