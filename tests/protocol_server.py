@@ -148,6 +148,11 @@ class _Stopping(Exception):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default listen backlog is 5: a burst of more parallel connections (tests that
+    # fire 8 requests at once, plus their shadows) overflowed it on a loaded machine, the kernel
+    # dropped the SYN, and the client's retry came after its 1 s connect timeout (a flaky
+    # "could not connect within 1 s")
+    request_queue_size = 128
     owner: "ProtocolServer"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
