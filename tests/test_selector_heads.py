@@ -156,6 +156,14 @@ def test_a_corrupt_or_mismatched_head_is_refused_with_a_reason(tmp_path):
     (folder / "head.safetensors").write_bytes((folder / "head.safetensors").read_bytes()[:40])
     with pytest.raises(SelectorLoadError, match="cannot be loaded"):
         HeadScorer(folder)
+    # a crafted ensemble: nested, empty, or naming arrays it does not have
+    for params in ({"parts": [{"strategy": "ensemble", "params": {}}]}, {"parts": []},
+                   {"parts": [{"strategy": "mlp", "params": {"bags": 3}}]}):
+        crafted = save_head(tmp_path / "e", strategy="ensemble", arrays={"part0/W1_0": np.zeros((384, 4))},
+                            params=params, labels=["a", "b"], encoder="bundled", max_length=64, head_tokens=16,
+                            source=None)
+        with pytest.raises(SelectorLoadError, match="does not fit its encoder"):
+            HeadScorer(crafted)
 
 
 def _test_split(targets):
