@@ -300,11 +300,10 @@ def test_the_one_standard_error_rule_ships_a_pair_only_when_it_wins_clearly():
     T = np.c_[rng.random(n) < 0.5, rng.random(n) < 0.5].astype(float)
     noisy = np.c_[T[:, 0] + rng.normal(0, 2.0, n), T[:, 1] + rng.normal(0, 2.0, n)]   # barely informative
     sharp = T + rng.normal(0, 0.1, (n, 2))                                             # reads T exactly
-    folds = np.arange(n) % 3
-    se = _standard_errors({"a+b": sharp, "a": noisy, "b": sharp + 0.001}, "a+b", T, folds, None, None, True, 0)
+    se = _standard_errors({"a+b": sharp, "a": noisy, "b": sharp + 0.001}, "a+b", T, None, None, True, 0)
     assert se["a+b"] == 0.0 and se["a"] > 0.01 and se["b"] < 1e-9   # b picks as a+b does: no gap to doubt
     costs = np.c_[np.full(n, 1.0), np.full(n, 0.1)]
-    se = _standard_errors({"a+b": sharp, "a": noisy}, "a+b", T, folds, costs, np.tile(costs[0], (n, 1)), True, 0)
+    se = _standard_errors({"a+b": sharp, "a": noisy}, "a+b", T, costs, np.tile(costs[0], (n, 1)), True, 0)
     assert se["a"] > 0.005
 
 

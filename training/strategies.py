@@ -89,7 +89,6 @@ class Ensemble:
 
     def __init__(self, names: list[str], parts: list[Any]):
         self.names, self.parts = names, parts
-        self.levels = next((p.levels for n, p in zip(names, parts) if n == "cluster"), None)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return np.mean([p.predict(X) for p in self.parts], axis=0)
@@ -147,7 +146,7 @@ def validation_score(pred: np.ndarray, data: Any, T_train: np.ndarray, multi: bo
 def record_costs(records: list[dict[str, Any]], models: list[str], k: int) -> np.ndarray | None:
     """The (n, K) cost of each model on each prompt from the records' ``costs`` (outcome tables
     with cost columns, e.g. RouterBench), or None unless every record prices every model."""
-    if len(models) != k or not records or len(records) == 0:
+    if len(models) != k or not records:
         return None
     out = np.full((len(records), k), np.nan)
     for i, rec in enumerate(records):
@@ -167,22 +166,25 @@ def cost_quality_score(pred: np.ndarray, T: np.ndarray, costs: np.ndarray, knob:
     and model; default each model's mean cost); a pick without an outcome counts as the model's mean."""
     from training import routing_metrics as rm
 
-    with np.errstate(all="ignore"):
-        mean = np.nan_to_num(np.nanmean(T, axis=0), nan=0.0)
-    filled = np.where(np.isnan(T), mean[None, :], T)
+    filled = _filled(T)
     points = [(p["cost"], p["quality"]) for p in rm.sweep(pred, filled, costs, costs.mean(axis=0) if knob is None else knob)]
     return float(rm.aiq(points, float(costs.mean(axis=0).max())))
 
 
-def _standard_errors(preds: dict[str, np.ndarray], best: str, T: np.ndarray, folds: np.ndarray,
-                     costs: np.ndarray | None, knob: np.ndarray | None, multi: bool, seed: int) -> dict[str, float]:
+def _filled(T: np.ndarray) -> np.ndarray:
+    """Outcomes with each unobserved cell counted as its model's mean (0 for a model never observed)."""
+    with np.errstate(all="ignore"):
+        mean = np.nan_to_num(np.nanmean(T, axis=0), nan=0.0)
+    return np.where(np.isnan(T), mean[None, :], T)
+
+
+def _standard_errors(preds: dict[str, np.ndarray], best: str, T: np.ndarray, costs: np.ndarray | None,
+                     knob: np.ndarray | None, multi: bool, seed: int) -> dict[str, float]:
     """Each candidate's standard error of its CV score's gap to ``best`` (paired over prompts):
     the bootstrap's for AIQ, the per-prompt differences' for routing quality; 0 for macro-F1."""
     if not multi:
         return {n: 0.0 for n in preds}
-    with np.errstate(all="ignore"):
-        mean = np.nan_to_num(np.nanmean(T, axis=0), nan=0.0)
-    filled = np.where(np.isnan(T), mean[None, :], T)
+    filled = _filled(T)
     out = {}
     if costs is not None:
         from training import routing_metrics as rm
@@ -255,7 +257,7 @@ def fit_head(strategy: str, X: dict[str, np.ndarray], splits: dict[str, Any], mu
                     got.append(validation_score(pred[te], fold, T_all[tr], multi) * te.sum())
                 scores[name] = float(sum(got) / len(X_all))
             best = max(AUTO_CANDIDATES, key=lambda n: (round(scores[n], 9), -AUTO_CANDIDATES.index(n)))
-            se = _standard_errors(preds, best, T_all, folds, costs, knob, multi, seed)
+            se = _standard_errors(preds, best, T_all, costs, knob, multi, seed)
             within_se = [n for n in AUTO_CANDIDATES if scores[best] - scores[n] <= se[n] + 1e-12]
             # the one-standard-error rule: the fewest parts among the candidates that CV cannot tell
             # from the best, then the best score (an ensemble has to win clearly to be shipped)
