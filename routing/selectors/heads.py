@@ -330,6 +330,7 @@ class HeadScorer:
             # Models added later from a few outcomes (training.add_model): see _added.
             self.added = [str(x) for x in router.get("added") or []]
             self.added_k = int(router.get("added_k") or ADDED_K)
+            self._anchors: dict[int, np.ndarray] = {}     # added model -> the trained models' mean on its prompts
             self.params = dict(router.get("params") or {})
             self.max_length = int(router.get("max_length", 256))
             self.head_tokens = int(router.get("head_tokens", 32))
@@ -369,10 +370,9 @@ class HeadScorer:
     def _anchor(self, i: int, added_X: np.ndarray) -> np.ndarray:
         """The trained models' mean score on added model ``i``'s evaluated prompts (computed once;
         the arrays never change after loading)."""
-        cache = self.__dict__.setdefault("_anchors", {})
-        if i not in cache:
-            cache[i] = head_scores(self.strategy, self.arrays, self.params, added_X).mean(axis=1)
-        return cache[i]
+        if i not in self._anchors:
+            self._anchors[i] = head_scores(self.strategy, self.arrays, self.params, added_X).mean(axis=1)
+        return self._anchors[i]
 
     def _added(self, index: int, X: np.ndarray, base: np.ndarray) -> np.ndarray:
         """An added model's scores: its rates in the head's prompt clusters where the head has
