@@ -18,7 +18,7 @@ point ranges; charts read them. The scorers live in :mod:`routing.evaluation`.
 The learned quality score (:mod:`routing.evaluation.quality`, a linear model trained on
 GPT-4's grades of open-ended answers, folder ``quality_model/``) is blended with the heuristic
 figure and the penalty share by a logistic curve whose weights were fitted per regime (multiple
-choice, code, maths, open-ended; alone or with peers) on training prompts (:mod:`training.quality`);
+choice, one function, a program, maths, open-ended; alone or with peers) on training prompts (:mod:`training.quality`);
 a heuristic 0 (empty, no valid option, penalties beyond the points) stays 0. ``normalized`` is
 that blend, in [0, 1]; ``heuristic_normalized`` keeps the heuristics' own figure and ``learned`` the model's part. The
 per-dimension table stays the explanation. Without the model folder (missing or corrupt)
@@ -69,8 +69,10 @@ PENALTIES: dict[str, float] = {
 #: All penalties together never go below this.
 PENALTY_FLOOR: float = -14.0
 
-#: Regimes of the learned combination (each has its own fitted weights, alone and with peers).
-REGIMES: tuple[str, ...] = ("choice", "code", "math", "open")
+#: Regimes of the learned combination (each has its own fitted weights, alone and with peers):
+#: multiple choice; code for one function (right or wrong, as on MBPP); a program or other coding
+#: request judged as a whole; maths; open-ended.
+REGIMES: tuple[str, ...] = ("choice", "code", "program", "math", "open")
 
 __all__ = ["DIMENSIONS", "PENALTIES", "PENALTY_FLOOR", "KINDS", "REGIMES", "evaluate", "evaluate_group",
            "applied_dimensions", "regime", "peer_head_applies", "penalty_share"]
@@ -124,7 +126,7 @@ def regime(info: PromptInfo, applied: Sequence[str]) -> str:
     if info.options:
         return "choice"
     if "code_quality" in applied:
-        return "code"
+        return "code" if info.function_task else "program"
     if "math_accuracy" in applied:
         return "math"
     return "open"
@@ -142,7 +144,7 @@ def penalty_share(result: Mapping[str, Any]) -> float:
 def peer_head_applies(kind: str, prompt_has_tests: bool, peers_vote: bool) -> bool:
     """Whether peers may reach the learned score: for multiple choice and maths only when they
     voted on the answer's result (as for the heuristics), never for code that the prompt's own
-    tests check; always for open-ended prompts."""
+    tests check; always for programs and open-ended prompts."""
     if kind in ("choice", "math"):
         return peers_vote
     if kind == "code":

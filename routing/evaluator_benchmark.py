@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from routing.evaluation.sandbox import measuring_refusal
 from routing.evaluator import evaluate, evaluate_group
 from routing.settings import REPO_ROOT, SHARED_DATA_DIR
 
@@ -324,15 +325,16 @@ def graded_metrics(groups: Sequence[object], grades: Sequence[float], scores: Se
 
 
 def graded_cross_validation(frame: pd.DataFrame, folds: int = 5, seed: int = 0, workers: int = 2,
-                            outcome_dir: Path | None = None, tilt_blend: bool = False
+                            outcome_dir: Path | None = None, tilt_blend: bool = False, run_code: bool = True
                             ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Out-of-fold scores of every scorer on a graded table (prompt-disjoint folds), and each
     row's regime (open, code, math, choice). With ``outcome_dir`` (the RouterBench folder), its
     *train* slices join every fold's blend fit as the shipped model's training does (they share
-    no prompt with the graded table)."""
+    no prompt with the graded table); ``run_code``: their code answers run in the sandbox, as in
+    training."""
     from training import quality as T
 
-    config = T.QualityConfig(folds=folds, seed=seed, tilt_blend=tilt_blend)
+    config = T.QualityConfig(folds=folds, seed=seed, tilt_blend=tilt_blend, run_code=run_code)
     outcome_rows = None
     if outcome_dir is not None and Path(outcome_dir).is_dir():
         outcome_rows = T.routerbench_rows(Path(outcome_dir), config)
@@ -447,7 +449,7 @@ def scoring_speed(frame: pd.DataFrame, samples: int = 60) -> dict[str, Any]:
 
 
 def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit: int | None = None,
-               outcome_dir: Path | None = None, tilt_blend: bool = False) -> dict[str, Any]:
+               outcome_dir: Path | None = None, tilt_blend: bool = False, run_code: bool = True) -> dict[str, Any]:
     """The ``--graded`` mode: cross-validated figures, the shipped model on its test prompts, speed."""
     from training.quality import load_graded
 
@@ -457,7 +459,7 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
         frame = frame[frame["question_id"].isin(keep)].reset_index(drop=True)
     started = time.perf_counter()
     scores, regimes = graded_cross_validation(frame, folds=folds, workers=workers, outcome_dir=outcome_dir,
-                                              tilt_blend=tilt_blend)
+                                              tilt_blend=tilt_blend, run_code=run_code)
     groups, grades = frame["question_id"].tolist(), frame["grade"].to_numpy(float)
     cv = {name: graded_metrics(groups, grades, values) for name, values in scores.items()}
     per_regime = by_regime(groups, grades, scores, regimes)
@@ -531,6 +533,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tilt-blend", action="store_true",
                         help="--graded mode: fit the blend as python -m training.quality --tilt-blend does")
     args = parser.parse_args(argv)
+    refusal = None if args.no_run_code else measuring_refusal()
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
 
     if args.graded is not None:
         if not args.graded.is_file():
@@ -538,7 +544,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         out = args.out if args.out != DEFAULT_OUT else DEFAULT_GRADED_OUT
         run_graded(args.graded, out, folds=args.folds, workers=args.workers, limit=args.limit,
-                   outcome_dir=args.data_dir if args.data_dir.is_dir() else None, tilt_blend=args.tilt_blend)
+                   outcome_dir=args.data_dir if args.data_dir.is_dir() else None, tilt_blend=args.tilt_blend,
+                   run_code=not args.no_run_code)
         return 0
 
     if not args.data_dir.is_dir():

@@ -189,6 +189,42 @@ def test_the_blend_stays_in_range_and_keeps_the_heuristic_table() -> None:
     assert group["r"]["learned"]["used_peers"] and group["r"]["normalized"] > group["w"]["normalized"]
 
 
+FUNCTION_TASKS = [
+    "Write a function to remove all elements from a given list present in another list.",
+    "Write a python function to count inversions in an array.",
+    "The input is a dictionary of students. Write a function to filter students above the minimum.",
+    'def add(a: int, b: int) -> int:\n    """Return the sum of a and b.\n    >>> add(2, 3)\n    5\n    """\n',
+    "Please implement a nearest neighbors function in zig.",
+    "Write code for this.\nassert reverse_words('a b') == 'b a'",
+]
+PROGRAM_TASKS = [
+    "write a python script that simulate N-body interaction under gravity.",
+    "How to build a gallery slideshow with buttons with only HTML and CSS, without JavaScript?",
+    "Implement a code to connect with a MQTT server using Arduino on a ESP8266 Microcontroller?",
+    "Could you show me an example of an error that is caught by a sum type in rust but missed in python?",
+    "Fix this bug:\n```python\ndef area(r):\n    return 3.14 * r ** 2 + 1\n```",
+]
+
+
+@pytest.mark.parametrize("prompt", FUNCTION_TASKS)
+def test_a_prompt_that_asks_for_one_function_is_the_outcome_fitted_code_regime(prompt: str) -> None:
+    """One function is right or wrong (MBPP, HumanEval): its blend is fitted on right/wrong outcomes."""
+    result = evaluate(prompt, "```python\ndef f(x):\n    return x\n```", run_code=False)
+    assert result["regime"] == "code" and result["learned"]["regime"] == "code/alone"
+
+
+@pytest.mark.parametrize("prompt", PROGRAM_TASKS)
+def test_any_other_coding_request_is_the_program_regime_fitted_on_grades(prompt: str) -> None:
+    """Scripts, explanations with code, fixes: judged on the whole answer, as the graded prompts are.
+    Before the split they took MBPP's blend, which gives the learned score no weight alone."""
+    result = evaluate(prompt, "Here is a way to do it:\n```python\nprint('hello')\n```\nIt prints hello.",
+                      run_code=False)
+    assert "code_quality" in result["applied"]
+    assert result["regime"] == "program" and result["learned"]["regime"] == "program/alone"
+    weights = Q.get_model().combination["program/alone"]
+    assert weights["quality"] > 0 and "judge grades" in Q.get_model().config["combination"]["program/alone"]["source"]
+
+
 def _corrupt_folders(tmp_path: Path) -> list[Path]:
     missing = tmp_path / "missing"
     garbage = tmp_path / "garbage"
@@ -263,3 +299,34 @@ def test_fit_blends_tilts_only_when_asked_and_only_outcome_fitted_regimes() -> N
     assert "graded_pairwise_tilted" not in plain and plain["source"] == "right/wrong outcomes"
     assert tilted["graded_pairwise_tilted"] > tilted["graded_pairwise"]
     assert tilted["source"] == "right/wrong outcomes"
+
+
+@pytest.fixture
+def no_sandbox(monkeypatch: pytest.MonkeyPatch):
+    from routing.evaluation.sandbox import reset_status
+    monkeypatch.setenv("ROUTER_SANDBOX_BWRAP", "off")
+    reset_status()
+    yield
+    monkeypatch.delenv("ROUTER_SANDBOX_BWRAP")
+    reset_status()
+
+
+def test_training_refuses_to_fit_on_code_that_cannot_run(no_sandbox, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # Without bubblewrap the mbpp answers would be scored statically and the code blend fitted on
+    # that: a different model, saved without a word. It stops and says why instead.
+    graded = tmp_path / "graded.csv"
+    graded.write_text("question_id,prompt,answer,gpt4_score\n", encoding="utf-8")
+    out = tmp_path / "model"
+    assert T.main(["--graded", str(graded), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be run here" in err and "ROUTER_SANDBOX_BWRAP" in err and "--no-run-code" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("mode", [[], ["--graded", "missing.csv"]], ids=["auc-table", "graded"])
+def test_the_evaluator_benchmark_refuses_figures_of_code_that_cannot_run(no_sandbox, mode, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report.json"
+    assert bench.main(["--data-dir", str(tmp_path), "--out", str(out), *mode]) == 2
+    assert "--no-run-code" in capsys.readouterr().err and not out.exists()

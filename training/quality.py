@@ -13,14 +13,15 @@ training.
    grades: it learned the ordering better than ridge on the grade, 0.664 vs 0.656 alone and
    0.698 vs 0.689 with peers in 5-fold prompt-grouped CV), then scaled to the grade by least
    squares; the L2 strength is chosen by prompt-grouped CV on the training prompts.
-3. The evaluator's blend (:func:`routing.evaluator.evaluate`): per regime (choice / code / math /
-   open, alone / with peers) a logistic curve on (heuristic ``normalized``, learned score) with
+3. The evaluator's blend (:func:`routing.evaluator.evaluate`): per regime (choice / code (one
+   function) / program / math / open, alone / with peers) a logistic curve on (heuristic ``normalized``, learned score) with
    non-negative weights, fitted on training prompts with the learned score taken out-of-fold (so
    the blend does not trust a score that saw its own rows). Where the RouterBench *train* slices
-   give right/wrong outcomes for a regime (multiple choice: arc_challenge, winograde; code: mbpp)
-   those rows alone fit it - being right is what must be ranked, and on mbpp the grade-trained
-   score does not predict it (AUC 0.47 alone) - the other regimes are fitted on the graded
-   training prompts. RouterBench *test* slices stay for the evaluator benchmark.
+   give right/wrong outcomes for a regime (multiple choice: arc_challenge, winograde; code: mbpp,
+   whose prompts each ask for one function) those rows alone fit it - being right is what must be
+   ranked, and on mbpp the grade-trained score does not predict it (AUC 0.47 alone) - the other
+   regimes (program: coding requests judged on the whole answer; math; open) are fitted on the
+   graded training prompts. RouterBench *test* slices stay for the evaluator benchmark.
 4. Saved in ``quality_model/``: ``config.json``, ``model.safetensors`` (float16),
    ``README.md`` (model card), ``training_report.json``, ``test_split.json``.
 """
@@ -44,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from routing.evaluation import quality as Q
+from routing.evaluation.sandbox import measuring_refusal
 
 log = logging.getLogger(__name__)
 
@@ -722,8 +724,9 @@ answers average 1.2 of 10 from GPT-4 in the data):
 
 `source` says what each was fitted on: where the RouterBench train slices (arc_challenge,
 winograde, mbpp; {report.get('routerbench_rows', 0)} rows, each answer alone and with peers) have
-right/wrong outcomes for a regime (choice, code), those rows alone fit it; the others are fitted
-on the graded training prompts' grades.{tilt_note}
+right/wrong outcomes for a regime (choice, code: a prompt that asks for one function), those rows
+alone fit it; the others (program: any other coding request; math; open) are fitted on the graded
+training prompts' grades.{tilt_note}
 
 ## Limits
 - Trained on 14 models of 2023 (GPT-4, Claude 1/2, GPT-3.5, Llama-2, Mixtral, ...) graded by
@@ -815,6 +818,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if not args.graded.is_file():
         print(f"graded file {args.graded} not found", file=sys.stderr)
+        return 2
+    refusal = None if args.no_run_code else measuring_refusal()
+    if refusal:
+        print(refusal, file=sys.stderr)
         return 2
     config = QualityConfig(routerbench_prompts=args.routerbench_prompts, run_code=not args.no_run_code,
                            tilt_blend=args.tilt_blend)

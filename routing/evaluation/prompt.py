@@ -3,7 +3,8 @@
 :func:`analyze_prompt` returns a :class:`PromptInfo` with the detected kinds (several may
 apply), the final question of a few-shot prompt, multiple-choice options, whether the
 prompt wants a terse answer, the programming language asked for, the function names it
-mentions and the tests (asserts, doctests) it gives.
+mentions, the tests (asserts, doctests) it gives, and whether it asks for one function (a unit
+whose behaviour can be checked) rather than a whole program.
 """
 
 from __future__ import annotations
@@ -151,6 +152,14 @@ _NAMED_FUNCTION_RE = re.compile(
     r"|`([A-Za-z_]\w*)\s*\([^`]*\)`",
     re.I,
 )
+#: "Write a (Python) function to ...", "Please implement a ... method", at the start of a sentence.
+_FUNCTION_TASK_RE = re.compile(
+    r"(?:^|(?<=[.!?:\n])\s*)(?:please\s+)?(?:write|implement|create|define|complete|code)\s+(?:me\s+)?"
+    r"(?:(?:a|an|the|two|one)\s+)?(?:[\w+#-]+\s+){0,3}?(?:function|method)s?\b(?!\s+(?:call|pointer)s?\b)",
+    re.I,
+)
+#: A function stub to complete: a def line followed by its docstring (HumanEval's form).
+_STUB_RE = re.compile(r"^[ \t]*(?:async\s+)?def\s+\w+\s*\([^\n]*:[ \t]*\n[ \t]*[rRuU]?(?:\"\"\"|''')", re.M)
 _ASSERT_RE = re.compile(r"^[ \t]*(assert\s[^\n]+)$", re.M)
 _DOCTEST_RE = re.compile(r"^[ \t]*>>>[ \t]?([^\n]+)\n[ \t]*(?!>>>)([^\n]+)$", re.M)
 _WORD_LIMIT_RE = re.compile(
@@ -186,6 +195,10 @@ class PromptInfo:
     word_limit: int | None = None
     explanatory: bool = False
     short_answer_ok: bool = False
+    #: The prompt asks for one function (or completes a stub, or gives tests): its answer is
+    #: right or wrong, as on MBPP / HumanEval; otherwise a coding prompt asks for a program,
+    #: an explanation with code, a review - judged on the whole answer.
+    function_task: bool = False
 
 
 def _option_runs(text: str) -> list[tuple[int, dict[str, str]]]:
@@ -329,4 +342,7 @@ def analyze_prompt(prompt: str) -> PromptInfo:
         explanatory=explanatory,
         short_answer_ok=short_question or bool(options),
     )
+    if "coding" in kinds:
+        info.function_task = bool(info.tests) or bool(_STUB_RE.search(text)) or \
+            bool(_FUNCTION_TASK_RE.search(focus.strip()))
     return info

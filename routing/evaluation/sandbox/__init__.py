@@ -33,12 +33,23 @@ from pathlib import Path
 from .isolation import Limits, SandboxStatus, SandboxUnavailable, collect, reset_status, sandbox_status, spawn
 
 __all__ = ["DEFAULT_TIMEOUT_S", "RunResult", "StatementResult", "SandboxStatus", "SandboxUnavailable", "run_python",
-           "sandbox_status", "reset_status", "Limits", "OUTPUT_CAP_BYTES"]
+           "sandbox_status", "reset_status", "Limits", "OUTPUT_CAP_BYTES", "measuring_refusal"]
 
 DEFAULT_TIMEOUT_S = 2.0
 OUTPUT_CAP_BYTES = 1 << 20
 
 _HERE = Path(__file__).resolve().parent
+
+
+def measuring_refusal(opt_out: str = "--no-run-code") -> str | None:
+    """Why a training or benchmark command that runs code answers must not go on here, or None.
+    Without the sandbox code answers are scored statically, so a fit or a figure would silently
+    describe code that never ran (a different model, a different mbpp AUC)."""
+    status = sandbox_status()
+    if status.available:
+        return None
+    return (f"code answers cannot be run here: {status.reason}. The results would describe code that "
+            f"never ran; install bubblewrap, or pass {opt_out} to measure without running code.")
 _CODEC = (_HERE / "codec.py").read_text(encoding="utf-8")
 _ANSWER_HARNESS = _CODEC + "\n" + (_HERE / "_answer_main.py").read_text(encoding="utf-8")
 _JUDGE_HARNESS = _CODEC + "\n" + (_HERE / "_judge_main.py").read_text(encoding="utf-8")
