@@ -317,6 +317,28 @@ def graded_pairwise_ci(groups: Sequence[object], grades: Sequence[float], scores
     return round(float(low), 4), round(float(high), 4)
 
 
+#: Two answers count as length-matched when the longer has at most this many times the characters.
+LENGTH_MATCH_RATIO = 1.1
+
+
+def length_matched_pairwise(groups: Sequence[object], grades: Sequence[float], scores: Sequence[float],
+                            lengths: Sequence[float], ratio: float = LENGTH_MATCH_RATIO) -> tuple[float, int]:
+    """:func:`graded_pairwise` over the non-tied pairs whose lengths are within ``ratio`` of each
+    other, where answer length cannot order them (a stand-in, on the shared file, for the
+    length-matched instruction pairs of issue 14's external check). Returns (agreement, pairs)."""
+    frame = pd.DataFrame({"g": list(groups), "y": np.asarray(grades, float), "s": np.asarray(scores, float),
+                          "n": np.maximum(np.asarray(lengths, float), 1.0)})
+    wins = pairs = 0.0
+    for _, part in frame.groupby("g", sort=False):
+        y, x, n = part["y"].to_numpy(), part["s"].to_numpy(), part["n"].to_numpy()
+        keep = ((y[:, None] - y[None, :]) > 0) & (np.maximum(n[:, None], n[None, :])
+                                                  <= ratio * np.minimum(n[:, None], n[None, :]))
+        diff = (x[:, None] - x[None, :])[keep]
+        wins += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
+        pairs += float(keep.sum())
+    return (wins / pairs if pairs else float("nan")), int(pairs)
+
+
 def graded_metrics(groups: Sequence[object], grades: Sequence[float], scores: Sequence[float]) -> dict[str, float]:
     pair, n_pairs = graded_pairwise(groups, grades, scores)
     rho, n_prompts = graded_spearman(groups, grades, scores)
@@ -462,6 +484,8 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
                                               tilt_blend=tilt_blend, run_code=run_code)
     groups, grades = frame["question_id"].tolist(), frame["grade"].to_numpy(float)
     cv = {name: graded_metrics(groups, grades, values) for name, values in scores.items()}
+    lengths = frame["answer"].str.len().to_numpy(float)
+    matched = {name: length_matched_pairwise(groups, grades, values, lengths) for name, values in scores.items()}
     per_regime = by_regime(groups, grades, scores, regimes)
     seconds = round(time.perf_counter() - started, 1)
     shipped = shipped_model_on_test(frame)
@@ -471,6 +495,9 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
     for name, m in cv.items():
         ci = "{:.3f}-{:.3f}".format(*m["pairwise_ci95"])
         lines.append(f"{name:<36}{m['pairwise']:>9.3f}{ci:>16}{m['spearman']:>10.3f}")
+    lines.append(f"length-matched pairs (lengths within {LENGTH_MATCH_RATIO:g}x; "
+                 f"{next(iter(matched.values()))[1]} pairs), pairwise: " +
+                 ", ".join(f"{name} {value:.3f}" for name, (value, _) in matched.items()))
     lines.append("pairwise by regime (CV): length / learned with peers / evaluator with peers")
     for regime, m in per_regime.items():
         lines.append(f"  {regime:<8}{m['prompts']:>4} prompts  {m['length']:.3f} / {m['quality_peers']:.3f} / "
@@ -500,10 +527,14 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
                                 "refitted on the other folds' prompts; the blend's choice/code regimes on the "
                                 "RouterBench train slices (right/wrong outcomes) when --data-dir has them, as in "
                                 "training",
+            "cross_validation_length_matched": "pairwise over the pairs whose answers' lengths (characters) "
+                                               "are within the ratio of each other",
             "*_alone / *_peers": "each answer scored on its own / with the other answers to its prompt as peers",
         },
         "cross_validation": cv,
         "cross_validation_by_regime": per_regime,
+        "cross_validation_length_matched": {"ratio": LENGTH_MATCH_RATIO, **{
+            name: {"pairwise": value, "pairs": n} for name, (value, n) in matched.items()}},
         "cv_seconds": seconds,
         "shipped_model_test_split": shipped,
         "speed": speed,

@@ -126,6 +126,18 @@ def test_graded_metrics_on_a_toy_table() -> None:
     assert per["open"] == {"prompts": 2, "s": pytest.approx(2.5 / 3)} and per["code"] == {"prompts": 1, "s": 0.0}
 
 
+def test_length_matched_pairs_are_only_those_length_cannot_order() -> None:
+    groups = ["a", "a", "a", "b", "b"]
+    grades = [3, 2, 1, 5, 1]
+    scores = [0.9, 0.1, 0.5, 0.2, 0.8]
+    lengths = [100, 105, 300, 50, 54]       # a: only 3-vs-2 is matched (105 <= 1.1 * 100); b: 54 <= 55
+    agreement, pairs = bench.length_matched_pairwise(groups, grades, scores, lengths)
+    assert pairs == 2 and agreement == pytest.approx(0.5)      # a's pair right, b's wrong
+    assert bench.length_matched_pairwise(groups, grades, scores, [1, 1, 1, 1, 1]) == bench.graded_pairwise(
+        groups, grades, scores)
+    assert bench.length_matched_pairwise(["a", "a"], [2, 1], [1, 0], [10, 12])[1] == 0
+
+
 def test_graded_mode_writes_a_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     graded = _tiny_graded(tmp_path / "graded.csv", prompts=6)
     out = tmp_path / "graded.json"
@@ -138,6 +150,8 @@ def test_graded_mode_writes_a_report(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert 0.0 <= cv[name]["pairwise"] <= 1.0 and cv[name]["pairs"] == 6 * 6
     # this table is easy: the learned recipe, cross-validated by prompt, gets it right
     assert cv["quality_alone"]["pairwise"] > cv["length"]["pairwise"]
+    matched = report["cross_validation_length_matched"]
+    assert matched["ratio"] == bench.LENGTH_MATCH_RATIO and 0 <= matched["length"]["pairs"] <= 6 * 6
     assert "speed" in report and "pairwise" in capsys.readouterr().out
 
 
@@ -330,3 +344,24 @@ def test_the_evaluator_benchmark_refuses_figures_of_code_that_cannot_run(no_sand
     out = tmp_path / "report.json"
     assert bench.main(["--data-dir", str(tmp_path), "--out", str(out), *mode]) == 2
     assert "--no-run-code" in capsys.readouterr().err and not out.exists()
+
+
+def test_peer_agreement_survives_rewording_that_word_overlap_misses() -> None:
+    # The same claim in other word forms shares no word with its peer but many character n-grams;
+    # the unrelated answer shares neither.
+    answers = ["Oxidation of metallic surfaces produces rusting.",
+               "Metal surface oxidises, producing rust.",
+               "Bananas are yellow.",
+               "Penguins live in Antarctica."]
+    feats = Q.group_peer_features(answers)
+    char = feats[:, Q.PEER_FEATURES.index("peer_char_mean")]
+    assert feats[0, Q.PEER_FEATURES.index("peer_tfidf_max")] == 0.0      # no word in common
+    assert char[0] > 2 * char[2] and char[1] > 2 * char[3]
+    assert 0.0 <= char.min() and char.max() <= 1.0
+
+
+@pytest.mark.parametrize("answers", [["", "", ""], ["a", "", "b"], ["x" * 300_000, "x" * 300_000, "y"]],
+                         ids=["all-empty", "too-short-for-ngrams", "huge"])
+def test_peer_features_of_degenerate_groups_are_finite(answers) -> None:
+    feats = Q.group_peer_features(answers)
+    assert feats.shape == (len(answers), len(Q.PEER_FEATURES)) and np.isfinite(feats).all()
