@@ -350,7 +350,7 @@ def graded_cross_validation(frame: pd.DataFrame, folds: int = 5, seed: int = 0, 
                             outcome_dir: Path | None = None, tilt_blend: bool = False, run_code: bool = True
                             ) -> tuple[dict[str, np.ndarray], list[str]]:
     """Out-of-fold scores of every scorer on a graded table (prompt-disjoint folds), and each
-    row's regime (open, code, math, choice). With ``outcome_dir`` (the RouterBench folder), its
+    row's regime (open, code, program, math, choice). With ``outcome_dir`` (the RouterBench folder), its
     *train* slices join every fold's blend fit as the shipped model's training does (they share
     no prompt with the graded table); ``run_code``: their code answers run in the sandbox, as in
     training."""

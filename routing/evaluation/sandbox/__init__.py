@@ -39,6 +39,9 @@ DEFAULT_TIMEOUT_S = 2.0
 OUTPUT_CAP_BYTES = 1 << 20
 
 _HERE = Path(__file__).resolve().parent
+_CODEC = (_HERE / "codec.py").read_text(encoding="utf-8")
+_ANSWER_HARNESS = _CODEC + "\n" + (_HERE / "_answer_main.py").read_text(encoding="utf-8")
+_JUDGE_HARNESS = _CODEC + "\n" + (_HERE / "_judge_main.py").read_text(encoding="utf-8")
 
 
 def measuring_refusal(opt_out: str = "--no-run-code") -> str | None:
@@ -50,9 +53,6 @@ def measuring_refusal(opt_out: str = "--no-run-code") -> str | None:
         return None
     return (f"code answers cannot be run here: {status.reason}. The results would describe code that "
             f"never ran; install bubblewrap, or pass {opt_out} to measure without running code.")
-_CODEC = (_HERE / "codec.py").read_text(encoding="utf-8")
-_ANSWER_HARNESS = _CODEC + "\n" + (_HERE / "_answer_main.py").read_text(encoding="utf-8")
-_JUDGE_HARNESS = _CODEC + "\n" + (_HERE / "_judge_main.py").read_text(encoding="utf-8")
 
 
 @dataclass
