@@ -210,6 +210,14 @@ _retry_locked = retry(retry=retry_if_exception(_is_locked), stop=stop_after_atte
                       wait=wait_random_exponential(multiplier=0.05, max=2.0), reraise=True)
 
 
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if any: SQLite rolls some back itself on an error (SQLITE_BUSY
+    among them), and a ROLLBACK then would raise "no transaction is active" in place of the "locked"
+    error that the retry is waiting for."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 def _num(value: Any) -> float | None:
     try:
         return None if value is None else float(value)
@@ -309,7 +317,7 @@ class OutcomeLog:
                 conn.execute(statement)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
         self._ready = True
 
@@ -325,7 +333,7 @@ class OutcomeLog:
                     last = int(conn.execute(sql, params).lastrowid or 0)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         return last
 

@@ -176,6 +176,42 @@ def test_concurrent_writes_from_threads(tmp_path):
     assert sum(1 for c in comps if c["user_best_model"] == "a") == 8 * 3
 
 
+class _AutoRollbackOnce:
+    """A real connection whose first INSERT fails as SQLite's SQLITE_BUSY can: the transaction is
+    rolled back automatically and the statement raises "database is locked"."""
+
+    failed = 0
+
+    def __init__(self, conn):
+        object.__setattr__(self, "_conn", conn)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._conn, name, value)
+
+    def execute(self, sql, *args):
+        if sql.lstrip().upper().startswith("INSERT") and not _AutoRollbackOnce.failed:
+            _AutoRollbackOnce.failed += 1
+            self._conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("database is locked")
+        return self._conn.execute(sql, *args)
+
+
+def test_a_busy_error_that_rolled_the_transaction_back_is_retried(tmp_path, monkeypatch):
+    import routing.outcome_log as outcome_log
+
+    OutcomeLog(tmp_path).record(record(prompt="before"))   # the schema exists
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(outcome_log.sqlite3, "connect", lambda *a, **k: _AutoRollbackOnce(real_connect(*a, **k)))
+    _AutoRollbackOnce.failed = 0
+    OutcomeLog(tmp_path).record(record(prompt="after a busy moment"))
+    monkeypatch.undo()
+    assert _AutoRollbackOnce.failed == 1
+    assert sorted(c["prompt"] for c in OutcomeLog(tmp_path).comparisons()) == ["after a busy moment", "before"]
+
+
 def test_concurrent_writes_from_two_processes(tmp_path):
     script = textwrap.dedent("""
         import sys, threading
