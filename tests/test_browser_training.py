@@ -1,5 +1,7 @@
 """Training in a browser: the run shows its progress, the button is off meanwhile, the result says what next."""
 
+import threading
+
 import pytest
 
 from tests.browser import launch_app, open_page
@@ -8,11 +10,23 @@ from tests.conftest import router_settings
 pytestmark = pytest.mark.browser
 
 
-def test_a_run_shows_progress_and_blocks_a_second_click(tmp_path):
+def test_a_run_shows_progress_and_blocks_a_second_click(tmp_path, monkeypatch):
     from playwright.sync_api import expect
 
+    import training.pipeline
     from routing.service import RouterService
     from tests.test_training_tab import tiny_training_inputs
+
+    # The real run, held after its first progress step until the page has been checked: a tiny run
+    # can end (and the button come back) between two checks on a loaded machine.
+    real_run, release = training.pipeline.run_pipeline, threading.Event()
+
+    def held_run(*args, progress, **kwargs):
+        progress(0.0, "held by the test")
+        release.wait(120)
+        return real_run(*args, progress=progress, **kwargs)
+
+    monkeypatch.setattr(training.pipeline, "run_pipeline", held_run)
 
     prompts, base = tiny_training_inputs(tmp_path)
     settings = router_settings(None, tmp_path, allow_training=True, selector="auto",
@@ -26,7 +40,9 @@ def test_a_run_shows_progress_and_blocks_a_second_click(tmp_path):
         button = page.locator("#train-button")
         button.click()
         expect(page.locator("#train-summary")).to_contain_text("Training…", timeout=60000)
+        expect(page.locator("#train-summary")).to_contain_text("held by the test")
         expect(button).to_be_disabled()
+        release.set()
         expect(page.locator("#train-summary")).to_contain_text("promoted", timeout=120000)
         expect(button).to_be_enabled()
         expect(page.locator("#train-summary")).to_contain_text("a new split")
