@@ -624,8 +624,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, help="rows per selector pass")
     parser.add_argument("--cost-weight", type=float, default=0.0, help="0 = best quality ... 1 = cheapest")
     parser.add_argument("--latency-weight", type=float, default=0.0,
-                        help="0 = ignore latency ... 1 = fastest (recent median per model; answer mode learns it "
-                             "as the batch runs)")
+                        help="0 = ignore latency ... 1 = fastest (recent median per model: from the outcome log's "
+                             "latest answers, then, in answer mode, from the run's own calls)")
     parser.add_argument("--workers", type=int, default=None, help="rows answered at once (answer mode)")
     parser.add_argument("--max-rows", type=int, default=None, help="row limit (default ROUTER_BATCH_MAX_ROWS; 0: none)")
     parser.add_argument("--max-mb", type=float, default=None, help="size limit (default ROUTER_BATCH_MAX_MB; 0: none)")

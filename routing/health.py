@@ -7,10 +7,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, asdict, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 #: Recent successful calls kept per model for the latency medians routing weighs.
 RECENT_CALLS = 50
+#: How far back a new process reads answer times from the outcome log (:meth:`HealthTracker.seed_latencies`).
+SEED_MAX_AGE_S = 7 * 24 * 3600.0
 
 
 @dataclass
@@ -54,6 +56,18 @@ class HealthTracker:
                 h.recent_ms.append(float(latency_ms))
             if first_token_ms is not None and first_token_ms >= 0:
                 h.recent_first_token_ms.append(float(first_token_ms))
+
+    def seed_latencies(self, latencies: Mapping[str, Sequence[float]]) -> None:
+        """Start from answer times measured before (the outcome log's, oldest first), so a new
+        process - a restart, a batch run, a Ray actor - weighs latency before its own first calls;
+        live calls push them out. Whole-answer times only: the log keeps no time to first token."""
+        with self._lock:
+            for model_id, values in latencies.items():
+                recent = self._get(model_id).recent_ms
+                seen = list(recent)
+                recent.clear()
+                recent.extend(float(v) for v in values if v is not None and v >= 0)
+                recent.extend(seen)
 
     def median_latency_ms(self, model_id: str, *, first_token: bool = False) -> float | None:
         """The median of the model's recent successful calls (time to the first token for

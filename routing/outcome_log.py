@@ -488,6 +488,29 @@ class OutcomeLog:
         found = self._read("WHERE id = ?", (comparison_id,))
         return found[0] if found else None
 
+    def recent_latencies(self, per_model: int, max_age_s: float) -> dict[str, list[float]]:
+        """Each model's latest successful answer times (ms), oldest first, at most ``per_model``
+        of them and none older than ``max_age_s``: what a new process's latency knob starts from.
+        An absent or unreadable log gives {} (the knob then waits for live calls)."""
+        since = time.time() - max_age_s
+        try:
+            with self._connect(write=False) as conn:
+                rows = conn.execute(
+                    "SELECT model, latency_ms FROM (SELECT r.model, r.latency_ms, c.created_at, c.rowid AS seq, "
+                    "ROW_NUMBER() OVER (PARTITION BY r.model ORDER BY c.created_at DESC, c.rowid DESC) AS n "
+                    "FROM results r JOIN comparisons c ON c.id = r.comparison_id "
+                    "WHERE r.error IS NULL AND r.latency_ms >= 0 AND c.created_at >= ?) "
+                    "WHERE n <= ? ORDER BY created_at, seq", (since, int(per_model))).fetchall()
+        except FileNotFoundError:
+            return {}
+        except sqlite3.DatabaseError as exc:
+            log.warning("outcome log %s: latencies not read: %s", self.path, exc)
+            return {}
+        out: dict[str, list[float]] = {}
+        for row in rows:
+            out.setdefault(str(row["model"]), []).append(float(row["latency_ms"]))
+        return out
+
     def __len__(self) -> int:
         try:
             with self._connect(write=False) as conn:

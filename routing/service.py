@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from routing.budget import SpendLedger
 from routing.errors import UserError
 from routing.evaluation.sandbox import sandbox_status
+from routing.health import RECENT_CALLS, SEED_MAX_AGE_S
 from routing.hub import ProviderHub
 from routing.learning import Learning
 from routing.outcome_log import OutcomeLog
@@ -41,6 +42,8 @@ class RouterService:
         self.router = Router(self.pool, self.selector, self.hub, self.settings, ledger=self.ledger)
         self.router.warnings = self.warnings
         self.outcome_log = OutcomeLog.for_settings(self.settings)
+        # The latency knob starts from the answer times the log holds (a new process has measured none).
+        self.router.health.seed_latencies(self.outcome_log.recent_latencies(RECENT_CALLS, SEED_MAX_AGE_S))
         self.learning = Learning(self.settings, self.router, self.outcome_log, self.pool, reload=self.reload_selector)
         if background:
             self.start_background_work()

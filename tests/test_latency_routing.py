@@ -55,3 +55,43 @@ def test_the_router_measures_latency_and_query_and_batch_weigh_it(make_service, 
     assert rows[0]["selected_model"] != usual
     with pytest.raises(UserError):
         service.query(CODE, latency_weight=2)
+
+
+def test_a_new_process_starts_from_the_answer_times_in_the_outcome_log(make_service, tmp_path):
+    import time
+
+    from routing.health import RECENT_CALLS
+    from routing.outcome_log import OutcomeLog
+
+    first = make_service()
+    usual = first.router.route(CODE).selected_model
+    assert first.router.latencies()[usual] is None          # nothing measured, nothing logged yet
+    others = [m for m in first.pool.ids if m != usual]
+    log = OutcomeLog.for_settings(first.settings)
+    now = time.time()
+
+    def answered(model: str, ms: float, *, error: str | None = None, at: float = now) -> None:
+        log.record({"prompt": f"p{ms}", "created_at": at,
+                    "results": {model: {"response": "ok", "error": error, "latency_ms": ms}}})
+
+    answered(usual, 60_000.0, at=now - 30 * 24 * 3600)    # a month old: too old to count
+    for i in range(RECENT_CALLS + 5):                       # the newest RECENT_CALLS count
+        answered(usual, 100.0 if i < 5 else 9000.0, at=now - 100 + i)
+    answered(usual, 1.0, error="500 from provider")         # a failure says nothing of speed
+    for model in others:
+        answered(model, 300.0)
+
+    again = make_service()                                  # a restart: same data folder, no live call yet
+    latencies = again.router.latencies()
+    assert latencies[usual] == 9000.0 and all(latencies[m] == 300.0 for m in others)
+    assert again.query(CODE, latency_weight=1.0)["answered_by"] != usual
+    assert again.query(CODE)["answered_by"] == usual
+
+
+def test_an_unreadable_outcome_log_leaves_the_latency_knob_waiting_for_live_calls(make_service, tmp_path):
+    first = make_service()
+    first.outcome_log.path.parent.mkdir(parents=True, exist_ok=True)
+    first.outcome_log.path.write_bytes(b"this is not a database" * 100)
+    again = make_service()
+    assert set(again.router.latencies().values()) == {None}
+    assert again.router.route(CODE).selected_model
