@@ -352,8 +352,8 @@ def graded_cross_validation(frame: pd.DataFrame, folds: int = 5, seed: int = 0, 
     """Out-of-fold scores of every scorer on a graded table (prompt-disjoint folds), and each
     row's regime (open, code, program, math, choice). With ``outcome_dir`` (the RouterBench folder), its
     *train* slices join every fold's blend fit as the shipped model's training does (they share
-    no prompt with the graded table); ``run_code``: their code answers run in the sandbox, as in
-    training."""
+    no prompt with the graded table); ``run_code``: code answers (graded and RouterBench) run in
+    the sandbox, as in training and in the app."""
     from training import quality as T
 
     config = T.QualityConfig(folds=folds, seed=seed, tilt_blend=tilt_blend, run_code=run_code)
@@ -361,8 +361,8 @@ def graded_cross_validation(frame: pd.DataFrame, folds: int = 5, seed: int = 0, 
     if outcome_dir is not None and Path(outcome_dir).is_dir():
         outcome_rows = T.routerbench_rows(Path(outcome_dir), config)
     X_a, X_p = T.features(frame)
-    h_a, k_a = T.heuristic_scores(frame, workers=workers)
-    h_p, k_p = T.heuristic_scores(frame, peers=True, workers=workers)
+    h_a, k_a = T.heuristic_scores(frame, run_code=run_code, workers=workers)
+    h_p, k_p = T.heuristic_scores(frame, run_code=run_code, peers=True, workers=workers)
     k_p = T.graded_peer_keys(frame, k_p)
     fold = T.prompt_folds(frame["question_id"].tolist(), folds, seed + 7)
     out = {name: np.zeros(len(frame)) for name in ("quality_alone", "quality_peers", "combined_alone",
@@ -397,7 +397,7 @@ def by_regime(groups: Sequence[Any], grades: np.ndarray, scores: dict[str, np.nd
     return out
 
 
-def shipped_model_on_test(frame: pd.DataFrame, model_dir: Path | None = None) -> dict[str, Any]:
+def shipped_model_on_test(frame: pd.DataFrame, model_dir: Path | None = None, run_code: bool = True) -> dict[str, Any]:
     """The shipped quality model through :func:`evaluate` on the prompts its training held out."""
     from routing.evaluation import quality as Q
     from training.quality import is_test_prompt
@@ -410,10 +410,11 @@ def shipped_model_on_test(frame: pd.DataFrame, model_dir: Path | None = None) ->
     test = frame[frame["question_id"].isin(test_ids)].reset_index(drop=True)
     if test.empty:
         return {"skipped": "none of the model's test prompts is in this file"}
-    alone = [evaluate(p, a, run_code=False) for p, a in zip(test["prompt"], test["answer"])]
+    alone = [evaluate(p, a, run_code=run_code) for p, a in zip(test["prompt"], test["answer"])]
     grouped: dict[int, dict] = {}
     for _, part in test.groupby("question_id", sort=False):
-        grouped.update(evaluate_group(part["prompt"].iat[0], dict(zip(part.index, part["answer"])), run_code=False))
+        grouped.update(evaluate_group(part["prompt"].iat[0], dict(zip(part.index, part["answer"])),
+                                      run_code=run_code))
     with_peers = [grouped[i] for i in test.index]
     groups, grades = test["question_id"].tolist(), test["grade"].to_numpy(float)
     notices = sorted({r["notice"] for r in alone if r.get("notice")})
@@ -488,7 +489,7 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
     matched = {name: length_matched_pairwise(groups, grades, values, lengths) for name, values in scores.items()}
     per_regime = by_regime(groups, grades, scores, regimes)
     seconds = round(time.perf_counter() - started, 1)
-    shipped = shipped_model_on_test(frame)
+    shipped = shipped_model_on_test(frame, run_code=run_code)
     speed = scoring_speed(frame)
     lines = [f"{'scorer (5-fold prompt-disjoint CV)':<36}{'pairwise':>9}{'95% CI':>16}{'spearman':>10}",
              "-" * 71]

@@ -365,3 +365,23 @@ def test_peer_agreement_survives_rewording_that_word_overlap_misses() -> None:
 def test_peer_features_of_degenerate_groups_are_finite(answers) -> None:
     feats = Q.group_peer_features(answers)
     assert feats.shape == (len(answers), len(Q.PEER_FEATURES)) and np.isfinite(feats).all()
+
+
+@pytest.mark.parametrize("run_code", [True, False], ids=["default", "no-run-code"])
+def test_the_blend_is_fitted_on_heuristics_scored_as_the_app_scores_them(run_code: bool, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The app runs answer code, so the graded rows' heuristic figures (what the program regime's
+    # blend is fitted on) must come from running it too, in training and in the benchmark's CV.
+    seen: list[bool] = []
+    real = T.heuristic_scores
+
+    def spy(frame, **kwargs):
+        seen.append(kwargs.get("run_code", False))
+        return real(frame, **kwargs)
+
+    monkeypatch.setattr(T, "heuristic_scores", spy)
+    graded = _tiny_graded(tmp_path / "graded.csv")
+    config = T.QualityConfig(test_fraction=0.25, folds=2, alphas=(10.0,), routerbench_prompts=0, run_code=run_code)
+    T.train(graded, None, routerbench_dir=None, config=config)
+    bench.graded_cross_validation(T.load_graded(graded), folds=2, run_code=run_code)
+    assert seen == [run_code] * 4

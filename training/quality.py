@@ -80,6 +80,7 @@ class QualityConfig:
     routerbench_prompts: int = 150          # prompts per RouterBench train slice for the blend
     routerbench_slices: Sequence[str] = ("arc_challenge", "winograde", "mbpp")
     run_code: bool = True                   # run code answers in the sandbox when fitting the blend
+                                            # (graded and RouterBench rows), as the app scores them
     seed: int = 0
 
 
@@ -730,7 +731,9 @@ answers average 1.2 of 10 from GPT-4 in the data):
 winograde, mbpp; {report.get('routerbench_rows', 0)} rows, each answer alone and with peers) have
 right/wrong outcomes for a regime (choice, code: a prompt that asks for one function), those rows
 alone fit it; the others (program: any other coding request; math; open) are fitted on the graded
-training prompts' grades.{tilt_note}
+training prompts' grades.{tilt_note} The heuristic figures it was fitted on are computed as the app
+computes them: {"code answers run in the sandbox" if conf.get("training", {}).get("run_code", True)
+                else "code answers NOT run (--no-run-code), unlike the app"}.
 
 ## Limits
 - Trained on 14 models of 2023 (GPT-4, Claude 1/2, GPT-3.5, Llama-2, Mixtral, ...) graded by
@@ -763,8 +766,8 @@ def train(graded: Path = DEFAULT_GRADED, out_dir: Path | None = DEFAULT_OUT,
     say(f"{len(frame)} answers, {frame['question_id'].nunique()} prompts; features")
     X_a, X_p = features(frame)
     say("heuristic scores")
-    h_a, k_a = heuristic_scores(frame)
-    h_p, k_p = heuristic_scores(frame, peers=True)
+    h_a, k_a = heuristic_scores(frame, run_code=config.run_code)
+    h_p, k_p = heuristic_scores(frame, run_code=config.run_code, peers=True)
     k_p = graded_peer_keys(frame, k_p)
     train_mask = ~test_mask
     tr = frame[train_mask].reset_index(drop=True)
