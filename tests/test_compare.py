@@ -312,3 +312,16 @@ def test_a_runner_up_scoring_above_the_pick_is_explained():
     sel = Fixed(pool).select("anything", cost_weight=0.5)
     assert sel.selected_model == "cheap" and sel.runner_up == "mid"
     assert "higher, but ranked second once price counts" in sel.reasoning
+
+
+def test_each_column_says_how_its_score_came_from_the_points(app, server):
+    # The score is the learned grade blended with the heuristics' points: the column says so, with
+    # the grade, so a person can see why 6 points beat 7.
+    from routing.compare import compare_all
+    from ui.compare_tab import column_stats
+
+    service, _ = app
+    comparison = compare_all(service.router, PROMPT)
+    shown = [column_stats(o, comparison) for o in comparison.results.values() if o.ok]
+    assert shown and all("learned quality" in s and "/10" in s and "blended with the heuristics" in s
+                         for s in shown)

@@ -49,6 +49,8 @@ def column_stats(outcome: ModelOutcome, comparison: Comparison | None = None) ->
     lines = [" · ".join(parts)]
     if outcome.normalized is not None:
         lines.append(f"**score {outcome.normalized:.2f}** ({outcome.total:g} points)")
+        if outcome.explanations.get("learned_quality"):   # how the score came from the points (or why not)
+            lines.append(md_text(outcome.explanations["learned_quality"]))
         lines.append(", ".join(f"{d.replace('_', ' ')} {outcome.scores.get(d, 0):g}/{m:g}"
                                for d, m in outcome.max_points.items()))
         penalties = {k: v for k, v in outcome.penalties.items() if v}
