@@ -385,3 +385,20 @@ def test_the_blend_is_fitted_on_heuristics_scored_as_the_app_scores_them(run_cod
     T.train(graded, None, routerbench_dir=None, config=config)
     bench.graded_cross_validation(T.load_graded(graded), folds=2, run_code=run_code)
     assert seen == [run_code] * 4
+
+
+def test_style_features_tell_dense_prose_from_wordy_prose() -> None:
+    dense = ("Paris, the capital of France, holds the Louvre (opened 1793).\n\n"
+             "Its Metro carries about 4 million riders daily; Haussmann rebuilt the centre in 1853-1870.")
+    wordy = ("It is the case that the city of Paris is in the country of France and it is a city that is "
+             "one of the cities that is in the north of the country, and it is a city that has a lot of things.")
+    d, w = (dict(zip(Q.TEXT_FEATURES, Q.text_features("Tell me about Paris.", a))) for a in (dense, wordy))
+    assert d["stopword_share"] < w["stopword_share"]
+    assert d["punctuation_variety"] > w["punctuation_variety"]
+    assert d["log_paragraphs"] > w["log_paragraphs"]
+    assert d["capitalised_share"] > w["capitalised_share"]
+    assert d["mean_word_length"] > w["mean_word_length"]
+    hedged = Q.text_features("Q?", "It may depend. However, it might possibly work, but I'm sorry, I cannot say.")
+    h = dict(zip(Q.TEXT_FEATURES, hedged))
+    assert h["hedges"] > 0 and "apologies" not in h   # the refusal severity covers apologies
+    assert all(np.isfinite(Q.text_features("Q?", text)).all() for text in ("", "?", "\n\n\n", "a" * 30000))

@@ -58,6 +58,9 @@ TEXT_FEATURES: tuple[str, ...] = (
     "log_headers", "log_bold", "compression", "distinct_words", "log_sentence_words", "digit_fraction",
     "prompt_overlap", "log_length_ratio", "repetition", "refusal", "truncation", "error_text",
     "boilerplate",
+    # style and density (see _style_features)
+    "distinct_first_200", "mean_word_length", "stopword_share", "capitalised_share", "hedges",
+    "punctuation_variety", "log_paragraphs", "question_marks",
 )
 PEER_FEATURES: tuple[str, ...] = ("peer_tfidf_mean", "peer_tfidf_max", "peer_number_share", "peer_length_z",
                                   "peer_char_mean")
@@ -68,6 +71,11 @@ _BOLD_RE = re.compile(r"\*\*[^*\n]+\*\*")
 _CONTENT_RE = re.compile(r"[a-z][a-z'-]{3,}")
 _TERM_RE = re.compile(r"[a-z0-9][a-z0-9'_-]*")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
+_WORD_RE = re.compile(r"[A-Za-z']+")
+_STOPWORDS = frozenset("the a an of to in and or is are was were be been it that this for on with as by at from".split())
+_HEDGE_RE = re.compile(r"\b(?:may|might|could|possibly|perhaps|generally|typically|often|usually|depends|"
+                       r"it is important to|keep in mind|note that|however)\b", re.I)
+_PUNCTUATION = frozenset(",;:()-\"'`*#[]{}")
 
 
 def _clip_text(text: str, limit: int = MAX_CHARS) -> str:
@@ -117,8 +125,33 @@ def text_features(prompt: str, answer: str) -> np.ndarray:
         "truncation": _penalties.truncation(answer)[0],
         "error_text": _penalties.error_text(answer)[0],
         "boilerplate": _penalties.boilerplate(answer)[0],
+        **_style_features(answer),
     }
     return np.array([values[name] for name in TEXT_FEATURES], dtype=np.float32)
+
+
+def _style_features(answer: str) -> dict[str, float]:
+    """Style and density: vocabulary over the first 200 words, word length, the share of the
+    commonest function words, capitalised words inside sentences (names), hedges per word, how
+    many kinds of punctuation, paragraphs, question marks per 100 words. Added as one batch after
+    one measurement (head-level prompt-disjoint CV on the graded answers, 3 fold seeds: +0.005
+    pairwise alone, +0.003 with peers). A count of apologies was in that batch and is not: it
+    duplicates the refusal severity, and the fit gave it the opposite sign, so a refusal's
+    learned grade rose (a test of refusals caught it)."""
+    tokens = _WORD_RE.findall(answer)
+    n = len(tokens) or 1
+    first = [t.lower() for t in tokens[:200]]
+    inside = sum(1 for i, t in enumerate(tokens) if i and t[:1].isupper() and not tokens[i - 1].endswith("."))
+    return {
+        "distinct_first_200": len(set(first)) / len(first) if first else 0.0,
+        "mean_word_length": sum(len(t) for t in tokens) / n,
+        "stopword_share": sum(t.lower() in _STOPWORDS for t in tokens) / n,
+        "capitalised_share": inside / n,
+        "hedges": 100.0 * len(_HEDGE_RE.findall(answer)) / n,
+        "punctuation_variety": len(_PUNCTUATION.intersection(answer)) / len(_PUNCTUATION),
+        "log_paragraphs": math.log1p(sum(1 for part in answer.split("\n\n") if part.strip())),
+        "question_marks": min(10.0, answer.count("?") * 100.0 / n),
+    }
 
 
 def _terms(text: str) -> Counter:
