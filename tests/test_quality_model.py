@@ -400,5 +400,5 @@ def test_style_features_tell_dense_prose_from_wordy_prose() -> None:
     assert d["mean_word_length"] > w["mean_word_length"]
     hedged = Q.text_features("Q?", "It may depend. However, it might possibly work, but I'm sorry, I cannot say.")
     h = dict(zip(Q.TEXT_FEATURES, hedged))
-    assert h["hedges"] > 0 and "apologies" not in h   # the refusal severity covers apologies
+    assert h["hedges"] > 0
     assert all(np.isfinite(Q.text_features("Q?", text)).all() for text in ("", "?", "\n\n\n", "a" * 30000))

@@ -71,7 +71,6 @@ _BOLD_RE = re.compile(r"\*\*[^*\n]+\*\*")
 _CONTENT_RE = re.compile(r"[a-z][a-z'-]{3,}")
 _TERM_RE = re.compile(r"[a-z0-9][a-z0-9'_-]*")
 _NUMBER_RE = re.compile(r"\d+(?:\.\d+)?")
-_WORD_RE = re.compile(r"[A-Za-z']+")
 _STOPWORDS = frozenset("the a an of to in and or is are was were be been it that this for on with as by at from".split())
 _HEDGE_RE = re.compile(r"\b(?:may|might|could|possibly|perhaps|generally|typically|often|usually|depends|"
                        r"it is important to|keep in mind|note that|however)\b", re.I)
@@ -125,12 +124,12 @@ def text_features(prompt: str, answer: str) -> np.ndarray:
         "truncation": _penalties.truncation(answer)[0],
         "error_text": _penalties.error_text(answer)[0],
         "boilerplate": _penalties.boilerplate(answer)[0],
-        **_style_features(answer),
+        **_style_features(answer, tokens),
     }
     return np.array([values[name] for name in TEXT_FEATURES], dtype=np.float32)
 
 
-def _style_features(answer: str) -> dict[str, float]:
+def _style_features(answer: str, tokens: list[str]) -> dict[str, float]:
     """Style and density: vocabulary over the first 200 words, word length, the share of the
     commonest function words, capitalised words inside sentences (names), hedges per word, how
     many kinds of punctuation, paragraphs, question marks per 100 words. Added as one batch after
@@ -138,7 +137,7 @@ def _style_features(answer: str) -> dict[str, float]:
     pairwise alone, +0.003 with peers). A count of apologies was in that batch and is not: it
     duplicates the refusal severity, and the fit gave it the opposite sign, so a refusal's
     learned grade rose (a test of refusals caught it)."""
-    tokens = _WORD_RE.findall(answer)
+    tokens = [t for t in tokens if t[0].isalpha()]   # the answer's words, numbers left out
     n = len(tokens) or 1
     first = [t.lower() for t in tokens[:200]]
     inside = sum(1 for i, t in enumerate(tokens) if i and t[:1].isupper() and not tokens[i - 1].endswith("."))
