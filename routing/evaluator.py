@@ -18,7 +18,7 @@ point ranges; charts read them. The scorers live in :mod:`routing.evaluation`.
 The learned quality score (:mod:`routing.evaluation.quality`, a linear model trained on
 GPT-4's grades of open-ended answers, folder ``quality_model/``) is blended with the heuristic
 figure and the penalty share by a logistic curve whose weights were fitted per regime (multiple
-choice, one function, a program, maths, open-ended; alone or with peers) on training prompts (:mod:`training.quality`);
+choice, a two-option question, one function, a program, maths, open-ended; alone or with peers) on training prompts (:mod:`training.quality`);
 a heuristic 0 (empty, no valid option, penalties beyond the points) stays 0. ``normalized`` is
 that blend, in [0, 1]; ``heuristic_normalized`` keeps the heuristics' own figure and ``learned`` the model's part. The
 per-dimension table stays the explanation. Without the model folder (missing or corrupt)
@@ -70,9 +70,12 @@ PENALTIES: dict[str, float] = {
 PENALTY_FLOOR: float = -14.0
 
 #: Regimes of the learned combination (each has its own fitted weights, alone and with peers):
-#: multiple choice; code for one function (right or wrong, as on MBPP); a program or other coding
-#: request judged as a whole; maths; open-ended.
-REGIMES: tuple[str, ...] = ("choice", "code", "program", "math", "open")
+#: multiple choice among three or more options; a two-option question (where half of all guesses
+#: agree, so a peer vote means less and the blend is fitted apart); code for one function (right or
+#: wrong, as on MBPP); a program or other coding request judged as a whole; maths; open-ended.
+REGIMES: tuple[str, ...] = ("choice", "binary", "code", "program", "math", "open")
+#: Regimes whose answers have a result the peers vote on (an option, a final value).
+VOTING_REGIMES: tuple[str, ...] = ("choice", "binary", "math")
 
 __all__ = ["DIMENSIONS", "PENALTIES", "PENALTY_FLOOR", "KINDS", "REGIMES", "evaluate", "evaluate_group",
            "applied_dimensions", "regime", "peer_head_applies", "penalty_share"]
@@ -124,7 +127,7 @@ def applied_dimensions(info: PromptInfo, *, has_reference: bool = False) -> list
 def regime(info: PromptInfo, applied: Sequence[str]) -> str:
     """Which combination regime a prompt falls in (:data:`REGIMES`)."""
     if info.options:
-        return "choice"
+        return "binary" if len(info.options) == 2 else "choice"
     if "code_quality" in applied:
         return "code" if info.function_task else "program"
     if "math_accuracy" in applied:
@@ -145,7 +148,7 @@ def peer_head_applies(kind: str, prompt_has_tests: bool, peers_vote: bool) -> bo
     """Whether peers may reach the learned score: for multiple choice and maths only when they
     voted on the answer's result (as for the heuristics), never for code that the prompt's own
     tests check; always for programs and open-ended prompts."""
-    if kind in ("choice", "math"):
+    if kind in VOTING_REGIMES:
         return peers_vote
     if kind == "code":
         return not prompt_has_tests
@@ -313,9 +316,6 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
         "learned": learned_part,
         "notice": notice,
     }
-
-
-VOTING_REGIMES = ("choice", "math")
 
 
 def distinct_peers(answer: str, peers: Sequence[str]) -> list[str]:

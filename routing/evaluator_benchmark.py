@@ -167,37 +167,79 @@ def load_answers(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["prompt_id", "model", "prompt", "answer", "correct"])
 
 
-def score_answers(answers: pd.DataFrame, *, run_code: bool = True, workers: int = 2) -> list[float]:
-    """``normalized`` evaluator score of every answer (threads: code runs in subprocesses)."""
-    pairs = list(zip(answers["prompt"], answers["answer"]))
+def _scores(answers: pd.DataFrame, *, peers: bool, run_code: bool, workers: int) -> tuple[list[float], list[float]]:
+    """(``normalized``, ``heuristic_normalized``) of every answer, alone or with the other answers
+    to its prompt as peers; one evaluation gives both (threads: code runs in subprocesses)."""
+    if not peers:
+        def one_alone(pair: tuple[str, str]) -> tuple[float, float]:
+            ev = evaluate(pair[0], pair[1], run_code=run_code)
+            return float(ev["normalized"]), float(ev["heuristic_normalized"])
 
-    def one(pair: tuple[str, str]) -> float:
-        return float(evaluate(pair[0], pair[1], run_code=run_code)["normalized"])
+        pairs = list(zip(answers["prompt"], answers["answer"]))
+        if workers <= 1:
+            found = [one_alone(p) for p in pairs]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                found = list(pool.map(one_alone, pairs))
+        return [f[0] for f in found], [f[1] for f in found]
 
-    if workers <= 1:
-        return [one(p) for p in pairs]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, pairs))
-
-
-def score_answers_with_peers(answers: pd.DataFrame, *, run_code: bool = True, workers: int = 2) -> list[float]:
-    """``normalized`` score of every answer with the other answers to its prompt as peers."""
     groups = [part for _, part in answers.groupby("prompt_id", sort=False)]
 
-    def one(part: pd.DataFrame) -> dict[int, float]:
+    def one(part: pd.DataFrame) -> dict[int, tuple[float, float]]:
         evaluations = evaluate_group(part["prompt"].iat[0], dict(zip(part.index, part["answer"])),
                                      run_code=run_code)
-        return {index: float(ev["normalized"]) for index, ev in evaluations.items()}
+        return {index: (float(ev["normalized"]), float(ev["heuristic_normalized"]))
+                for index, ev in evaluations.items()}
 
-    by_index: dict[int, float] = {}
+    by_index: dict[int, tuple[float, float]] = {}
     if workers <= 1:
         for part in groups:
             by_index.update(one(part))
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for found in pool.map(one, groups):
-                by_index.update(found)
-    return [by_index[index] for index in answers.index]
+            for result in pool.map(one, groups):
+                by_index.update(result)
+    return [by_index[i][0] for i in answers.index], [by_index[i][1] for i in answers.index]
+
+
+def score_answers(answers: pd.DataFrame, *, run_code: bool = True, workers: int = 2) -> list[float]:
+    """``normalized`` evaluator score of every answer (threads: code runs in subprocesses)."""
+    return _scores(answers, peers=False, run_code=run_code, workers=workers)[0]
+
+
+def score_answers_with_peers(answers: pd.DataFrame, *, run_code: bool = True, workers: int = 2) -> list[float]:
+    """``normalized`` score of every answer with the other answers to its prompt as peers."""
+    return _scores(answers, peers=True, run_code=run_code, workers=workers)[0]
+
+
+def paired_auc_difference(groups: Sequence[object], labels: Sequence[int], scores: Sequence[float],
+                          baseline: Sequence[float], *, resamples: int = 1000, seed: int = 0
+                          ) -> dict[str, float | tuple[float, float]]:
+    """ROC AUC of ``scores`` minus that of ``baseline`` on the same answers, with a 95% paired
+    bootstrap interval (whole prompts resampled, both scorers on the same resample)."""
+    labels_arr = np.asarray(labels, int)
+    a, b = np.asarray(scores, float), np.asarray(baseline, float)
+    diff = roc_auc(labels_arr, a) - roc_auc(labels_arr, b)
+    index_of: dict[object, list[int]] = {}
+    for i, g in enumerate(groups):
+        index_of.setdefault(g, []).append(i)
+    parts = [np.asarray(v) for v in index_of.values()]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        rows = np.concatenate([parts[i] for i in rng.integers(0, len(parts), len(parts))])
+        if len(set(labels_arr[rows].tolist())) == 2:
+            values.append(roc_auc_score(labels_arr[rows], a[rows]) - roc_auc_score(labels_arr[rows], b[rows]))
+    low, high = np.percentile(values, [2.5, 97.5]) if values else (float("nan"), float("nan"))
+    return {"auc_difference": round(float(diff), 4), "auc_difference_ci95": (round(float(low), 4), round(float(high), 4))}
+
+
+def heuristics_comparison(answers: pd.DataFrame, scores: Sequence[float], heuristics: Sequence[float]) -> dict[str, Any]:
+    """The heuristics' own figure (``heuristic_normalized``: the evaluator before the learned
+    score) on the same answers, and the paired difference of the evaluator's AUC from it."""
+    labels, groups = answers["correct"].tolist(), answers["prompt_id"].tolist()
+    return {"auc": roc_auc(labels, heuristics), "pairwise_accuracy": pairwise_accuracy(groups, labels, heuristics)[0],
+            **paired_auc_difference(groups, labels, scores, heuristics)}
 
 
 def mode_report(answers: pd.DataFrame, scores: Sequence[float]) -> dict[str, float | int]:
@@ -242,6 +284,11 @@ def _format_table(results: dict[str, dict]) -> str:
             pair_ci = "{:.3f}-{:.3f}".format(*m["pairwise_accuracy_ci95"])
             lines.append(f"{name if mode == 'alone' else '':<22}{mode:<12}{r['answers']:>8}{m['auc']:>7.3f}"
                          f"{auc_ci:>15}{m['pairwise_accuracy']:>10.3f}{pair_ci:>15}{m['tie_rate']:>6.2f}")
+            if "heuristics" in m:
+                h = m["heuristics"]
+                diff = "{:+.3f} ({:+.3f} to {:+.3f})".format(h["auc_difference"], *h["auc_difference_ci95"])
+                lines.append(f"{'':<22}{'  heuristics':<12}{r['answers']:>8}{h['auc']:>7.3f}{'':>15}"
+                             f"{h['pairwise_accuracy']:>10.3f}   evaluator - heuristics AUC {diff}")
         lines.append(f"{'':<22}{'length only':<12}{r['answers']:>8}{r['length_baseline_auc']:>7.3f}{'':>15}"
                      f"{r['length_baseline_pairwise_accuracy']:>10.3f}")
     return "\n".join(lines)
@@ -263,13 +310,15 @@ def run(data_dir: Path, splits: Iterable[str], datasets: Iterable[str], *, run_c
                 keep = answers["prompt_id"].drop_duplicates().head(limit)
                 answers = answers[answers["prompt_id"].isin(keep)].reset_index(drop=True)
             started = time.perf_counter()
-            scores = score_answers(answers, run_code=run_code, workers=workers)
+            scores, heuristics = _scores(answers, peers=False, run_code=run_code, workers=workers)
             report = dataset_report(answers, scores)
+            report["heuristics"] = heuristics_comparison(answers, scores, heuristics)
             report["seconds"] = round(time.perf_counter() - started, 1)
             if peers:
                 started = time.perf_counter()
-                peer_scores = score_answers_with_peers(answers, run_code=run_code, workers=workers)
+                peer_scores, peer_heuristics = _scores(answers, peers=True, run_code=run_code, workers=workers)
                 report["with_peers"] = mode_report(answers, peer_scores)
+                report["with_peers"]["heuristics"] = heuristics_comparison(answers, peer_scores, peer_heuristics)
                 report["with_peers"]["seconds"] = round(time.perf_counter() - started, 1)
             results[path.stem] = report
     return results
@@ -525,7 +574,7 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
                         "orders as the judge does; score ties count 0.5; 95% CI: bootstrap over prompts",
             "spearman": "Spearman's rho between judge grade and score within a prompt, mean over prompts",
             "cross_validation": f"{folds}-fold, prompt-disjoint: heads and blend (training.quality.fit_pipeline) "
-                                "refitted on the other folds' prompts; the blend's choice/code regimes on the "
+                                "refitted on the other folds' prompts; the blend's choice/binary/code regimes on the "
                                 "RouterBench train slices (right/wrong outcomes) when --data-dir has them, as in "
                                 "training",
             "cross_validation_length_matched": "pairwise over the pairs whose answers' lengths (characters) "
@@ -600,6 +649,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pairwise_accuracy": "share of (correct, incorrect) answer pairs to the same prompt where the "
                                  "correct one scores higher; ties count 0.5",
             "length_baseline_*": "the same with answer length as the score",
+            "heuristics": "the same answers scored by the heuristics alone (heuristic_normalized, the evaluator "
+                          "without its learned score, as before evaluator v2), and auc_difference = evaluator AUC "
+                          "minus theirs with a 95% paired bootstrap interval (1000 resamples of whole prompts)",
             "with_peers": "auc, pairwise_accuracy, tie_rate and their intervals when every answer is scored with "
                           "the other models' answers to the same prompt as peers (leave-one-out, "
                           "evaluate_group); the top-level figures score each answer alone",

@@ -210,6 +210,9 @@ FUNCTION_TASKS = [
     'def add(a: int, b: int) -> int:\n    """Return the sum of a and b.\n    >>> add(2, 3)\n    5\n    """\n',
     "Please implement a nearest neighbors function in zig.",
     "Write code for this.\nassert reverse_words('a b') == 'b a'",
+    # the request after a leading clause (the one mbpp test prompt the detector missed)
+    "Given a list of tuples, write a function that returns the first value of the tuple with the smallest "
+    "second value.",
 ]
 PROGRAM_TASKS = [
     "write a python script that simulate N-body interaction under gravity.",
@@ -402,3 +405,66 @@ def test_style_features_tell_dense_prose_from_wordy_prose() -> None:
     h = dict(zip(Q.TEXT_FEATURES, hedged))
     assert h["hedges"] > 0
     assert all(np.isfinite(Q.text_features("Q?", text)).all() for text in ("", "?", "\n\n\n", "a" * 30000))
+
+
+TWO_OPTIONS = ("The trophy doesn't fit into the brown suitcase because _ is too large.\nA) the trophy\n"
+               'B) the suitcase\nPrint only a single choice  from "A" or "B" without explanation. Answer:')
+
+
+def test_a_two_option_question_has_its_own_regime_and_old_folders_give_it_the_choice_blend(tmp_path: Path) -> None:
+    """Half of all guesses agree on two options, so the peers' vote means less there than on four:
+    the blend is fitted apart ("binary"); a folder trained before that regime scores it as choice."""
+    assert evaluate(TWO_OPTIONS, "A")["regime"] == "binary"
+    assert evaluate(ARC_PROMPT, "B")["regime"] == "choice"
+    group = evaluate_group(TWO_OPTIONS, {"a": "A", "b": "A", "c": "A", "d": "B"})
+    assert group["a"]["learned"]["regime"] == "binary/peers"
+    assert group["a"]["normalized"] > group["d"]["normalized"]
+    assert Q.blend_key({"choice/peers": {}, "open/alone": {}}, "binary/peers") == "choice/peers"
+    assert Q.blend_key({"choice/alone": {}, "open/alone": {}}, "binary/peers") == "choice/alone"
+    assert Q.blend_key({"open/alone": {}}, "binary/alone") == "open/alone"
+    assert Q.blend_key({"math/alone": {}, "open/alone": {}}, "math/peers") == "math/alone"
+
+
+def _outcome_world(informative: bool, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """400 right/wrong answers to 80 prompts ranked by the heuristic (a fifth of them wrong); the
+    learned score either also knows who is right or is noise."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    right = (rng.uniform(size=n) < 0.6).astype(float)
+    noisy = np.where(rng.uniform(size=n) < 0.2, 1 - right, right)
+    H = np.column_stack([np.where(noisy == 1, 0.8, 0.4) + rng.normal(0, 0.05, n), np.zeros(n)])
+    q = (0.3 + 0.4 * right + rng.normal(0, 0.15, n)) if informative else rng.uniform(0, 1, n)
+    return ["binary/peers"] * n, H, np.clip(q, 0, 1), right, [f"p{i // 5}" for i in range(n)]
+
+
+def test_an_outcome_fitted_regime_keeps_the_learned_score_only_where_cross_validation_says_it_helps() -> None:
+    keys, H, q, target, prompts = _outcome_world(informative=False)
+    outcome = np.ones(len(keys), bool)
+    fitted_in_sample = T.fit_blends(keys, H, q, target, outcome=outcome)["binary/peers"]
+    assert fitted_in_sample["quality"] > 0          # the premise: noise gets a weight in sample
+    checked = T.fit_blends(keys, H, q, target, outcome=outcome, outcome_groups=prompts)["binary/peers"]
+    assert checked["quality"] == 0.0 and checked["learned_kept"] is False
+    assert checked["cv_auc_learned"] <= checked["cv_auc_without"]
+    assert checked["heuristic"] > 0 and checked["source"] == "right/wrong outcomes"
+    # a learned score that knows who is right keeps its weight
+    keys, H, q, target, prompts = _outcome_world(informative=True)
+    kept = T.fit_blends(keys, H, q, target, outcome=outcome, outcome_groups=prompts)["binary/peers"]
+    assert kept["learned_kept"] is True and kept["quality"] > 0
+    assert kept["cv_auc_learned"] > kept["cv_auc_without"]
+    # graded-only regimes are never checked this way (no outcomes to check on)
+    graded = T.fit_blends(["open/alone"] * len(keys), H, q, target, outcome=np.zeros(len(keys), bool),
+                          outcome_groups=prompts)["open/alone"]
+    assert "learned_kept" not in graded
+
+
+def test_the_benchmark_compares_the_evaluator_with_its_heuristics_on_the_same_answers() -> None:
+    labels = [1, 0, 1, 0, 1, 0]
+    groups = ["a", "a", "b", "b", "c", "c"]
+    better = [0.9, 0.1, 0.8, 0.2, 0.7, 0.3]           # AUC 1.0
+    worse = [0.4, 0.6, 0.8, 0.2, 0.7, 0.3]            # one of 9 pairs lost: AUC 8/9
+    diff = bench.paired_auc_difference(groups, labels, better, worse, resamples=300)
+    assert diff["auc_difference"] == pytest.approx(1 - 8 / 9, abs=1e-4)
+    low, high = diff["auc_difference_ci95"]
+    assert 0.0 <= low <= diff["auc_difference"] <= high
+    same = bench.paired_auc_difference(groups, labels, better, better, resamples=50)
+    assert same["auc_difference"] == 0.0 and same["auc_difference_ci95"] == (0.0, 0.0)

@@ -77,7 +77,10 @@ class QualityConfig:
     pairwise_blend: bool = False            # graded regimes: blend direction fitted pairwise (tried: no gain)
     tilt_blend: bool = False                # outcome-fitted regimes turned toward the grades at equal
                                             # train AUC (measured: +0.006 graded, mbpp AUC -0.003; off)
-    routerbench_prompts: int = 150          # prompts per RouterBench train slice for the blend
+    routerbench_prompts: int = 2000         # prompts per RouterBench train slice for the blend (2000: all
+                                            # of arc_challenge 1039, winograde 887, mbpp 299)
+    cv_learned_weight: bool = True          # outcome-fitted regimes keep the learned score only where
+                                            # prompt-grouped CV AUC on their outcome rows is higher with it
     routerbench_slices: Sequence[str] = ("arc_challenge", "winograde", "mbpp")
     run_code: bool = True                   # run code answers in the sandbox when fitting the blend
                                             # (graded and RouterBench rows), as the app scores them
@@ -428,10 +431,33 @@ def fit_blend(heuristic: np.ndarray, quality: np.ndarray, target: np.ndarray, l2
             "rows": int(len(t)), "fit": "cross-entropy"}
 
 
+def learned_weight_cv(heuristic: np.ndarray, quality: np.ndarray, target: np.ndarray, groups: Sequence[Any],
+                      l2: float = 1e-3, folds: int = 5, seed: int = 0) -> tuple[float, float] | None:
+    """Out-of-fold ROC AUC of an outcome-fitted blend with the learned score and without it
+    (quality fixed at 0), prompt-grouped ``folds``-fold; None when a fold or the whole lacks
+    both outcomes."""
+    from sklearn.metrics import roc_auc_score
+
+    y = (np.asarray(target, float) >= 0.5).astype(int)
+    if len(set(y.tolist())) < 2 or len(set(groups)) < folds:
+        return None
+    fold = prompt_folds([str(g) for g in groups], folds, seed)
+    H, q = np.asarray(heuristic, float), np.asarray(quality, float)
+    oof = {"with": np.zeros(len(y)), "without": np.zeros(len(y))}
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        for name, values in (("with", q), ("without", np.zeros_like(q))):
+            w = fit_blend(H[train], values[train], target[train], l2)
+            z = w["bias"] + w["heuristic"] * H[test, 0] + w["quality"] * values[test] - w["penalty"] * H[test, 1]
+            oof[name][test] = z
+    return float(roc_auc_score(y, oof["with"])), float(roc_auc_score(y, oof["without"]))
+
+
 def fit_blends(keys: Sequence[str], heuristic: np.ndarray, quality: np.ndarray, target: np.ndarray,
                l2: float = 1e-3, min_rows: int = 40, outcome: np.ndarray | None = None,
                groups: Sequence[Any] | None = None,
-               tilt_groups: Sequence[Any] | None = None) -> dict[str, dict[str, float]]:
+               tilt_groups: Sequence[Any] | None = None,
+               outcome_groups: Sequence[Any] | None = None) -> dict[str, dict[str, float]]:
     """One :func:`fit_blend` per regime key with at least ``min_rows`` rows; "open/alone" always
     (all rows when it has too few). ``outcome`` marks rows with a real right/wrong label
     (RouterBench): a regime that has at least ``min_rows`` of them is fitted on them alone,
@@ -439,7 +465,12 @@ def fit_blends(keys: Sequence[str], heuristic: np.ndarray, quality: np.ndarray, 
     ``groups`` (prompt of every row): graded-only regimes fit their direction pairwise.
     ``tilt_groups`` (prompt of every row): a regime fitted on outcomes that also has at least
     ``min_rows`` graded rows is turned toward the grades where that costs the outcomes' AUC
-    nothing (:func:`tilt_toward_grades`)."""
+    nothing (:func:`tilt_toward_grades`).
+    ``outcome_groups`` (prompt of every row): a regime fitted on outcomes keeps the learned score
+    only when its prompt-grouped cross-validated ROC AUC on those rows is higher with it than
+    without (:func:`learned_weight_cv`); otherwise it is refitted with the learned weight at 0.
+    (Why: on two-option questions the learned score, which rewards care and length, adds nothing
+    the peers' vote does not know, and a fitted weight there only adds noise.)"""
     keys_arr = np.asarray(keys)
     outcome = np.zeros(len(keys_arr), bool) if outcome is None else np.asarray(outcome, bool)
     out: dict[str, dict[str, float]] = {}
@@ -453,6 +484,15 @@ def fit_blends(keys: Sequence[str], heuristic: np.ndarray, quality: np.ndarray, 
             graded_only = not (rows & outcome).any()
             out[key] = fit_blend(heuristic[rows], quality[rows], target[rows], l2,
                                  groups=np.asarray(groups)[rows] if groups is not None and graded_only else None)
+            if outcome_groups is not None and on_outcomes and out[key]["quality"] > 0:
+                cv = learned_weight_cv(heuristic[rows], quality[rows], target[rows],
+                                       np.asarray(outcome_groups)[rows], l2)
+                if cv is not None:
+                    if cv[0] <= cv[1]:
+                        out[key] = fit_blend(heuristic[rows], np.zeros(int(rows.sum())), target[rows], l2)
+                        out[key]["quality"] = 0.0
+                    out[key].update(cv_auc_learned=round(cv[0], 4), cv_auc_without=round(cv[1], 4),
+                                    learned_kept=bool(cv[0] > cv[1]))
             if tilt_groups is not None and on_outcomes and graded_rows.sum() >= min_rows:
                 out[key] = tilt_toward_grades(
                     out[key], (heuristic[rows], quality[rows], target[rows]),
@@ -505,12 +545,14 @@ def fit_pipeline(frame: pd.DataFrame, X_alone: np.ndarray, X_peers: np.ndarray, 
         qual = np.concatenate([qual, q_rb])
         target = np.concatenate([target, outcome_rows.target])
         outcome = np.concatenate([outcome, np.ones(len(q_rb), bool)])
-        blend_groups += [f"rb{i}" for i in range(len(q_rb))]
+        blend_groups += [f"rb:{g}" for g in outcome_rows.prompts]
     live = heur[:, 0] > 0   # heuristic 0 is a veto (normalized 0), so those rows do not shape the curve
     combination = fit_blends([k for k, m in zip(keys, live) if m], heur[live], qual[live], target[live],
                              config.blend_l2, outcome=outcome[live],
                              groups=[g for g, m in zip(blend_groups, live) if m] if config.pairwise_blend else None,
-                             tilt_groups=[g for g, m in zip(blend_groups, live) if m] if config.tilt_blend else None)
+                             tilt_groups=[g for g, m in zip(blend_groups, live) if m] if config.tilt_blend else None,
+                             outcome_groups=[g for g, m in zip(blend_groups, live) if m]
+                             if config.cv_learned_weight else None)
     return Fitted(head_a, head_p, combination,
                   {"alone": alpha_a, "peers": alpha_p, "scan_alone": scan_a, "scan_peers": scan_p})
 
@@ -524,8 +566,7 @@ def predict(fitted: Fitted, X_alone: np.ndarray, X_peers: np.ndarray, heur_alone
     def blend(keys: Sequence[str], h: np.ndarray, q: np.ndarray) -> np.ndarray:
         out = np.zeros(len(h))
         for i, key in enumerate(keys):
-            w = fitted.combination.get(key) or fitted.combination.get(key.split("/")[0] + "/alone") \
-                or fitted.combination["open/alone"]
+            w = fitted.combination[Q.blend_key(fitted.combination, key)]
             z = w["bias"] + w["heuristic"] * h[i, 0] + w["quality"] * q[i] - w.get("penalty", 0.0) * h[i, 1]
             out[i] = 1.0 / (1.0 + np.exp(-z))
         return np.where(h[:, 0] > 0, out, 0.0)   # the evaluator's veto: heuristic 0 -> 0
@@ -548,6 +589,7 @@ class OutcomeRows:
     X_peers: np.ndarray
     peer_head: np.ndarray
     slices: list[str]
+    prompts: list[str] = field(default_factory=list)   # "<slice>:<prompt id>" of every row
 
     def quality(self, head_alone: Q.LinearHead, head_peers: Q.LinearHead) -> np.ndarray:
         q_a = Q.grade_to_score(np.clip(head_alone.predict(self.X_alone), 1, 10))
@@ -563,7 +605,7 @@ def routerbench_rows(data_dir: Path, config: QualityConfig, progress: Progress |
     from routing.evaluator_benchmark import load_answers
 
     keys: list[str] = []
-    heur, target, X_a, X_p, peer_head, slices = [], [], [], [], [], []
+    heur, target, X_a, X_p, peer_head, slices, prompts = [], [], [], [], [], [], []
     for name in config.routerbench_slices:
         path = Path(data_dir) / f"{name}_train.csv"
         if not path.is_file():
@@ -589,12 +631,13 @@ def routerbench_rows(data_dir: Path, config: QualityConfig, progress: Progress |
         X_p += [xp, xp]
         peer_head += [np.zeros(len(y), bool), uses]
         slices += [name] * (2 * len(y))
+        prompts += [f"{name}:{p}" for p in frame["question_id"]] * 2
     if not keys:
         empty = np.zeros(0)
         return OutcomeRows([], np.zeros((0, 2)), empty, np.zeros((0, len(Q.TEXT_FEATURES))),
                            np.zeros((0, len(Q.TEXT_FEATURES) + len(Q.PEER_FEATURES))), np.zeros(0, bool), [])
     return OutcomeRows(keys, np.concatenate(heur), np.concatenate(target), np.concatenate(X_a),
-                       np.concatenate(X_p), np.concatenate(peer_head), slices)
+                       np.concatenate(X_p), np.concatenate(peer_head), slices, prompts)
 
 
 def _peer_head_applies(key: str, prompt: str) -> bool:
@@ -662,7 +705,10 @@ def model_card(report: dict[str, Any], conf: dict[str, Any]) -> str:
                   f"{w.get('source', '')}"
                   + (f", turned toward the grades (graded pairwise {w['graded_pairwise']:.3f} -> "
                      f"{w['graded_pairwise_tilted']:.3f}, outcome AUC {w['outcome_auc']:.3f} -> "
-                     f"{w['outcome_auc_tilted']:.3f})" if "graded_pairwise_tilted" in w else "") + " |"
+                     f"{w['outcome_auc_tilted']:.3f})" if "graded_pairwise_tilted" in w else "")
+                  + (f"; learned score {'kept' if w['learned_kept'] else 'dropped'} by CV (AUC "
+                     f"{w['cv_auc_learned']:.4f} with it, {w['cv_auc_without']:.4f} without)"
+                     if "learned_kept" in w else "") + " |"
                   for k, w in sorted(conf["combination"].items())]
     tilt_note = ("" if not any("graded_pairwise_tilted" in w for w in conf["combination"].values()) else
                  " A regime fitted on outcomes that also has graded training prompts is then turned\n"
@@ -729,9 +775,11 @@ answers average 1.2 of 10 from GPT-4 in the data):
 
 `source` says what each was fitted on: where the RouterBench train slices (arc_challenge,
 winograde, mbpp; {report.get('routerbench_rows', 0)} rows, each answer alone and with peers) have
-right/wrong outcomes for a regime (choice, code: a prompt that asks for one function), those rows
-alone fit it; the others (program: any other coding request; math; open) are fitted on the graded
-training prompts' grades.{tilt_note} The heuristic figures it was fitted on are computed as the app
+right/wrong outcomes for a regime (choice: three or more options, binary: two, code: a prompt that
+asks for one function), those rows alone fit it, and the learned score keeps a weight there only
+where 5-fold prompt-grouped CV on those rows gives a higher ROC AUC with it than without; the others
+(program: any other coding request; math; open) are fitted on the graded training prompts'
+grades.{tilt_note} The heuristic figures it was fitted on are computed as the app
 computes them: {"code answers run in the sandbox" if conf.get("training", {}).get("run_code", True)
                 else "code answers NOT run (--no-run-code), unlike the app"}.
 

@@ -154,7 +154,7 @@ _NAMED_FUNCTION_RE = re.compile(
 )
 #: "Write a (Python) function to ...", "Please implement a ... method", at the start of a sentence.
 _FUNCTION_TASK_RE = re.compile(
-    r"(?:^|(?<=[.!?:\n])\s*)(?:please\s+)?(?:write|implement|create|define|complete|code)\s+(?:me\s+)?"
+    r"(?:^|(?<=[.!?:\n])\s*|(?<=,)\s+)(?:please\s+)?(?:write|implement|create|define|complete|code)\s+(?:me\s+)?"
     r"(?:(?:a|an|the|two|one)\s+)?(?:[\w+#-]+\s+){0,3}?(?:function|method)s?\b(?!\s+(?:call|pointer)s?\b)",
     re.I,
 )

@@ -35,7 +35,7 @@ import threading
 import zlib
 from collections import Counter
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -313,12 +313,21 @@ class QualityModel:
         """The fitted blend of the heuristic ``normalized``, the learned score and the penalty
         share for the ``key`` regime ("open/alone", "choice/peers", ...): a logistic curve, so
         in (0, 1). Returns (score, the key actually used)."""
-        if key not in self.combination:
-            fallback = key.split("/")[0] + "/alone"
-            key = fallback if fallback in self.combination else "open/alone"
+        key = blend_key(self.combination, key)
         w = self.combination.get(key) or {"bias": 0.0, "heuristic": 1.0, "quality": 0.0, "penalty": 0.0}
         z = w["bias"] + w["heuristic"] * heuristic + w["quality"] * quality - w.get("penalty", 0.0) * penalty
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z)))), key
+
+
+def blend_key(combination: Mapping[str, Any], key: str) -> str:
+    """The fitted regime that scores ``key`` ("choice/peers", ...): itself when fitted, else the
+    same regime alone, else "open/alone". A two-option question in a folder trained before that
+    regime existed (or without its outcome rows) takes the multiple-choice blend first."""
+    if key in combination:
+        return key
+    regime, _, mode = key.partition("/")
+    candidates = ([f"choice/{mode}", "choice/alone"] if regime == "binary" else []) + [f"{regime}/alone"]
+    return next((k for k in candidates if k in combination), "open/alone")
 
 
 _lock = threading.Lock()
