@@ -57,13 +57,15 @@ class HealthTracker:
             if first_token_ms is not None and first_token_ms >= 0:
                 h.recent_first_token_ms.append(float(first_token_ms))
 
-    def seed_latencies(self, latencies: Mapping[str, Sequence[float]]) -> None:
+    def seed_latencies(self, latencies: Mapping[str, Sequence[float]], *, first_token: bool = False) -> None:
         """Start from answer times measured before (the outcome log's, oldest first), so a new
         process - a restart, a batch run, a Ray actor - weighs latency before its own first calls;
-        live calls push them out. Whole-answer times only: the log keeps no time to first token."""
+        live calls push them out. ``first_token``: times to the first token of streamed answers
+        (what a streaming request's latency knob weighs)."""
         with self._lock:
             for model_id, values in latencies.items():
-                recent = self._get(model_id).recent_ms
+                h = self._get(model_id)
+                recent = h.recent_first_token_ms if first_token else h.recent_ms
                 seen = list(recent)
                 recent.clear()
                 recent.extend(float(v) for v in values if v is not None and v >= 0)

@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS results (
     response TEXT,
     error TEXT,
     latency_ms REAL,
+    first_token_ms REAL,
     prompt_tokens INTEGER,
     completion_tokens INTEGER,
     cost_usd REAL,
@@ -126,6 +127,10 @@ CREATE TABLE IF NOT EXISTS feedback (
 );
 CREATE INDEX IF NOT EXISTS feedback_by_comparison ON feedback(comparison_id, seq);
 """
+
+#: Columns added after the first release: (table, column, type); older files get them on open,
+#: their old rows read NULL there.
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("results", "first_token_ms", "REAL"),)
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -313,6 +318,9 @@ class OutcomeLog:
         try:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
+            for table, column, kind in _ADDED_COLUMNS:   # a log written before the column existed
+                if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             for statement in _guard_statements():
                 conn.execute(statement)
             conn.execute("COMMIT")
@@ -366,11 +374,11 @@ class OutcomeLog:
         for position, (model, r) in enumerate(results.items()):
             usage = r.get("usage") or {}
             rows.append((
-                "INSERT INTO results (comparison_id, model, position, response, error, latency_ms, prompt_tokens, "
-                "completion_tokens, cost_usd, total, normalized, judge_grade, scores) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO results (comparison_id, model, position, response, error, latency_ms, first_token_ms, "
+                "prompt_tokens, completion_tokens, cost_usd, total, normalized, judge_grade, scores) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cid, str(model), position, r.get("response"), r.get("error"), _num(r.get("latency_ms")),
-                 usage.get("prompt_tokens"), usage.get("completion_tokens"), _num(r.get("cost_usd")),
+                 _num(r.get("first_token_ms")), usage.get("prompt_tokens"), usage.get("completion_tokens"), _num(r.get("cost_usd")),
                  _num(r.get("total")), _num(r.get("normalized")), _num(r.get("judge_grade")),
                  json.dumps(r.get("scores") or {})),
             ))
@@ -447,6 +455,7 @@ class OutcomeLog:
                                           "ORDER BY comparison_id, position", ids):
                         results[r["comparison_id"]][r["model"]] = {
                             "response": r["response"], "error": r["error"], "latency_ms": r["latency_ms"],
+                            "first_token_ms": r["first_token_ms"] if "first_token_ms" in r.keys() else None,
                             "usage": {"prompt_tokens": r["prompt_tokens"], "completion_tokens": r["completion_tokens"]},
                             "cost_usd": r["cost_usd"], "total": r["total"], "normalized": r["normalized"],
                             "judge_grade": r["judge_grade"], "scores": json.loads(r["scores"] or "{}"),
@@ -488,18 +497,24 @@ class OutcomeLog:
         found = self._read("WHERE id = ?", (comparison_id,))
         return found[0] if found else None
 
-    def recent_latencies(self, per_model: int, max_age_s: float) -> dict[str, list[float]]:
+    def recent_latencies(self, per_model: int, max_age_s: float, *, first_token: bool = False
+                         ) -> dict[str, list[float]]:
         """Each model's latest successful answer times (ms), oldest first, at most ``per_model``
         of them and none older than ``max_age_s``: what a new process's latency knob starts from.
-        An absent or unreadable log gives {} (the knob then waits for live calls)."""
+        ``first_token``: the times to the first token of streamed answers instead (rows without
+        one - whole answers, logs written before the column existed - are left out). An absent
+        or unreadable log gives {} (the knob then waits for live calls)."""
+        column = "first_token_ms" if first_token else "latency_ms"
         since = time.time() - max_age_s
         try:
             with self._connect(write=False) as conn:
+                if column not in {r[1] for r in conn.execute("PRAGMA table_info(results)")}:
+                    return {}   # a log from before the column, opened read-only
                 rows = conn.execute(
-                    "SELECT model, latency_ms FROM (SELECT r.model, r.latency_ms, c.created_at, c.rowid AS seq, "
+                    f"SELECT model, {column} AS ms FROM (SELECT r.model, r.{column}, c.created_at, c.rowid AS seq, "
                     "ROW_NUMBER() OVER (PARTITION BY r.model ORDER BY c.created_at DESC, c.rowid DESC) AS n "
                     "FROM results r JOIN comparisons c ON c.id = r.comparison_id "
-                    "WHERE r.error IS NULL AND r.latency_ms >= 0 AND c.created_at >= ?) "
+                    f"WHERE r.error IS NULL AND r.{column} >= 0 AND c.created_at >= ?) "
                     "WHERE n <= ? ORDER BY created_at, seq", (since, int(per_model))).fetchall()
         except FileNotFoundError:
             return {}
@@ -508,7 +523,7 @@ class OutcomeLog:
             return {}
         out: dict[str, list[float]] = {}
         for row in rows:
-            out.setdefault(str(row["model"]), []).append(float(row["latency_ms"]))
+            out.setdefault(str(row["model"]), []).append(float(row["ms"]))
         return out
 
     def __len__(self) -> int:

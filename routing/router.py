@@ -77,6 +77,7 @@ class QueryResult:
     warnings: list[str] = field(default_factory=list)
     route_ms: float | None = None      # time the routing decision took (the selector)
     answer_id: str | None = None       # the outcome log's id for this answer (rate it with /feedback)
+    first_token_ms: float | None = None  # streamed answers: the model's time to its first token
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -431,7 +432,7 @@ class Router:
             answered_by=answered_by, fallbacks=fallbacks, usage=dict(result.usage or {}),
             cost_usd=result.cost_usd, latency_ms=round((time.monotonic() - start) * 1000, 1),
             scores={k: round(v, 4) for k, v in selection.scores.items()}, selector=selection.selector,
-            ranking=selection.ranking, warnings=list(self.warnings),
+            ranking=selection.ranking, warnings=list(self.warnings), first_token_ms=_first_token_ms(result),
         )
 
     def ask_model(self, model_id: str, prompt: str, *, max_tokens: int | None = None) -> ChatResult:

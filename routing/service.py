@@ -42,8 +42,12 @@ class RouterService:
         self.router = Router(self.pool, self.selector, self.hub, self.settings, ledger=self.ledger)
         self.router.warnings = self.warnings
         self.outcome_log = OutcomeLog.for_settings(self.settings)
-        # The latency knob starts from the answer times the log holds (a new process has measured none).
-        self.router.health.seed_latencies(self.outcome_log.recent_latencies(RECENT_CALLS, SEED_MAX_AGE_S))
+        # The latency knob starts from the answer times the log holds (a new process has measured
+        # none): whole answers, and time to the first token for streaming requests.
+        for first_token in (False, True):
+            self.router.health.seed_latencies(
+                self.outcome_log.recent_latencies(RECENT_CALLS, SEED_MAX_AGE_S, first_token=first_token),
+                first_token=first_token)
         self.learning = Learning(self.settings, self.router, self.outcome_log, self.pool, reload=self.reload_selector)
         if background:
             self.start_background_work()

@@ -95,3 +95,52 @@ def test_an_unreadable_outcome_log_leaves_the_latency_knob_waiting_for_live_call
     again = make_service()
     assert set(again.router.latencies().values()) == {None}
     assert again.router.route(CODE).selected_model
+
+
+def test_streamed_answers_log_their_time_to_first_token_and_a_restart_weighs_it(make_service):
+    import openai
+
+    from tests.app_harness import serve_app
+
+    first = make_service()
+    with serve_app(first) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="x", max_retries=0, timeout=20)
+        plain = client.chat.completions.create(model="router", messages=[{"role": "user", "content": CODE}])
+        chunks = list(client.chat.completions.create(model="router", stream=True,
+                                                     messages=[{"role": "user", "content": CODE}]))
+    first.learning.flush()
+    rows = {r["id"]: r for r in first.outcome_log.comparisons()}
+    (whole,) = rows[plain.id[len("chatcmpl-"):]]["results"].values()
+    ((model, streamed),) = rows[chunks[0].id[len("chatcmpl-"):]]["results"].items()
+    assert whole["first_token_ms"] is None                  # a whole answer has no first token of its own
+    assert streamed["first_token_ms"] is not None and 0 <= streamed["first_token_ms"] <= streamed["latency_ms"]
+    again = make_service()                                  # a restart: no live call yet
+    assert again.router.latencies(first_token=True)[model] == pytest.approx(streamed["first_token_ms"])
+    assert again.router.latencies()[model] is not None
+
+
+def test_a_log_from_before_the_first_token_column_is_read_and_extended(tmp_path):
+    import sqlite3
+    import time
+
+    from routing import outcome_log as O
+
+    path = tmp_path / "outcomes.sqlite3"
+    old_schema = O._SCHEMA.replace("    first_token_ms REAL,\n", "")
+    assert "first_token_ms" not in old_schema
+    conn = sqlite3.connect(path)
+    conn.executescript(old_schema)
+    conn.execute("INSERT INTO comparisons (id, created_at, prompt) VALUES ('old', ?, 'p')", (time.time(),))
+    conn.execute("INSERT INTO results (comparison_id, model, position, response, latency_ms) "
+                 "VALUES ('old', 'qwen2.5', 0, 'ok', 700)")
+    conn.commit()
+    conn.close()
+    log = O.OutcomeLog(path)
+    assert log.recent_latencies(10, 3600, first_token=True) == {}      # read before any write: nothing, no error
+    assert log.get("old")["results"]["qwen2.5"]["first_token_ms"] is None
+    log.record({"prompt": "q", "results": {"qwen2.5": {"response": "ok", "latency_ms": 900, "first_token_ms": 120}}})
+    assert log.recent_latencies(10, 3600) == {"qwen2.5": [700.0, 900.0]}
+    assert log.recent_latencies(10, 3600, first_token=True) == {"qwen2.5": [120.0]}
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):  # the guards still hold on the old file
+        with sqlite3.connect(path) as raw:
+            raw.execute("UPDATE results SET latency_ms = 1")

@@ -95,7 +95,7 @@ class AnswerRecorder:
                 "id": answer_id, "prompt": prompt, "selected_model": result.selected_model, "best_model": model,
                 "router_correct": None, "selector": result.selector, "kind": "answer", "source": source,
                 "results": {model: {"response": result.response, "error": None, "latency_ms": result.latency_ms,
-                                    "usage": result.usage, "cost_usd": result.cost_usd,
+                                    "first_token_ms": result.first_token_ms, "usage": result.usage, "cost_usd": result.cost_usd,
                                     "scores": ev.get("dimensions"), "total": ev.get("total"),
                                     "normalized": ev.get("normalized")}},
             })

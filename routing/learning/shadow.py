@@ -146,8 +146,8 @@ class ShadowSampler:
             answers = {result.answered_by: result.response, **{m: o.text for m, o in others.items()}}
             evaluations = evaluate_group(prompt, answers, run_code=True)
             entries = {result.answered_by: {"response": result.response, "error": None,
-                                            "latency_ms": result.latency_ms, "usage": result.usage,
-                                            "cost_usd": result.cost_usd}}
+                                            "latency_ms": result.latency_ms, "first_token_ms": result.first_token_ms,
+                                            "usage": result.usage, "cost_usd": result.cost_usd}}
             for m, o in others.items():
                 entries[m] = {"response": o.text, "error": None, "latency_ms": o.latency_ms, "usage": o.usage,
                               "cost_usd": o.cost_usd}
