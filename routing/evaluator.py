@@ -295,10 +295,16 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
             # A zero from the heuristics (empty, refused, no valid option, penalties beyond the
             # points) is a veto: such answers got GPT-4's lowest grades (mean 1.2 of 10 in the data).
             normalized = round(clamp(blended), 4) if heuristic > 0 else 0.0
-            learned_part = {**scored, "regime": key, "weights": dict(model.combination.get(key, {}))}
-            explanations["learned_quality"] = (
-                f"learned quality {scored['grade']:.1f}/10{' (with peers)' if scored['used_peers'] else ''}, "
-                f"blended with the heuristics' {heuristic:.2f} ({key} weights) -> {normalized:.2f}")
+            weights = dict(model.combination.get(key, {}))
+            learned_part = {**scored, "regime": key, "weights": weights}
+            grade = f"learned quality {scored['grade']:.1f}/10{' (with peers)' if scored['used_peers'] else ''}"
+            if weights.get("quality", 1.0) > 0:
+                explanations["learned_quality"] = (
+                    f"{grade}, blended with the heuristics' {heuristic:.2f} ({key} weights) -> {normalized:.2f}")
+            else:   # fitted on right/wrong outcomes, where the learned score did not help
+                explanations["learned_quality"] = (
+                    f"{grade}, not weighted here: on right/wrong outcomes of this kind ({key}) it did not help, "
+                    f"so the score follows the heuristics' {heuristic:.2f} -> {normalized:.2f}")
     if notice and not empty_severity:
         explanations["learned_quality"] = notice
     return {

@@ -468,3 +468,15 @@ def test_the_benchmark_compares_the_evaluator_with_its_heuristics_on_the_same_an
     assert 0.0 <= low <= diff["auc_difference"] <= high
     same = bench.paired_auc_difference(groups, labels, better, better, resamples=50)
     assert same["auc_difference"] == 0.0 and same["auc_difference_ci95"] == (0.0, 0.0)
+
+
+def test_the_explanation_says_when_a_regime_gives_the_learned_score_no_weight(monkeypatch) -> None:
+    model = Q.get_model()
+    weights = dict(model.combination["binary/peers"])
+    answers = {"a": "A", "b": "A", "c": "B"}
+    monkeypatch.setitem(model.combination, "binary/peers", {**weights, "quality": 0.0})
+    text = evaluate_group(TWO_OPTIONS, answers)["a"]["explanations"]["learned_quality"]
+    assert "not weighted here" in text and "binary/peers" in text and "blended" not in text
+    monkeypatch.setitem(model.combination, "binary/peers", {**weights, "quality": 1.5})
+    text = evaluate_group(TWO_OPTIONS, answers)["a"]["explanations"]["learned_quality"]
+    assert "blended with the heuristics'" in text and "not weighted" not in text
