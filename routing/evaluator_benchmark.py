@@ -521,7 +521,8 @@ def scoring_speed(frame: pd.DataFrame, samples: int = 60) -> dict[str, Any]:
 
 
 def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit: int | None = None,
-               outcome_dir: Path | None = None, tilt_blend: bool = False, run_code: bool = True) -> dict[str, Any]:
+               outcome_dir: Path | None = None, tilt_blend: bool = False, run_code: bool = True,
+               seed: int = 0) -> dict[str, Any]:
     """The ``--graded`` mode: cross-validated figures, the shipped model on its test prompts, speed."""
     from training.quality import load_graded
 
@@ -531,7 +532,7 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
         frame = frame[frame["question_id"].isin(keep)].reset_index(drop=True)
     started = time.perf_counter()
     scores, regimes = graded_cross_validation(frame, folds=folds, workers=workers, outcome_dir=outcome_dir,
-                                              tilt_blend=tilt_blend, run_code=run_code)
+                                              tilt_blend=tilt_blend, run_code=run_code, seed=seed)
     groups, grades = frame["question_id"].tolist(), frame["grade"].to_numpy(float)
     cv = {name: graded_metrics(groups, grades, values) for name, values in scores.items()}
     lengths = frame["answer"].str.len().to_numpy(float)
@@ -565,7 +566,8 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
                  f"{speed['evaluate_with_4_peers'].get('median_ms', float('nan')):.1f} ms with 4 peers")
     print("\n".join(lines))
     report = {
-        "command": "python -m routing.evaluator_benchmark --graded " + str(path) + (" --tilt-blend" if tilt_blend else ""),
+        "command": "python -m routing.evaluator_benchmark --graded " + str(path) + (" --tilt-blend" if tilt_blend else "")
+                   + (f" --seed {seed}" if seed else ""),
         "graded_file": str(path),
         "outcome_rows_for_the_blend": str(outcome_dir) if outcome_dir else None,
         "answers": len(frame), "prompts": int(frame["question_id"].nunique()),
@@ -611,6 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="agreement with a judge's grades on FILE (question_id, prompt, answer, gpt4_score) "
                              "instead of the RouterBench AUC table")
     parser.add_argument("--folds", type=int, default=5, help="prompt-disjoint folds of the --graded mode")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="--graded mode: which prompts share a fold (and the training seed); the README "
+                             "quotes seed 0 and the spread over seeds 0-3")
     parser.add_argument("--tilt-blend", action="store_true",
                         help="--graded mode: fit the blend as python -m training.quality --tilt-blend does")
     args = parser.parse_args(argv)
@@ -626,7 +631,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = args.out if args.out != DEFAULT_OUT else DEFAULT_GRADED_OUT
         run_graded(args.graded, out, folds=args.folds, workers=args.workers, limit=args.limit,
                    outcome_dir=args.data_dir if args.data_dir.is_dir() else None, tilt_blend=args.tilt_blend,
-                   run_code=not args.no_run_code)
+                   run_code=not args.no_run_code, seed=args.seed)
         return 0
 
     if not args.data_dir.is_dir():

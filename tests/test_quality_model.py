@@ -480,3 +480,15 @@ def test_the_explanation_says_when_a_regime_gives_the_learned_score_no_weight(mo
     monkeypatch.setitem(model.combination, "binary/peers", {**weights, "quality": 1.5})
     text = evaluate_group(TWO_OPTIONS, answers)["a"]["explanations"]["learned_quality"]
     assert "blended with the heuristics'" in text and "not weighted" not in text
+
+
+def test_the_graded_mode_takes_a_fold_seed_and_records_it(tmp_path: Path) -> None:
+    graded = _tiny_graded(tmp_path / "graded.csv", prompts=6)
+    reports = {}
+    for seed in (0, 1):
+        out = tmp_path / f"graded{seed}.json"
+        assert bench.main(["--graded", str(graded), "--out", str(out), "--folds", "3", "--seed", str(seed),
+                           "--data-dir", str(tmp_path / "no-routerbench")]) == 0
+        reports[seed] = json.loads(out.read_text())
+    assert reports[1]["command"].endswith("--seed 1") and "--seed" not in reports[0]["command"]
+    assert reports[1]["cross_validation"]["length"] == reports[0]["cross_validation"]["length"]  # not a fold figure
