@@ -107,4 +107,8 @@ class HealthTracker:
         d.pop("recent_first_token_ms")
         median = self.median_latency_ms(model_id)
         d["median_latency_ms"] = None if median is None else round(median, 1)
+        with self._lock:
+            streamed = bool(self._get(model_id).recent_first_token_ms)
+        first = self.median_latency_ms(model_id, first_token=True) if streamed else None
+        d["median_first_token_ms"] = None if first is None else round(first, 1)
         return d

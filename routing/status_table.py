@@ -2,7 +2,8 @@
 
 "Key and listing" is what a probe can learn without spending tokens (the provider accepts the
 key and lists the model); whether the model *answers* is what the router saw last, in its own
-columns, with the median of its recent answers: what the latency knob weighs. The local model gets
+columns, with the median of its recent answers and of its recent times to the first token of a
+stream: what the latency knob weighs (the second for streamed requests). The local model gets
 a row of its own.
 """
 
@@ -14,7 +15,8 @@ from typing import Any, Sequence
 from routing.router import LOCAL_ANSWERER
 
 COLUMNS = ["model", "provider", "key and listing (no tokens)", "last answer", "probe ms", "error",
-           "last answer ms", "median answer ms (latency knob)", "failures in a row", "cooldown s",
+           "last answer ms", "median answer ms (latency knob)", "median first token ms (streamed requests)",
+           "failures in a row", "cooldown s",
            "price $/M in / out"]
 
 
@@ -50,16 +52,17 @@ def model_rows(report: Sequence[dict[str, Any]], local: dict[str, Any] | None,
     for r in report:
         rows.append([r["model"], r["provider"], "yes" if r["reachable"] else "no", last_answer(r, now),
                      _ms(r.get("probe_latency_ms")), r.get("probe_error") or r.get("last_error") or "",
-                     _ms(r.get("last_latency_ms")), _ms(r.get("median_latency_ms")), r.get("consecutive_failures") or 0,
+                     _ms(r.get("last_latency_ms")), _ms(r.get("median_latency_ms")),
+                     _ms(r.get("median_first_token_ms")), r.get("consecutive_failures") or 0,
                      round(r.get("cooldown_left_s") or 0), f"{r['price_per_m_in']:.3f} / {r['price_per_m_out']:.3f} "
                      f"({r['price_source']})"])
     if local is None:
         rows.append([LOCAL_ANSWERER, "local (offline fallback)", "off", "", None,
-                     "turned off (ROUTER_LOCAL_MODEL=0)", None, None, 0, 0, "0.000 / 0.000 (runs here)"])
+                     "turned off (ROUTER_LOCAL_MODEL=0)", None, None, None, 0, 0, "0.000 / 0.000 (runs here)"])
     else:
         state = local.get("state")
         shown = {"ready": "ready", "loading": f"loading ({(local.get('elapsed_s') or 0):.0f} s)",
                  "not_started": "loads on first use", "failed": "failed"}.get(state, str(state))
         rows.append([LOCAL_ANSWERER, "local (offline fallback)", shown, "", None, local.get("error") or "",
-                     None, None, 0, 0, "0.000 / 0.000 (runs here)"])
+                     None, None, None, 0, 0, "0.000 / 0.000 (runs here)"])
     return rows

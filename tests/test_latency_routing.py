@@ -117,6 +117,9 @@ def test_streamed_answers_log_their_time_to_first_token_and_a_restart_weighs_it(
     again = make_service()                                  # a restart: no live call yet
     assert again.router.latencies(first_token=True)[model] == pytest.approx(streamed["first_token_ms"])
     assert again.router.latencies()[model] is not None
+    snapshot = again.router.health.snapshot(model)          # the Status tab shows both medians
+    assert snapshot["median_first_token_ms"] == pytest.approx(streamed["first_token_ms"], abs=0.1)
+    assert again.router.health.snapshot(next(m for m in again.pool.ids if m != model))["median_first_token_ms"] is None
 
 
 def test_a_log_from_before_the_first_token_column_is_read_and_extended(tmp_path):
