@@ -104,11 +104,8 @@ class HealthTracker:
         d["cooldown_left_s"] = round(self.cooling_down(model_id), 1)
         d.pop("cooldown_until")
         d.pop("recent_ms")
-        d.pop("recent_first_token_ms")
         median = self.median_latency_ms(model_id)
         d["median_latency_ms"] = None if median is None else round(median, 1)
-        with self._lock:
-            streamed = bool(self._get(model_id).recent_first_token_ms)
-        first = self.median_latency_ms(model_id, first_token=True) if streamed else None
-        d["median_first_token_ms"] = None if first is None else round(first, 1)
+        streamed = d.pop("recent_first_token_ms")   # no fallback to whole answers here: None until a stream
+        d["median_first_token_ms"] = round(float(statistics.median(streamed)), 1) if streamed else None
         return d

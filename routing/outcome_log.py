@@ -215,6 +215,11 @@ _retry_locked = retry(retry=retry_if_exception(_is_locked), stop=stop_after_atte
                       wait=wait_random_exponential(multiplier=0.05, max=2.0), reraise=True)
 
 
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The column names ``table`` has in this file (older files may lack :data:`_ADDED_COLUMNS`)."""
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
 def _rollback(conn: sqlite3.Connection) -> None:
     """Roll back the open transaction, if any: SQLite rolls some back itself on an error (SQLITE_BUSY
     among them), and a ROLLBACK then would raise "no transaction is active" in place of the "locked"
@@ -319,7 +324,7 @@ class OutcomeLog:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 conn.execute(statement)
             for table, column, kind in _ADDED_COLUMNS:   # a log written before the column existed
-                if column not in {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}:
+                if column not in _columns(conn, table):
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             for statement in _guard_statements():
                 conn.execute(statement)
@@ -508,7 +513,7 @@ class OutcomeLog:
         since = time.time() - max_age_s
         try:
             with self._connect(write=False) as conn:
-                if column not in {r[1] for r in conn.execute("PRAGMA table_info(results)")}:
+                if column not in _columns(conn, "results"):
                     return {}   # a log from before the column, opened read-only
                 rows = conn.execute(
                     f"SELECT model, {column} AS ms FROM (SELECT r.model, r.{column}, c.created_at, c.rowid AS seq, "
