@@ -116,6 +116,23 @@ def test_a_shadow_comparison_never_delays_the_answer(make_service, protocol_serv
     assert service.ledger.summary()["paid_calls"] == 2  # the app's daily ledger counts the shadow too
 
 
+def test_a_shadowed_answer_counts_once_in_the_latency_a_restart_starts_from(make_service, protocol_server):
+    service = make_service(shadow_rate=1.0, shadow_budget_usd=1.0, holdout_share=0.0)
+    result = service.query(LIMERICK)
+    rows = logged(service)
+    assert sorted(r["kind"] for r in rows) == ["answer", "shadow"]
+    shadow = next(r for r in rows if r["kind"] == "shadow")
+    routed, other = result["answered_by"], next(m for m in shadow["results"] if m != result["answered_by"])
+    assert shadow["results"][routed]["response"] == result["response"]   # still compared
+    times = OutcomeLog.for_settings(service.settings).recent_latencies(50, 3600)
+    assert len(times[routed]) == 1 and len(times[other]) == 1   # the routed call was made once, so it counts once
+    service = make_service(shadow_rate=1.0, shadow_budget_usd=1.0, holdout_share=0.0, log_answers=False)
+    result = service.query(LIMERICK + " and a dog")            # not logged as an answer: the shadow row holds its time
+    rows = [r for r in logged(service) if r["prompt"].endswith("a dog")]
+    assert [r["kind"] for r in rows] == ["shadow"]
+    assert rows[0]["results"][result["answered_by"]]["latency_ms"] is not None
+
+
 def test_no_shadows_at_rate_zero_or_without_a_budget(make_service, protocol_server):
     for overrides in ({"shadow_rate": 0.0, "shadow_budget_usd": 1.0}, {"shadow_rate": 1.0}):
         protocol_server.reset()

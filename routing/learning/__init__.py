@@ -38,7 +38,7 @@ class Learning:
             log.exception("learning: could not queue the answer")
             found = None
         try:
-            self.shadow.maybe_shadow(prompt, result, single_turn=single_turn)
+            self.shadow.maybe_shadow(prompt, result, single_turn=single_turn, timed_elsewhere=found is not None)
         except Exception:  # noqa: BLE001
             log.exception("learning: could not start a shadow comparison")
         try:

@@ -95,8 +95,12 @@ class ShadowSampler:
         return min(candidates, key=lambda m: (seen[(kind, m)], candidates.index(m)))
 
     # ------------------------------------------------------------------ running
-    def maybe_shadow(self, prompt: str, result: QueryResult, *, single_turn: bool = True) -> bool:
-        """Sample this answer for a shadow comparison; True when one was started (in the background)."""
+    def maybe_shadow(self, prompt: str, result: QueryResult, *, single_turn: bool = True,
+                     timed_elsewhere: bool = False) -> bool:
+        """Sample this answer for a shadow comparison; True when one was started (in the background).
+
+        ``timed_elsewhere``: the answer log already holds this call's times, so the comparison
+        leaves them out (a restart's latency knob would count the call twice otherwise)."""
         if not self.active or not single_turn or self._rng() >= self.rate:
             return False
         if in_test_slice(prompt, self.holdout_share):
@@ -115,7 +119,7 @@ class ShadowSampler:
         if not holds:
             return False
         self.counts["sampled"] += 1
-        future = self._executor.submit(self._run, prompt, result, holds)
+        future = self._executor.submit(self._run, prompt, result, holds, timed_elsewhere)
         with self._lock:
             self._futures = [f for f in self._futures if not f.done()] + [future]
         return True
@@ -134,7 +138,8 @@ class ShadowSampler:
         self.ledger.settle(hold, other.cost_usd)
         return other
 
-    def _run(self, prompt: str, result: QueryResult, holds: list[tuple[str, Any]]) -> None:
+    def _run(self, prompt: str, result: QueryResult, holds: list[tuple[str, Any]],
+             timed_elsewhere: bool = False) -> None:
         from routing.compare import pick_winner, ModelOutcome
         from routing.evaluator import evaluate_group
 
@@ -145,8 +150,12 @@ class ShadowSampler:
         try:
             answers = {result.answered_by: result.response, **{m: o.text for m, o in others.items()}}
             evaluations = evaluate_group(prompt, answers, run_code=True)
+            # The routed call's times are logged with its answer when the answer log has it: one
+            # call, one sample for the latency a restarted knob starts from.
+            timed = not timed_elsewhere
             entries = {result.answered_by: {"response": result.response, "error": None,
-                                            "latency_ms": result.latency_ms, "first_token_ms": result.first_token_ms,
+                                            "latency_ms": result.latency_ms if timed else None,
+                                            "first_token_ms": result.first_token_ms if timed else None,
                                             "usage": result.usage, "cost_usd": result.cost_usd}}
             for m, o in others.items():
                 entries[m] = {"response": o.text, "error": None, "latency_ms": o.latency_ms, "usage": o.usage,
