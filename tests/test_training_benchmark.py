@@ -10,9 +10,9 @@ import pytest
 
 from training import routing_metrics as rm
 from routing.errors import UserError
-from training.benchmark import VARIANTS, benchmark, choose_variant, fit_variant
+from training.benchmark import benchmark, fit_selector
 from training.cost_model import CostModel
-from training.head import HeadConfig, LinearProbe, choose_k, knn_predict
+from training.head import LinearProbe, choose_k, knn_predict
 from training.outcomes import OutcomeTable
 
 SUMMARY_KEYS = {"n_train", "n_test", "models", "quality", "ci95", "diff_ci95", "aiq",
@@ -134,7 +134,9 @@ def test_linear_probe_ranks_models_by_topic_and_stays_in_unit_range():
     assert (pred.argmax(1) == 1 - topic[:20]).all()           # model a wins topic 1, model b topic 0
 
 
-def test_selector_variants_fit_and_are_chosen_on_train_only():
+def test_the_benchmarks_selector_is_the_apps_auto_head_chosen_on_train_only():
+    from training.strategies import AUTO_CANDIDATES, HEAD_STRATEGIES
+
     rng = np.random.default_rng(0)
     topic = rng.integers(0, 2, 120)
     X = np.c_[topic, 1 - topic, rng.normal(scale=0.1, size=(120, 4))]
@@ -142,18 +144,25 @@ def test_selector_variants_fit_and_are_chosen_on_train_only():
     T = np.c_[topic, 1 - topic].astype(float)
     table = OutcomeTable([f"prompt {i}" for i in range(120)], ["a", "b"], T,
                          np.c_[np.full(120, 2e-3), np.full(120, 1e-4)])
-    with pytest.raises(UserError):
-        fit_variant("cluster+nonsense", X, T, None, None)
-    variant, cv = choose_variant(X, table, np.array([2e-3, 1e-4]), None, None, seed=0,
-                                 variants=("cluster", "linear", "cluster+linear"))
-    assert variant in VARIANTS and set(cv) == {"cluster", "linear", "cluster+linear"}
-    assert all(0 < v <= 1 for v in cv.values())
-    pred = fit_variant("cluster+linear", X, T, None, None).predict(X[:10])
+    with pytest.raises(UserError, match="auto or one of"):
+        fit_selector(X, table, 0, "cluster+nonsense")
+    chosen, fitted, head = fit_selector(X, table, 0)
+    assert chosen in AUTO_CANDIDATES and head.criterion == "aiq"          # priced: ranked by AIQ
+    assert set(head.val_scores) == set(AUTO_CANDIDATES) and all(0 < v <= 1 for v in head.val_scores.values())
+    pred = fitted.predict(X[:10])
     assert pred.shape == (10, 2) and (pred.argmax(1) == 1 - topic[:10]).all()
-    # The kNN prior: k chosen by CV inside fit, in [0, 1], ranks models by topic too.
-    knn = fit_variant("knn+linear", X, T, None, None)
-    assert knn.parts[0].k in (5, 10, 20, 40, 80, 160)
-    pred = knn.predict(X[:10])
+    # The same contest training.train runs (same seed, same data): the same pick, the same scores.
+    from training.strategies import fit_head
+    from training.train import Dataset
+
+    data = Dataset(table.prompts, list(1 - topic), T, [{"costs": {"a": 2e-3, "b": 1e-4}}] * 120)
+    empty = Dataset([], [], np.zeros((0, 2)), [])
+    app = fit_head("auto", {"train": X, "val": np.zeros((0, X.shape[1]))}, {"train": data, "val": empty},
+                   True, 0, models=["a", "b"])
+    assert app.params.get("candidate", app.strategy) == chosen and app.val_scores == head.val_scores
+    chosen, fitted, head = fit_selector(X, table, 0, "knn+linear")        # a fixed pair: no contest
+    assert chosen == "knn+linear" and head is None and set(HEAD_STRATEGIES) >= set(fitted.names)
+    pred = fitted.predict(X[:10])
     assert ((0 <= pred) & (pred <= 1)).all() and (pred.argmax(1) == 1 - topic[:10]).all()
 
 
@@ -180,8 +189,7 @@ def test_benchmark_end_to_end_on_a_toy_table(tmp_path):
     base = make_tiny_encoder(tmp_path / "enc")
     train, test = _toy_tables(tmp_path)
     report = benchmark([str(train)], [str(test)], tmp_path / "out", base_model=str(base),
-                       head_config=HeadConfig(seeds=(0,), max_epochs=20), cache_dir=tmp_path / "cache",
-                       strategies=["knn", "linear", "auto"], leave_one_model_out=True, onboarding_ks=(10, 20))
+                       cache_dir=tmp_path / "cache", strategies=["knn", "linear", "auto"], leave_one_model_out=True, onboarding_ks=(10, 20))
     s = report["summary"]
     assert set(s["onboarding"]) == {"10", "20"}                            # each model held out, added back
     assert all(v["models"] == 2 and {"quality", "aiq", "aiq_lost_vs_full"} <= set(v) for v in s["onboarding"].values())
@@ -191,6 +199,9 @@ def test_benchmark_end_to_end_on_a_toy_table(tmp_path):
     from training.strategies import AUTO_CANDIDATES
 
     assert report["strategies"]["auto"]["strategy"] in AUTO_CANDIDATES
+    # The headline selector is what training.train --strategy auto ships, not a benchmark-only pick.
+    assert report["selector"]["variant"] == report["strategies"]["auto"]["strategy"]
+    assert s["aiq"]["selector"] == pytest.approx(s["strategies"]["auto"]["aiq"])
     lo, hi = s["diff_ci95"]["aiq_selector_vs_knn"]                         # paired bootstrap over prompts
     assert lo <= s["aiq"]["selector"] - s["aiq"]["knn"] + 1e-9 and lo <= hi
     df = pd.read_csv(test)
@@ -221,8 +232,7 @@ def test_benchmark_without_costs_has_null_cost_fields_and_many_models(tmp_path):
     (tmp_path / "tr.json").write_text(json.dumps(rows))
     (tmp_path / "te.json").write_text(json.dumps(rows[:20]))
     report = benchmark([str(tmp_path / "tr.json")], [str(tmp_path / "te.json")], tmp_path / "out",
-                       base_model=str(base), head_config=HeadConfig(seeds=(0,), max_epochs=5),
-                       cache_dir=tmp_path / "cache")
+                       base_model=str(base), cache_dir=tmp_path / "cache", with_mlp_head=False)
     s = report["summary"]
     assert s["aiq"] == {"best_single_hull": None, "knn": None, "selector": None, "oracle": None}
     assert s["cost_share_at_best_single_quality"] == {"knn": None, "selector": None}
@@ -238,8 +248,7 @@ def test_benchmark_fine_tunes_the_encoder_with_the_pipelines_train_step(tmp_path
     train, test = _toy_tables(tmp_path, n_train=120)
     cfg = TrainConfig(base_model=str(base), epochs=2, batch_size=16, max_length=32, learning_rate=1e-3)
     report = benchmark([str(train)], [str(test)], tmp_path / "out", base_model=str(base),
-                       head_config=HeadConfig(seeds=(0,), max_epochs=20), cache_dir=tmp_path / "cache",
-                       finetune_config=cfg)
+                       cache_dir=tmp_path / "cache", finetune_config=cfg)
     sel = report["selector"]
     # The fine-tuned model trained with the pipeline's fit(): a loss history, and it scores TEST.
     assert sel["finetune"]["steps"] > 0 and sel["finetune"]["loss_history"]
@@ -250,6 +259,18 @@ def test_benchmark_fine_tunes_the_encoder_with_the_pipelines_train_step(tmp_path
     q = report["routers"]["finetuned"]["quality"]
     assert 0 <= q <= 1 and report["timing_s"]["finetune"] > 0
     assert set(report["summary"]) == SUMMARY_KEYS
+
+
+def test_benchmark_cli_rejects_an_unknown_selector_strategy_before_any_work(tmp_path, capsys):
+    from training.benchmark import main
+
+    train, test = _toy_tables(tmp_path)
+    rc = main(["--train", str(train), "--test", str(test), "--out", str(tmp_path / "out"),
+               "--selector-strategy", "cluster+bogus"])
+    assert rc == 2 and "auto or one of" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()                  # refused before embedding anything
+    rc = main(["--train", str(train), "--test", str(test), "--out", str(tmp_path / "out"), "--strategies", "knn,nope"])
+    assert rc == 2 and "'nope'" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_benchmark_cli_rejects_a_missing_table(tmp_path, capsys):

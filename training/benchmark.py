@@ -1,11 +1,13 @@
 """Proof on real outcome data: ``python -m training.benchmark --train TRAIN... --test TEST...``.
 
 Trains a selector on TRAIN outcome tables with the pipeline's label step (outcomes) and prepare
-step (a stratified validation split): per-model success probabilities on the base encoder's
-embeddings - a multi-resolution cluster prior, a ridge linear probe, an MLP success head, the
-k nearest TRAIN prompts' outcomes, or an average of two or three of them, picked by out-of-fold
-AIQ on TRAIN - and a cost model giving each model's expected cost on each prompt, which the
-cost knob trades against success. With ``--finetune`` the pipeline's train step also
+step (a stratified validation split), and the head exactly as the app's train step fits it
+(``python -m training.train --strategy auto``, :mod:`training.strategies`): per-model success
+probabilities on the base encoder's embeddings - the k nearest TRAIN prompts' outcomes, a
+multi-resolution cluster prior, a ridge linear probe, a bagged MLP, or the mean of two of them,
+picked by 3-fold CV on TRAIN (AIQ where TRAIN has costs) with the one-standard-error rule - and
+a cost model giving each model's expected cost on each prompt, which the cost knob trades
+against success. ``--selector-strategy`` fixes the head instead. With ``--finetune`` the pipeline's train step also
 fine-tunes the encoder end to end (one sigmoid per model, :mod:`training.finetuned_selector`),
 and the selector is the fine-tuned model, the embedding head or their average, whichever routes
 best on the validation split. (Off by default: on RouterBench and LLMRouter the fine-tuned model
@@ -41,8 +43,7 @@ from routing.settings import get_settings
 from training import routing_metrics as rm
 from training.embeddings import default_base_model, embed
 from training.cost_model import CostModel
-from training.head import (ClusterConfig, ClusterPrior, HeadConfig, KnnPrior, LinearConfig, LinearProbe,
-                           SuccessHead, choose_k, knn_predict)
+from training.head import choose_k, knn_predict
 from training.finetuned_selector import finetune
 from training.label import label_outcomes
 from training.outcomes import OutcomeTable, estimate_costs, load_prices, read_many
@@ -104,53 +105,27 @@ def run_selector_pipeline(train: OutcomeTable, work: Path, seed: int) -> dict[st
     return {"labels": labels, "class_counts": counts, "prepare": prepared.summary()}
 
 
-COMPONENTS = ("cluster", "linear", "mlp_head", "knn")
-VARIANTS = ("cluster", "linear", "mlp_head", "cluster+linear", "cluster+mlp_head", "linear+mlp_head",
-            "cluster+linear+mlp_head", "knn", "knn+cluster", "knn+linear", "knn+mlp_head")
+def fit_selector(X: np.ndarray, train: OutcomeTable, seed: int, strategy: str = "auto") -> tuple[str, Any, Any]:
+    """The selector exactly as ``python -m training.train --strategy STRATEGY`` fits its head on
+    ``train`` (TRAIN only): ``(candidate, fitted, head_fit)``. ``auto`` is the app's contest
+    (:func:`training.strategies.fit_head`: the four heads and their pairs by 3-fold CV on TRAIN,
+    by AIQ where TRAIN prices every model, the one-standard-error rule); ``head_fit`` is its
+    :class:`~training.strategies.HeadFit` (None for a fixed strategy)."""
+    from training.strategies import AUTO_CANDIDATES, fit_head, fit_one
+    from training.train import Dataset
 
-
-def _plain(cfg: Any) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()}
-
-
-class _Average:
-    def __init__(self, parts: list[Any]):
-        self.parts = parts
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.mean([p.predict(X) for p in self.parts], axis=0)
-
-
-def _components(variant: str) -> list[str]:
-    parts = variant.split("+")
-    if not parts or any(p not in COMPONENTS for p in parts):
-        raise UserError(f"Unknown selector variant {variant!r}; use one of {', '.join(VARIANTS)}.")
-    return parts
-
-
-def _fit_component(name: str, X: np.ndarray, T: np.ndarray, cluster_config: ClusterConfig | None,
-                   head_config: HeadConfig | None, linear_config: LinearConfig | None) -> Any:
-    if name == "cluster":
-        return ClusterPrior(cluster_config).fit(X, T)
-    if name == "linear":
-        return LinearProbe(linear_config).fit(X, T)
-    if name == "knn":
-        return KnnPrior().fit(X, T)
-    return SuccessHead(head_config).fit(X, T)
-
-
-def fit_variant(variant: str, X: np.ndarray, T: np.ndarray, cluster_config: ClusterConfig | None,
-                head_config: HeadConfig | None, linear_config: LinearConfig | None = None) -> Any:
-    """Fit one selector variant; returns an object with ``predict(X) -> (n, K)`` probabilities."""
-    parts = [_fit_component(c, X, T, cluster_config, head_config, linear_config) for c in _components(variant)]
-    return parts[0] if len(parts) == 1 else _Average(parts)
-
-
-def fit_cost_model(X: np.ndarray, table: OutcomeTable) -> CostModel | None:
-    """Per-prompt, per-model cost model on TRAIN (None when the table has no costs)."""
-    if table.costs is None:
-        return None
-    return CostModel().fit(X, table.prompts, table.costs)
+    if strategy != "auto":
+        if strategy not in AUTO_CANDIDATES:
+            raise UserError(f"Unknown selector strategy {strategy!r}; use auto or one of {', '.join(AUTO_CANDIDATES)}.")
+        return strategy, fit_one(strategy, X, train.scores, seed), None
+    records = ([{"costs": dict(zip(train.models, map(float, row)))} for row in train.costs]
+               if train.costs is not None else [{}] * len(train))   # as training.label writes them
+    data = Dataset(list(train.prompts), [int(np.nanargmax(np.nan_to_num(r, nan=-1))) for r in train.scores],
+                   train.scores, records)
+    empty = Dataset([], [], np.zeros((0, train.scores.shape[1])), [])
+    head = fit_head("auto", {"train": X, "val": np.zeros((0, X.shape[1]))}, {"train": data, "val": empty},
+                    True, seed, models=train.models)
+    return head.params.get("candidate", head.strategy), head.fitted, head
 
 
 def curve_aiq(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, knob_cost: np.ndarray,
@@ -160,54 +135,24 @@ def curve_aiq(pred: np.ndarray, scores: np.ndarray, costs: np.ndarray, knob_cost
     return rm.aiq(pts, max_cost)
 
 
-def choose_variant(X: np.ndarray, train: OutcomeTable, model_cost: np.ndarray,
-                   cluster_config: ClusterConfig | None, head_config: HeadConfig | None, seed: int,
-                   variants: Sequence[str] = VARIANTS, folds: int = 3,
-                   linear_config: LinearConfig | None = None) -> tuple[str, dict[str, float]]:
-    """The variant with the best out-of-fold AIQ on TRAIN (quality at lambda 0 without costs).
-
-    Each component (cluster prior, linear probe, MLP head) is fitted once per fold; a variant's
-    out-of-fold prediction is the mean of its components'. Where TRAIN has costs, the cost knob
-    uses the cost model's out-of-fold per-prompt predictions, as it will on new prompts.
-    """
-    if len(variants) == 1:
-        return variants[0], {}
-    T = train.scores
-    filled = np.where(np.isnan(T), np.nanmean(T, axis=0)[None, :], T)
-    costs = train.costs
-    fold = np.random.default_rng(seed).integers(0, folds, len(X))
-    needed = sorted({c for v in variants for c in _components(v)}, key=COMPONENTS.index)
-    oof = {c: np.zeros_like(filled) for c in needed}
-    knob = np.zeros_like(filled) if costs is not None else None
-    for f in range(folds):
-        tr, te = fold != f, fold == f
-        for c in needed:
-            oof[c][te] = _fit_component(c, X[tr], T[tr], cluster_config, head_config, linear_config).predict(X[te])
-        if knob is not None:
-            cm = CostModel().fit(X[tr], [train.prompts[i] for i in np.flatnonzero(tr)], costs[tr])
-            knob[te] = cm.predict(X[te], [train.prompts[i] for i in np.flatnonzero(te)])
-    scores: dict[str, float] = {}
-    for v in variants:
-        pred = np.mean([oof[c] for c in _components(v)], axis=0)
-        if costs is not None:
-            scores[v] = curve_aiq(pred, filled, costs, knob, float(costs.mean(axis=0).max()))
-        else:
-            scores[v] = float(rm.realised(filled, rm.cost_aware_choice(pred, model_cost, 0.0)).mean())
-    return max(scores, key=lambda v: scores[v]), scores
+def fit_cost_model(X: np.ndarray, table: OutcomeTable) -> CostModel | None:
+    """Per-prompt, per-model cost model on TRAIN (None when the table has no costs)."""
+    if table.costs is None:
+        return None
+    return CostModel().fit(X, table.prompts, table.costs)
 
 
 SOURCES = ("embedding", "finetuned", "finetuned+embedding")
 
 
 def choose_source(train: OutcomeTable, X: np.ndarray, val_texts: Sequence[str], variant: str,
-                  finetuned_val: Any, model_cost: np.ndarray, cluster_config: ClusterConfig | None,
-                  head_config: HeadConfig | None, linear_config: LinearConfig | None
-                  ) -> tuple[str, dict[str, float]]:
+                  finetuned_val: Any, model_cost: np.ndarray, seed: int = 0) -> tuple[str, dict[str, float]]:
     """Embedding head, fine-tuned transformer, or their average: whichever routes best on the
     prepare step's validation split of TRAIN (AIQ where TRAIN has costs, else quality at lambda 0).
 
     ``finetuned_val(prompts)`` scores the validation prompts with the fine-tuned model (which never
-    trained on them); the embedding variant is refitted without them for this comparison.
+    trained on them); the embedding head ``variant`` (an auto candidate) is refitted without them
+    for this comparison.
     """
     where = {t.strip(): i for i, t in enumerate(train.prompts)}
     val = sorted({where[t.strip()] for t in val_texts if t.strip() in where})
@@ -215,7 +160,9 @@ def choose_source(train: OutcomeTable, X: np.ndarray, val_texts: Sequence[str], 
     if len(val) < 10 or len(rest) < 10:
         return "finetuned+embedding", {}
     T = train.scores
-    emb = fit_variant(variant, X[rest], T[rest], cluster_config, head_config, linear_config).predict(X[val])
+    from training.strategies import fit_one
+
+    emb = fit_one(variant, X[rest], T[rest], seed).predict(X[val])
     ft = finetuned_val([train.prompts[i] for i in val])
     preds = {"embedding": emb, "finetuned": ft, "finetuned+embedding": (emb + ft) / 2}
     Tv = T[val]
@@ -243,10 +190,8 @@ def _router_result(name: str, choice: np.ndarray, test: OutcomeTable) -> dict[st
 
 def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: str | Path,
               prices_file: str | None = None, *, base_model: str | None = None, seed: int = 0,
-              head_config: HeadConfig | None = None, max_length: int = 256,
-              cache_dir: str | Path | None = None, cluster_config: ClusterConfig | None = None,
-              with_mlp_head: bool = True, variants: Sequence[str] = VARIANTS,
-              linear_config: LinearConfig | None = None,
+              max_length: int = 256, cache_dir: str | Path | None = None,
+              with_mlp_head: bool = True, selector_strategy: str = "auto",
               finetune_config: TrainConfig | None = None, strategies: Sequence[str] = (),
               leave_one_model_out: bool = False, onboarding_ks: Sequence[int] = (50, 100, 200)) -> dict[str, Any]:
     """Run the whole comparison; returns the report (also written to ``out_dir/report.json``).
@@ -255,6 +200,15 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     (outcome objective), and the selector is the embedding head, the fine-tuned transformer or
     their average, whichever routes best on the prepare step's validation split.
     """
+    from training.strategies import AUTO_CANDIDATES, HEAD_STRATEGIES
+
+    if selector_strategy not in ("auto", *AUTO_CANDIDATES):   # before minutes of embedding
+        raise UserError(f"Unknown selector strategy {selector_strategy!r}; use auto or one of "
+                        f"{', '.join(AUTO_CANDIDATES)}.")
+    unknown = [n for n in strategies if n not in (*HEAD_STRATEGIES, "auto")]
+    if unknown:
+        raise UserError(f"Unknown strategy {unknown[0]!r}: use some of {', '.join((*HEAD_STRATEGIES, 'auto'))} "
+                        "(fine-tuning: --finetune).")
     t0 = time.time()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -280,13 +234,14 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     k, k_scores = choose_k(Xtr, train.scores, seed=seed)
     knn_pred = knn_predict(Xtr, train.scores, Xte, k)
 
-    # The selector: per-model success probabilities on the same embeddings. Its variant (cluster
-    # prior, linear probe, MLP success head, or an average of them) is chosen by out-of-fold AIQ
-    # on TRAIN; its cost knob uses the cost model's expected cost of each model on each prompt.
+    # The selector: the app's own training strategy (``training.train --strategy auto`` by
+    # default: per-model success probabilities from a head on the same embeddings, the head or
+    # pair of heads chosen by CV on TRAIN), so the figures are those of what the app ships; its
+    # cost knob uses the cost model's expected cost of each model on each prompt.
     t1 = time.time()
-    variant, cv = choose_variant(Xtr, train, model_cost, cluster_config, head_config, seed, variants,
-                                 linear_config=linear_config)
-    emb_pred = fit_variant(variant, Xtr, train.scores, cluster_config, head_config, linear_config).predict(Xte)
+    variant, fitted, head_fit = fit_selector(Xtr, train, seed, selector_strategy)
+    cv = dict(head_fit.val_scores) if head_fit is not None else {}
+    emb_pred = fitted.predict(Xte)
     cost_model = fit_cost_model(Xtr, train) if has_cost else None
     sel_cost = cost_model.predict(Xte, test.prompts) if cost_model is not None else model_cost
     t_head = time.time() - t1
@@ -302,16 +257,16 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
               f"(up to {cfg.epochs} epochs) ...", flush=True)
         ft = finetune(out / "work", models, cfg, progress=lambda f, msg: print(f"  {msg}", flush=True))
         ft_pred = ft.predict(test.prompts)
-        source, source_scores = choose_source(train, Xtr, ft.val_texts, variant, ft.predict, model_cost,
-                                              cluster_config, head_config, linear_config)
+        source, source_scores = choose_source(train, Xtr, ft.val_texts, variant, ft.predict, model_cost, seed)
         sel_pred = {"embedding": emb_pred, "finetuned": ft_pred,
                     "finetuned+embedding": (emb_pred + ft_pred) / 2}[source]
         ft_info = ft.summary()
         t_ft = time.time() - t2
     mlp_pred = None
     if with_mlp_head:
-        mlp_pred = (emb_pred if variant == "mlp_head"
-                    else fit_variant("mlp_head", Xtr, train.scores, cluster_config, head_config).predict(Xte))
+        from training.strategies import fit_one
+
+        mlp_pred = emb_pred if variant == "mlp" else fit_one("mlp", Xtr, train.scores, seed).predict(Xte)
 
     # ---- pure-quality comparison
     best = int(np.argmax(train_mean))
@@ -343,20 +298,21 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         "n_train": len(train), "n_test": len(test), "models": models, "notes": notes,
         "pipeline": pipe, "knn": {"k": k, "cv_quality": k_scores},
         "selector": {"source": source, "source_scores_on_val": source_scores, "finetune": ft_info,
-                     "method": "per-model success probabilities on the base encoder's mean-pooled "
-                               "embeddings (head+tail truncation): a multi-resolution soft k-means cluster "
-                               "prior, a ridge linear probe, a bagged MLP success head, a kNN prior, or an "
-                               "average of some of them - chosen by out-of-fold AIQ on TRAIN; with "
+                     "method": "the app's training strategy (training.train --strategy, auto by default): "
+                               "per-model success probabilities from a head on the base encoder's mean-pooled "
+                               "embeddings (head+tail truncation) - kNN, a multi-resolution soft k-means cluster "
+                               "prior, a ridge linear probe, a bagged MLP, or the mean of two of them, chosen by "
+                               "3-fold CV on TRAIN (AIQ where TRAIN has costs) with the one-standard-error rule; with "
                                "fine-tuning, the pipeline's fine-tuned transformer (sigmoid per model), or "
                                "its average with that head, where it routes better on the validation "
                                "split; decision utility = p - lambda x "
                                "expected cost of the model on this prompt (ridge cost model on TRAIN's "
                                "per-prompt costs), normalised by the priciest model's mean cost",
                      "cost_model": "ridge on log cost per model (embedding + prompt length)" if cost_model else None,
-                     "variant": variant, "cv_aiq_on_train": cv, "base_model": base, "max_length": max_length,
-                     "cluster": _plain(cluster_config or ClusterConfig()),
-                     "mlp_head": _plain(head_config or HeadConfig()),
-                     "linear": _plain(linear_config or LinearConfig())},
+                     "strategy": selector_strategy, "variant": variant, "cv_on_train": cv,
+                     "cv_criterion": head_fit.criterion if head_fit is not None else None,
+                     "cv_best": head_fit.best if head_fit is not None else None,
+                     "base_model": base, "max_length": max_length},
         "random": {"quality": random_q, "cost": float(C.mean()) if has_cost else None},
         "singles": singles, "routers": routers,
         "timing_s": {"embedding": round(t_embed, 1), "head": round(t_head, 1), "finetune": round(t_ft, 1)},
@@ -401,8 +357,9 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     # ---- the app's training strategies (training/strategies.py), side by side on the same data
     strategy_report: dict[str, Any] = {}
     for name in strategies:
+        same = (variant, emb_pred, t_head) if name == selector_strategy else None   # fitted once, above
         strategy_report[name] = _strategy_result(name, Xtr, train, Xte, test, sel_cost, report.get("max_cost"),
-                                                 routers["best_single"], seed)
+                                                 routers["best_single"], seed, same)
     report["strategies"] = strategy_report
     aiq_ci = None
     if has_cost:
@@ -508,31 +465,19 @@ def _leave_one_model_out(Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, 
 
 def _strategy_result(name: str, Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, test: OutcomeTable,
                      knob_cost: np.ndarray, max_cost: float | None, best_single: dict[str, Any],
-                     seed: int) -> dict[str, Any]:
-    """One training strategy fitted on TRAIN's embeddings, as ``training.train --strategy`` fits it."""
-    from training.strategies import HEAD_STRATEGIES, fit_head, fit_one
-    from training.train import Dataset
-
+                     seed: int, fitted: tuple[str, np.ndarray, float] | None = None) -> dict[str, Any]:
+    """One training strategy fitted on TRAIN's embeddings, as ``training.train --strategy`` fits it
+    (``fitted``: ``(candidate, TEST predictions, fit seconds)`` where the selector is that fit)."""
     t0 = time.time()
-    if name == "auto":
-        records = ([{"costs": dict(zip(train.models, map(float, row)))} for row in train.costs]
-                   if train.costs is not None else [{}] * len(train))   # as training.label writes them
-        data = Dataset(list(train.prompts), [int(np.nanargmax(np.nan_to_num(r, nan=-1))) for r in train.scores],
-                       train.scores, records)
-        empty = Dataset([], [], np.zeros((0, train.scores.shape[1])), [])
-        fitted = fit_head("auto", {"train": Xtr, "val": np.zeros((0, Xtr.shape[1]))},
-                          {"train": data, "val": empty}, True, seed, models=train.models)
-        pred, chosen = fitted.fitted.predict(Xte), fitted.params.get("candidate", fitted.strategy)
-    elif name in HEAD_STRATEGIES:
-        pred, chosen = fit_one(name, Xtr, train.scores, seed).predict(Xte), name
-    else:
-        raise UserError(f"Unknown strategy {name!r}: use some of {', '.join((*HEAD_STRATEGIES, 'auto'))} "
-                        "(fine-tuning: --finetune).")
+    if fitted is None:
+        chosen, head, _ = fit_selector(Xtr, train, seed, name)
+        fitted = (chosen, head.predict(Xte), time.time() - t0)
+    chosen, pred, seconds = fitted
     S, C = test.scores, test.costs
     choice = rm.cost_aware_choice(pred, knob_cost, 0.0)
     q = rm.realised(S, choice)
     out: dict[str, Any] = {"strategy": chosen, "quality": float(q.mean()), "ci95": rm.bootstrap_ci(q),
-                           "seconds": round(time.time() - t0, 1)}
+                           "seconds": round(seconds, 1)}
     best_q = S[:, train.models.index(best_single["name"])] if best_single["name"] in train.models else None
     if best_q is not None:
         out["diff_vs_best_single"] = rm.paired_diff_ci(q, best_q)
@@ -581,7 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-mlp-head", action="store_true", help="skip the MLP head comparison (faster)")
-    parser.add_argument("--variant", choices=VARIANTS, help="fix the selector variant (default: best by CV on TRAIN)")
+    parser.add_argument("--selector-strategy", default="auto", metavar="NAME",
+                        help="the selector's training strategy: auto (default: the app's CV contest on TRAIN) or "
+                             "a fixed head or pair (knn, cluster, linear, mlp, cluster+mlp, ...)")
     parser.add_argument("--finetune", action="store_true",
                         help="also fine-tune the encoder with the pipeline's train step (10-15 min on 2 CPU "
                              "cores for these data sets); the selector is then the fine-tuned model, the "
@@ -606,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = benchmark(args.train, args.test, args.out, args.prices, base_model=args.base_model,
                            seed=args.seed, max_length=args.max_length, cache_dir=args.cache_dir,
                            with_mlp_head=not args.no_mlp_head,
-                           variants=(args.variant,) if args.variant else VARIANTS, finetune_config=ft_cfg,
+                           selector_strategy=args.selector_strategy, finetune_config=ft_cfg,
                            strategies=[x.strip() for x in args.strategies.split(",") if x.strip()],
                            leave_one_model_out=args.leave_one_model_out)
     except UserError as exc:
