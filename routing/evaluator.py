@@ -26,7 +26,9 @@ per-dimension table stays the explanation. Without the model folder (missing or 
 A typical answer takes a few milliseconds, plus up to
 ``sandbox.DEFAULT_TIMEOUT_S`` when Python code is run (``run_code=True``). Code runs only in the
 bubblewrap sandbox (:mod:`routing.evaluation.sandbox`); where none can be made it is scored
-statically and the explanation says so.
+statically and the explanation says so. The work per answer is bounded whatever its text: the
+scorers read at most :data:`MAX_ANSWER_CHARS` of the answer (and of each peer) and
+:data:`MAX_PROMPT_CHARS` of the prompt.
 """
 
 from __future__ import annotations
@@ -68,6 +70,14 @@ PENALTIES: dict[str, float] = {
 }
 #: All penalties together never go below this.
 PENALTY_FLOOR: float = -14.0
+#: Characters of an answer (and of each peer's answer) the scorers read, after a thinking model's
+#: reasoning is left out. Answers are untrusted and evaluate() runs on the thread that logs
+#: outcomes, so the work per answer is bounded: 100,000 characters is far beyond real answers
+#: (about 25,000 tokens), and a longer one is scored on its first 100,000 (``details["clipped_chars"]``
+#: says how long it was).
+MAX_ANSWER_CHARS: int = 100_000
+#: Characters of the prompt read (a prompt's tests, options and instructions come far earlier).
+MAX_PROMPT_CHARS: int = 100_000
 
 #: Regimes of the learned combination (each has its own fitted weights, alone and with peers):
 #: multiple choice among three or more options; a two-option question (where half of all guesses
@@ -77,8 +87,9 @@ REGIMES: tuple[str, ...] = ("choice", "binary", "code", "program", "math", "open
 #: Regimes whose answers have a result the peers vote on (an option, a final value).
 VOTING_REGIMES: tuple[str, ...] = ("choice", "binary", "math")
 
-__all__ = ["DIMENSIONS", "PENALTIES", "PENALTY_FLOOR", "KINDS", "REGIMES", "evaluate", "evaluate_group",
-           "applied_dimensions", "regime", "peer_head_applies", "penalty_share"]
+__all__ = ["DIMENSIONS", "PENALTIES", "PENALTY_FLOOR", "MAX_ANSWER_CHARS", "MAX_PROMPT_CHARS", "KINDS", "REGIMES",
+           "evaluate", "evaluate_group", "applied_dimensions", "regime", "peer_head_applies", "penalty_share",
+           "clip_answer"]
 
 _PENALTY_DETECTORS: dict[str, Callable[[str], tuple[float, str]]] = {
     "empty": _penalties.empty,
@@ -155,6 +166,15 @@ def peer_head_applies(kind: str, prompt_has_tests: bool, peers_vote: bool) -> bo
     return True
 
 
+def clip_answer(text: str, limit: int = MAX_ANSWER_CHARS) -> str:
+    """``text`` (an answer, or a prompt) cut to at most ``limit`` characters, at the last line break
+    when there is one near the end (so that the last line read is whole)."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", limit - limit // 10, limit)
+    return text[:cut if cut > 0 else limit]
+
+
 def _score_dimension(name: str, info: PromptInfo, answer: str, reference: str | None,
                      run_code: bool, agreement: float | None = None) -> tuple[float, str]:
     if name == "structure":
@@ -208,22 +228,26 @@ def evaluate(prompt: str, answer: str, *, reference: str | None = None,
     they may reach the heuristics: not when a reference is given, nor for code the prompt's own
     tests check.
     """
-    prompt = prompt if isinstance(prompt, str) else str(prompt or "")
+    prompt = clip_answer(prompt if isinstance(prompt, str) else str(prompt or ""), MAX_PROMPT_CHARS)
     answer = answer if isinstance(answer, str) else str(answer or "")
     answer, reasoning_chars = strip_reasoning(answer)   # score what the user reads, not the thinking
+    full_chars = len(answer)
+    answer = clip_answer(answer)                        # bounded work, whatever the answer's length
     info = analyze_prompt(prompt)
     applied = applied_dimensions(info, has_reference=bool(reference and reference.strip()))
     dimensions = {name: 0.0 for name in DIMENSIONS}
     explanations = {name: "not applicable to this prompt" for name in DIMENSIONS}
     penalty_points = {name: 0.0 for name in PENALTIES}
     details: dict[str, Any] = {"reasoning_chars": reasoning_chars} if reasoning_chars else {}
+    if len(answer) < full_chars:
+        details["clipped_chars"] = full_chars
     agreement: PeerAgreement | None = None
     probability: float | None = None  # estimated chance the answer is right, from the peers
     reference_decides = False
     result_kind = comparable_kind(info, applied)
     home = _PEER_DIMENSION.get(result_kind or "")
     if peers is not None:
-        peer_texts = [strip_reasoning(p if isinstance(p, str) else str(p or ""))[0] for p in peers]
+        peer_texts = [clip_answer(strip_reasoning(p if isinstance(p, str) else str(p or ""))[0]) for p in peers]
         agreement = peer_agreement(info, answer, peer_texts, result_kind)
         reference_decides = _reference_decides(result_kind, info, reference)
         probability = None if reference_decides else agreement.probability

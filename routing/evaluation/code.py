@@ -14,6 +14,7 @@ import ast
 import re
 import textwrap
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .prompt import LANGUAGE_TAGS, PromptInfo
 from .sandbox import RunResult, SandboxUnavailable, run_python, sandbox_status
@@ -56,9 +57,11 @@ _PLACEHOLDER_RE = re.compile(
     r"\bTODO\b|\bFIXME\b|your code here|implement (this|me|the logic)|code goes here|"
     r"rest of (the )?code|^[ \t]*(#|//)\s*\.\.\.|^[ \t]*\.\.\.\s*$|/\*\s*\.\.\.\s*\*/|\bnot implemented\b",
     re.I | re.M)
+# Read on a line with its trailing spaces stripped: the claim runs to the line's end (a lazy
+# ``(.+?)\s*$`` would be quadratic on a long run of spaces).
 _OUTPUT_CLAIM_RE = re.compile(
     r"#\s*(?:(?:expected\s+)?output|prints?|returns?|result|=>|->|should (?:print|return|be)|gives)"
-    r"\s*(?:will be|is|:|=)?\s*:?\s*(.+?)\s*$", re.I)
+    r"[ \t]*(?:will be|is|:|=)?[ \t]*:?[ \t]*(\S.*)$", re.I)
 _BRACKETS = {")": "(", "]": "[", "}": "{"}
 
 
@@ -152,13 +155,19 @@ def _strip_repl(code: str) -> str:
     return "\n".join(out)
 
 
+@lru_cache(maxsize=4)
+def _parse(code: str) -> ast.Module | None:
+    """The syntax tree of ``code`` (None when it is not valid Python 3), parsed once per answer:
+    several checks read it. Callers must not change the tree."""
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 def python_parses(code: str) -> bool:
     """True when ``code`` is valid Python 3."""
-    try:
-        ast.parse(code)
-        return True
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
+    return _parse(code) is not None
 
 
 def brackets_balanced(code: str) -> bool:
@@ -195,7 +204,7 @@ def _stub_functions(tree: ast.AST) -> list[str]:
 
 def _returns_value(source: str) -> bool:
     """True when some function of ``source`` returns (or yields) a value."""
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(_parse(source) or ast.Module([], [])):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for inner in ast.walk(node):
                 if isinstance(inner, (ast.Yield, ast.YieldFrom)) or (
@@ -248,7 +257,7 @@ def _claims_checked(source: str, run: RunResult) -> tuple[int, int]:
     for number, line in enumerate(lines, start=1):
         if "print(" not in line:
             continue
-        match = _OUTPUT_CLAIM_RE.search(line)
+        match = _OUTPUT_CLAIM_RE.search(line.rstrip())
         if not match:
             continue
         claims += 1
@@ -277,7 +286,7 @@ def analyze_code(info: PromptInfo, answer: str, *, run_code: bool = True) -> Cod
     if report.language == "python":
         report.source, report.parses = python_source(report.blocks, info.prompt_code)
         if report.parses:
-            tree = ast.parse(report.source)
+            tree = _parse(report.source)
             if _stub_functions(tree):
                 report.complete = False
     else:
@@ -292,7 +301,7 @@ def analyze_code(info: PromptInfo, answer: str, *, run_code: bool = True) -> Cod
             report.not_run_reason = status.reason
         else:
             try:
-                report.run = run_python(report.source, list(info.tests or []))
+                report.run = run_python(report.source, list(info.tests or []), subjects=info.function_names)
             except SandboxUnavailable as exc:  # pragma: no cover - the probe said yes a moment ago
                 report.not_run_reason = str(exc)
     return report
@@ -316,7 +325,7 @@ def score_code(info: PromptInfo, answer: str, *, run_code: bool = True) -> tuple
         notes.append("incomplete (truncated, placeholder or stub)")
     names_ok = True
     if report.language == "python" and report.parses:
-        defined = _defined_names(ast.parse(report.source))
+        defined = _defined_names(_parse(report.source) or ast.Module([], []))
         if info.function_names:
             names_ok = any(n in defined for n in info.function_names)
             if not names_ok:

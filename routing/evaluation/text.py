@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # ``` or ~~~ fences (optionally indented), with an optional language tag on the opening line.
 _FENCE_RE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([\w.+#-]*)[^\n]*$", re.MULTILINE)
@@ -54,7 +55,22 @@ class CodeBlock:
 
 
 def split_code(answer: str) -> tuple[list[CodeBlock], str]:
-    """Split an answer into its fenced/tagged code blocks and the remaining prose."""
+    """Split an answer into its fenced/tagged code blocks and the remaining prose.
+
+    One pass over the text (each fence is searched for once, from where the last block ended);
+    the result for the last few answers is kept, since every scorer of an answer asks for it.
+    """
+    blocks, prose = _split_code(answer)
+    return list(blocks), prose
+
+
+@lru_cache(maxsize=8)
+def _closing_fence(char: str, length: int) -> re.Pattern[str]:
+    return re.compile(r"^[ \t]*" + re.escape(char) + "{" + str(length) + r",}[ \t]*$", re.MULTILINE)
+
+
+@lru_cache(maxsize=8)
+def _split_code(answer: str) -> tuple[tuple[CodeBlock, ...], str]:
     blocks: list[CodeBlock] = []
     prose_parts: list[str] = []
     pos = 0
@@ -66,9 +82,7 @@ def split_code(answer: str) -> tuple[list[CodeBlock], str]:
             break
         prose_parts.append(text[pos:opening.start()])
         fence = opening.group(1)
-        closing_re = re.compile(r"^[ \t]*" + re.escape(fence[0]) + "{" + str(len(fence)) + r",}[ \t]*$",
-                                re.MULTILINE)
-        closing = closing_re.search(text, opening.end())
+        closing = _closing_fence(fence[0], len(fence)).search(text, opening.end())
         body_start = opening.end() + 1
         if closing is None:
             blocks.append(CodeBlock(opening.group(2).lower(), text[body_start:], closed=False))
@@ -83,7 +97,7 @@ def split_code(answer: str) -> tuple[list[CodeBlock], str]:
                 closed = match.group(0).rstrip().endswith(f"[/{match.group(1)}]")
                 blocks.append(CodeBlock(match.group(1).lower(), match.group(2), closed=closed))
             prose = _TAG_BLOCK_RE.sub("\n", answer)
-    return blocks, prose
+    return tuple(blocks), prose
 
 
 def words(text: str) -> list[str]:

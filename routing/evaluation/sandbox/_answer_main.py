@@ -5,7 +5,7 @@
 #    stdout (lines starting with the nonce) whether each ran and what each print() printed.
 #    Everything this process reports is the answer's own word: its code can rewrite this harness.
 # 2. If REQUEST_FD >= 0, serves the judge's requests (get a name, call, attribute, item, len,
-#    iter, contains, bool, str, repr) with plain data or handles, until the judge closes the pipe.
+#    iter, bool, str, repr) with plain data or handles, until the judge closes the pipe.
 #    The judge never sends the tests, only these operations, so this process never learns what
 #    a test expects.
 import ast, builtins, io, json, os, sys
@@ -116,8 +116,6 @@ if _request_fd >= 0:
                 if len(items) > 100_000:
                     raise ValueError("too many items to compare")
             return items
-        if op == "contains":
-            return decode_value(msg["key"], _from_handle) in target
         if op == "bool":
             return bool(target)
         if op == "str":

@@ -1,12 +1,17 @@
 # Harness of the judge's process (runs inside its own sandbox; codec.py is prepended to it).
 #
-# argv: LIMITS REPLY_FD REQUEST_FD. stdin: {"tests", "names", "imports", "nonce"} as JSON.
-# Runs each of the prompt's tests here, in a process that never executes the answer's code:
-# every name the answer defines is a proxy, and using it (calling, indexing, iterating...) asks
-# the answer's process over a pipe, which returns plain data (exact built-in types) or a handle.
-# So the verdict is computed from values alone: editing the answer's harness, exiting early,
-# printing markers or returning always-equal objects cannot turn a failing test into a pass.
-import builtins, json, os, sys
+# argv: LIMITS REPLY_FD REQUEST_FD. stdin: {"tests", "plan", "nonce"} as JSON.
+# Runs each of the prompt's tests here, in a process that never executes the answer's code, not
+# even its imports. The plan (sandbox.judge_plan, read from the tests and the answer's source
+# without running either) says how each name the tests read is resolved: built-ins are this
+# process's real built-ins; standard modules and the modules/objects the answer imported by name
+# are imported here, by this process; only the functions under test (and other names of the
+# answer) are proxies, and using a proxy (calling, indexing, iterating...) asks the answer's
+# process over a pipe, which returns plain data (exact built-in types) or an opaque handle. So the
+# verdict is computed here from plain values: shadowing set/all/math, editing the answer's
+# harness, exiting early, printing markers, ending iteration with StopIteration or returning
+# always-equal objects cannot turn a failing test into a pass.
+import builtins, importlib, json, os, sys
 
 try:
     import resource
@@ -23,6 +28,9 @@ _requests = os.fdopen(int(sys.argv[3]), "w", encoding="utf-8")
 _payload = json.loads(sys.stdin.read())
 _nonce = _payload["nonce"]
 _out = sys.__stdout__
+# What the tests print (a doctest's print(f(x)) prints the answer's text) goes nowhere: only
+# _emit writes records, so an answer's string cannot pose as a verdict.
+sys.stdout = sys.stderr = open(os.devnull, "w", encoding="utf-8")
 _MAX_REPLY = 8 << 20
 
 
@@ -52,9 +60,12 @@ def _ask(msg):
         return decode_value(reply.get("v"), Remote)
     name, message = str(reply.get("type", "Exception")), str(reply.get("e", ""))[:300]
     kind = getattr(builtins, name, None)
-    if not (isinstance(kind, type) and issubclass(kind, Exception)) or issubclass(kind, AnswerGone):
+    # Built-in exceptions keep their type (a test may expect ValueError), except those that steer
+    # the interpreter's protocols: a StopIteration from the answer would end all(map(...)) early.
+    if not (isinstance(kind, type) and issubclass(kind, Exception)) or issubclass(kind, AnswerGone) \
+            or issubclass(kind, (StopIteration, StopAsyncIteration)):
         kind = RuntimeError
-    raise kind(message)
+    raise kind(name + ": " + message if kind is RuntimeError else message)
 
 
 def _send(value):
@@ -101,7 +112,12 @@ class Remote:
         return iter(items if type(items) is list else [])
 
     def __contains__(self, key):
-        return self._op("contains", key=_send(key)) is True
+        # Membership is a comparison: made here, on the plain items the object iterates over,
+        # never by the answer's __contains__.
+        items = self._op("iter")
+        if type(items) is not list:
+            raise TypeError("an answer object that cannot be iterated has no members to compare")
+        return key in items
 
     def __bool__(self):
         return self._op("bool") is True
@@ -125,12 +141,29 @@ class Remote:
 
 
 _ns = {"__name__": "__main__", "__builtins__": builtins}
-for _statement in _payload["imports"]:
+_plan = _payload["plan"]
+_real_builtins = dict(vars(builtins))
+for _name, _module in _plan["modules"].items():
     try:
-        exec(compile(_statement, "<imports>", "exec"), _ns)
+        _ns[_name] = importlib.import_module(_module)
     except BaseException:
         pass
-for _name in _payload["names"]:
+for _name, (_module, _attribute) in _plan["objects"].items():
+    try:
+        _ns[_name] = getattr(importlib.import_module(_module), _attribute)
+    except BaseException:
+        try:
+            _ns[_name] = importlib.import_module(_module + "." + _attribute)
+        except BaseException:
+            pass
+_proxies = list(_plan["proxies"])
+for _name, (_module, _attribute) in _plan["submodules"].items():
+    try:
+        _ns[_name] = importlib.import_module(_module + "." + _attribute)
+    except BaseException:
+        _proxies.append(_name)       # not a module: the answer's object, used through a proxy
+vars(builtins).update(_real_builtins)   # whatever those imports did, the built-ins are the real ones
+for _name in _proxies:
     try:
         _ns[_name] = _ask({"op": "get", "name": _name})
     except AnswerGone:
