@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field, asdict
 from typing import Any, Iterator, Sequence
 
-from routing.budget import SpendLedger, estimate_cost, input_chars, is_paid
+from routing.budget import SpendLedger, cost_bound, input_token_bound, is_paid
 from routing.errors import ProviderError, ProviderKeyError, SpendLimitError, UserError
 from routing.health import HealthTracker
 from routing.hub import ProviderHub
@@ -180,19 +180,26 @@ class Router:
     def decide(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
                model: str | None = None, max_tokens: int | None = None, chars_in: int | None = None,
                max_cost_usd: float | None = None, prefer: str | None = None, prefer_why: str = "",
-               latency_weight: float = 0.0, stream: bool = False) -> Selection:
+               latency_weight: float = 0.0, stream: bool = False, tokens_in: int | None = None) -> Selection:
         """The decision :meth:`stream` acts on, without calling a model (``/v1/route`` shows it).
 
-        ``chars_in`` is the size of what would be sent (the whole chat), for cost estimates.
-        ``latency_weight`` weighs each model's recent median latency (time to the first token
-        when ``stream``) against its score, beside the cost knob.
+        ``tokens_in``: the most input tokens the request can be billed for
+        (:func:`routing.budget.input_token_bound` of the messages and extra fields that would
+        be sent); the ``max_cost_usd`` check prices that bound. Without it, the bound of
+        ``prompt`` sent as one message, or, when ``chars_in`` (characters of the whole chat) is
+        larger, of ``chars_in`` characters at 4 bytes each (the most UTF-8 takes for one),
+        which knows nothing of tools. ``latency_weight`` weighs each model's recent median
+        latency (time to the first token when ``stream``) against its score, beside the cost knob.
         """
         prompt = self.validate_prompt(prompt)
         max_tokens = max_tokens or self.settings.max_tokens
-        chars_in = len(prompt) if chars_in is None else chars_in
+        if tokens_in is None:
+            tokens_in = input_token_bound(prompt)
+            if chars_in is not None:
+                tokens_in = max(tokens_in, input_token_bound("") + 4 * chars_in)
         exclude = list(exclude)
         if max_cost_usd is not None:
-            exclude = self._cost_filter(chars_in, max_tokens, max_cost_usd, model, exclude)
+            exclude = self._cost_filter(tokens_in, max_tokens, max_cost_usd, model, exclude)
         knobs = self._knobs(cost_weight, latency_weight, stream)
         selection = (self._explicit_selection(prompt, model, knobs) if model
                      else self.selector.select(prompt, exclude=exclude, **knobs))
@@ -211,17 +218,21 @@ class Router:
                                    reasoning=f"Kept on {spec.display_name} ({model}): {why}{again}. " + auto.reasoning)
         return kept
 
-    def too_dear(self, chars_in: int, max_tokens: int, max_cost_usd: float) -> dict[str, float]:
-        """Pool models whose estimated cost for this request is above ``max_cost_usd``, with the estimate."""
-        return {spec.id: cost for spec in self.pool
-                if (cost := estimate_cost(spec, chars_in, max_tokens)) > max_cost_usd}
+    def too_dear(self, tokens_in: int, max_tokens: int, max_cost_usd: float) -> dict[str, float]:
+        """Pool models that could cost more than ``max_cost_usd`` for this request, with their bound.
 
-    def _cost_filter(self, chars_in: int, max_tokens: int, max_cost_usd: float, model: str | None,
+        ``tokens_in`` is the request's input bound (:func:`routing.budget.input_token_bound`):
+        a model is kept only if even the most the request can be billed stays within the cap.
+        """
+        return {spec.id: cost for spec in self.pool
+                if (cost := cost_bound(spec, tokens_in, max_tokens)) > max_cost_usd}
+
+    def _cost_filter(self, tokens_in: int, max_tokens: int, max_cost_usd: float, model: str | None,
                      exclude: list[str]) -> list[str]:
         """``exclude`` plus the models over ``max_cost_usd``; SpendLimitError when nothing is left."""
-        dear = self.too_dear(chars_in, max_tokens, max_cost_usd)
-        hint = (f"(about {chars_in / 4:,.0f} tokens in, up to {max_tokens:,} out); raise max_cost_usd, "
-                "lower max_tokens or shorten the conversation")
+        dear = self.too_dear(tokens_in, max_tokens, max_cost_usd)
+        hint = (f"(up to {tokens_in:,} tokens in, counting every byte sent, and up to {max_tokens:,} out); "
+                "raise max_cost_usd, lower max_tokens or shorten the conversation")
         if model and model in dear:
             raise SpendLimitError(f"{model} could cost up to ${dear[model]:.6f} for this request, above "
                                   f"max_cost_usd ${max_cost_usd:.6f} {hint}.", code="max_cost_exceeded")
@@ -264,8 +275,9 @@ class Router:
         (request fields such as ``tools``; see ``openai_compat.EXTRA_FIELDS``) go to HTTP
         providers only; the local model gets the chat's plain-text turns and the temperature.
 
-        ``max_cost_usd``: models whose estimated cost for this request is above it are not
-        chosen (:class:`SpendLimitError` when none is left). ``prefer`` (a pool id; ignored
+        ``max_cost_usd``: models that could cost more than it for this request (the bound of
+        :mod:`routing.budget`: every byte sent, ``max_tokens`` out) are not chosen
+        (:class:`SpendLimitError` when none is left). ``prefer`` (a pool id; ignored
         when ``model`` is given or it is excluded) is put first in the ranking, ``prefer_why``
         saying why: a conversation stays on the model that started it. Paid calls are reserved
         in :attr:`ledger`; when the daily limit stops them and nothing else answered, the
@@ -273,9 +285,11 @@ class Router:
         """
         start = time.monotonic()
         max_tokens = max_tokens or self.settings.max_tokens
-        chars_in = input_chars(messages) if messages else len(prompt) if isinstance(prompt, str) else 0
+        # The most the request can be billed for in input tokens: held in the ledger, checked
+        # against max_cost_usd. The messages and extra fields are what HTTP providers are sent.
+        tokens_in = input_token_bound(messages if messages else prompt if isinstance(prompt, str) else "", extra)
         selection = self.decide(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
-                                max_tokens=max_tokens, chars_in=chars_in, max_cost_usd=max_cost_usd,
+                                max_tokens=max_tokens, tokens_in=tokens_in, max_cost_usd=max_cost_usd,
                                 prefer=prefer, prefer_why=prefer_why, latency_weight=latency_weight, stream=stream)
         route_ms = round((time.monotonic() - start) * 1000, 2)
         prompt = selection.prompt
@@ -312,11 +326,12 @@ class Router:
                                   "(ROUTER_DEADLINE)", "skipped": True})
                 break
             try:
-                hold = self._reserve(spec, chars_in, max_tokens)
+                hold = self._reserve(spec, tokens_in, max_tokens)
             except SpendLimitError as exc:
                 budget_stop = exc
-                fallbacks.append({"model": model_id, "error": "the daily spending limit is reached "
-                                  "(ROUTER_DAILY_BUDGET_USD)", "skipped": True})
+                fallbacks.append({"model": model_id, "skipped": True,
+                                  "error": "the daily spending limit is reached (ROUTER_DAILY_BUDGET_USD)"
+                                  if exc.code == "daily_budget_exhausted" else str(exc)})
                 continue
             left = 1 + sum(1 for m in candidates[index + 1:] if self._can_try(m, explicit=bool(model)))
             deadline = time.monotonic() + model_budget(remaining, left)
@@ -372,11 +387,16 @@ class Router:
         final.notice, final.route_ms = notice, route_ms
         yield RouterEvent("done", result=final, chat=result)
 
-    def _reserve(self, spec: ModelSpec, chars_in: int, max_tokens: int):
-        """The ledger's hold for a paid call (None for a free model); SpendLimitError past the limit."""
+    def _reserve(self, spec: ModelSpec, tokens_in: int, max_tokens: int):
+        """The ledger's hold for a paid call (None for a free model); SpendLimitError past the limit.
+
+        The hold is :func:`routing.budget.cost_bound`: ``tokens_in`` (the request's
+        :func:`~routing.budget.input_token_bound`) at the input price, ``max_tokens`` at the
+        output price: no more can be billed, so no limit can be passed.
+        """
         if not is_paid(spec):
             return None
-        return self.ledger.reserve(spec.id, estimate_cost(spec, chars_in, max_tokens))
+        return self.ledger.reserve(spec.id, cost_bound(spec, tokens_in, max_tokens))
 
     def _settle(self, hold, cost_usd: float | None, *, failed: bool = False) -> None:
         if hold is not None:
@@ -447,7 +467,7 @@ class Router:
                   if isinstance(provider, OpenAICompatibleClient) else {})
         max_tokens = max_tokens or self.settings.max_tokens
         try:
-            hold = self._reserve(spec, len(prompt), max_tokens)
+            hold = self._reserve(spec, input_token_bound(prompt), max_tokens)  # what is sent below
         except SpendLimitError as exc:  # per model, like other failures: compare-all and the judge show it
             raise ProviderError(str(exc), status=402, retryable=False, model=model_id) from None
         try:

@@ -5,7 +5,11 @@ import stat
 
 import pytest
 
-from routing.budget import SpendLedger, estimate_cost, input_chars, is_paid, seconds_to_midnight
+import json
+
+from routing.budget import (MESSAGE_OVERHEAD_TOKENS, REQUEST_OVERHEAD_TOKENS, TOOLS_OVERHEAD_TOKENS, SpendLedger,
+                            cost_bound, estimate_cost, input_chars, input_token_bound, is_paid, seconds_to_midnight,
+                            usable_cost)
 from routing.errors import SpendLimitError, UserError
 from routing.pool import ModelSpec
 
@@ -17,10 +21,42 @@ def spec(provider="openrouter", inp=1.0, out=2.0):
                      input_price_per_m=inp, output_price_per_m=out)
 
 
-def test_estimate_is_an_upper_bound_from_prices():
+def test_the_ordinary_estimate_from_prices():
+    # For ranking and display only: about 4 characters a token (limits hold cost_bound instead).
     assert estimate_cost(spec(), 4000, 500) == pytest.approx((1000 * 1.0 + 500 * 2.0) / 1e6)
     assert input_chars([{"role": "user", "content": "abcd"}, {"role": "assistant", "content": None}]) == 4 + 4
     assert is_paid(spec()) and not is_paid(spec("local", 0, 0)) and not is_paid(spec("openai_compatible", 0, 0))
+
+
+def test_the_bound_counts_every_byte_a_request_sends():
+    base = input_token_bound("")
+    message = {"role": "user", "content": "abcd"}
+    assert input_token_bound("abcd") == input_token_bound([message]) == \
+        REQUEST_OVERHEAD_TOKENS + MESSAGE_OVERHEAD_TOKENS + len(json.dumps(message))
+    assert input_token_bound("量子" * 100) - base == 3 * 200   # UTF-8: 3 bytes (tokens at most) a character
+    assert input_token_bound("🙂" * 10) - base == 4 * 10
+    tools = [{"type": "function", "function": {"name": "f", "description": "d" * 1000}}]
+    assert input_token_bound("abcd", {"tools": tools}) - input_token_bound("abcd") >= 1000 + TOOLS_OVERHEAD_TOKENS
+    assert input_token_bound("abcd", {"stop": ["s" * 300]}) - input_token_bound("abcd") >= 300
+    call = {"role": "assistant", "content": None,
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "x" * 1000}}]}
+    image = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:," + "A" * 1000}}]}
+    assert input_token_bound([call]) > 1000 and input_token_bound([image]) > 1000
+    # The bound never falls below the ordinary estimate's input.
+    for text in ("Write a limerick about a cat", "量子计算" * 50, ""):
+        assert input_token_bound(text) >= input_chars(text) / 4
+
+
+def test_the_cost_bound_prices_the_bound_and_trusts_no_bad_number():
+    assert cost_bound(spec(), 1000, 500) == (1000 * 1.0 + 500 * 2.0) / 1e6
+    assert cost_bound(spec(inp=-5.0), 1000, 0) == 0.0   # a negative price lowers nothing
+    assert [usable_cost(v) for v in (0, 0.5, 2)] == [0.0, 0.5, 2.0]
+    assert all(usable_cost(v) is None for v in (None, -0.01, float("nan"), float("inf"), True, "0.1", [1]))
+    for bound in (float("nan"), float("inf"), -1.0):  # an unbounded cost is never held, limit or not
+        for limit in (None, 1.0):
+            with pytest.raises(SpendLimitError) as info:
+                SpendLedger(None, limit).reserve("m", bound)
+            assert info.value.code == "cost_unbounded"
 
 
 def test_limit_counts_spend_and_calls_in_flight(tmp_path):

@@ -80,14 +80,14 @@ def test_refuses_over_budget_before_sending_anything(protocol_server, tmp_path, 
 
 
 def test_estimate_is_an_upper_bound_at_pool_prices(make_service, tmp_path):
-    from routing.budget import estimate_cost
+    from routing.budget import cost_bound, input_token_bound
 
     service = make_service()
     src = write_prompts(tmp_path / "in.csv", PROMPTS)
     plan = plan_collect(service.router, src, tmp_path / "t.csv", budget_usd=1, models="qwen2.5", max_tokens=50)
     spec = service.pool.get("qwen2.5")
     assert plan.calls == len(PROMPTS) and plan.models == ["qwen2.5"]
-    assert plan.estimate_usd == pytest.approx(sum(estimate_cost(spec, len(p), 50) for p in PROMPTS))
+    assert plan.estimate_usd == pytest.approx(sum(cost_bound(spec, input_token_bound(p), 50) for p in PROMPTS))
     assert plan.estimate_usd > 0
 
 
@@ -240,7 +240,7 @@ def test_the_table_ledger_stops_the_run_at_the_budget_and_a_higher_budget_resume
     src = write_prompts(tmp_path / "in.csv", [f"{p} (row {i})" for i, p in enumerate(PROMPTS * 2)])
     out = tmp_path / "t.csv"
     plan = plan_collect(service.router, src, out, budget_usd=1, models="mistral-small", max_tokens=16)
-    budget = 5e-5                              # about two calls at the server's real price
+    budget = 7e-5                              # under two calls at the server's real price
     assert plan.estimate_usd < budget          # the estimate (pool prices) fits ...
     run = collect(service.router, src, out, budget_usd=budget, models="mistral-small", max_tokens=16, concurrency=1)
     assert run.stopped is not None and run.stopped.kind == "budget"
@@ -372,9 +372,9 @@ def test_stopped_command_exits_3_and_says_how_to_go_on(protocol_server, tmp_path
     for key, value in cli_env(protocol_server, tmp_path).items():
         monkeypatch.setenv(key, value)
     args = [str(src), "--out", str(out), "--models", "mistral-small", "--max-tokens", "16", "--concurrency", "1"]
-    assert main(args + ["--budget-usd", "0.00005"]) == EXIT_STOPPED
+    assert main(args + ["--budget-usd", "0.00007"]) == EXIT_STOPPED
     err = capsys.readouterr().err
-    assert "the budget for this table ($0.000050) is reached" in err and "higher --budget-usd" in err
+    assert "the budget for this table ($0.000070) is reached" in err and "higher --budget-usd" in err
     assert main(args + ["--budget-usd", "1"]) == 0
     assert "already answered, skipped" in capsys.readouterr().out
     assert len(read_table(out)) == 10

@@ -4,8 +4,8 @@
 [--concurrency N] [--column NAME] [--dry-run] [--no-run-code]``
 
 1. **Estimate first.** Before anything is sent it prints the calls to make and what they could
-   cost at most (per model and in total: prompt length / 4 tokens in and ``max_tokens`` out at the
-   pool's prices, :func:`routing.budget.estimate_cost`), plus what this table already spent. When
+   cost at most (per model and in total: every byte of the prompt a token in and ``max_tokens`` out
+   at the pool's prices, :func:`routing.budget.cost_bound`), plus what this table already spent. When
    that is above ``--budget-usd`` it refuses (exit code 2) and sends nothing. It also refuses
    when a chosen model cannot be called (no OpenRouter key).
 2. **Ask with bounded concurrency.** Each (prompt, model) pair is one call of
@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from routing.batch_io import BatchFile, InputRow, ResultsStore, open_batch_file
-from routing.budget import CHARS_PER_TOKEN, SpendLedger, estimate_cost, is_paid, usd
+from routing.budget import SpendLedger, cost_bound, input_token_bound, is_paid, usd
 from routing.errors import ProviderError, SpendLimitError, UserError
 from routing.outcome_log import COST_SUFFIX, RESPONSE_SUFFIX
 
@@ -310,7 +310,7 @@ def plan_collect(router: Any, input_path: str | Path, table: str | Path, *, budg
                 continue
             calls[m] += 1
             if is_paid(specs[m]):
-                cost[m] += estimate_cost(specs[m], len(row.prompt), max_tokens)
+                cost[m] += cost_bound(specs[m], input_token_bound(row.prompt), max_tokens)
     if prompts == 0:
         raise UserError(f"{source.path.name} has no usable prompt (every row is empty or too long).")
     spent = run_ledger(folder, budget).summary()["spent_usd"] if (folder / "spend.sqlite3").exists() else 0.0
@@ -327,7 +327,7 @@ def describe_plan(plan: CollectPlan) -> str:
     if plan.invalid_rows:
         lines.append(f"{len(plan.invalid_rows):,} rows are not asked (empty or too long prompt), "
                      f"e.g. row {plan.invalid_rows[0][0] + 1}: {plan.invalid_rows[0][1]}")
-    lines.append(f"estimated cost (upper bound: ~{CHARS_PER_TOKEN:g} characters per token in, "
+    lines.append(f"estimated cost (upper bound: every byte of the prompt a token in, "
                  f"{plan.max_tokens:,} tokens out, at the pool's prices):")
     for m in plan.per_model:
         lines.append(f"  {m.model:<{width}}  {m.calls:>7,} calls  up to {usd(m.estimate_usd)}"
@@ -373,7 +373,7 @@ def ask_pair(router: Any, ledger: SpendLedger, spec: Any, row: InputRow, max_tok
     hold = None
     if is_paid(spec):
         try:
-            hold = ledger.reserve(spec.id, estimate_cost(spec, len(row.prompt), max_tokens))
+            hold = ledger.reserve(spec.id, cost_bound(spec, input_token_bound(row.prompt), max_tokens))
         except SpendLimitError:
             return Stop(f"the budget for this table ({usd(ledger.daily_limit or 0.0)}) is reached", "budget")
     start = time.monotonic()

@@ -102,9 +102,12 @@ EXTRA_FIELDS = frozenset({"tools", "tool_choice", "parallel_tool_calls", "top_p"
 
 
 def estimate_cost(usage: dict, in_price_per_m: float, out_price_per_m: float) -> float:
-    """Dollar cost of ``usage`` (``prompt_tokens``/``completion_tokens``) at $/million-token prices."""
-    prompt = usage.get("prompt_tokens") or 0
-    completion = usage.get("completion_tokens") or 0
+    """Dollar cost of ``usage`` (``prompt_tokens``/``completion_tokens``) at $/million-token prices.
+
+    Negative token counts count as 0 (a cost is never below nothing).
+    """
+    prompt = max(0, usage.get("prompt_tokens") or 0)
+    completion = max(0, usage.get("completion_tokens") or 0)
     return (prompt * in_price_per_m + completion * out_price_per_m) / 1_000_000
 
 
@@ -161,8 +164,9 @@ def _usage_ints(raw: Any) -> dict[str, int]:
     """prompt/completion/total token counts from a provider ``usage`` object (ints only)."""
     if not isinstance(raw, dict):
         return {}
-    usage = {k: int(raw[k]) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-             if isinstance(raw.get(k), (int, float)) and not isinstance(raw.get(k), bool)}
+    usage = {k: max(0, int(raw[k])) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+             if isinstance(raw.get(k), (int, float)) and not isinstance(raw.get(k), bool)
+             and math.isfinite(raw[k])}  # a NaN or infinite count from a provider is no count
     if "total_tokens" not in usage and ("prompt_tokens" in usage or "completion_tokens" in usage):
         usage["total_tokens"] = usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
     return usage
@@ -724,18 +728,28 @@ class OpenAICompatibleClient:
     # ------------------------------------------------------------------ cost
 
     def _cost(self, model: str, usage_raw: Any) -> float | None:
-        """``usage.cost`` if the provider sent it, else estimated from ``prices``, else None."""
-        if isinstance(usage_raw, dict):
+        """``usage.cost`` if the provider sent it, else estimated from ``prices``, else None.
+
+        A ``usage.cost`` that is NaN, infinite or negative is not believed: None (unknown), with
+        a warning, and no estimate from the same answer's token counts either. The spend ledger
+        records an unknown cost at the bound it held for the call (:mod:`routing.budget`).
+        """
+        if isinstance(usage_raw, dict) and "cost" in usage_raw:
             cost = usage_raw.get("cost")
             if isinstance(cost, (int, float)) and not isinstance(cost, bool):
-                return float(cost)
+                if math.isfinite(cost) and cost >= 0:
+                    return float(cost)
+                log.warning("%s (model %s) reported usage.cost %r: not a usable cost, treated as unknown",
+                            self.host, model, cost)
+                return None
         usage = _usage_ints(usage_raw)
         if not usage or self.prices is None:
             return None
         price = self.prices(model)
         if price is None:
             return None
-        return estimate_cost(usage, price[0], price[1])
+        cost = estimate_cost(usage, price[0], price[1])
+        return cost if math.isfinite(cost) and cost >= 0 else None
 
 
 class _Attempt:
