@@ -41,6 +41,12 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
         if not service.settings.openrouter_api_key:
             gr.Markdown("ℹ️ No `OPENROUTER_API_KEY`: routing decisions are real; answers come from the local "
                         "Gemma 3 270M model, labelled as such.")
+        elif service.access.mode == "signed-in":
+            gr.Markdown("🔒 Paid models answer signed-in callers here (`ROUTER_PAID_ACCESS`); anyone else gets "
+                        "routing decisions and the local model's answers, or can paste their own OpenRouter key "
+                        "in the Ask tab.")
+        if service.settings.hf_oauth:  # a Space with `hf_oauth: true`: Hugging Face sign-in names the visitor
+            gr.LoginButton()
         with gr.Tabs():
             build_ask_tab(service)
             build_compare_tab(service)
@@ -61,9 +67,15 @@ def launch_options(settings: Settings) -> dict:
     """Keyword arguments for ``demo.launch`` that follow the settings (app.py and the test harness).
 
     ``max_file_size`` (ROUTER_BATCH_MAX_MB) makes Gradio refuse a larger upload before it is
-    stored, and gradio_client refuse it before sending.
+    stored, and gradio_client refuse it before sending. ``auth`` (ROUTER_UI_USERS) puts the page
+    and the Gradio API behind Gradio's login; the signed-in name is the caller the paid-access
+    rule (routing/access.py) knows.
     """
-    return {"ssr_mode": False, "max_file_size": max_file_size_bytes(settings.batch_max_mb)}
+    options = {"ssr_mode": False, "max_file_size": max_file_size_bytes(settings.batch_max_mb)}
+    if settings.ui_users:
+        options["auth"] = [tuple(pair) for pair in settings.ui_users]
+        options["auth_message"] = "Sign in to use this LLM router."
+    return options
 
 
 def server_address() -> tuple[str, int]:
@@ -79,7 +91,14 @@ def build_app(service: RouterService, demo: gr.Blocks | None = None) -> FastAPI:
     api.include_router(gateway_router(service))
     install_error_handlers(api)
     demo = demo or build_demo(service)  # build_demo has already called demo.queue(...)
-    return gr.mount_gradio_app(api, demo, path="/", **launch_options(service.settings))
+    app = gr.mount_gradio_app(api, demo, path="/", **launch_options(service.settings))
+    # Gradio checks that a file parameter names a file uploaded to its upload folder only once the
+    # demo "has launched", which mount_gradio_app never says: without this, a raw API call naming
+    # /etc/passwd (or /proc/self/environ) had Gradio copy that file into its upload cache, where
+    # /gradio_api/file= serves it to anyone. Gradio's own reload path (swap_blocks) sets the same
+    # flag. The handlers then accept only files this server received as uploads (ui.batch_tab.uploaded_path).
+    demo.has_launched = True
+    return app
 
 
 def main() -> None:

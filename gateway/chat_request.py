@@ -2,12 +2,21 @@
 
 Every check raises :class:`GatewayError` with an OpenAI-style status, type and code; messages
 name the field and say what to send instead (parameter checks reuse ``routing/validation.py``).
+
+Before any field is read, :func:`parse_body` refuses (400) what recursive or text-handling code
+downstream cannot take: JSON nested deeper than :data:`MAX_JSON_DEPTH` (also when ``json.loads``
+itself gives up with RecursionError), NaN / Infinity (not JSON, and not sendable onwards), and
+lone surrogates (``"\\ud800"``: valid JSON escapes that are no Unicode character, so they cannot
+be encoded for the model). ROUTER_MAX_PROMPT_CHARS counts everything sent to the model: every
+message (text, non-text parts, tool calls, other fields) and the passed-through fields (``tools``,
+``response_format``, ...).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +30,10 @@ ROLES = ("system", "developer", "user", "assistant", "tool")
 #: Fields passed through to the chosen model as they are (see openai_compat.EXTRA_FIELDS).
 PASS_THROUGH = ("tools", "tool_choice", "parallel_tool_calls", "top_p", "stop", "user", "seed",
                 "presence_penalty", "frequency_penalty", "response_format")
+#: Deepest nesting of objects and lists accepted in a request body (the body itself is level 1).
+MAX_JSON_DEPTH = 64
+#: A cost weight after "router:": ASCII digits only (float() would take "١", "1_0", " 1", "1e-1", "nan").
+_WEIGHT_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?|\.[0-9]+)", re.ASCII)
 
 
 class GatewayError(Exception):
@@ -56,15 +69,87 @@ class ChatRequest:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
+class _NotJSONConstant(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJSONConstant(name)
+
+
+def _path(keys: tuple) -> str | None:
+    """``messages[0].content`` for ``("messages", 0, "content")``; None for the body itself."""
+    out = ""
+    for key in keys:
+        if isinstance(key, int):
+            out += f"[{key}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
+            out += f".{key}" if out else key
+        else:
+            out += f"[{json.dumps(key)}]"
+    return out or None
+
+
+def _has_surrogate(text: str) -> bool:
+    if text.isascii():
+        return False
     try:
-        body = json.loads(raw or b"")
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_json_tree(body: Any, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """400 for nesting deeper than ``max_depth``, a non-finite number or a lone surrogate anywhere.
+
+    Walks the parsed body with an explicit stack (no recursion), so any depth is safe to check.
+    """
+    stack: list[tuple[Any, int, tuple]] = [(body, 1, ())]
+    while stack:
+        value, depth, keys = stack.pop()
+        if isinstance(value, str):
+            if _has_surrogate(value):
+                where = _path(keys) or "The request body"
+                raise bad_request(f"{where} contains a lone surrogate (an unpaired \\ud800-\\udfff escape), which "
+                                  "is not a Unicode character: send valid UTF-8 text.", _path(keys))
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise bad_request(f"{_path(keys)} must be a finite number (got {value!r}).", _path(keys))
+        elif isinstance(value, (dict, list)):
+            if depth > max_depth:
+                top = keys[0] if keys and isinstance(keys[0], str) else None
+                raise bad_request(f"{json.dumps(top) if top else 'The request body'} is nested more than "
+                                  f"{max_depth} levels deep; the gateway accepts at most {max_depth}.", top)
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if _has_surrogate(key):
+                        where = _path(keys) or "The request body"
+                        raise bad_request(f"{where} has a key with a lone surrogate (an unpaired \\ud800-\\udfff "
+                                          "escape), which is not a Unicode character: send valid UTF-8 text.",
+                                          _path(keys))
+                    stack.append((item, depth + 1, (*keys, key)))
+            else:
+                stack.extend((item, depth + 1, (*keys, i)) for i, item in enumerate(value))
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, checked by :func:`check_json_tree`; 400 otherwise."""
+    try:
+        body = json.loads(raw or b"", parse_constant=_refuse_constant)
+    except RecursionError:
+        raise bad_request(f"The request body is nested more than {MAX_JSON_DEPTH} levels deep; the gateway "
+                          f"accepts at most {MAX_JSON_DEPTH}.", code="invalid_json") from None
+    except _NotJSONConstant as exc:
+        raise bad_request(f"The request body holds {exc}, which is not JSON: send numbers as finite decimals.",
+                          code="invalid_json") from None
     except ValueError:
         raise bad_request("The request body is not valid JSON: send a JSON object with \"model\" and "
                           "\"messages\".", code="invalid_json") from None
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object with \"model\" and \"messages\".",
                           code="invalid_json")
+    check_json_tree(body)
     return body
 
 
@@ -77,11 +162,12 @@ def parse_model(value: Any, pool: ModelPool) -> tuple[str | None, float]:
     if model == ROUTER_MODEL:
         return None, 0.0
     if model.startswith(ROUTER_MODEL + ":"):
-        try:
-            return None, check_cost_weight(model[len(ROUTER_MODEL) + 1:], "model")
-        except InvalidInput:
-            raise bad_request(f"\"model\" {show(model)}: the cost weight after \"{ROUTER_MODEL}:\" must be a number "
-                              "from 0 (best quality) to 1 (cheapest), e.g. \"router:0.3\".", "model") from None
+        weight = model[len(ROUTER_MODEL) + 1:]
+        if _WEIGHT_RE.fullmatch(weight) and 0.0 <= float(weight) <= 1.0:
+            return None, check_cost_weight(float(weight), "model")
+        raise bad_request(f"\"model\" {show(model)}: the cost weight after \"{ROUTER_MODEL}:\" must be a decimal "
+                          "number from 0 (best quality) to 1 (cheapest) in ASCII digits, e.g. \"router:0.3\".",
+                          "model")
     if model in pool:
         return model, 0.0
     raise GatewayError(404, f"The model {show(model)} does not exist here. Use \"{ROUTER_MODEL}\", "
@@ -133,6 +219,51 @@ def check_messages(value: Any) -> tuple[list[dict[str, Any]], list[tuple[str, st
     return list(value), texts
 
 
+def _json_chars(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
+def message_chars(message: dict[str, Any]) -> int:
+    """Characters of one message sent to the model: its text (as characters), non-text parts, tool
+    calls and any other field (as compact JSON); the role is not counted."""
+    content = message.get("content")
+    if isinstance(content, str):
+        total = len(content)
+    elif isinstance(content, list):
+        total = sum(len(p["text"]) if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                    else _json_chars(p) for p in content)
+    else:
+        total = 0 if content is None else _json_chars(content)
+    rest = {k: v for k, v in message.items() if k not in ("role", "content")}
+    return total + (_json_chars(rest) if rest else 0)
+
+
+def request_chars(body: dict[str, Any], messages: list[dict[str, Any]]) -> dict[str, int]:
+    """Characters sent to the model, by request field: ``messages`` and each passed-through field."""
+    sizes = {"messages": sum(message_chars(m) for m in messages)}
+    for name in PASS_THROUGH:
+        if body.get(name) is not None:
+            sizes[name] = len(body[name]) if isinstance(body[name], str) else _json_chars(body[name])
+    return sizes
+
+
+def check_size(body: dict[str, Any], messages: list[dict[str, Any]], max_prompt_chars: int) -> None:
+    """400 (context_length_exceeded) when all that goes to the model is over ROUTER_MAX_PROMPT_CHARS;
+    ``param`` names the field that holds the most of it."""
+    if not max_prompt_chars:
+        return
+    sizes = request_chars(body, messages)
+    total = sum(sizes.values())
+    if total <= max_prompt_chars:
+        return
+    largest = max(sizes, key=sizes.get)
+    parts = ", ".join(f"{name} {size:,}" for name, size in sorted(sizes.items(), key=lambda kv: -kv[1]) if size)
+    raise bad_request(f"The request sends {total:,} characters to the model ({parts}); the limit is "
+                      f"{max_prompt_chars:,} (ROUTER_MAX_PROMPT_CHARS), counting message text, non-text parts, "
+                      f"tool calls and tool definitions. Shorten \"{largest}\".", largest,
+                      code="context_length_exceeded")
+
+
 def _max_tokens(body: dict[str, Any], limit: int) -> int | None:
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
@@ -160,11 +291,7 @@ def parse_chat_request(body: dict[str, Any], pool: ModelPool, *, max_tokens_limi
                        max_prompt_chars: int) -> ChatRequest:
     pool_model, cost_weight = parse_model(body.get("model"), pool)
     messages, texts = check_messages(body.get("messages"))
-    total = sum(len(text) for _, text in texts)
-    if max_prompt_chars and total > max_prompt_chars:
-        raise bad_request(f"The messages have {total:,} characters; the limit is {max_prompt_chars:,} "
-                          "(ROUTER_MAX_PROMPT_CHARS). Shorten the conversation.", "messages",
-                          code="context_length_exceeded")
+    check_size(body, messages, max_prompt_chars)
     n = body.get("n")
     if n not in (None, 1):
         raise bad_request("Only \"n\": 1 is supported (one answer per request).", "n")

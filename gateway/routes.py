@@ -4,15 +4,23 @@ Answers come from :meth:`routing.router.Router.stream` (which falls back down th
 every text sent back goes through :func:`routing.redact.redact` / ``redact_data``. A stream
 falls back to the next model while no answer text has been sent; after that a failure ends the
 stream with an ``{"error"}`` event instead of splicing in another model's text. A conversation
-stays on the model that started it (:mod:`gateway.sessions`); spending limits answer 402
-(:mod:`routing.budget`).
+stays on the model that started it (:mod:`gateway.sessions`, scoped by the gateway key, hashed);
+spending limits answer 402 (:mod:`routing.budget`).
+
+What goes out is checked too: a provider's ``tool_calls`` reach the client only in the OpenAI
+shape (:func:`clean_tool_calls`, :func:`clean_tool_delta`; anything else is dropped with a
+warning in the log, and a ``"tool_calls"`` finish without calls becomes ``"stop"``), JSON
+bodies and SSE events never hold NaN / Infinity (they become ``null``: :class:`SafeJSONResponse`),
+and no exception reaches the client as a stack trace (:func:`install_error_handlers`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import logging
+import math
 import time
 import uuid
 from typing import Any, Iterator
@@ -23,11 +31,14 @@ import anyio
 
 from gateway.chat_request import ROUTER_MODEL, ChatRequest, GatewayError, parse_body, parse_chat_request
 from gateway.sessions import SessionMatch, SessionStore
-from routing.budget import estimate_cost, input_chars
+from routing.access import PaidAccessError, VisitorLimitError, effective_mode, identify
+from routing.budget import estimate_cost, input_chars, input_token_bound
 from routing.errors import ProviderKeyError, SpendLimitError, UnknownModelError, UserError
+from routing.outcome_log import gateway_scope
 from routing.redact import redact, redact_data, stream_safe
 from routing.router import RouterEvent
 from routing.settings import Settings
+from routing.validation import show
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +46,110 @@ LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 def exposure_warning(settings: Settings, host: str) -> str | None:
-    """A warning when the gateway spends the OpenRouter key for anyone who can reach ``host``."""
+    """A warning when the app listens on ``host``, beyond this machine, with the owner's key and no gateway keys."""
     if host in LOCAL_HOSTS or not settings.openrouter_api_key or settings.api_keys:
         return None
+    if effective_mode(dataclasses.replace(settings, server_name=host)) == "signed-in":
+        return (f"The app listens on {host} with an OPENROUTER_API_KEY, no ROUTER_API_KEYS and no "
+                "ROUTER_DAILY_BUDGET_USD: paid models answer signed-in callers only (ROUTER_PAID_ACCESS), so "
+                "/v1/chat/completions refuses every caller. Set ROUTER_API_KEYS to give apps keys.")
     limit = ("" if settings.daily_budget_usd else
              " Nothing limits the day's spend either: set ROUTER_DAILY_BUDGET_USD.")
     return (f"The app listens on {host} with an OPENROUTER_API_KEY and no ROUTER_API_KEYS: anyone who can "
             f"reach it can spend the key through /v1/chat/completions. Set ROUTER_API_KEYS.{limit}")
 
 
+def finite(obj: Any) -> Any:
+    """A copy of ``obj`` (dicts, lists, tuples) with every NaN / Infinity replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def dumps(data: Any, **kwargs: Any) -> str:
+    """Standard JSON (``allow_nan=False``); a non-finite number anywhere becomes ``null``."""
+    try:
+        return json.dumps(data, ensure_ascii=False, allow_nan=False, **kwargs)
+    except ValueError:
+        return json.dumps(finite(data), ensure_ascii=False, allow_nan=False, **kwargs)
+
+
+class SafeJSONResponse(JSONResponse):
+    """Starlette's JSONResponse refuses NaN (a 500); this one sends it as ``null``."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content, indent=None, separators=(",", ":")).encode("utf-8")
+
+
 def error_response(exc: GatewayError) -> JSONResponse:
     body = {"error": {"message": redact(exc.message), "type": exc.type, "param": exc.param, "code": exc.code}}
-    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+    return SafeJSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+# ---------------------------------------------------------------------- provider tool calls
+
+
+def _tool_call_ok(call: Any) -> bool:
+    """One whole tool call in the OpenAI shape: id, type "function", function name and arguments (strings)."""
+    if not isinstance(call, dict) or not isinstance(call.get("id"), str) or not call["id"]:
+        return False
+    function = call.get("function")
+    return (call.get("type", "function") == "function" and isinstance(function, dict)
+            and isinstance(function.get("name"), str) and bool(function["name"])
+            and isinstance(function.get("arguments", ""), str))
+
+
+def clean_tool_calls(calls: Any, model: str | None) -> list[dict[str, Any]] | None:
+    """A provider's ``message.tool_calls`` in the OpenAI shape (other keys left out), or None.
+
+    Anything else (not a list, or any call malformed) is dropped whole, with a warning: a client
+    must not run half of what the model asked for, nor receive a shape its SDK cannot parse.
+    """
+    if calls is None or calls == []:
+        return None
+    if not isinstance(calls, list) or not all(_tool_call_ok(c) for c in calls):
+        log.warning("model %s answered with malformed tool_calls, dropped: %s", model, show(calls, 200))
+        return None
+    return [{"id": c["id"], "type": "function",
+             "function": {"name": c["function"]["name"], "arguments": c["function"].get("arguments", "")}}
+            for c in calls]
+
+
+def clean_tool_delta(piece: Any, bad: set[int], model: str | None) -> dict[str, Any] | None:
+    """One streamed tool-call delta in the OpenAI shape, or None to drop it.
+
+    A malformed delta marks its call (``index``) bad: the rest of that call is dropped too, so a
+    client never assembles a call whose id or name was dropped.
+    """
+    index = piece.get("index") if isinstance(piece, dict) else None
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        log.warning("model %s streamed a tool_calls delta without a call index, dropped: %s", model, show(piece, 200))
+        return None
+    if index in bad:
+        return None
+    function = piece.get("function")
+    ok = (piece.get("id") is None or isinstance(piece["id"], str)) \
+        and piece.get("type") in (None, "function") \
+        and (function is None or (isinstance(function, dict)
+                                  and all(function.get(k) is None or isinstance(function[k], str)
+                                          for k in ("name", "arguments"))))
+    if not ok:
+        bad.add(index)
+        log.warning("model %s streamed a malformed tool_calls delta, call %d dropped: %s", model, index,
+                    show(piece, 200))
+        return None
+    delta: dict[str, Any] = {"index": index}
+    if piece.get("id") is not None:
+        delta["id"] = piece["id"]
+    if piece.get("type") is not None:
+        delta["type"] = piece["type"]
+    if function is not None:
+        delta["function"] = {k: function[k] for k in ("name", "arguments") if function.get(k) is not None}
+    return delta
 
 
 def _failure_error(exc: UserError, failures: list[RouterEvent]) -> GatewayError:
@@ -86,27 +189,40 @@ def _router_info(result, match: SessionMatch) -> dict[str, Any]:
     })
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _headers(selected: str, answered: str | None, confidence: float, fallbacks: int, match: SessionMatch,
              cost: float | None = None, estimate: float | None = None) -> dict[str, str]:
-    headers = {"x-router-selected-model": selected, "x-router-confidence": f"{confidence:.4f}",
-               "x-router-fallbacks": str(fallbacks), "x-router-session": match.source or "new"}
+    """The x-router-* headers; a number that is not finite is left out rather than sent as "nan"."""
+    headers = {"x-router-selected-model": selected, "x-router-fallbacks": str(fallbacks),
+               "x-router-session": match.source or "new"}
+    if _is_number(confidence):
+        headers["x-router-confidence"] = f"{confidence:.4f}"
     if answered:
         headers["x-router-answered-by"] = answered
-    if cost is not None:
+    if _is_number(cost):
         headers["x-router-cost-usd"] = f"{cost:.8f}"
-    if estimate is not None:
+    if _is_number(estimate):
         headers["x-router-estimated-cost-usd"] = f"{estimate:.8f}"
     return headers
 
 
+def _count(value: Any, default: int = 0) -> int:
+    return int(value) if _is_number(value) and value >= 0 else default
+
+
 def _usage(usage: dict[str, int]) -> dict[str, int]:
-    prompt, completion = int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
+    usage = usage if isinstance(usage, dict) else {}
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
     return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": int(usage.get("total_tokens", prompt + completion))}
+            "total_tokens": _count(usage.get("total_tokens"), prompt + completion)}
 
 
 def _estimated_cost(service, model_id: str | None, chat: ChatRequest) -> float | None:
-    """Dollars at most for this request at ``model_id``'s prices (what the budget holds for it)."""
+    """The ordinary estimate of this request's cost at ``model_id``'s prices (about 4 characters a
+    token in, ``max_tokens`` out). Spending limits hold more: :func:`routing.budget.cost_bound`."""
     if model_id is None or model_id not in service.pool:
         return None
     max_tokens = chat.max_tokens or service.settings.max_tokens
@@ -123,12 +239,17 @@ class _Gateway:
         return self.service.router
 
     # ------------------------------------------------------------------ auth
+    @staticmethod
+    def bearer(request: Request) -> str:
+        """The key of an ``Authorization: Bearer <key>`` header (the scheme in any case, RFC 7235), or ""."""
+        scheme, _, key = (request.headers.get("authorization") or "").strip().partition(" ")
+        return key.strip() if scheme.lower() == "bearer" else ""
+
     def check_key(self, request: Request) -> None:
         keys = self.service.settings.api_keys
         if not keys:
             return
-        auth = request.headers.get("authorization") or ""
-        given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        given = self.bearer(request)
         ok = False
         for key in keys:  # every key compared, in constant time
             ok |= hmac.compare_digest(given.encode(), key.encode())
@@ -136,11 +257,33 @@ class _Gateway:
             raise GatewayError(401, "Missing or wrong gateway key: send \"Authorization: Bearer <key>\" with one "
                                     "of the keys in ROUTER_API_KEYS.", code="invalid_api_key")
 
+    def admit(self, request: Request) -> None:
+        """The paid-access rule (routing/access.py) for one paid call: 401 where paid models are for
+        signed-in callers and this one is anonymous (a gateway without ROUTER_API_KEYS), 429 with
+        Retry-After when the key (or, without keys, the client address) has no paid calls left today."""
+        settings = self.service.settings
+        client = request.client.host if request.client else None
+        caller = identify(authorization=request.headers.get("authorization") if settings.api_keys else None,
+                          api_keys=settings.api_keys, client_host=client)
+        try:
+            self.service.admit(caller, 1)
+        except PaidAccessError as exc:
+            raise GatewayError(401, str(exc), code="sign_in_required") from None
+        except VisitorLimitError as exc:
+            raise GatewayError(429, str(exc), type_="rate_limit_error", code="daily_calls_exhausted",
+                               headers={"Retry-After": str(max(1, int(exc.retry_after_s)))}) from None
+
+    def scope(self, request: Request) -> str:
+        """The caller's scope: the gateway key used, however the header spells the scheme (one key,
+        one scope); "" when the gateway has no keys. It is only ever stored hashed: the session
+        store hashes it into each entry's key, ``gateway_scope`` into the answer's owner."""
+        return self.bearer(request) if self.service.settings.api_keys else ""
+
     def match(self, request: Request, chat: ChatRequest) -> tuple[SessionMatch, str]:
         """The conversation this request continues (if any), and the scope its keys live in."""
-        auth = (request.headers.get("authorization") or "") if self.service.settings.api_keys else ""
+        scope = self.scope(request)
         session_id = (request.headers.get("x-session-id") or "").strip() or None
-        return self.sessions.match(chat.messages, session_id=session_id, user=chat.user, scope=auth), auth
+        return self.sessions.match(chat.messages, session_id=session_id, user=chat.user, scope=scope), scope
 
     # ------------------------------------------------------------------ requests
     async def parse(self, request: Request) -> ChatRequest:
@@ -174,6 +317,7 @@ class _Gateway:
         try:
             selection = self.router.decide(chat.routing_text, cost_weight=chat.cost_weight, model=chat.pool_model,
                                            max_tokens=chat.max_tokens, chars_in=input_chars(chat.messages),
+                                           tokens_in=input_token_bound(chat.messages, chat.extra),
                                            max_cost_usd=chat.max_cost_usd, prefer=match.model,
                                            prefer_why=match.describe(), latency_weight=chat.latency_weight,
                                            stream=chat.stream)
@@ -217,25 +361,30 @@ class _Gateway:
         result, raw = done.result, (done.chat.raw if done.chat else None) or {}
         answer_id = uuid.uuid4().hex
         self.service.learning.after_answer(chat.routing_text, result, source="gateway",
-                                           single_turn=_single_turn(chat), answer_id=answer_id)
-        choice = (raw.get("choices") or [{}])[0]
+                                           single_turn=_single_turn(chat), answer_id=answer_id,
+                                           owner=gateway_scope(scope))
+        choices = raw.get("choices") if isinstance(raw, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        provider_message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
         message: dict[str, Any] = {"role": "assistant", "content": result.response}
-        tool_calls = (choice.get("message") or {}).get("tool_calls")
+        tool_calls = clean_tool_calls(provider_message.get("tool_calls"), result.answered_by)
+        finish = (done.chat.finish_reason if done.chat else None) or "stop"
         if tool_calls:
             message["tool_calls"] = redact_data(tool_calls)
             message["content"] = result.response or None
+        elif finish == "tool_calls":
+            finish = "stop"  # the calls were dropped: nothing for the client to run
         body = {
             "id": f"chatcmpl-{answer_id}", "object": "chat.completion", "created": int(time.time()),
             "model": result.answered_by,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": (done.chat.finish_reason if done.chat else None) or "stop"}],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
             "usage": _usage(result.usage), "router": _router_info(result, match),
         }
         self.sessions.remember(match, chat.messages, message, result.answered_by, scope=scope)
         failed = sum(1 for f in result.fallbacks if not f.get("skipped"))
         headers = _headers(result.selected_model, result.answered_by, result.selection_confidence,
                            failed, match, result.cost_usd)
-        return JSONResponse(body, headers=headers)
+        return SafeJSONResponse(body, headers=headers)
 
     def open_stream(self, chat: ChatRequest, match: SessionMatch, scope: str) -> tuple[dict[str, str], Iterator[str]]:
         """Run the router until the first answer text (or the end); the headers, and the SSE body to come."""
@@ -282,14 +431,15 @@ class _Gateway:
         def remember(answer: dict[str, Any], result) -> None:
             self.sessions.remember(match, chat.messages, answer, result.answered_by, scope=scope)
             self.service.learning.after_answer(chat.routing_text, result, source="gateway",
-                                               single_turn=_single_turn(chat), answer_id=answer_id)
+                                               single_turn=_single_turn(chat), answer_id=answer_id,
+                                               owner=gateway_scope(scope))
 
         return headers, _stream_body(chat, events, first, answering or selection.selected_model, match, remember,
                                      answer_id)
 
 
 def _sse(data: Any) -> str:
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
+    return f"data: {dumps(data)}\n\n"
 
 
 def _stream_body(chat: ChatRequest, events: Iterator[RouterEvent], first: list[RouterEvent],
@@ -302,7 +452,24 @@ def _stream_body(chat: ChatRequest, events: Iterator[RouterEvent], first: list[R
                      "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **more})
 
     raw, sent = "", ""
+    bad_calls: set[int] = set()             # tool calls (by index) with a malformed delta: dropped
+    calls: dict[int, dict[str, Any]] = {}   # the tool calls as sent, assembled (for the session)
     yield chunk({"role": "assistant", "content": ""})
+
+    def tool_deltas(pieces: Any) -> list[dict[str, Any]]:
+        out = []
+        for piece in pieces if isinstance(pieces, list) else []:
+            delta = clean_tool_delta(piece, bad_calls, answering)
+            if delta is None:
+                continue
+            delta = redact_data(delta)
+            out.append(delta)
+            call = calls.setdefault(delta["index"], {"id": "", "type": "function",
+                                                     "function": {"name": "", "arguments": ""}})
+            call["id"] = delta.get("id") or call["id"]
+            for key, value in delta.get("function", {}).items():
+                call["function"][key] += value
+        return out
 
     def emit_safe(final: bool) -> Iterator[str]:
         nonlocal sent
@@ -318,7 +485,9 @@ def _stream_body(chat: ChatRequest, events: Iterator[RouterEvent], first: list[R
     try:
         for event in all_events():
             if event.kind == "delta" and event.tool_calls:
-                yield chunk({"tool_calls": redact_data(event.tool_calls)})
+                deltas = tool_deltas(event.tool_calls)
+                if deltas:
+                    yield chunk({"tool_calls": deltas})
             if event.kind == "delta" and event.text:
                 raw += event.text
                 yield from emit_safe(False)
@@ -334,10 +503,11 @@ def _stream_body(chat: ChatRequest, events: Iterator[RouterEvent], first: list[R
                 yield from emit_safe(True)
                 finish = (event.chat.finish_reason if event.chat else None) or "stop"
                 answer: dict[str, Any] = {"role": "assistant", "content": sent}
-                tool_calls = (((event.chat.raw or {}).get("choices") or [{}])[0].get("message") or {}).get(
-                    "tool_calls") if event.chat else None
-                if tool_calls:
-                    answer["tool_calls"] = redact_data(tool_calls)
+                sent_calls = [calls[i] for i in sorted(calls)]  # what the client has (and echoes next turn)
+                if sent_calls:
+                    answer["tool_calls"] = sent_calls
+                elif finish == "tool_calls":
+                    finish = "stop"  # every call was dropped: nothing for the client to run
                 remember(answer, result)
                 yield chunk({}, finish, router=_router_info(result, match))
                 if chat.include_usage:
@@ -400,20 +570,31 @@ def gateway_router(service) -> APIRouter:
 
     @api.get("/models")
     async def list_models():
-        return JSONResponse(gw.models())
+        return SafeJSONResponse(gw.models())
 
     @api.post("/route")
     async def route(request: Request):
         chat = await gw.parse(request)
         match, _ = gw.match(request, chat)
-        return JSONResponse(await in_thread(gw.route, chat, match))
+        return SafeJSONResponse(await in_thread(gw.route, chat, match))
 
     @api.post("/feedback")
     async def feedback(request: Request):
+        """Rate an answer this caller got. The rater is the caller's scope, as when the answer was
+        given (the gateway key, hashed; with no ROUTER_API_KEYS every caller shares one scope, as
+        the session store does): another key's answer is 404, like an unknown id. 429 with
+        Retry-After past the per-rater limit; rating again replaces the earlier rating."""
+        from routing.learning.recorder import RatingRateLimited
+
         body = parse_body(await request.body())
+        auth = (request.headers.get("authorization") or "") if service.settings.api_keys else ""
         try:
-            recorded = await in_thread(service.learning.rate, body.get("id"), body.get("rating", ""),
-                                       body.get("better_model") or "", body.get("note") or "")
+            recorded = await in_thread(lambda: service.learning.rate(
+                body.get("id"), body.get("rating", ""), body.get("better_model") or "", body.get("note") or "",
+                rater=gateway_scope(auth)))
+        except RatingRateLimited as exc:
+            raise GatewayError(429, str(exc), type_="rate_limit_error", code="rate_limit_exceeded",
+                               headers={"Retry-After": str(exc.retry_after_s)}) from None
         except UnknownModelError as exc:
             raise GatewayError(400, str(exc), param="better_model", code="model_not_found") from None
         except UserError as exc:
@@ -425,6 +606,7 @@ def gateway_router(service) -> APIRouter:
     @api.post("/chat/completions")
     async def chat_completions(request: Request):
         chat = await gw.parse(request)
+        await in_thread(gw.admit, request)
         match, scope = gw.match(request, chat)
         if not chat.stream:
             return await in_thread(gw.complete, chat, match, scope)

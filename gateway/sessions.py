@@ -9,8 +9,10 @@ A conversation is recognised, in this order, by:
    remembers the hash of the messages it was sent plus the answer it gave, so the next turn
    (which echoes both) finds the model again with no id at all.
 
-Keys are scoped to the gateway key the caller used, and the table is bounded (least recently
-used entries go first) and forgets entries after ``ttl_s``. It lives in memory: a restart
+Keys are scoped to the gateway key the caller used (the key itself, not the ``Authorization``
+header: ``Bearer K`` and ``bearer K`` are one scope; it is hashed into every entry's key, never
+stored), and the table is bounded (least recently used entries go first) and forgets entries
+after ``ttl_s``. It lives in memory: a restart
 starts every conversation afresh (routing it again is the worst that happens).
 """
 

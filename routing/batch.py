@@ -10,7 +10,10 @@ Modes (:data:`MODES`):
              ``routing/compare.py``, which also appends each row to the outcome log).
 
 Every finished row is appended to the results JSONL at once (``routing/batch_io.py``), so a
-killed batch resumes where it stopped. :func:`summarize` reads the results file back into
+killed batch resumes where it stopped. Before a row's paid call (answer, compare) goes out it
+is journalled as started; a resumed run never sends again a row whose call was in flight when
+the run died (it may have been billed): it records it as ``interrupted``, saying so, unless
+asked to (``retry_interrupted``, ``--retry-interrupted``). :func:`summarize` reads the results file back into
 the summary (traffic per model, confidence histogram, estimated cost against the priciest
 and the cheapest model).
 
@@ -40,7 +43,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from routing.batch_io import BatchFile, InputRow, ResultsStore, open_batch_file, results_paths
+from routing.batch_io import (INTERRUPTED, BatchFile, InputRow, ResultsStore, interrupted_record, open_batch_file,
+                              results_paths, started_path)
 from routing.errors import UserError
 from routing.pool import ModelPool
 from routing.router import Router
@@ -156,11 +160,18 @@ def route_rows(router: Router, rows: Sequence[InputRow], *, cost_weight: float =
     return records
 
 
+#: Called with a row just before its paid call is sent (the results store's ``mark_started``).
+BeforeCallFn = Callable[[InputRow], None]
+
+
 def answer_row(router: Router, row: InputRow, *, cost_weight: float = 0.0,
-               latency_weight: float = 0.0) -> dict[str, Any]:
-    """Route and answer one row; any failure is recorded in the row, never raised."""
+               latency_weight: float = 0.0, before_call: BeforeCallFn | None = None) -> dict[str, Any]:
+    """Route and answer one row; any failure is recorded in the row, never raised.
+    ``before_call(row)`` runs just before the paid call (a failure there fails the row unsent)."""
     record = _base_record(row)
     try:
+        if before_call is not None:
+            before_call(row)
         result = router.ask(row.prompt, cost_weight=cost_weight, latency_weight=latency_weight)
     except UserError as exc:
         return _failed(record, str(exc))
@@ -175,13 +186,17 @@ def answer_row(router: Router, row: InputRow, *, cost_weight: float = 0.0,
     return record
 
 
-def compare_row(router: Router, row: InputRow, compare_fn: CompareFn) -> dict[str, Any]:
-    """Every model answers one row; the row fails only when no model answered."""
+def compare_row(router: Router, row: InputRow, compare_fn: CompareFn,
+                before_call: BeforeCallFn | None = None) -> dict[str, Any]:
+    """Every model answers one row; the row fails only when no model answered.
+    ``before_call(row)`` runs just before the paid calls."""
     record = _base_record(row)
     try:
         router.validate_prompt(row.prompt)
         selection = router.route(row.prompt)
         record.update(_selection_fields(selection))
+        if before_call is not None:
+            before_call(row)
         result = compare_fn(row.prompt)
     except UserError as exc:
         return _failed(record, str(exc))
@@ -211,13 +226,43 @@ class BatchRun:
     processed: int       # rows done by this run
     skipped: int         # rows already in the results file (resumed)
     elapsed_s: float
+    interrupted: int = 0  # rows whose call an earlier run left in flight: recorded as interrupted, not re-sent
+
+
+def _settle_in_flight(store: ResultsStore, source: BatchFile, done: dict[int, str], retry: bool) -> int:
+    """Rows an earlier run sent but never finished: recorded as interrupted (their call may have been
+    billed; never sent again by a resume), or, with ``retry``, left to run again, as are rows an
+    earlier run recorded as interrupted. Returns the rows newly recorded as interrupted."""
+    if retry:
+        for row, statuses in store.statuses().items():
+            if statuses == {INTERRUPTED}:
+                done.pop(row, None)
+        return 0
+    in_flight = {i: h for i, h in store.started().items() if i not in done}
+    if not in_flight:
+        return 0
+    records = []
+    for row in source.iter_rows():
+        if row.index in in_flight:
+            if in_flight[row.index] != row.hash:
+                raise UserError(f"{store.started_path} belongs to a different input (row {row.index + 1} has another "
+                                "prompt). Choose another output file, or delete it to start over.")
+            records.append(interrupted_record(row))
+    store.append(records)
+    done.update({r["row"]: r["prompt_hash"] for r in records})
+    return len(records)
 
 
 def run_batch(router: Router, source: BatchFile, store: ResultsStore, *, mode: str = "route",
               chunk_size: int = DEFAULT_CHUNK_SIZE, cost_weight: float = 0.0,
               progress: ProgressFn | None = None, workers: int | None = None,
-              compare_fn: CompareFn | None = None, latency_weight: float = 0.0) -> BatchRun:
-    """Run every row of ``source`` not yet in ``store``; each finished row is appended at once."""
+              compare_fn: CompareFn | None = None, latency_weight: float = 0.0,
+              retry_interrupted: bool = False) -> BatchRun:
+    """Run every row of ``source`` not yet in ``store``; each finished row is appended at once.
+
+    Answer and compare rows are journalled as started just before their paid call. A row an
+    earlier run left in flight is recorded as interrupted, not sent again (it may have been
+    billed); ``retry_interrupted`` asks those rows (and rows recorded as interrupted) again."""
     mode = check_mode(mode)
     if chunk_size < 1:
         raise UserError(f"chunk size must be at least 1, got {chunk_size}.")
@@ -230,6 +275,9 @@ def run_batch(router: Router, source: BatchFile, store: ResultsStore, *, mode: s
         check_can_compare(router)
         compare_fn = default_compare_fn(router)
     done = store.check_matches(source)
+    resumed = len(done)
+    interrupted = _settle_in_flight(store, source, done, retry_interrupted)
+    resumed = min(resumed, len(done))
     start = time.monotonic()
     finished = len(done)
     processed = 0
@@ -249,7 +297,8 @@ def run_batch(router: Router, source: BatchFile, store: ResultsStore, *, mode: s
                 if progress:
                     progress(finished, source.rows)
                 continue
-            for record in _run_rows(router, todo, mode, cost_weight, executor, compare_fn, latency_weight):
+            for record in _run_rows(router, todo, mode, cost_weight, executor, compare_fn, latency_weight,
+                                    store.mark_started):
                 store.append([record])
                 finished += 1
                 processed += 1
@@ -258,20 +307,22 @@ def run_batch(router: Router, source: BatchFile, store: ResultsStore, *, mode: s
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
-    return BatchRun(processed=processed, skipped=len(done), elapsed_s=time.monotonic() - start)
+    return BatchRun(processed=processed, skipped=resumed, elapsed_s=time.monotonic() - start,
+                    interrupted=interrupted)
 
 
 def _run_rows(router: Router, rows: list[InputRow], mode: str, cost_weight: float,
               executor: ThreadPoolExecutor | None, compare_fn: CompareFn | None,
-              latency_weight: float = 0.0) -> Iterator[dict[str, Any]]:
+              latency_weight: float = 0.0, before_call: BeforeCallFn | None = None) -> Iterator[dict[str, Any]]:
     """Records as rows finish (answer: concurrently, in completion order; compare: one by one)."""
     if mode == "compare":
         assert compare_fn is not None
         for row in rows:
-            yield compare_row(router, row, compare_fn)
+            yield compare_row(router, row, compare_fn, before_call)
         return
     assert executor is not None
-    futures = [executor.submit(answer_row, router, row, cost_weight=cost_weight, latency_weight=latency_weight)
+    futures = [executor.submit(answer_row, router, row, cost_weight=cost_weight, latency_weight=latency_weight,
+                               before_call=before_call)
                for row in rows]
     for future in as_completed(futures):
         yield future.result()
@@ -307,7 +358,7 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
     traffic: Counter[str] = Counter()
     answered_by: Counter[str] = Counter()
     confidences: list[float] = []
-    processed = ok = failed = 0
+    processed = ok = failed = interrupted = 0
     real_cost = 0.0
     real_cost_rows = 0
     cost = {"routed": 0.0, "all_priciest": 0.0, "all_cheapest": 0.0}
@@ -319,6 +370,7 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
         processed += 1
         if record.get("status") != "ok":
             failed += 1
+            interrupted += record.get("status") == INTERRUPTED
             if len(errors) < 10:
                 errors.append({"row": record.get("row"), "error": record.get("error")})
             continue
@@ -355,6 +407,7 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
         "processed": processed,
         "ok": ok,
         "failed": failed,
+        "interrupted": interrupted,
         "traffic": {m: traffic.get(m, 0) for m in ids},
         "traffic_share": {m: round(traffic.get(m, 0) / routed_total, 4) if routed_total else 0.0 for m in ids},
         "confidence": {
@@ -529,6 +582,8 @@ def set_aside(out: str | Path) -> tuple[int, Path | None]:
     jsonl_path.replace(kept)
     if csv_path.is_file():
         csv_path.replace(kept.with_suffix(".csv"))
+    if started_path(jsonl_path).is_file():
+        started_path(jsonl_path).replace(started_path(kept))
     return rows, kept
 
 
@@ -541,7 +596,7 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
              prompt_column: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, cost_weight: float = 0.0,
              max_rows: int | None = None, max_mb: float | None = None, progress: ProgressFn | None = None,
              workers: int | None = None, compare_fn: CompareFn | None = None,
-             start_over: bool = False, latency_weight: float = 0.0) -> dict[str, Any]:
+             start_over: bool = False, latency_weight: float = 0.0, retry_interrupted: bool = False) -> dict[str, Any]:
     """Check the input, run (or resume) the batch, write the CSV, and return the summary.
 
     An existing results file for ``out`` is resumed; with ``start_over`` it is first moved
@@ -568,14 +623,15 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
             set_aside_rows, set_aside_jsonl = set_aside(out)
         store = ResultsStore(jsonl_path)
         run = run_batch(router, source, store, mode=mode, chunk_size=chunk_size, cost_weight=cost_weight,
-                        progress=progress, workers=workers, compare_fn=compare_fn, latency_weight=latency_weight)
+                        progress=progress, workers=workers, compare_fn=compare_fn, latency_weight=latency_weight,
+                        retry_interrupted=retry_interrupted)
         write_csv(store, csv_path, mode, source.columns, router.pool.ids)
         summary = summarize(store, router.pool, mode=mode, total_rows=source.rows)
     finally:
         lock.release()
     summary.update(
         input=str(source.path), prompt_column=source.prompt_column, columns=source.columns,
-        resumed_rows=run.skipped, processed_this_run=run.processed, elapsed_s=round(run.elapsed_s, 3),
+        resumed_rows=run.skipped, processed_this_run=run.processed, interrupted_this_run=run.interrupted, elapsed_s=round(run.elapsed_s, 3),
         rows_per_s=round(run.processed / run.elapsed_s, 1) if run.elapsed_s > 0 and run.processed else None,
         results_jsonl=str(jsonl_path), results_csv=str(csv_path),
         started_over=bool(start_over), set_aside_rows=set_aside_rows,
@@ -599,6 +655,9 @@ def _format_summary(summary: dict[str, Any]) -> str:
                  f"vs all-{c['cheapest_model']} ${c['all_cheapest']:.4f}")
     if "actual_cost_usd" in summary:
         lines.append(f"actual cost reported by providers: ${summary['actual_cost_usd']:.4f}")
+    if summary.get("interrupted"):
+        lines.append(f"interrupted: {summary['interrupted']} rows were in flight when an earlier run stopped; they "
+                     "may have been billed and were not sent again (--retry-interrupted asks them again)")
     for e in summary["errors"][:5]:
         lines.append(f"row {e['row']} failed: {e['error']}")
     if summary.get("set_aside_jsonl"):
@@ -632,6 +691,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--start-over", action="store_true",
                         help="move an existing OUTPUT aside (renamed, not deleted) and run every row again "
                              "(default: resume it)")
+    parser.add_argument("--retry-interrupted", action="store_true",
+                        help="ask again the rows whose call was in flight when an earlier run stopped (they may "
+                             "have been billed already; by default they are recorded as interrupted, not re-sent)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local (default: this process) or ray (Ray Data actor pool; INPUT may be CSV, JSONL "
@@ -669,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             service.router, args.input, args.out, mode=args.mode, prompt_column=args.column,
             chunk_size=args.chunk_size, cost_weight=args.cost_weight, workers=args.workers, progress=progress,
             latency_weight=args.latency_weight,
-            start_over=args.start_over,
+            start_over=args.start_over, retry_interrupted=args.retry_interrupted,
             max_rows=settings.batch_max_rows if args.max_rows is None else args.max_rows,
             max_mb=settings.batch_max_mb if args.max_mb is None else args.max_mb,
         )

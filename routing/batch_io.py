@@ -9,7 +9,15 @@ stays constant however long the file is.
 Results go to an append-only JSON Lines file, the source of truth (one record per row,
 written as soon as the row is done). An existing results file is resumed: rows already
 done (same row index and prompt hash) are skipped. The CSV the user downloads is made from
-it, with spreadsheet formulas neutralised (OWASP CSV injection).
+it, with spreadsheet formulas neutralised (OWASP CSV injection, ``routing.csv_safe``).
+
+Paid calls are journalled before they are sent: ``x.started.jsonl`` beside ``x.jsonl`` gets a
+line (synced to disk) for a row just before its request goes out. A row journalled as started
+with no result is one whose request was in flight when the run died: the provider may have
+answered and billed it, so a resumed run does not send it again; it records the row as
+``status = "interrupted"`` with an error that says so (:data:`INTERRUPTED_ERROR`), in the
+results and the CSV. Asking it again is a deliberate choice (``retry_interrupted``), never a
+side effect of resuming.
 """
 
 from __future__ import annotations
@@ -19,18 +27,25 @@ import csv
 import hashlib
 import json
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from routing.csv_safe import FORMULA_PREFIXES, neutralise_cell  # one helper for every CSV (re-exported here)
 from routing.errors import UserError
 
 #: Column names taken as the prompt, in order of preference (case-insensitive).
 PROMPT_COLUMN_NAMES: tuple[str, ...] = ("prompt", "text", "question")
+#: The status and error of a row whose paid call was in flight when the run stopped (not sent again).
+INTERRUPTED = "interrupted"
+INTERRUPTED_ERROR = ("Not answered: the run stopped (killed or crashed) while this row's request was in flight, so "
+                     "the provider may have answered it and billed it, but the answer never arrived here. It was "
+                     "not sent again, so it is not paid twice. To ask it again on purpose, rerun the batch command "
+                     "with --retry-interrupted.")
 #: Extensions read as JSON Lines; anything else is read as CSV.
 JSONL_SUFFIXES: tuple[str, ...] = (".jsonl", ".ndjson", ".json")
-#: First characters a spreadsheet treats as a formula (OWASP: also tab and carriage return).
-FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 
 _BLOCK = 1 << 20  # bytes read at a time when checking the encoding
 _SNIFF_BYTES = 64 * 1024
@@ -39,13 +54,6 @@ _SNIFF_BYTES = 64 * 1024
 def prompt_hash(prompt: str) -> str:
     """A short, stable fingerprint of a prompt (identifies a row together with its index)."""
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
-
-
-def neutralise_cell(value: Any) -> Any:
-    """Prefix a single quote to text a spreadsheet would run as a formula; other values pass."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 # --------------------------------------------------------------------------- checks
@@ -410,6 +418,18 @@ def write_prompts_file(prompts: Iterable[Any], path: str | Path) -> Path:
 
 # --------------------------------------------------------------------------- results
 
+def started_path(jsonl_path: str | Path) -> Path:
+    """The started-calls journal of a results JSONL (``x.jsonl`` -> ``x.started.jsonl``)."""
+    path = Path(jsonl_path)
+    return path.with_name(f"{path.stem}.started{path.suffix or '.jsonl'}")
+
+
+def interrupted_record(row: "InputRow") -> dict[str, Any]:
+    """The result of a row whose call was in flight when the run stopped (see the module docstring)."""
+    return {"row": row.index, "prompt_hash": row.hash, "prompt": row.prompt, "input": row.fields,
+            "status": INTERRUPTED, "error": INTERRUPTED_ERROR}
+
+
 def results_paths(out: str | Path) -> tuple[Path, Path]:
     """(JSONL source of truth, CSV) for an output name: ``x.csv`` or ``x.jsonl`` gives both."""
     out = Path(out)
@@ -430,6 +450,42 @@ class ResultsStore:
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
+        self._lock = threading.Lock()
+
+    @property
+    def started_path(self) -> Path:
+        """The journal of rows whose paid call was sent (``x.started.jsonl`` beside ``x.jsonl``)."""
+        return started_path(self.path)
+
+    def mark_started(self, row: "InputRow") -> None:
+        """Journal that ``row``'s paid call goes out now; on disk before this returns (call it first)."""
+        self._append_lines(self.started_path, [{"row": row.index, "prompt_hash": row.hash, "at": time.time()}])
+
+    def started(self) -> dict[int, str]:
+        """Row index -> prompt hash of every row journalled as sent (a damaged line is skipped)."""
+        out: dict[int, str] = {}
+        if not self.started_path.exists():
+            return out
+        with self.started_path.open("rb") as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                    out.setdefault(int(record["row"]), str(record.get("prompt_hash", "")))
+                except (ValueError, KeyError, TypeError):
+                    continue
+        return out
+
+    def in_flight(self) -> dict[int, str]:
+        """Rows journalled as sent that have no record: their call was cut off by the run stopping."""
+        done = self.done()
+        return {row: h for row, h in self.started().items() if row not in done}
+
+    def statuses(self) -> dict[int, set[str]]:
+        """Row index -> the statuses of its records."""
+        out: dict[int, set[str]] = {}
+        for row, _, _, status in self._scan():
+            out.setdefault(row, set()).add(status)
+        return out
 
     def repair(self) -> None:
         """Cut a half-written last line (the process was killed mid-write)."""
@@ -457,10 +513,10 @@ class ResultsStore:
     def done(self) -> dict[int, str]:
         """Row index -> prompt hash of every row already in the file."""
         self.repair()
-        return {row: h for row, h, _ in self._scan()}
+        return {row: h for row, h, _, _ in self._scan()}
 
-    def _scan(self) -> Iterator[tuple[int, str, int]]:
-        """(row, prompt hash, byte offset) of every record; a damaged line is skipped."""
+    def _scan(self) -> Iterator[tuple[int, str, int, str]]:
+        """(row, prompt hash, byte offset, status) of every record; a damaged line is skipped."""
         if not self.path.exists():
             return
         with self.path.open("rb") as fh:
@@ -470,7 +526,7 @@ class ResultsStore:
                 offset += len(line)
                 try:
                     record = json.loads(line)
-                    yield int(record["row"]), str(record.get("prompt_hash", "")), start
+                    yield int(record["row"]), str(record.get("prompt_hash", "")), start, str(record.get("status"))
                 except (ValueError, KeyError, TypeError):
                     continue
 
@@ -496,27 +552,38 @@ class ResultsStore:
 
     def append(self, records: Sequence[dict[str, Any]]) -> None:
         """Append records, one JSON line each, and flush them to disk."""
+        self._append_lines(self.path, records)
+
+    def _append_lines(self, path: Path, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         data = "".join(json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in records)
-        with self.path.open("a", encoding="utf-8") as fh:
+        with self._lock, path.open("a", encoding="utf-8") as fh:   # threads of one run: whole lines
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
 
     def iter_records(self) -> Iterator[dict[str, Any]]:
-        """Records in row order, each row once (the first record written for it)."""
+        """Records in row order, each row once: the first record written for it, except that an
+        ``interrupted`` one gives way to a later record (the row asked again on purpose)."""
         first: dict[int, int] = {}
-        for row, _, offset in self._scan():
-            first.setdefault(row, offset)
+        interrupted: set[int] = set()
+        for row, _, offset, status in self._scan():
+            if row in interrupted and status != INTERRUPTED:
+                first[row] = offset
+                interrupted.discard(row)
+            elif row not in first:
+                first[row] = offset
+                if status == INTERRUPTED:
+                    interrupted.add(row)
         with self.path.open("rb") as fh:
             for row in sorted(first):
                 fh.seek(first[row])
                 yield json.loads(fh.readline())
 
     def count(self) -> int:
-        return len({row for row, _, _ in self._scan()})
+        return len({row for row, _, _, _ in self._scan()})
 
     def to_csv(self, csv_path: str | Path, columns: Sequence[str],
                flatten: Callable[[dict[str, Any]], dict[str, Any]]) -> Path:
@@ -526,7 +593,7 @@ class ResultsStore:
         tmp = csv_path.with_name(csv_path.name + ".tmp")
         with tmp.open("w", encoding="utf-8", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(columns), extrasaction="ignore")
-            writer.writeheader()
+            writer.writerow({c: neutralise_cell(c) for c in columns})   # input column names are uploaded text too
             for record in self.iter_records():
                 flat = flatten(record)
                 writer.writerow({k: neutralise_cell(_cell(v)) for k, v in flat.items()})
@@ -540,7 +607,8 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-__all__ = ["PROMPT_COLUMN_NAMES", "FORMULA_PREFIXES", "InputRow", "BatchFile", "ResultsStore",
+__all__ = ["PROMPT_COLUMN_NAMES", "FORMULA_PREFIXES", "INTERRUPTED", "INTERRUPTED_ERROR", "interrupted_record",
+           "started_path", "InputRow", "BatchFile", "ResultsStore",
            "prompt_hash", "neutralise_cell", "check_size", "check_utf8", "detect_prompt_column",
            "read_columns", "open_batch_file", "write_prompts_file", "results_paths", "is_jsonl", "preview_input",
            "preview_cell", "check_rows", "PREVIEW_INPUT_ROWS", "PREVIEW_CELL_CHARS"]

@@ -65,7 +65,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from routing.batch import (DEFAULT_CHUNK_SIZE, answer_row, check_can_compare, check_mode, compare_row,  # noqa: E402
                            csv_columns, default_compare_fn, flatten_record, route_rows, summarize)
 from routing.batch_io import (InputRow, ResultsStore, _as_prompt, _cell, detect_prompt_column,  # noqa: E402
-                              neutralise_cell, open_batch_file)
+                              interrupted_record, neutralise_cell, open_batch_file, started_path)
 from routing.errors import UserError  # noqa: E402
 from routing.files import file_sha256  # noqa: E402
 
@@ -521,6 +521,7 @@ class BlockWorker:
             table = records_table(records, self.schema, self.n_inputs)
             write_part(self.parts_dir, block, table)
             self._journal(block).unlink(missing_ok=True)
+            started_path(self._journal(block)).unlink(missing_ok=True)
             ok = sum(1 for r in records if r.get("status") == "ok")
             for key, value in (("first_row", block), ("rows", len(records)), ("ok", ok),
                                ("failed", len(records) - ok), ("actor_pid", os.getpid())):
@@ -537,21 +538,29 @@ class BlockWorker:
                 records += route_rows(self.router, rows[i:i + self.chunk_size], cost_weight=self.cost_weight,
                                       latency_weight=self.latency_weight)
             return records
-        # answer / compare: journal each row as it finishes, so a kill never repeats a paid call
+        # answer / compare: journal each row before its paid call and as it finishes, so a kill never
+        # repeats a paid call (a row left in flight is recorded as interrupted, as the local engine does)
         journal = ResultsStore(self._journal(block))
         done = journal.done()
         wanted = {r.index: r.hash for r in rows}
-        if any(wanted.get(i) != h for i, h in done.items()):
+        started = journal.started()
+        if any(wanted.get(i) != h for i, h in (done | started).items()):
             journal.path.unlink(missing_ok=True)          # not this block's rows: start the block over
-            done = {}
+            journal.started_path.unlink(missing_ok=True)
+            done, started = {}, {}
+        cut = [r for r in rows if r.index in started and r.index not in done]
+        if cut:
+            journal.append([interrupted_record(r) for r in cut])
+            done.update({r.index: r.hash for r in cut})
         todo = [r for r in rows if r.index not in done]
         if self.mode == "compare":
             for row in todo:
-                journal.append([compare_row(self.router, row, self.compare_fn)])
+                journal.append([compare_row(self.router, row, self.compare_fn, journal.mark_started)])
         else:
             with ThreadPoolExecutor(max_workers=min(self.workers, max(1, len(todo)))) as pool:
                 futures = [pool.submit(answer_row, self.router, row, cost_weight=self.cost_weight,
-                                       latency_weight=self.latency_weight) for row in todo]
+                                       latency_weight=self.latency_weight, before_call=journal.mark_started)
+                           for row in todo]
                 for future in as_completed(futures):
                     journal.append([future.result()])
         records = [r for r in journal.iter_records() if r["row"] in wanted]

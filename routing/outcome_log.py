@@ -14,7 +14,22 @@ deleted:
 * ``ratings``: one row per thumbs up / down on an answer, or "another model would have been
   better" (naming it). A single answer (Ask, ``/query``, the gateway) is logged as a
   comparison of one result (``meta.kind = "answer"``), a shadow comparison as one of two
-  (``"shadow"``); the latest rating of a comparison overrides the evaluator.
+  (``"shadow"``); the latest rating of a comparison overrides the evaluator. Each row names its
+  ``rater`` (a hashed scope, below); the table is the history, and a rater's latest rating of
+  an answer replaces their earlier ones (:meth:`OutcomeLog.ratings` gives one per rater and
+  answer), so rating again never counts twice.
+* ``evaluations``: the evaluator's scores of a comparison logged *before* it was scored
+  (``comparisons.scoring = 'pending'``): an answer is written the moment its id is handed out,
+  and scored in the background; a comparison still pending after a crash is found by
+  :meth:`OutcomeLog.pending` and scored by the next process. Readers merge the two.
+
+Ownership: ``comparisons.owner`` is the scope of whoever got the answer, hashed
+(:func:`scope_id`; never a raw key or session id): the gateway key's scope
+(:func:`gateway_scope`), or the Gradio session / signed-in user (:func:`gradio_scope`, taken
+from the Gradio request being served, :func:`current_owner`). NULL: written by the app's own
+code outside any request (the CLI, tests, shadow comparisons). Ratings are only taken from the
+owner's scope (``routing.learning.recorder``), and the Compare tab's download holds only the
+caller's own rows.
 
 SQLite itself enforces append-only: triggers created with the schema (also in an older log file,
 the first time this code opens it) abort any UPDATE, DELETE or REPLACE of a row in these tables.
@@ -49,6 +64,8 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
 import json
 import logging
 import os
@@ -57,12 +74,14 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import pandas as pd
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from routing.csv_safe import neutralise_frame
 from routing.errors import UserError
 from routing.redact import redact, redact_data
 
@@ -76,7 +95,8 @@ RESPONSE_SUFFIX = "|model_response"
 BUSY_TIMEOUT_S = 30.0
 
 __all__ = ["OutcomeLog", "export_routerbench_csv", "quality_scores", "log_path", "LOG_FILENAME",
-           "FEEDBACK_OTHERS_CAP"]
+           "FEEDBACK_OTHERS_CAP", "scope_id", "gateway_scope", "gradio_scope", "current_owner", "owned_by",
+           "ANY_OWNER"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS comparisons (
@@ -126,11 +146,28 @@ CREATE TABLE IF NOT EXISTS feedback (
     note TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS feedback_by_comparison ON feedback(comparison_id, seq);
+CREATE TABLE IF NOT EXISTS evaluations (
+    comparison_id TEXT PRIMARY KEY REFERENCES comparisons(id),
+    created_at REAL NOT NULL,
+    best_model TEXT,
+    router_correct INTEGER,
+    results TEXT NOT NULL DEFAULT '{}'
+);
 """
+
+#: Indexes on columns an older file gets only from :data:`_ADDED_COLUMNS` (so created after them).
+_LATE_INDEXES = ("CREATE INDEX IF NOT EXISTS comparisons_by_owner ON comparisons(owner)",
+                 "CREATE INDEX IF NOT EXISTS comparisons_by_scoring ON comparisons(scoring)")
 
 #: Columns added after the first release: (table, column, type); older files get them on open,
 #: their old rows read NULL there.
-_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (("results", "first_token_ms", "REAL"),)
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("results", "first_token_ms", "REAL"),
+    ("comparisons", "owner", "TEXT"),      # hashed scope of whoever got the answer (NULL: the app itself)
+    ("comparisons", "scoring", "TEXT"),    # 'pending': scores follow in `evaluations`; NULL: scored inline
+    ("ratings", "rater", "TEXT"),          # hashed scope of who rated (NULL: the app's own code)
+    ("feedback", "rater", "TEXT"),
+)
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -141,7 +178,8 @@ DIR_MODE = 0o700
 _KEYS = {"comparisons": "id = NEW.id",
          "results": "comparison_id = NEW.comparison_id AND model = NEW.model",
          "feedback": "seq = NEW.seq",
-         "ratings": "seq = NEW.seq"}
+         "ratings": "seq = NEW.seq",
+         "evaluations": "comparison_id = NEW.comparison_id"}
 
 
 def _guard_statements() -> list[str]:
@@ -228,6 +266,11 @@ def _rollback(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
+def _missing(value: Any) -> bool:
+    """None or NaN (an empty cell in the CSV)."""
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def _num(value: Any) -> float | None:
     try:
         return None if value is None else float(value)
@@ -250,12 +293,13 @@ def quality_scores(results: Mapping[str, Mapping[str, Any]], user_best: str | No
         scores[model] = value
     if rating:
         rated, verdict, better = rating.get("model"), int(rating.get("rating") or 0), rating.get("better_model")
-        if rated in scores and scores[rated] is not None:
+        answered = rated in results and not results[rated].get("error")
+        if answered:   # a person's verdict needs no evaluator score (an answer not scored yet counts too)
             if verdict > 0:
                 scores[rated] = 1.0
             elif verdict < 0:
                 scores[rated] = 0.0
-            if better:
+            if better and scores[rated] is not None:
                 scores[rated] = min(scores[rated], FEEDBACK_OTHERS_CAP)
         if better:
             scores[better] = 1.0
@@ -274,6 +318,67 @@ def effective_best(c: Mapping[str, Any]) -> str | None:
         others = [m for m, r in (c.get("results") or {}).items() if m != rating["model"] and not r.get("error")]
         return max(others, key=lambda m: c["results"][m].get("normalized") or 0.0) if others else None
     return c.get("best_model")
+
+
+# --------------------------------------------------------------------------- owner scopes
+
+#: ``owner=`` not given: the ambient owner (:func:`current_owner`).
+_AMBIENT = object()
+#: Reads: rows of every owner (the app owner's view: the CLI, training, tests).
+ANY_OWNER = object()
+_OWNER: ContextVar[Any] = ContextVar("outcome_log_owner", default=_AMBIENT)
+
+
+def scope_id(kind: str, value: str) -> str:
+    """The stored form of a caller's scope: a SHA-256 digest (32 hex), never the key or id itself."""
+    return hashlib.sha256(f"llm-router-scope\0{kind}\0{value}".encode("utf-8")).hexdigest()[:32]
+
+
+def gateway_scope(authorization: str) -> str:
+    """The owner scope of a gateway caller: the bearer key of ``authorization`` (the header's value,
+    or the key itself), hashed. The gateway passes "" when ROUTER_API_KEYS is unset (its session
+    store's scope then too): every keyless caller shares one scope."""
+    text = (authorization or "").strip()
+    key = text[7:].strip() if text[:7].lower() == "bearer " else text
+    return scope_id("gateway", key)
+
+
+def gradio_scope(request: Any) -> str:
+    """The owner scope of a Gradio caller: the signed-in username, else the browser session.
+
+    A request with neither gets a scope of its own that nothing else can match (its answers
+    cannot be rated, and it downloads nothing): fail closed, never a shared anonymous scope.
+    """
+    username = getattr(request, "username", None) if request is not None else None
+    if username:
+        return scope_id("gradio-user", str(username))
+    session = getattr(request, "session_hash", None) if request is not None else None
+    if session:
+        return scope_id("gradio-session", str(session))
+    return scope_id("gradio-anonymous", uuid.uuid4().hex)
+
+
+def current_owner() -> str | None:
+    """The scope rows written now belong to: the one set by :func:`owned_by`, else the Gradio
+    request being served (Gradio keeps it in a context variable around each handler call), else
+    None (the app's own code)."""
+    explicit = _OWNER.get()
+    if explicit is not _AMBIENT:
+        return explicit
+    context = sys.modules.get("gradio.context")     # never imports Gradio: no Gradio, no Gradio request
+    request = getattr(getattr(context, "LocalContext", None), "request", None)
+    request = request.get(None) if request is not None else None
+    return gradio_scope(request) if request is not None else None
+
+
+@contextmanager
+def owned_by(owner: str | None) -> Iterator[None]:
+    """Rows written inside belong to ``owner`` (a :func:`scope_id`; None: the app itself)."""
+    token = _OWNER.set(owner)
+    try:
+        yield
+    finally:
+        _OWNER.reset(token)
 
 
 class OutcomeLog:
@@ -326,6 +431,8 @@ class OutcomeLog:
             for table, column, kind in _ADDED_COLUMNS:   # a log written before the column existed
                 if column not in _columns(conn, table):
                     conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            for statement in _LATE_INDEXES:
+                conn.execute(statement)
             for statement in _guard_statements():
                 conn.execute(statement)
             conn.execute("COMMIT")
@@ -335,11 +442,13 @@ class OutcomeLog:
         self._ready = True
 
     @_retry_locked
-    def _write(self, statements: list[tuple[str, tuple]]) -> int:
-        """Run INSERTs in one transaction; returns the last row id."""
+    def _write(self, statements: list[tuple[str, tuple]], *, durable: bool = False) -> int:
+        """Run INSERTs in one transaction; returns the last row id. ``durable``: synced to disk
+        before this returns (the OS crashing right after cannot lose it), not only handed to the OS
+        (which already survives the process being killed)."""
         last = 0
         with self._connect(write=True) as conn:
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for sql, params in statements:
@@ -351,12 +460,17 @@ class OutcomeLog:
         return last
 
     # ------------------------------------------------------------------ writing
-    def record(self, comparison: Mapping[str, Any]) -> str:
+    def record(self, comparison: Mapping[str, Any], *, owner: Any = _AMBIENT, pending: bool = False,
+               durable: bool = False) -> str:
         """Append one comparison (the dict ``Comparison.to_dict()`` returns); returns its id.
 
         Needs ``prompt`` and ``results`` ({model: {response, error, latency_ms, usage, cost_usd,
         scores, total, normalized, judge_grade}}); ``id`` is generated when absent.
+        ``owner``: the scope it belongs to (default :func:`current_owner`). ``pending``: not scored
+        yet; :meth:`record_evaluation` adds the scores later (:meth:`pending` finds those still
+        missing). ``durable``: on disk when this returns (an answer whose id is handed out).
         """
+        owner = current_owner() if owner is _AMBIENT else owner
         comparison = redact_data(dict(comparison))  # no API key is ever stored
         prompt = comparison.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
@@ -371,10 +485,11 @@ class OutcomeLog:
                 if comparison.get(k) is not None}
         rows: list[tuple[str, tuple]] = [(
             "INSERT INTO comparisons (id, created_at, prompt, selected_model, best_model, judge_best_model, "
-            "router_correct, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "router_correct, meta, owner, scoring) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (cid, float(comparison.get("created_at") or time.time()), prompt, comparison.get("selected_model"),
              comparison.get("best_model"), comparison.get("judge_best_model"),
-             None if router_correct is None else int(bool(router_correct)), json.dumps(meta)),
+             None if router_correct is None else int(bool(router_correct)), json.dumps(meta), owner,
+             "pending" if pending else None),
         )]
         for position, (model, r) in enumerate(results.items()):
             usage = r.get("usage") or {}
@@ -388,15 +503,52 @@ class OutcomeLog:
                  json.dumps(r.get("scores") or {})),
             ))
         try:
-            self._write(rows)
+            self._write(rows, durable=durable)
         except sqlite3.IntegrityError as exc:
             raise UserError(f"Comparison {cid} is already in the outcome log.") from exc
         return cid
 
+    def record_evaluation(self, comparison_id: str, results: Mapping[str, Mapping[str, Any]], *,
+                          best_model: str | None = None, router_correct: bool | None = None) -> bool:
+        """Append the scores of a comparison logged with ``pending=True``: per model ``total``,
+        ``normalized`` and ``scores``, and the comparison's winner. False when it was scored
+        already (another process resumed it first): the first evaluation stays."""
+        per_model = {str(m): {"total": _num(r.get("total")), "normalized": _num(r.get("normalized")),
+                              "scores": r.get("scores") or {}} for m, r in results.items()}
+        try:
+            self._write([("INSERT INTO evaluations (comparison_id, created_at, best_model, router_correct, results) "
+                          "VALUES (?, ?, ?, ?, ?)",
+                          (comparison_id, time.time(), best_model,
+                           None if router_correct is None else int(bool(router_correct)), json.dumps(per_model)))])
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def pending(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Comparisons logged unscored whose scores never came (the process stopped first), oldest first."""
+        try:
+            with self._connect(write=False) as conn:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if "evaluations" not in tables or "scoring" not in _columns(conn, "comparisons"):
+                    return []
+                ids = [r[0] for r in conn.execute(
+                    "SELECT id FROM comparisons WHERE scoring = 'pending' AND id NOT IN "
+                    "(SELECT comparison_id FROM evaluations) ORDER BY created_at, rowid"
+                    + (f" LIMIT {int(limit)}" if limit else ""))]
+        except FileNotFoundError:
+            return []
+        if not ids:
+            return []
+        return self._read(f"WHERE id IN ({','.join('?' * len(ids))})", tuple(ids))
+
     def record_rating(self, comparison_id: str, *, rating: int = 0, better_model: str | None = None,
-                      model: str | None = None, note: str = "", source: str = "user") -> int:
+                      model: str | None = None, note: str = "", source: str = "user",
+                      rater: str | None = None, owner: Any = ANY_OWNER) -> int:
         """Append a thumbs up (+1) / down (-1) on ``model``'s answer, and/or the model that would have
-        been better. ``model`` defaults to the comparison's only answer. Returns the sequence number."""
+        been better. ``model`` defaults to the comparison's only answer. Returns the sequence number.
+
+        ``rater``: who rates (a :func:`scope_id`), stored with the row. ``owner``: when given, the
+        comparison must belong to that scope; another's reads exactly as a missing one."""
         if rating not in (-1, 0, 1):
             raise UserError("rating must be up (1), down (-1) or none (0).")
         if not rating and not better_model:
@@ -405,6 +557,8 @@ class OutcomeLog:
             found = self.get(comparison_id) if comparison_id else None
         except FileNotFoundError:
             found = None
+        if found is not None and owner is not ANY_OWNER and found.get("owner") != owner:
+            found = None   # the same answer as for an unknown id: ids cannot be probed
         if found is None:
             raise UserError(f"No answer {comparison_id!r} in the outcome log (ids come with each answer).")
         answered = [m for m, r in found["results"].items() if not r.get("error")]
@@ -417,11 +571,12 @@ class OutcomeLog:
         if better_model == model:
             raise UserError(f"{model} is the model that answered; name another one as better.")
         return self._write([("INSERT INTO ratings (comparison_id, model, rating, better_model, created_at, source, "
-                             "note) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (comparison_id, model, int(rating), better_model, time.time(), source, redact(note)))])
+                             "note, rater) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (comparison_id, model, int(rating), better_model, time.time(), source, redact(note),
+                              rater))])
 
     def record_feedback(self, comparison_id: str, best_model: str, *, note: str = "",
-                        source: str = "user") -> int:
+                        source: str = "user", rater: str | None = None) -> int:
         """Append a user's "best answer" mark; it overrides the evaluator's winner. Returns its sequence number."""
         if not comparison_id:
             raise UserError("Run a comparison first, then mark the best answer.")
@@ -438,9 +593,9 @@ class OutcomeLog:
         if best_model not in answered:
             raise UserError(f"{best_model} did not answer this prompt, so it cannot be the best answer. "
                             f"Choose one of: {', '.join(answered)}.")
-        return self._write([("INSERT INTO feedback (comparison_id, best_model, created_at, source, note) "
-                             "VALUES (?, ?, ?, ?, ?)", (comparison_id, best_model, time.time(), source,
-                                                        redact(note)))])
+        return self._write([("INSERT INTO feedback (comparison_id, best_model, created_at, source, note, rater) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (comparison_id, best_model, time.time(), source,
+                                                           redact(note), rater))])
 
     # ------------------------------------------------------------------ reading
     def _read(self, where: str = "", params: tuple = ()) -> list[dict[str, Any]]:
@@ -454,6 +609,7 @@ class OutcomeLog:
                 results: dict[str, dict[str, dict[str, Any]]] = {i: {} for i in ids}
                 marks: dict[str, dict[str, Any]] = {}
                 ratings: dict[str, dict[str, Any]] = {}
+                evaluations: dict[str, Any] = {}
                 if ids:
                     marks_q = ",".join("?" * len(ids))
                     for r in conn.execute(f"SELECT * FROM results WHERE comparison_id IN ({marks_q}) "
@@ -473,19 +629,36 @@ class OutcomeLog:
                                               "ORDER BY seq", ids):
                             ratings[f["comparison_id"]] = {"model": f["model"], "rating": f["rating"],
                                                            "better_model": f["better_model"], "source": f["source"]}
+                    if "evaluations" in tables:
+                        for e in conn.execute(f"SELECT * FROM evaluations WHERE comparison_id IN ({marks_q})", ids):
+                            evaluations[e["comparison_id"]] = e
+                            for model, scored in json.loads(e["results"] or "{}").items():
+                                entry = results[e["comparison_id"]].get(model)
+                                if entry is not None:
+                                    entry.update(total=scored.get("total"), normalized=scored.get("normalized"),
+                                                 scores=scored.get("scores") or {})
         except FileNotFoundError:
             return []
         out = []
         for c in comps:
             mark = marks.get(c["id"])
             user_best = mark["best_model"] if mark else None
+            keys = c.keys()
+            evaluation = evaluations.get(c["id"])
+            best, correct = c["best_model"], c["router_correct"]
+            if evaluation is not None:
+                best = evaluation["best_model"] if evaluation["best_model"] is not None else best
+                correct = evaluation["router_correct"] if evaluation["router_correct"] is not None else correct
+            pending = ("scoring" in keys and c["scoring"] == "pending")
             out.append({
                 "id": c["id"], "created_at": c["created_at"], "prompt": c["prompt"],
-                "selected_model": c["selected_model"], "best_model": c["best_model"],
+                "selected_model": c["selected_model"], "best_model": best,
                 "judge_best_model": c["judge_best_model"],
-                "router_correct": None if c["router_correct"] is None else bool(c["router_correct"]),
+                "router_correct": None if correct is None else bool(correct),
                 "user_best_model": user_best, "rating": ratings.get(c["id"]),
                 "results": results[c["id"]], **json.loads(c["meta"] or "{}"),
+                "owner": c["owner"] if "owner" in keys else None,
+                "scoring": ("pending" if evaluation is None else "done") if pending else None,
             })
             entry = out[-1]
             entry["effective_best_model"] = effective_best(entry)
@@ -493,9 +666,42 @@ class OutcomeLog:
                                     ("evaluator" if c["best_model"] else None))
         return redact_data(out)  # rows logged before redaction existed come out clean too
 
-    def comparisons(self) -> list[dict[str, Any]]:
-        """Every comparison, oldest first, with its results and the effective winner."""
-        return self._read()
+    def comparisons(self, owner: Any = ANY_OWNER) -> list[dict[str, Any]]:
+        """Every comparison, oldest first, with its results and the effective winner; ``owner``
+        (a :func:`scope_id`): only that scope's (None: those the app wrote itself)."""
+        if owner is ANY_OWNER:
+            return self._read()
+        try:
+            with self._connect(write=False) as conn:
+                if "owner" not in _columns(conn, "comparisons"):
+                    return []     # a log from before owners (opened read-only): nobody's rows
+        except FileNotFoundError:
+            return []
+        return self._read("WHERE owner IS ?", (owner,))
+
+    def ratings(self, *, history: bool = False) -> list[dict[str, Any]]:
+        """Ratings, oldest first: by default one per rater and answer (each rater's latest: rating
+        an answer again replaces the earlier rating, it does not add one); ``history``: every row.
+        Each has ``comparison_id``, ``model``, ``rating``, ``better_model``, ``created_at``,
+        ``source`` and ``rater`` (hashed; None for the app's own code and rows from before raters)."""
+        try:
+            with self._connect(write=False) as conn:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if "ratings" not in tables:
+                    return []
+                has_rater = "rater" in _columns(conn, "ratings")
+                rows = [dict(r) for r in conn.execute("SELECT * FROM ratings ORDER BY seq")]
+        except FileNotFoundError:
+            return []
+        for r in rows:
+            r.setdefault("rater", None) if has_rater else r.update(rater=None)
+        if history:
+            return rows
+        latest: dict[tuple[str, Any], dict[str, Any]] = {}
+        for r in rows:
+            latest.pop((r["comparison_id"], r["rater"]), None)   # re-inserted: ordered by the latest
+            latest[(r["comparison_id"], r["rater"])] = r
+        return sorted(latest.values(), key=lambda r: r["seq"])
 
     def get(self, comparison_id: str) -> dict[str, Any] | None:
         """One comparison by id, or None."""
@@ -539,15 +745,19 @@ class OutcomeLog:
             return 0
 
     # ------------------------------------------------------------------ export
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self, owner: Any = ANY_OWNER) -> pd.DataFrame:
         """The log in RouterBench's wide layout: one row per distinct prompt.
 
         Comparisons of the same prompt (its logged answer and a shadow comparison, or a prompt
         asked again) are merged, so the row holds every model seen on it: per model the latest
         comparison's score (after its ratings), response and cost. The winner is the row's best
         score (ties: the latest comparison's winner; none when no model scored above 0).
+        A comparison still waiting for its scores (:meth:`pending`) is left out until they come,
+        unless a person rated or marked it (their verdict needs no evaluator). ``owner``: only
+        that scope's comparisons (:meth:`comparisons`).
         """
-        comps = self.comparisons()
+        comps = [c for c in self.comparisons(owner)
+                 if c.get("scoring") != "pending" or c.get("rating") or c.get("user_best_model")]
         models: list[str] = []
         merged: dict[str, dict[str, Any]] = {}
         for c in comps:
@@ -581,22 +791,37 @@ class OutcomeLog:
                    + [m + COST_SUFFIX for m in models] + ["oracle_model_to_route_to"])
         return pd.DataFrame(rows, columns=columns)
 
-    def export_routerbench_csv(self, out_csv: str | Path) -> Path:
-        """Write :meth:`to_frame` to ``out_csv`` (written to a temporary file, then renamed)."""
+    def export_routerbench_csv(self, out_csv: str | Path, *, owner: Any = ANY_OWNER,
+                               spreadsheet_safe: bool = True) -> Path:
+        """Write :meth:`to_frame` (``owner``: only that scope's rows) to ``out_csv`` (written to a
+        temporary file, then renamed). ``spreadsheet_safe`` (the default): text a spreadsheet would
+        run as a formula is neutralised (``routing.csv_safe``), for a file people download and
+        open. False: every cell verbatim, for the training pipeline, which reads prompts exactly."""
         out = Path(out_csv)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-        self.to_frame().to_csv(tmp, index=False)
+        frame = self.to_frame(owner)
+        frame = neutralise_frame(frame) if spreadsheet_safe else frame
+        # Python's csv module, not DataFrame.to_csv: pandas leaves a lone carriage return in a cell
+        # unquoted, which splits the row for every reader (the csv module quotes it).
+        with tmp.open("w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(list(frame.columns))
+            for values in frame.itertuples(index=False, name=None):
+                writer.writerow(["" if _missing(v) else v for v in values])
         tmp.replace(out)
         return out
 
 
-def export_routerbench_csv(log_path_or_dir: str | Path, out_csv: str | Path) -> Path:
-    """Export the outcome log in ``log_path_or_dir`` (a data folder or the .sqlite3 file) to a CSV."""
+def export_routerbench_csv(log_path_or_dir: str | Path, out_csv: str | Path, *,
+                           spreadsheet_safe: bool = False) -> Path:
+    """Export the whole outcome log in ``log_path_or_dir`` (a data folder or the .sqlite3 file) to a
+    CSV: the training table (``training.label``), so cells are verbatim unless ``spreadsheet_safe``
+    (a prompt "-5 + 3?" stays what was asked; the Compare tab's download is always neutralised)."""
     log = OutcomeLog(log_path_or_dir)
     if not log.path.exists():
         raise UserError(f"No outcome log at {log.path}: run a comparison first (Compare all tab).")
-    return log.export_routerbench_csv(out_csv)
+    return log.export_routerbench_csv(out_csv, spreadsheet_safe=spreadsheet_safe)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -605,12 +830,15 @@ def main(argv: list[str] | None = None) -> int:
     exp = sub.add_parser("export", help="write the log as a RouterBench-layout CSV")
     exp.add_argument("--data-dir", required=True, help="folder holding outcomes.sqlite3 (or the file itself)")
     exp.add_argument("--out", required=True, help="CSV file to write")
+    exp.add_argument("--spreadsheet-safe", action="store_true",
+                     help="neutralise text a spreadsheet would run as a formula (for a file opened in Excel; "
+                          "training wants the cells verbatim, the default)")
     show = sub.add_parser("show", help="print a summary of the log")
     show.add_argument("--data-dir", required=True)
     args = parser.parse_args(argv)
     try:
         if args.command == "export":
-            out = export_routerbench_csv(args.data_dir, args.out)
+            out = export_routerbench_csv(args.data_dir, args.out, spreadsheet_safe=args.spreadsheet_safe)
             print(f"wrote {len(pd.read_csv(out))} comparisons to {out}")
         else:
             comps = OutcomeLog(args.data_dir).comparisons()

@@ -16,6 +16,8 @@ Where it is applied (the boundaries text crosses on its way out):
 * logging: a record factory (installed on import) redacts each record's message, exception
   text and stack as the record is made, so every logger and handler gets the clean text
   (a ``logging.Filter`` on a logger would not see records propagated from child loggers).
+  The record keeps its shape (``msg`` and each of ``args`` redacted in place): uvicorn's access
+  formatter unpacks ``record.args`` and would fail on a record flattened to ``args=None``.
 
 A key cut short by truncation (provider bodies are clipped to a few hundred characters) is
 redacted too when at least its first :data:`PARTIAL_MIN_CHARS` characters are there.
@@ -157,7 +159,27 @@ def stream_safe(text: str) -> str:
 # ---------------------------------------------------------------------- logging
 
 
+def _clean_arg(value: Any, pairs: list[tuple[str, str]]) -> Any:
+    """``value`` redacted: a string in place; another object only when its text holds a secret
+    (then it becomes that text, redacted)."""
+    if isinstance(value, str):
+        return _redact(value, pairs)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    try:
+        texts = (str(value), repr(value))
+    except Exception:  # noqa: BLE001 - an argument that cannot be shown cannot leak through the message
+        return value
+    if any(_redact(t, pairs) != t for t in texts):
+        return _redact(texts[0], pairs)
+    return value
+
+
 def _redact_record(record: logging.LogRecord) -> None:
+    """Redact ``record`` in place, keeping its shape: ``msg`` and each of ``args`` are redacted one
+    by one, so formatters that read ``record.args`` themselves (uvicorn's access log unpacks a
+    5-tuple) still work. Only when a secret survives that (one split between the format string and
+    an argument, say) does the record become its redacted message with no args."""
     pairs = secrets()
     if not pairs:
         return
@@ -167,7 +189,17 @@ def _redact_record(record: logging.LogRecord) -> None:
         return
     clean = _redact(message, pairs)
     if clean != message:
-        record.msg, record.args = clean, None
+        record.msg = _redact(record.msg, pairs) if isinstance(record.msg, str) else _clean_arg(record.msg, pairs)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_clean_arg(a, pairs) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _clean_arg(v, pairs) for k, v in record.args.items()}
+        try:
+            redone = record.getMessage()
+        except Exception:  # noqa: BLE001 - e.g. "%d" of an argument that became text
+            redone = None
+        if redone is None or _redact(redone, pairs) != redone:
+            record.msg, record.args = clean, None
     if record.exc_info and not record.exc_text:
         text = logging.Formatter().formatException(record.exc_info)
         clean = _redact(text, pairs)

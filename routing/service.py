@@ -9,7 +9,8 @@ import dataclasses
 import logging
 from typing import Any, Sequence
 
-from routing.budget import SpendLedger
+from routing.access import Caller, PaidAccess, PaidAccessError
+from routing.budget import SpendLedger, is_paid
 from routing.errors import UserError
 from routing.evaluation.sandbox import sandbox_status
 from routing.health import RECENT_CALLS, SEED_MAX_AGE_S
@@ -20,7 +21,7 @@ from routing.redact import register_secret
 from routing.pool import ModelPool, load_pool
 from routing.router import LOCAL_ANSWERER, QueryResult, Router
 from routing.selectors import load_selector
-from routing.settings import Settings, get_settings
+from routing.settings import Settings, get_settings, selector_folders
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class RouterService:
     def __init__(self, settings: Settings | None = None, *, background: bool = True):
         self.settings = settings or get_settings()
         self.pool: ModelPool = load_pool(self.settings.models_file)
-        self.selector, selector_warning = load_selector(self.settings, self.pool)
+        self.selector, selector_warning = load_selector(self._selector_settings(), self.pool)
         self.warnings: list[str] = [selector_warning] if selector_warning else []
         self._lasting_warnings: list[str] = []   # add_warning's: kept when the selector reloads
         for key in self.settings.api_keys:
@@ -39,6 +40,7 @@ class RouterService:
         self.local = self._make_local()
         self.hub = ProviderHub(self.settings, self.pool, self.local)
         self.ledger = SpendLedger.for_settings(self.settings)
+        self.access = PaidAccess.for_settings(self.settings)  # who may spend the key (routing/access.py)
         self.router = Router(self.pool, self.selector, self.hub, self.settings, ledger=self.ledger)
         self.router.warnings = self.warnings
         self.outcome_log = OutcomeLog.for_settings(self.settings)
@@ -54,10 +56,17 @@ class RouterService:
 
     def reload_selector(self) -> str:
         """Load the selector again (after training promoted a new model); returns its name."""
-        selector, warning = load_selector(self.settings, self.pool)
+        selector, warning = load_selector(self._selector_settings(), self.pool)
         self.selector = self.router.selector = selector
         self.warnings[:] = ([warning] if warning else []) + self._lasting_warnings
         return selector.name
+
+    def _selector_settings(self) -> Settings:
+        """The settings the selector loads with: the folder a retrained selector was promoted in
+        (``<ROUTER_DATA_DIR>/selector/``) when it holds one, else the shipped ``selector_model/``;
+        ``ROUTER_SELECTOR_DIR`` set elsewhere is read as it is (``routing.settings.selector_folders``)."""
+        folders = selector_folders(self.settings)
+        return dataclasses.replace(self.settings, selector_dir=folders.live, label_encoder_file=folders.live_encoder)
 
     def add_warning(self, text: str) -> None:
         """A warning shown on the page and with each answer for the process's lifetime."""
@@ -91,8 +100,9 @@ class RouterService:
         return [str(e) for e in exclude]
 
     def query(self, prompt: str, cost_weight: float = 0.0, exclude: Sequence[str] | str | None = None,
-              max_tokens: int | None = None, latency_weight: float = 0.0) -> dict[str, Any]:
-        result = self.router.ask(prompt, cost_weight=cost_weight, exclude=self._exclude(exclude),
+              max_tokens: int | None = None, latency_weight: float = 0.0, *,
+              router: Router | None = None) -> dict[str, Any]:
+        result = (router or self.router).ask(prompt, cost_weight=cost_weight, exclude=self._exclude(exclude),
                                  max_tokens=max_tokens, latency_weight=latency_weight)
         self.learning.after_answer(prompt, result, source="query")
         return result.to_dict()
@@ -116,10 +126,49 @@ class RouterService:
         router.warnings = self.warnings
         return router
 
-    def query_specific(self, prompt: str, model: str, max_tokens: int | None = None) -> dict[str, Any]:
+    @property
+    def spends_owner_money(self) -> bool:
+        """Whether answers can cost the owner anything: a paid pool model with a key to call it."""
+        return any(is_paid(m) and (m.provider != "openrouter" or self.settings.openrouter_api_key) for m in self.pool)
+
+    def router_for(self, caller: Caller, own_key: str | None = None, *, calls: int = 1,
+                   local_instead: bool = False) -> tuple[Router, str | None]:
+        """The router a caller's paid request runs on, and a notice when it is not the usual one.
+
+        A visitor's own OpenRouter key: their own router (nothing of the owner's is spent). Else the
+        access rule (routing/access.py) decides and ``calls`` paid calls are counted against the
+        caller's day; a caller it refuses gets the keyless router (local model answers) when
+        ``local_instead`` and the local model exists, else PaidAccessError saying how to get access.
+        """
+        if (own_key or "").strip():
+            return self.router_for_key(own_key), None
+        if not self.spends_owner_money or self.access.allows(caller):
+            self.admit(caller, calls)
+            return self.router, None
+        if local_instead and self.local is not None:
+            return self.keyless_router(), self.access.refusal()
+        raise PaidAccessError(self.access.refusal())
+
+    def admit(self, caller: Caller, calls: int = 1) -> None:
+        """Let ``caller`` spend the owner's key on ``calls`` paid calls (counted against their day), or
+        raise PaidAccessError / VisitorLimitError. Nothing to check where nothing costs the owner."""
+        if self.spends_owner_money:
+            self.access.charge(caller, calls)
+
+    def keyless_router(self) -> Router:
+        """A router without the owner's key: routing decisions are real, answers come from the local
+        model (what an anonymous visitor gets where paid models are for signed-in callers)."""
+        settings = dataclasses.replace(self.settings, openrouter_api_key=None)
+        router = Router(self.pool, self.selector, ProviderHub(settings, self.pool, self.local), settings,
+                        ledger=SpendLedger(None, None))
+        router.warnings = self.warnings
+        return router
+
+    def query_specific(self, prompt: str, model: str, max_tokens: int | None = None, *,
+                       router: Router | None = None) -> dict[str, Any]:
         if not model or not str(model).strip():
             raise UserError(f"Choose a model: one of {', '.join(self.pool.ids)}.")
-        result = self.router.ask(prompt, model=str(model).strip(), max_tokens=max_tokens)
+        result = (router or self.router).ask(prompt, model=str(model).strip(), max_tokens=max_tokens)
         self.learning.after_answer(prompt, result, source="query-specific")
         return result.to_dict()
 

@@ -57,6 +57,33 @@ def _share(env: Mapping[str, str], name: str) -> float:
     return value
 
 
+def _paid_access(env: Mapping[str, str]) -> str:
+    value = (env.get("ROUTER_PAID_ACCESS") or "auto").strip().lower()
+    if value not in ("auto", "open", "signed-in"):
+        raise ValueError(f"ROUTER_PAID_ACCESS must be auto, open or signed-in, got {value!r}")
+    return value
+
+
+def _users(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """ROUTER_UI_USERS as (name, password) pairs: "alice:pw1,bob:pw2" (a password may hold ':')."""
+    users = []
+    for item in (env.get("ROUTER_UI_USERS") or "").split(","):
+        name, sep, password = item.strip().partition(":")
+        if not item.strip():
+            continue
+        if not sep or not name.strip() or not password:
+            raise ValueError("ROUTER_UI_USERS must be name:password pairs separated by commas")
+        users.append((name.strip(), password))
+    return tuple(users)
+
+
+
+def _gain(env: Mapping[str, str]) -> float:
+    value = _float(env, "ROUTER_GATE_MIN_GAIN", 0.10)
+    if not math.isfinite(value) or not 0.0 < value <= 1.0:
+        raise ValueError(f"ROUTER_GATE_MIN_GAIN must be a routed-quality gain above 0 and at most 1, got {value}")
+    return value
+
 @dataclass(frozen=True)
 class Settings:
     """The app's configuration. Field comments name the environment variable."""
@@ -99,6 +126,15 @@ class Settings:
     holdout_share: float = 0.15                    # ROUTER_HOLDOUT_SHARE (logged prompts held out to test retrains)
     retrain_every: int = 0                         # ROUTER_RETRAIN_EVERY (new outcome rows per automatic retrain)
     retrain_strategy: str = "auto"                 # ROUTER_RETRAIN_STRATEGY: auto | knn | cluster | linear | finetune
+    gate_min_paired: int = 30                      # ROUTER_GATE_MIN_PAIRED (floor: paired test prompts an automatic promotion needs)
+    gate_min_gain: float = 0.10                    # ROUTER_GATE_MIN_GAIN (routed-quality gain the gate must see with 80% power)
+    rater_share: float = 0.05                      # ROUTER_RATER_SHARE (most training rows one rater's ratings weigh together)
+    paid_access: str = "auto"                      # ROUTER_PAID_ACCESS: auto | open | signed-in (routing/access.py)
+    ui_users: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # ROUTER_UI_USERS ("name:password,..."; Gradio's login)
+    hf_oauth: bool = False                         # OAUTH_CLIENT_ID set (a Space with hf_oauth: true)
+    visitor_daily_calls: int | None = None         # ROUTER_VISITOR_DAILY_CALLS (paid calls per caller per UTC day; 0: no limit; unset: 100 when public)
+    server_name: str = "127.0.0.1"                 # GRADIO_SERVER_NAME (the host the app listens on)
+    on_spaces: bool = False                        # SYSTEM=spaces (Hugging Face Spaces set it)
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -144,8 +180,73 @@ class Settings:
             holdout_share=_share(env, "ROUTER_HOLDOUT_SHARE") if env.get("ROUTER_HOLDOUT_SHARE") else 0.15,
             retrain_every=max(0, _int(env, "ROUTER_RETRAIN_EVERY", 0)),
             retrain_strategy=(env.get("ROUTER_RETRAIN_STRATEGY") or "auto").strip().lower(),
+            gate_min_paired=max(2, _int(env, "ROUTER_GATE_MIN_PAIRED", 30)),
+            gate_min_gain=_gain(env),
+            rater_share=_share(env, "ROUTER_RATER_SHARE") if env.get("ROUTER_RATER_SHARE") else 0.05,
+            paid_access=_paid_access(env),
+            ui_users=_users(env),
+            hf_oauth=bool((env.get("OAUTH_CLIENT_ID") or "").strip()),
+            visitor_daily_calls=(max(0, _int(env, "ROUTER_VISITOR_DAILY_CALLS", 0))
+                                 if (env.get("ROUTER_VISITOR_DAILY_CALLS") or "").strip() else None),
+            server_name=(env.get("GRADIO_SERVER_NAME") or "127.0.0.1").strip(),
+            on_spaces=(env.get("SYSTEM") or "").strip().lower() == "spaces",
         )
 
+
+
+#: The folder under ROUTER_DATA_DIR that retrained selectors are written to and promoted in.
+TRAINED_SELECTOR = "selector"
+
+
+@dataclass(frozen=True)
+class SelectorFolders:
+    """Where the selector is read from and where training writes one (:func:`selector_folders`)."""
+
+    live: Path              # the folder the app loads the learned selector from
+    live_encoder: Path      # its label encoder
+    target: Path            # the folder training writes candidates beside and promotes into
+    target_encoder: Path | None   # the label encoder a promotion publishes (None: the folder's own copy)
+    shipped: Path | None    # the shipped selector the gate compares with while ``target`` holds none
+
+
+def is_shipped_selector(folder: Path | str) -> bool:
+    """Whether ``folder`` is the selector shipped in the code checkout (``selector_model/``)."""
+    try:
+        return Path(folder).resolve() == Path(DEFAULT_SELECTOR_DIR).resolve()
+    except OSError:
+        return False
+
+
+def is_shipped_encoder(path: Path | str) -> bool:
+    """Whether ``path`` is the checkout's ``label_encoder.json`` (which training never writes)."""
+    try:
+        return Path(path).resolve() == Path(DEFAULT_LABEL_ENCODER).resolve()
+    except OSError:
+        return False
+
+
+def selector_folders(settings: "Settings") -> SelectorFolders:
+    """The selector's folders: retrained selectors live under ROUTER_DATA_DIR, never in the checkout.
+
+    ``ROUTER_SELECTOR_DIR`` set to a folder other than the checkout's ``selector_model/`` is an
+    explicit override: the app reads it, and training writes and promotes there (with
+    ``ROUTER_LABEL_ENCODER``). Otherwise training writes and promotes in
+    ``<ROUTER_DATA_DIR>/selector/`` (its own ``label_encoder.json`` beside it), and the app loads
+    that folder when it holds a model, else the shipped ``selector_model/``, which nothing the app
+    does ever writes.
+    """
+    if not is_shipped_selector(settings.selector_dir):
+        folder, encoder = Path(settings.selector_dir), Path(settings.label_encoder_file)
+        if is_shipped_encoder(encoder):   # ROUTER_LABEL_ENCODER not set: the folder's own copy, once it has one
+            own = folder / "label_encoder.json"
+            return SelectorFolders(folder, own if own.is_file() else encoder, folder, None, None)
+        return SelectorFolders(folder, encoder, folder, encoder, None)
+    trained = Path(settings.data_dir) / TRAINED_SELECTOR
+    encoder = trained / "label_encoder.json"
+    if (trained / "config.json").is_file() and encoder.is_file():
+        return SelectorFolders(trained, encoder, trained, None, Path(settings.selector_dir))
+    return SelectorFolders(Path(settings.selector_dir), Path(settings.label_encoder_file), trained, None,
+                           Path(settings.selector_dir))
 
 def get_settings() -> Settings:
     """Settings from the current environment."""

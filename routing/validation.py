@@ -7,7 +7,8 @@ which API clients receive as ``gradio_client.exceptions.AppError``.
 
 Conventions: ``None`` (and a blank string, for values a form may send as text) means "use the
 default"; booleans are not numbers (``True`` is refused where a number is expected); numbers
-may come as numeric strings (``"0.5"``); lists must be JSON lists, not comma-separated strings.
+may come as numeric strings in ASCII digits (``"0.5"``, ``"1e-3"``; not ``"١"`` or ``"1_0"``);
+lists must be JSON lists, not comma-separated strings.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 from routing.errors import UserError
 
@@ -27,7 +28,10 @@ MAX_OPTION_CHARS = 500
 #: Most entries accepted in a list of model ids (the pool is small; this stops huge payloads early).
 MAX_MODEL_LIST = 1000
 
-_INT_RE = re.compile(r"[+-]?\d+")
+# ASCII digits only: Python's int() and float() also take other scripts' digits ("١", "１"),
+# underscores ("1_0") and, for float, "nan" / "infinity".
+_INT_RE = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 class InvalidInput(UserError):
@@ -59,7 +63,7 @@ def _as_number(value: Any) -> float | None:
     try:
         if isinstance(value, (int, float)):
             number = float(value)
-        elif isinstance(value, str):
+        elif isinstance(value, str) and _NUMBER_RE.fullmatch(value.strip()):
             number = float(value.strip())
         else:
             return None
@@ -273,16 +277,21 @@ def check_samples_text(value: Any, *, max_chars: int = MAX_PASTED_SAMPLE_CHARS,
     return value
 
 
-def check_upload_path(value: Any, upload_dir: str | Path, name: str = "file") -> Path:
-    """The server path of a file sent with ``gradio_client.handle_file``; it must lie in ``upload_dir``."""
+def check_upload_path(value: Any, uploads: Collection[str], name: str = "file") -> Path:
+    """The server path of a file this server received as an upload; InvalidInput for any other path.
+
+    ``uploads`` holds the paths Gradio's upload route stored (``Blocks.upload_file_set``). Lying
+    in Gradio's upload folder is not enough: other callers' batch results and downloads live
+    there too. The refusal is the same whether or not the path exists, and does not repeat it.
+    """
     raw = value.get("path") if isinstance(value, dict) else getattr(value, "path", value)
+    raw = str(raw) if isinstance(raw, Path) else raw  # a path this module returned, checked again
     hint = "send it with gradio_client.handle_file(path)"
     if not raw or not isinstance(raw, str):
-        raise InvalidInput(name, f"`{name}` must be an upload: {hint} (got {show(value)}).")
-    path = Path(raw).resolve()
-    if not path.is_relative_to(Path(upload_dir).resolve()):
+        raise InvalidInput(name, f"`{name}` must be an upload: {hint} (got {type(value).__name__}).")
+    if raw not in uploads:
         raise InvalidInput(name, f"`{name}` must be an upload: {hint}; server paths are not accepted.")
-    return path
+    return Path(raw)
 
 
 def max_file_size_bytes(max_mb: float | None) -> int | None:

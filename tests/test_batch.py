@@ -482,13 +482,25 @@ def test_summary_counts_match_the_results_file(make_service, tmp_path):
     assert prompt_hash(PROMPTS[0]) == next(ResultsStore(tmp_path / "o.jsonl").iter_records())["prompt_hash"]
 
 
-def test_uploaded_path_accepts_only_the_upload_folder(tmp_path):
+def test_uploaded_path_accepts_only_files_the_app_received_as_uploads(tmp_path):
+    import gradio as gr
+    from gradio.context import LocalContext
     from gradio.utils import get_upload_folder
 
     from ui.batch_tab import uploaded_path
 
-    inside = Path(get_upload_folder()) / "x" / "in.csv"
-    assert uploaded_path({"path": str(inside)}) == inside.resolve()
-    for bad in ({"path": "/etc/passwd"}, {"path": str(Path(get_upload_folder()) / ".." / "escape.csv")}, {}, 3):
-        with pytest.raises(UserError, match="must be an upload"):
-            uploaded_path(bad)
+    uploaded = str(Path(get_upload_folder()) / "x" / "in.csv")
+    lying_there = str(Path(get_upload_folder()) / "y" / "someone-elses-results.csv")
+    with pytest.raises(UserError, match="must be an upload"):      # outside a Gradio event: nothing was uploaded
+        uploaded_path({"path": uploaded})
+    demo = gr.Blocks()
+    demo.upload_file_set.add(uploaded)
+    token = LocalContext.blocks.set(demo)
+    try:
+        assert uploaded_path({"path": uploaded}) == Path(uploaded)
+        assert uploaded_path(uploaded_path({"path": uploaded})) == Path(uploaded)  # a checked path checks again
+        for bad in ({"path": "/etc/passwd"}, {"path": lying_there}, {"path": uploaded + "/../../in.csv"}, {}, 3):
+            with pytest.raises(UserError, match="must be an upload"):
+                uploaded_path(bad)
+    finally:
+        LocalContext.blocks.reset(token)

@@ -252,12 +252,13 @@ def _user_error(fn, *args, **kwargs) -> str:
 
 
 @pytest.mark.parametrize("value, expected", [(0, 0.0), (1, 1.0), (0.25, 0.25), ("0.5", 0.5), (" 1 ", 1.0),
-                                             (None, 0.0), ("", 0.0)])
+                                             (None, 0.0), ("", 0.0), (".5", 0.5), ("5e-1", 0.5), ("+1", 1.0)])
 def test_cost_weight_accepts_numbers_from_0_to_1(v, value, expected):
     assert v.check_cost_weight(value) == expected
 
 
-@pytest.mark.parametrize("value", ["abc", -0.01, 1.01, True, False, [0.5], {"x": 1}, math.nan, math.inf, "nan"])
+@pytest.mark.parametrize("value", ["abc", -0.01, 1.01, True, False, [0.5], {"x": 1}, math.nan, math.inf, "nan",
+                                   "\u0661", "\uff11", "0_5", "infinity", "0x1"])
 def test_cost_weight_refuses_the_rest(v, value):
     message = _user_error(v.check_cost_weight, value)
     assert message.startswith("cost_weight must be a number from 0 to 1") and repr(value)[:10] in message
@@ -273,7 +274,8 @@ def test_max_tokens_accepts_whole_numbers_in_range_or_empty(v, value, expected):
     assert v.check_max_tokens(value, limit=256) == expected
 
 
-@pytest.mark.parametrize("value", [0, -5, 257, 10**12, 1.5, "abc", True, [3], math.nan, "1e3"])
+@pytest.mark.parametrize("value", [0, -5, 257, 10**12, 1.5, "abc", True, [3], math.nan, "1e3",
+                                   "\u0661\u0662", "\uff11\uff12", "1_0"])
 def test_max_tokens_refuses_the_rest(v, value):
     message = _user_error(v.check_max_tokens, value, limit=256)
     assert message.startswith("max_tokens must be a whole number from 1 to 256")

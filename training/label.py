@@ -9,7 +9,8 @@ Writes ``labeled_prompts.json``: ``[{"text", "label", "scores": {model: score}, 
   :mod:`training.outcomes`); the label is the best-scoring model, ties going to the cheaper one;
   ``scores`` keep every model's real quality so training can learn who else was good enough.
 * ``feedback``: the outcome log exported by compare-all and user feedback, in the same outcome
-  layout (default ``<ROUTER_DATA_DIR>/outcome_log.csv``).
+  layout (default ``<ROUTER_DATA_DIR>/outcome_log.csv``), each rater's ratings capped and the
+  release gate's test outcomes beside it (:mod:`training.feedback`).
 
 With a pool, outcome columns for models outside the pool are dropped (and reported), so the
 labels always match the pool the selector will serve.
@@ -60,14 +61,18 @@ class LabelResult:
                 "labels": self.labels, "class_counts": self.counts, "notes": self.notes}
 
 
-def default_feedback_file() -> Path:
-    """The compare-all outcome log, freshly exported to the RouterBench layout (when there is a log)."""
-    from routing.outcome_log import export_routerbench_csv, log_path
+def default_feedback_file(rater_share: float | None = None) -> Path:
+    """The outcome log, freshly exported to the RouterBench layout (when there is a log) with each
+    rater's say capped (:mod:`training.feedback`; ``rater_share`` defaults to ROUTER_RATER_SHARE),
+    and the release gate's test outcomes beside it (``outcome_log.gate.json``)."""
+    from routing.outcome_log import OutcomeLog, log_path
+    from training.feedback import write_export
 
-    data_dir = get_settings().data_dir
+    settings = get_settings()
+    data_dir = settings.data_dir
     out = data_dir / FEEDBACK_FILE
     if log_path(data_dir).exists():
-        export_routerbench_csv(data_dir, out)
+        write_export(OutcomeLog(data_dir), out, share=settings.rater_share if rater_share is None else rater_share)
     return out
 
 
@@ -157,8 +162,12 @@ def label_outcomes(table: OutcomeTable, pool: ModelPool | None = None) -> tuple[
 
 
 def label(source: str, input_paths: Sequence[str | Path] | None = None, pool: ModelPool | None = None,
-          use_pool: bool = True) -> LabelResult:
-    """Label prompts from ``source`` (see module doc). ``pool`` defaults to the configured pool."""
+          use_pool: bool = True, *, rater_share: float | None = None) -> LabelResult:
+    """Label prompts from ``source`` (see module doc). ``pool`` defaults to the configured pool.
+
+    ``feedback`` from the log itself (no input file): each rater's ratings are capped
+    (``rater_share``, :mod:`training.feedback`) and every record carries ``gate_scores``, the
+    outcomes the release gate judges it by when it falls in the test split."""
     if source not in SOURCES:
         raise UserError(f"Unknown label source {source!r}; use one of {', '.join(SOURCES)}.")
     paths = [Path(p) for p in (input_paths or [])]
@@ -175,10 +184,20 @@ def label(source: str, input_paths: Sequence[str | Path] | None = None, pool: Mo
         if not paths:
             if source == "outcomes":
                 raise UserError("The outcomes source needs an outcome table (--input).")
-            paths = [default_feedback_file()]
+            paths = [default_feedback_file(rater_share)]
             if not paths[0].is_file():
                 raise UserError(f"No feedback log yet at {paths[0]}: compare models or rate answers first.")
+            from training.feedback import read_gate
+
+            gate = read_gate(paths[0])
+        else:
+            gate = None
         records, labels, notes = label_outcomes(read_many(paths), pool if use_pool else None)
+        if gate is not None:
+            outcomes = gate.get("gate_scores") or {}
+            for rec in records:
+                rec["gate_scores"] = {m: s for m, s in (outcomes.get(rec["text"]) or {}).items() if m in labels}
+            notes += list(gate.get("notes") or [])
     if not records:
         raise UserError("Nothing to label: the input holds no prompt.")
     counts = Counter(r["label"] for r in records)

@@ -31,8 +31,16 @@ def run_pipeline(source: str, input_path: str | Path | None, base_model: str | N
                  label_encoder_file: str | Path | None = None, pool: ModelPool | None = None,
                  seed: int = 42, max_steps: int | None = None, gate_against_rules: bool = False,
                  strategy: str = DEFAULT_STRATEGY, test_slice: str = "frozen",
-                 strict_gate: bool = False, test_fraction: float = 0.15) -> dict[str, Any]:
+                 strict_gate: bool = False, test_fraction: float = 0.15, live_dir: str | Path | None = None,
+                 min_paired: int | None = None, min_gain: float | None = None,
+                 rater_share: float | None = None) -> dict[str, Any]:
     """Label -> prepare -> train (with the release gate). Raises :class:`UserError` on bad input.
+
+    Never writes the code checkout: a ``selector_dir`` naming the shipped ``selector_model/`` (the
+    Training tab's default) trains into ``<ROUTER_DATA_DIR>/selector/`` and gates against the
+    shipped model while that folder holds none (``training.train.train``; ``live_dir`` names that
+    fallback explicitly). ``min_paired`` / ``min_gain``: the strict gate's power rule;
+    ``rater_share``: the most of the rows one rater's ratings weigh (``--source feedback``).
 
     Returns ``{"metrics", "confusion_matrix": {"labels", "matrix"}, "loss_history": [{"step",
     "train_loss", "val_loss"}], "gate": {"promoted", "reason", "old_metric", "new_metric",
@@ -45,7 +53,7 @@ def run_pipeline(source: str, input_path: str | Path | None, base_model: str | N
     output_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     say(0.0, f"labelling ({source})")
-    labelled = label(source, [input_path] if input_path else None, pool)
+    labelled = label(source, [input_path] if input_path else None, pool, rater_share=rater_share)
     labels_file = write_labels(labelled, output_dir / "labeled_prompts.json")
     say(0.05, f"labelled {len(labelled.records)} prompts; preparing splits")
     prepared = prepare(labels_file, output_dir, seed=seed, test_slice=test_slice, test_fraction=test_fraction)
@@ -54,7 +62,8 @@ def run_pipeline(source: str, input_path: str | Path | None, base_model: str | N
                       batch_size=int(batch_size), seed=seed, max_steps=max_steps, strategy=check_strategy(strategy))
     baseline = _rules_baseline(pool) if gate_against_rules else None
     result = train(output_dir, config=cfg, selector_dir=selector_dir, label_encoder_file=label_encoder_file,
-                   progress=lambda f, m: say(0.1 + 0.9 * f, m), baseline=baseline, strict_gate=strict_gate)
+                   progress=lambda f, m: say(0.1 + 0.9 * f, m), baseline=baseline, strict_gate=strict_gate,
+                   live_dir=live_dir, min_paired=min_paired, min_gain=min_gain)
     metrics = {k: v for k, v in result.candidate_metrics.items() if k != "confusion_matrix"}
     return {
         "metrics": metrics,
@@ -132,6 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--test-fraction", type=float, default=0.15, help="share of prompts in the test split")
     parser.add_argument("--strict-gate", action="store_true",
                         help="promote only a candidate that routes better than the live selector, not one that ties")
+    parser.add_argument("--live-dir", help="the selector the app routes with while --selector-dir holds none "
+                                           "(the gate compares with it; default: the shipped selector_model when "
+                                           "training into ROUTER_DATA_DIR)")
+    parser.add_argument("--min-paired", type=int, help="strict gate: never fewer paired test prompts than this "
+                                                       "(default ROUTER_GATE_MIN_PAIRED, 30)")
+    parser.add_argument("--min-gain", type=float, help="strict gate: the gain it must see with 80%% power "
+                                                       "(default ROUTER_GATE_MIN_GAIN, 0.10)")
+    parser.add_argument("--rater-share", type=float, help="feedback: the most of the rows one rater's ratings "
+                                                          "weigh together (default ROUTER_RATER_SHARE, 0.05)")
     parser.add_argument("--gate-against-rules", action="store_true",
                         help="with no live model, promote only if better than the rule-based selector")
     args = parser.parse_args(argv)
@@ -142,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                               selector_dir=args.selector_dir, label_encoder_file=args.label_encoder,
                               seed=args.seed, max_steps=args.max_steps, gate_against_rules=args.gate_against_rules,
                               strategy=args.strategy, test_slice=args.test_slice, strict_gate=args.strict_gate,
-                              test_fraction=args.test_fraction)
+                              test_fraction=args.test_fraction, live_dir=args.live_dir, min_paired=args.min_paired,
+                              min_gain=args.min_gain, rater_share=args.rater_share)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

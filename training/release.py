@@ -10,6 +10,12 @@ Layout next to the live model folder ``selector_model/``:
 Promotion swaps the candidate and the live folder with one ``renameat2(RENAME_EXCHANGE)`` call
 where the kernel has it (Linux), so there is never a moment without a complete
 ``selector_model/``; elsewhere it falls back to two renames.
+
+The code checkout's ``selector_model/`` is never the folder training promotes in: retrained
+selectors live in ``<ROUTER_DATA_DIR>/selector/`` (``routing.settings.selector_folders``), and
+:func:`rollback` / :func:`versions` given the checkout's folder (what the Training tab passes
+when ``ROUTER_SELECTOR_DIR`` is not set) work on that data folder, the shipped model being what
+the app falls back to when it holds none.
 """
 
 from __future__ import annotations
@@ -121,10 +127,37 @@ def discard_candidate(target: Path) -> None:
     shutil.rmtree(candidate_dir(target), ignore_errors=True)
 
 
+def data_folder(target: Path, label_encoder_file: Path | None = None) -> tuple[Path, Path | None, Path | None]:
+    """``(folder, label encoder, shipped)``: where a model named ``target`` is really promoted and
+    rolled back. The checkout's ``selector_model/`` maps to ``<ROUTER_DATA_DIR>/selector/`` (and
+    ``shipped`` is the checkout's folder); the checkout's ``label_encoder.json`` is never written."""
+    import dataclasses
+
+    from routing.settings import get_settings, is_shipped_encoder, is_shipped_selector, selector_folders
+
+    target = Path(target)
+    if label_encoder_file is not None and is_shipped_encoder(label_encoder_file):
+        label_encoder_file = None
+    if not is_shipped_selector(target):
+        return target, label_encoder_file, None
+    folders = selector_folders(dataclasses.replace(get_settings(), selector_dir=target))
+    return folders.target, None, target
+
+
 def rollback(target: Path, label_encoder_file: Path | None = None) -> Path:
     """Make the previous model live again; the one that was live becomes ``.prev`` (so a second
-    rollback rolls forward). Atomic where the kernel swaps (renameat2), else three renames."""
+    rollback rolls forward). Atomic where the kernel swaps (renameat2), else three renames.
+
+    The checkout's ``selector_model/`` means the data folder (:func:`data_folder`); there, with no
+    previous model, rolling back sets the first retrained model aside (as ``.prev``) so the app
+    routes with the shipped one again, and rolling back once more brings it back."""
+    target, label_encoder_file, shipped = data_folder(target, label_encoder_file)
     prev = prev_dir(target)
+    if shipped is not None and not (prev / "config.json").is_file() and (target / "config.json").is_file():
+        if prev.exists():
+            shutil.rmtree(prev)
+        os.rename(target, prev)
+        return shipped
     if not (prev / "config.json").is_file():
         raise FileNotFoundError(f"no previous model at {prev}")
     if not target.exists():
@@ -165,9 +198,12 @@ def describe_version(folder: Path) -> dict[str, Any] | None:
 
 
 def versions(target: Path) -> list[dict[str, Any]]:
-    """The live model and the previous one (what rollback would bring back), newest first."""
+    """The live model and the previous one (what rollback would bring back), newest first. The
+    checkout's ``selector_model/`` means the data folder, and the shipped model where it holds none."""
+    target, _, shipped = data_folder(target)
     out = []
-    for name, folder in (("live", target), ("previous", prev_dir(target))):
+    live = shipped if shipped is not None and not (target / "config.json").is_file() else target
+    for name, folder in (("live", live), ("previous", prev_dir(target))):
         info = describe_version(folder)
         if info is not None:
             out.append({"version": name, **info})

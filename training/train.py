@@ -11,7 +11,10 @@ an ``AutoModelForSequenceClassification`` over the pool's model ids:
 Validation loss drives early stopping (best weights kept); seeds make runs repeatable. The
 result is saved with ``save_pretrained`` (safetensors, float16) beside the live model, with a
 model card and ``label_encoder.json``, then the release gate (:mod:`training.release`) promotes
-it only if it does at least as well as the live model on the same frozen test split.
+it only if it does at least as well as the live model on the same frozen test split (automatic
+retraining, ``strict_gate``: only if surely better, on as many paired test prompts as the power rule
+of :func:`required_paired` asks). Nothing is written into the code checkout: a model meant for the
+shipped ``selector_model/`` goes to ``<ROUTER_DATA_DIR>/selector/`` (see :func:`train`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from routing.errors import UserError
 from routing.selectors.heads import load_scorer
 from routing.selectors.learned import (DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, SelectorLoadError, encode_ids,
                                        label_encoder_data, pad)
-from routing.settings import get_settings
+from routing.settings import get_settings, is_shipped_encoder, is_shipped_selector, selector_folders
 from training import release
 from training.embeddings import default_base_model
 from training.prepare import FROZEN_FILE, META_FILE
@@ -102,7 +105,10 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_split(path: Path, labels: Sequence[str]) -> Dataset:
+def load_split(path: Path, labels: Sequence[str], *, gate: bool = False) -> Dataset:
+    """One split. ``gate`` (the test split): a record's ``gate_scores``, where it has them, are
+    its outcomes - what the release gate judges by (``training.feedback``: evaluator scores that
+    ratings move at most halfway; a rating alone is no test outcome)."""
     if not path.is_file():
         raise UserError(f"{path} not found: run python -m training.prepare first.")
     records = json.loads(path.read_text(encoding="utf-8"))
@@ -112,7 +118,8 @@ def load_split(path: Path, labels: Sequence[str]) -> Dataset:
         raise UserError(f"{path} has labels {unknown} outside the label set {list(labels)}.")
     targets = np.full((len(records), len(labels)), np.nan)
     for i, r in enumerate(records):
-        for m, s in (r.get("scores") or {}).items():
+        cells = r.get("gate_scores") if gate and isinstance(r.get("gate_scores"), dict) else r.get("scores")
+        for m, s in (cells or {}).items():
             if m in index and s is not None:
                 targets[i, index[m]] = float(s)
     return Dataset([r["text"] for r in records], [index[r["label"]] for r in records], targets, records)
@@ -457,19 +464,37 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
           label_encoder_file: str | Path | None = None, progress: Progress | None = None,
           fail_after_partial_write: bool = False,
           baseline: Callable[[list[str], list[str]], np.ndarray] | None = None,
-          strict_gate: bool = False) -> TrainResult:
+          strict_gate: bool = False, live_dir: str | Path | None = None,
+          min_paired: int | None = None, min_gain: float | None = None) -> TrainResult:
     """Fine-tune on ``data_dir``'s splits, write a candidate beside ``selector_dir``, gate, promote.
 
     ``fail_after_partial_write`` exists for the crash test: it raises after part of the
     candidate is on disk, as a crash would. ``baseline(texts, labels)`` (scores per label) is
     what the gate compares with when there is no live model (the selector the app routes with
     then, e.g. the rules); without it the first model is promoted.
+
+    The code checkout is never written: ``selector_dir`` naming the shipped ``selector_model/``
+    (the default) means ``<ROUTER_DATA_DIR>/selector/`` (:func:`routing.settings.selector_folders`),
+    and while that holds no model the gate compares with the shipped one. ``live_dir``: the
+    selector the app routes with while ``selector_dir`` holds none (what the gate compares with
+    then). ``min_paired`` / ``min_gain``: the strict gate's power rule (:func:`required_paired`;
+    default ROUTER_GATE_MIN_PAIRED / ROUTER_GATE_MIN_GAIN).
     """
     cfg = config or TrainConfig()
     settings = get_settings()
     data_dir = Path(data_dir)
     target = Path(selector_dir or settings.selector_dir)
-    encoder_file = Path(label_encoder_file or settings.label_encoder_file)
+    encoder_file: Path | None = Path(label_encoder_file or settings.label_encoder_file)
+    if is_shipped_selector(target):
+        import dataclasses
+
+        folders = selector_folders(dataclasses.replace(settings, selector_dir=target))
+        target, live_dir = folders.target, live_dir or folders.shipped
+    if encoder_file is not None and is_shipped_encoder(encoder_file):
+        encoder_file = None               # the model folder keeps its own copy; the checkout's stays
+    live_dir = Path(live_dir) if live_dir else None
+    min_paired = settings.gate_min_paired if min_paired is None else int(min_paired)
+    min_gain = settings.gate_min_gain if min_gain is None else float(min_gain)
     notes = release.clean_stale(target)
     meta = read_meta(data_dir)
     labels = list(meta["labels"])
@@ -478,7 +503,7 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
     objective = cfg.objective
     if objective == "auto":
         objective = "multi_label" if meta.get("source") in OUTCOME_SOURCES else "single_label"
-    splits = {s: load_split(data_dir / f"dataset_{s}.json", labels) for s in ("train", "val", "test")}
+    splits = {s: load_split(data_dir / f"dataset_{s}.json", labels, gate=s == "test") for s in ("train", "val", "test")}
     if not splits["train"].texts:
         raise UserError("The training split is empty.")
     t0 = time.time()
@@ -528,9 +553,11 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
     say(0.95, "release gate: comparing with the live model")
     new_probs = load_scorer(cand).predict(test.texts) if test.texts else None
     old_probs, why_not, against = None, "", "live"
-    if (target / "config.json").is_file():
+    live = target if (target / "config.json").is_file() else (
+        live_dir if live_dir is not None and (live_dir / "config.json").is_file() else None)
+    if live is not None:
         try:
-            old_scorer = load_scorer(target)
+            old_scorer = load_scorer(live)
             if old_scorer.labels != labels:
                 why_not = f"the live model's labels {old_scorer.labels} differ from {labels}"
             elif not test.texts:
@@ -542,7 +569,10 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
     elif baseline is not None and test.texts:
         old_probs, against = np.asarray(baseline(list(test.texts), list(labels)), dtype=float), "rules"
     gate = decide_gate(new_probs, old_probs, test, labels, metric, against=against,
-                       has_live=(target / "config.json").is_file(), why_not=why_not, strict=strict_gate)
+                       has_live=live is not None, why_not=why_not, strict=strict_gate,
+                       min_paired=min_paired, min_gain=min_gain)
+    if live is not None and live != target:
+        gate["live"] = str(live)
     if head_fit is not None:
         gate.update(strategy=head_fit.strategy, validation=head_fit.val_scores)
         if head_fit.val_scores:
@@ -574,7 +604,43 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
     return TrainResult(metrics, history, gate, live, labels, objective, seconds, asdict(cfg), notes)
 
 
-MIN_PAIRED = 10   # test prompts with an outcome for both picks that a routed-quality gate needs
+MIN_PAIRED = 10   # test prompts with an outcome for both picks that a person's (non-strict) gate needs
+#: The strict gate's power rule (automatic retraining, :func:`required_paired`).
+GATE_ALPHA = 0.05          # one-sided: the gate promotes when the 95% lower bound of the gain is above 0
+GATE_POWER = 0.80
+GATE_MIN_PAIRED = 30       # hard floor (ROUTER_GATE_MIN_PAIRED)
+GATE_MIN_GAIN = 0.10       # the routed-quality gain the gate must be able to see (ROUTER_GATE_MIN_GAIN)
+
+
+def required_paired(diffs: np.ndarray, *, min_gain: float = GATE_MIN_GAIN, floor: int = GATE_MIN_PAIRED,
+                    alpha: float = GATE_ALPHA, power: float = GATE_POWER) -> dict[str, Any]:
+    """How many paired test prompts the strict gate needs before its verdict means anything.
+
+    The gate tests the mean paired gain ``d`` (candidate's outcome minus the live selector's, per
+    test prompt) one-sided at ``alpha`` (5%). To have ``power`` (80%) of seeing a true gain of
+    ``min_gain`` it needs ``n = ((z_{1-alpha} + z_{power}) * s / min_gain) ** 2`` prompts, ``s`` the
+    observed standard deviation of the gains: ``(1.645 + 0.842)**2 = 6.18``, so with the default
+    ``min_gain`` 0.10 ``n = 618 * s**2`` - 25 prompts at ``s = 0.2``, 56 at 0.3, 155 at 0.5. The
+    spread of a handful of prompts says little about the spread (three identical gains have
+    ``s = 0``), so ``n`` is never below ``floor`` (30), and with fewer than 2 prompts it is the floor.
+    Returns ``{"needed", "sd", "min_gain", "floor", "alpha", "power"}``.
+    """
+    from statistics import NormalDist
+
+    d = np.asarray(diffs, dtype=float)
+    d = d[np.isfinite(d)]
+    sd = float(np.std(d, ddof=1)) if len(d) >= 2 else None
+    z = NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(power)
+    by_power = math.ceil((z * sd / min_gain) ** 2 - 1e-9) if sd is not None else 0
+    return {"needed": int(max(floor, by_power)), "sd": sd, "min_gain": float(min_gain), "floor": int(floor),
+            "alpha": alpha, "power": power}
+
+
+def power_text(rule: dict[str, Any]) -> str:
+    sd = "unknown" if rule["sd"] is None else f"{rule['sd']:.3f}"
+    return (f"to see a routed-quality gain of {rule['min_gain']:g} at one-sided {1 - rule['alpha']:.0%} with "
+            f"{rule['power']:.0%} power given the observed spread of the gains (sd {sd}), and never fewer than "
+            f"{rule['floor']}")
 
 
 def paired_replay(new: np.ndarray, old: np.ndarray, data: Dataset) -> dict[str, Any]:
@@ -595,22 +661,26 @@ def paired_replay(new: np.ndarray, old: np.ndarray, data: Dataset) -> dict[str, 
     return {"n": int(both.sum()), "of": seen,
             # alpha 0.10: the lower end is a one-sided 95% bound on the gain.
             "diff_ci90": bootstrap_ci(a[both] - b[both], alpha=0.10) if both.sum() >= 2 else None,
+            "diffs": (a[both] - b[both]).tolist(),
             "new": float(a[both].mean()) if both.any() else None,
             "old": float(b[both].mean()) if both.any() else None,
             "same_pick": float((new.argmax(axis=1) == old.argmax(axis=1))[both].mean()) if both.any() else None}
 
 
 def decide_gate(new_probs: np.ndarray | None, old_probs: np.ndarray | None, test: Dataset, labels: Sequence[str],
-                metric: str, *, against: str, has_live: bool, why_not: str = "", strict: bool = False
-                ) -> dict[str, Any]:
+                metric: str, *, against: str, has_live: bool, why_not: str = "", strict: bool = False,
+                min_paired: int = GATE_MIN_PAIRED, min_gain: float = GATE_MIN_GAIN) -> dict[str, Any]:
     """The release gate: promote only if the candidate routes at least as well on the frozen test split.
 
     ``against`` is ``"live"`` or ``"rules"`` (the selector the app routes with while no learned
     model is live). Routed quality is compared by :func:`paired_replay`, and needs
     :data:`MIN_PAIRED` paired prompts (or every prompt with an outcome, if there are fewer).
     ``strict`` (automatic retraining) promotes only a candidate that is *surely* better: the
-    paired bootstrap one-sided 95% lower bound of its gain on those prompts is above zero. On a small test
-    slice a tie, or a small win, says nothing about the prompts outside it.
+    paired bootstrap one-sided 95% lower bound of its gain on those prompts is above zero, and only
+    on as many paired prompts as :func:`required_paired` asks (the power rule: enough to see a gain
+    of ``min_gain`` with 80% power at that 95%, never fewer than ``min_paired``). On a small test
+    slice a tie, or a win, says nothing about the prompts outside it: three prompts that one caller
+    rated all "win", and their bound is the win itself.
     """
     tol = -1e-9 if strict else 1e-9
     ge = ">" if strict else ">="
@@ -629,7 +699,15 @@ def decide_gate(new_probs: np.ndarray | None, old_probs: np.ndarray | None, test
     keep = "kept the live model" if against == "live" else "kept the rule-based selector"
     if metric == "routed_quality":
         pair = paired_replay(new_probs, old_probs, test)
+        diffs = pair.pop("diffs")
         gate.update(paired=pair, new_metric=pair["new"], old_metric=pair["old"])
+        if strict:
+            rule = required_paired(diffs, min_gain=min_gain, floor=min_paired)
+            gate["power"] = rule
+            if pair["n"] < rule["needed"]:
+                gate["reason"] = (f"{keep}: {pair['n']} paired test prompts, the gate needs at least {rule['needed']} "
+                                  f"({power_text(rule)}; {pair['of']} test prompts have an outcome)")
+                return gate
         need = min(MIN_PAIRED, pair["of"])
         if pair["n"] < max(1, need):
             gate["reason"] = (f"only {pair['n']} of {pair['of']} test prompts have an outcome for both picks "

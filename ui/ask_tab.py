@@ -16,13 +16,14 @@ from routing.charts import selection_scores_figure
 from routing.chat import (ChatState, answer_badge, chat_turn, copy_state, failure_line, local_loading_text,
                           notice_lines, routing_title, LOCAL_NOTICE)
 from routing.errors import UserError
+from routing.outcome_log import gradio_scope
 from routing.redact import redact, stream_safe
 from routing.router import LOCAL_ANSWERER
 from routing.service import RouterService
 from routing.untrusted import md_answer, md_code, md_text
 from routing.validation import (check_cost_weight, check_exclude, check_latency_weight, check_max_tokens,
                                 check_model_id, check_prompt)
-from ui.common import user_errors
+from ui.common import caller_of, user_errors
 
 AUTO = "Auto (let the router pick)"
 
@@ -55,10 +56,12 @@ def build_ask_tab(service: RouterService) -> None:
 
     @user_errors
     def ask(text: str, history: list, state: ChatState | None, cost_weight: float, exclude: list[str],
-            model_choice: str, own_key: str, latency_weight: float = 0.0) -> Iterator[tuple]:
+            model_choice: str, own_key: str, latency_weight: float = 0.0,
+            request: gr.Request = None) -> Iterator[tuple]:
         text = check_prompt(text, max_chars=service.settings.max_prompt_chars)
         latency_weight = check_latency_weight(latency_weight)
-        router = service.router_for_key(own_key)
+        # A caller the paid-access rule refuses is answered by the local model, and told how to get more.
+        router, refused = service.router_for(caller_of(request, service.settings), own_key, local_instead=True)
         model = None if (not model_choice or model_choice == AUTO) else check_model_id(model_choice, pool.ids, "model")
         state = copy_state(state)
         history = [*(history or []), {"role": "user", "content": md_answer(text)}]
@@ -104,6 +107,8 @@ def build_ask_tab(service: RouterService) -> None:
                                                  len(history) + 1: state.last_answer_id})
                     if r.answered_by == LOCAL_ANSWERER:
                         turn.append({"role": "assistant", "content": f"ℹ️ _{md_text(LOCAL_NOTICE)}_"})
+                    if refused:
+                        turn.append({"role": "assistant", "content": f"🔒 _{md_text(refused)}_"})
                     instead = f" instead of {md_code(r.selected_model)}" if r.answered_by != r.selected_model else ""
                     footer = [f"**Answered by** {md_code(r.answered_by)}{instead} · {md_text(answer_badge(r, who=False))}",
                               *notice_lines(r)]
@@ -128,26 +133,27 @@ def build_ask_tab(service: RouterService) -> None:
         return history
 
     @user_errors
-    def rate(state: ChatState | None, data: gr.LikeData) -> str:
-        """👍 / 👎 on an answer: stored as a rating of that answer (it overrides the evaluator)."""
+    def rate(state: ChatState | None, data: gr.LikeData, request: gr.Request) -> str:
+        """👍 / 👎 on an answer: stored as a rating of that answer (it overrides the evaluator).
+        Rated as this browser session (or signed-in user): the scope the answer was given to."""
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         answer_id = (state.answer_ids if state else {}).get(index)
         if not answer_id:
             return "ℹ️ Only answers from pool models can be rated (not the local model's, nor a stopped one)."
         if data.liked not in (True, False):
             return "Rating removed on screen; the last one you gave stays recorded."
-        service.learning.rate(answer_id, "up" if data.liked else "down")
+        service.learning.rate(answer_id, "up" if data.liked else "down", rater=gradio_scope(request))
         return (f"✅ Recorded {'👍' if data.liked else '👎'} for this answer: it counts as "
                 f"{'a good' if data.liked else 'a bad'} outcome when the router is retrained.")
 
     @user_errors
-    def better(state: ChatState | None, other: str) -> str:
+    def better(state: ChatState | None, other: str, request: gr.Request) -> str:
         """"Another model would have been better" for the last answer."""
         if not state or not state.last_answer_id:
             raise UserError("Ask something first; then you can say which model would have answered better.")
         if not other:
             raise UserError("Choose the model that would have answered better.")
-        recorded = service.learning.rate(state.last_answer_id, "", other)
+        recorded = service.learning.rate(state.last_answer_id, "", other, rater=gradio_scope(request))
         return (f"✅ Recorded: {md_code(recorded['better_model'])} would have been better for the last answer "
                 f"({md_code(state.model)} gave it). Retraining will route such prompts there.")
 
@@ -222,7 +228,7 @@ def add_ask_api(service: RouterService) -> None:
 
     @user_errors
     def query(prompt: str, cost_weight: float = 0.0, exclude: list[str] | None = None,
-              max_tokens: int | None = None, latency_weight: float = 0.0) -> dict:
+              max_tokens: int | None = None, latency_weight: float = 0.0, request: gr.Request = None) -> dict:
         """Route a prompt to the best model and answer it. Returns the decision, answer, cost and scores.
         `latency_weight` (0-1) also weighs each model's recent median latency."""
         prompt = check_prompt(prompt, max_chars=settings.max_prompt_chars)
@@ -230,24 +236,30 @@ def add_ask_api(service: RouterService) -> None:
         latency_weight = check_latency_weight(latency_weight)
         exclude = check_exclude(exclude, ids)
         max_tokens = check_max_tokens(max_tokens, limit=settings.max_tokens)
+        router, _ = service.router_for(caller_of(request, settings))
         return service.query(prompt, cost_weight=cost_weight, exclude=exclude, max_tokens=max_tokens,
-                             latency_weight=latency_weight)
+                             latency_weight=latency_weight, router=router)
 
     @user_errors
-    def query_specific(prompt: str, model: str = "", max_tokens: int | None = None) -> dict:
+    def query_specific(prompt: str, model: str = "", max_tokens: int | None = None,
+                       request: gr.Request = None) -> dict:
         """Ask one pool model directly (no routing); `model` is a pool id."""
         prompt = check_prompt(prompt, max_chars=settings.max_prompt_chars)
         model = check_model_id(model, ids, "model")
         max_tokens = check_max_tokens(max_tokens, limit=settings.max_tokens)
-        return service.query_specific(prompt, model, max_tokens=max_tokens)
+        router, _ = service.router_for(caller_of(request, settings))
+        return service.query_specific(prompt, model, max_tokens=max_tokens, router=router)
 
     @user_errors
-    def feedback(answer_id: str, rating: str = "", better_model: str = "", note: str = "") -> dict:
+    def feedback(answer_id: str, rating: str = "", better_model: str = "", note: str = "",
+                 request: gr.Request = None) -> dict:
         """Rate an answer: `rating` "up" or "down", and/or `better_model` (a pool id that would have answered
-        better). `answer_id` comes with each /query answer; the rating overrides the evaluator in training."""
+        better). `answer_id` comes with each /query answer; the rating overrides the evaluator in training.
+        Only the session that got the answer (the same client, or the same signed-in user) can rate it; a
+        second rating of an answer replaces the first; at most 20 ratings a minute per session."""
         if not isinstance(better_model, str) or (better_model and better_model not in ids):
             check_model_id(better_model, ids, "better_model")
-        return service.learning.rate(answer_id, rating, better_model, note)
+        return service.learning.rate(answer_id, rating, better_model, note, rater=gradio_scope(request))
 
     gr.api(query, api_name="query")
     gr.api(query_specific, api_name="query-specific")

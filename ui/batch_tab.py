@@ -17,8 +17,9 @@ import gradio as gr
 import pandas as pd
 from gradio.data_classes import FileData
 
+from routing.access import Caller
 from routing.batch import (MODES, PREVIEW_ROWS, compare_unavailable, input_preview_columns, job_previous_rows,
-                           job_results_path, preview_columns, preview_results, run_file)
+                           job_results_path, preview_columns, preview_results, previous_rows, run_file)
 from routing.batch_charts import (calibration_figure, confidence_histogram_figure, cost_comparison_figure,
                                   traffic_share_figure)
 from routing.calibration import calibrate_file
@@ -28,7 +29,7 @@ from routing.service import RouterService
 from routing.untrusted import md_text
 from routing.validation import (check_choice, check_float, check_int, check_optional_text, check_prompt_list,
                                 check_upload_path)
-from ui.common import user_errors
+from ui.common import caller_of, user_errors
 
 MODE_CHOICES = [("Route only (no API calls, no key needed)", "route"),
                 ("Route and answer", "answer"),
@@ -47,17 +48,24 @@ def _download_dir() -> Path:
 
 def run_batch_job(service: RouterService, input_path: str | Path, *, mode: str = "route",
                   prompt_column: str | None = None, progress: ProgressFn | None = None,
-                  start_over: bool = False) -> dict[str, Any]:
+                  start_over: bool = False, caller: Caller | None = None) -> dict[str, Any]:
     """Run (or resume) a batch for the app: results under data_dir/batch, copies for download.
 
     Returns the summary with ``download_csv`` and ``download_jsonl``: copies in a fresh folder
     under Gradio's upload folder (which Gradio serves, also to API clients, whatever
     ``ROUTER_DATA_DIR`` is), named after the input. ``start_over``: the earlier results of
     the same file, mode and column are set aside (renamed, not deleted) and every row runs.
+    ``caller`` (every request from the app names one): answering and comparing are paid paths, so
+    the paid-access rule decides, and the rows still to run count against the caller's day.
     """
     settings = service.settings
     out = job_results_path(settings.data_dir, input_path, mode, prompt_column)
-    summary = run_file(service.router, input_path, out, mode=mode, prompt_column=prompt_column,
+    router = service.router
+    if caller is not None and mode != "route":
+        done = 0 if start_over else previous_rows(out)
+        rows = max(0, check_rows(input_path, max_mb=settings.batch_max_mb) - done)
+        router, _ = service.router_for(caller, calls=rows * (1 if mode == "answer" else len(service.pool)))
+    summary = run_file(router, input_path, out, mode=mode, prompt_column=prompt_column,
                        max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb, progress=progress,
                        start_over=start_over)
     jsonl_path, csv_path = results_paths(out)
@@ -134,7 +142,7 @@ def build_batch_tab(service: RouterService) -> None:
 
     def previous_run(path: str | None, column: str | None, mode: str | None):
         """(note, start-over checkbox) for the file, mode and column Run batch would use."""
-        previous = job_previous_rows(settings.data_dir, path, mode or "route", column or None) if path else 0
+        previous = job_previous_rows(settings.data_dir, uploaded_path(path), mode or "route", column or None) if path else 0
         if not previous:
             return "", gr.update(value=False, visible=False)
         return previous_run_markdown(previous, mode or "route"), gr.update(value=False, visible=True)
@@ -143,6 +151,7 @@ def build_batch_tab(service: RouterService) -> None:
     def on_upload(path: str | None, mode: str | None):
         if not path:
             return (gr.update(choices=[], value=None), None, "", "", gr.update(value=False, visible=False))
+        path = uploaded_path(path)
         columns, detected = read_columns(path, max_mb=settings.batch_max_mb)
         note = (f"Prompt column found: **{md_text(detected)}**. Other columns are kept in the results." if detected
                 else "No column named prompt, text or question: choose the prompt column. Columns: "
@@ -164,16 +173,18 @@ def build_batch_tab(service: RouterService) -> None:
             return "", gr.update(value=False, visible=False)
 
     @user_errors
-    def run(path: str | None, column: str | None, mode: str, start_over: bool, progress=gr.Progress()):
+    def run(path: str | None, column: str | None, mode: str, start_over: bool, request: gr.Request = None,
+            progress=gr.Progress()):
         if not path:
             raise UserError("Upload a CSV or JSONL file with a prompt column first.")
+        path = uploaded_path(path)
         progress(0, desc="Checking the file…")
 
         def report(done: int, total: int) -> None:
             progress((done, total), desc="rows", unit="rows")
 
         summary = run_batch_job(service, path, mode=mode or "route", prompt_column=column or None, progress=report,
-                                start_over=bool(start_over))
+                                start_over=bool(start_over), caller=caller_of(request, settings))
         files = [summary["download_csv"], summary["download_jsonl"]]
         previous_note, start_over_box = previous_run(path, column, mode)
         return (summary_markdown(summary, pool), _results_preview(summary, pool), files,
@@ -359,7 +370,9 @@ def build_collect_section(service: RouterService) -> None:
         return estimate_markdown(plan, service.ledger.describe()), gr.update(interactive=plan.fits)
 
     @user_errors
-    def run(path, models, budget, max_tokens, progress=gr.Progress()):
+    def run(path, models, budget, max_tokens, request: gr.Request = None, progress=gr.Progress()):
+        if service.spends_owner_money:  # collect has its own dollar budget; the access rule still applies
+            service.access.check(caller_of(request, settings))
         progress(0, desc="Checking the file and the budget…")
 
         def report(done: int, total: int) -> None:
@@ -461,13 +474,17 @@ def build_calibrate_section(service: RouterService, upload: Any, column: Any) ->
 
 
 def uploaded_path(file: Any, name: str = "file") -> Path:
-    """The server path of a file sent with ``gradio_client.handle_file`` (it must be an upload).
+    """The server path of a file this server received as an upload (``gradio_client.handle_file``).
 
-    ``name`` is the parameter named in the error message.
+    Only files Gradio's upload route stored for the running app are accepted (its
+    ``upload_file_set``), never another server path, nor a file that merely lies in the upload
+    folder. ``name`` is the parameter named in the error message. Outside a Gradio event nothing
+    was uploaded, so every path is refused.
     """
-    from gradio.utils import get_upload_folder
+    from gradio.context import LocalContext
 
-    return check_upload_path(file, get_upload_folder(), name)
+    blocks = LocalContext.blocks.get(None)
+    return check_upload_path(file, getattr(blocks, "upload_file_set", ()), name)
 
 
 def _file_or_prompts(file: FileData | None, prompts: list[str] | None, name: str) -> Path:
@@ -487,7 +504,8 @@ def add_batch_api(service: RouterService) -> None:
 
     @user_errors
     def batch_query(file: FileData | None = None, prompts: list[str] | None = None,
-                    mode: str = "route", prompt_column: str | None = None) -> tuple[dict, FileData]:
+                    mode: str = "route", prompt_column: str | None = None,
+                    request: gr.Request = None) -> tuple[dict, FileData]:
         """Route (mode "route"), answer ("answer") or compare-all ("compare") a batch of prompts.
 
         Give `file` (a CSV with a prompt/text/question column, or JSONL; upload it with
@@ -498,7 +516,8 @@ def add_batch_api(service: RouterService) -> None:
         prompts = check_prompt_list(prompts, max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb)
         prompt_column = check_optional_text(prompt_column, "prompt_column")
         path = _file_or_prompts(file, prompts, "prompts.jsonl")
-        summary = run_batch_job(service, path, mode=mode, prompt_column=prompt_column)
+        summary = run_batch_job(service, path, mode=mode, prompt_column=prompt_column,
+                                caller=caller_of(request, settings))
         return public_summary(summary), FileData(path=summary["download_csv"],
                                                  orig_name=Path(summary["download_csv"]).name)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 from typing import Any, Callable
 
 import gradio as gr
 
+from routing.access import Caller, header, identify
 from routing.errors import UserError
 from routing.redact import redact, redact_data
 from routing.untrusted import escape_html
@@ -130,3 +132,33 @@ class Blocks(gr.Blocks):
             raise
         except Exception as exc:  # noqa: BLE001 - anything else Gradio raises here is opaque to clients
             raise input_error(block_fn, inputs, exc) from exc
+
+
+def caller_of(request: gr.Request | None, settings: Any) -> Caller:
+    """Who sent this Gradio request (routing.access.identify): a gateway key in the Authorization
+    header, a user signed in with Gradio's login or with Hugging Face on a Space, else anonymous,
+    counted by client address. A request with no Gradio context (a direct call) is anonymous."""
+    headers = getattr(request, "headers", None) or {}
+    client = getattr(request, "client", None)
+    return identify(authorization=header(headers, "authorization"), api_keys=settings.api_keys,
+                    username=getattr(request, "username", None) or None, hf_username=_hf_username(request),
+                    client_host=getattr(client, "host", None))
+
+
+def _hf_username(request: gr.Request | None) -> str | None:
+    """The Hugging Face account signed in on a Space (Gradio keeps it in the session), else None."""
+    try:
+        info = request.request.session.get("oauth_info") or {}  # type: ignore[union-attr]
+        if info.get("expires_at") is not None and info["expires_at"] < time.time():
+            return None
+        return (info.get("userinfo") or {}).get("preferred_username") or None
+    except Exception:  # noqa: BLE001 - no session middleware (no HF sign-in here) or no request
+        return None
+
+
+def charge_paid(service: Any, request: gr.Request | None, calls: int) -> Caller:
+    """Refuse (UserError) a caller who may not spend the owner's key, or has no paid calls left today;
+    otherwise count ``calls`` against their day. Returns the caller."""
+    caller = caller_of(request, service.settings)
+    service.access.charge(caller, calls)
+    return caller

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -17,13 +18,13 @@ from routing.compare import NO_KEY_NOTICE, Comparison, ModelOutcome, compare_all
 from routing.compare_charts import dimension_bars_figure, score_cost_figure
 from routing.errors import UserError
 from routing.judge import DEFAULT_JUDGE
-from routing.outcome_log import OutcomeLog
+from routing.outcome_log import OutcomeLog, gradio_scope
 from routing.router import LOCAL_ANSWERER
 from routing.service import RouterService
 from routing.untrusted import md_code, md_text
 from routing.validation import (check_bool, check_cost_weight, check_max_tokens, check_model_id, check_model_list,
                                 check_prompt)
-from ui.common import user_errors
+from ui.common import caller_of, user_errors
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "llm-router-exports"
 
@@ -124,12 +125,14 @@ def build_compare_tab(service: RouterService) -> None:
     no_key = _no_key(service)
 
     @user_errors
-    def run(prompt: str, cost_weight: float, judge: bool, judge_model: str) -> Iterator[list[Any]]:
+    def run(prompt: str, cost_weight: float, judge: bool, judge_model: str,
+            request: gr.Request = None) -> Iterator[list[Any]]:
         # outputs: summary, answers*n, stats*n, bars, scatter, details, comparison id, best radio, local box,
         # the last comparison's "marked as best" message
         def frame() -> list[Any]:
             return [gr.skip()] * (2 * n + 8)
 
+        router, _ = service.router_for(caller_of(request, service.settings), calls=n + (1 if judge else 0))
         index = {s.id: i for i, s in enumerate(specs)}
         first = frame()
         first[0] = "_Asking every model…_"
@@ -143,7 +146,7 @@ def build_compare_tab(service: RouterService) -> None:
         first[2 * n + 6] = gr.update(value="", visible=False)
         first[2 * n + 7] = ""
         yield first
-        for event in compare_stream(service.router, prompt, cost_weight=cost_weight, judge=bool(judge),
+        for event in compare_stream(router, prompt, cost_weight=cost_weight, judge=bool(judge),
                                     judge_model=judge_model or None, outcome_log=outcome_log):
             out = frame()
             if event.kind == "selection":
@@ -191,12 +194,26 @@ def build_compare_tab(service: RouterService) -> None:
         return f"✅ Recorded: **{md_text(best_model)}** gave the best answer.{extra}"
 
     @user_errors
-    def download() -> gr.File:
+    def download(request: gr.Request) -> gr.File:
+        """The caller's own outcome rows as a RouterBench CSV: the comparisons and answers produced in
+        this browser session (or by this signed-in user), never other visitors' prompts and answers.
+
+        The event is private in the UI but any client can call it through Gradio's queue, so the
+        scope comes from the request (``gradio_scope``: signed-in username, else the session hash),
+        not from anything the caller sends. The whole log (every caller's rows) is for the app's
+        owner, from the server: ``python -m routing.outcome_log export``. Cells a spreadsheet would
+        run as formulas are neutralised (``routing.csv_safe``).
+        """
         EXPORT_DIR.mkdir(parents=True, exist_ok=True)
         if not outcome_log.path.exists():
             raise UserError("The outcome log is empty: run a comparison first.")
-        out = EXPORT_DIR / f"outcomes-routerbench-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-        return gr.File(value=str(outcome_log.export_routerbench_csv(out)), visible=True)
+        owner = gradio_scope(request)
+        if not outcome_log.comparisons(owner):
+            raise UserError("Nothing of yours in the outcome log yet: run a comparison first (the download holds "
+                            "only this session's comparisons and answers).")
+        out = EXPORT_DIR / f"outcomes-routerbench-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.csv"
+        return gr.File(value=str(outcome_log.export_routerbench_csv(out, owner=owner, spreadsheet_safe=True)),
+                       visible=True)
 
     with gr.Tab("Compare all", id="compare"):
         if no_key:
@@ -266,7 +283,8 @@ def add_compare_api(service: RouterService) -> None:
 
     @user_errors
     def query_compare(prompt: str, models: list[str] | None = None, cost_weight: float = 0.0,
-                      judge: bool = False, judge_model: str = "", max_tokens: int | None = None) -> dict:
+                      judge: bool = False, judge_model: str = "", max_tokens: int | None = None,
+                      request: gr.Request = None) -> dict:
         """Send the prompt to every pool model (or `models`) at once. Returns each model's answer, latency,
         cost and evaluator points, the winner (`best_model`), the router's pick (`selected_model`) and
         whether they agree (`router_correct`). `judge=True` adds an LLM judge's grades. Logged for training."""
@@ -276,7 +294,8 @@ def add_compare_api(service: RouterService) -> None:
         judge = check_bool(judge, "judge")
         judge_model = check_model_id(judge_model, ids, "judge_model", allow_empty=True)
         max_tokens = check_max_tokens(max_tokens, limit=settings.max_tokens)
-        return compare_all(service.router, prompt, models=models or None, cost_weight=cost_weight,
+        router, _ = service.router_for(caller_of(request, settings), calls=len(models or ids) + (1 if judge else 0))
+        return compare_all(router, prompt, models=models or None, cost_weight=cost_weight,
                            judge=judge, judge_model=judge_model or None, max_tokens=max_tokens,
                            outcome_log=outcome_log).to_dict()
 

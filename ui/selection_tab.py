@@ -76,7 +76,8 @@ def build_selection_tab(service: RouterService) -> None:
     def run(pasted: str, upload: str | None):
         if (pasted or "").strip() and not upload:
             check_samples_text(pasted, max_rows=MAX_SAMPLES, name="Pasted samples")
-        result = run_selection(service, samples_text="" if upload else (pasted or ""), file_path=upload or None)
+        path = uploaded_path(upload) if upload else None
+        result = run_selection(service, samples_text="" if path else (pasted or ""), file_path=path)
         names = list(result["selectors"])
         figs = [confusion_matrix_figure(result["selectors"][n], pool) for n in names]
         learned_fig = figs[1] if len(figs) > 1 else None

@@ -26,7 +26,8 @@ def build_status_tab(service: RouterService) -> None:
         logging_line = (f"🧠 Learning from use: {answers['logged']} answers logged and scored, {answers['ratings']} "
                         f"ratings this run ({answers['waiting']} waiting to be scored)." if answers["enabled"]
                         else "🧠 Answers are not logged (ROUTER_LOG_ANSWERS=0).")
-        return ("💳 " + md_text(service.ledger.describe()) + ".\n\n" + md_text(logging_line) + "\n\n🔁 "
+        return ("💳 " + md_text(service.ledger.describe()) + ".\n\n🔒 " + md_text(service.access.describe())
+                + "\n\n" + md_text(logging_line) + "\n\n🔁 "
                 + md_text(service.learning.shadow.describe()) + "\n\n🏋️ "
                 + md_text(service.learning.retrainer.describe()))
 

@@ -30,10 +30,13 @@ class Learning:
         self.retrainer = Retrainer(settings, outcome_log, reload or (lambda: ""))
 
     def after_answer(self, prompt: str, result: QueryResult, *, source: str, single_turn: bool = True,
-                     answer_id: str | None = None) -> str | None:
-        """Log ``result`` and maybe shadow it; the answer id (None when not logged). Never raises."""
+                     answer_id: str | None = None, **owner: Any) -> str | None:
+        """Log ``result`` and maybe shadow it; the answer id (None when not logged). Never raises.
+
+        ``owner=``: the scope the answer is given to (``routing.outcome_log.gateway_scope``); by
+        default the Gradio request being served (``current_owner``). Only that scope may rate it."""
         try:
-            found = self.recorder.record(prompt, result, source=source, answer_id=answer_id)
+            found = self.recorder.record(prompt, result, source=source, answer_id=answer_id, **owner)
         except Exception:  # noqa: BLE001 - learning must never break an answer
             log.exception("learning: could not queue the answer")
             found = None
@@ -48,8 +51,10 @@ class Learning:
         result.answer_id = found
         return found
 
-    def rate(self, answer_id: Any, rating: Any = "", better_model: Any = "", note: Any = "") -> dict[str, Any]:
-        return self.recorder.rate(answer_id, rating, better_model, note)
+    def rate(self, answer_id: Any, rating: Any = "", better_model: Any = "", note: Any = "", *,
+             rater: str | None = None) -> dict[str, Any]:
+        """Rate an answer as ``rater`` (the caller's scope; see ``AnswerRecorder.rate``)."""
+        return self.recorder.rate(answer_id, rating, better_model, note, rater=rater)
 
     def flush(self, timeout: float | None = 60.0) -> None:
         self.shadow.flush(timeout)

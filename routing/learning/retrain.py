@@ -11,10 +11,20 @@ in ``ROUTER_HOLDOUT_SHARE``, so it grows with the log and a prompt never moves b
 and test; the shadow sampler asks every model for those prompts. The release gate compares the
 new selector with the live one (the rule-based selector while no learned model is live) on the
 test prompts where both picks have an observed outcome, and with ``--strict-gate`` promotes it
-only when the paired one-sided 95% lower bound of the gain is above zero; the app then reloads
-it. A promoted model gets a
+only when the paired one-sided 95% lower bound of the gain is above zero, on at least as many
+paired test prompts as the power rule asks (``training.train.required_paired``: enough to see a
+gain of ``ROUTER_GATE_MIN_GAIN`` with 80% power, never fewer than ``ROUTER_GATE_MIN_PAIRED``);
+the app then reloads it. A promoted model gets a
 ``lineage.json`` (and a section in its model card) saying what its data was: rows from
 compare-all, logged answers, shadow comparisons, collect runs, ratings, and their dates.
+
+One caller cannot steer it (``training.feedback``): each rater's ratings together weigh at most
+``ROUTER_RATER_SHARE`` of the rows, ratings that contradict the evaluator or the other raters
+count less, and the gate's test outcomes are evaluator scores that ratings move at most halfway.
+
+Where the model goes (``routing.settings.selector_folders``): ``<ROUTER_DATA_DIR>/selector/``,
+never the code checkout's ``selector_model/`` (the gate compares with the shipped model while the
+data folder holds none); ``ROUTER_SELECTOR_DIR`` set elsewhere is an explicit override.
 
 The state (rows at the last run, every run's outcome) is in ``training/auto/retrain_state.json``.
 """
@@ -31,6 +41,8 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from routing.settings import selector_folders
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +138,17 @@ class Retrainer:
 
     def _command(self) -> list[str]:
         s = self.settings
+        folders = selector_folders(s)
+        where = ["--selector-dir", str(folders.target)]
+        if folders.target_encoder is not None:
+            where += ["--label-encoder", str(folders.target_encoder)]
+        if folders.shipped is not None:
+            where += ["--live-dir", str(folders.shipped)]
         return [sys.executable, "-m", "training.pipeline", "--source", "feedback", "--out", str(self.folder),
-                "--selector-dir", str(s.selector_dir), "--label-encoder", str(s.label_encoder_file),
-                "--gate-against-rules", "--strategy", str(s.retrain_strategy or "auto"), "--test-slice", "hash",
-                "--test-fraction", str(s.holdout_share), "--strict-gate", *self.extra_args]
+                *where, "--gate-against-rules", "--strategy", str(s.retrain_strategy or "auto"),
+                "--test-slice", "hash", "--test-fraction", str(s.holdout_share), "--strict-gate",
+                "--min-paired", str(s.gate_min_paired), "--min-gain", str(s.gate_min_gain),
+                "--rater-share", str(s.rater_share), *self.extra_args]
 
     def _run(self, rows: int) -> None:
         started = time.time()
@@ -168,7 +187,7 @@ class Retrainer:
 
     def _write_lineage(self) -> None:
         info = lineage(self.log.comparisons())
-        target = Path(self.settings.selector_dir)
+        target = selector_folders(self.settings).target
         (target / "lineage.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
         card = target / "README.md"
         if card.is_file():

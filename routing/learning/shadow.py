@@ -10,11 +10,13 @@ the release gate can compare any two selectors there on complete outcomes. The a
 scored together by the evaluator (each the others' peer) and logged as one comparison
 (``kind = "shadow"``), which the training export reads like any other.
 
-The budget is a ledger of its own (``<ROUTER_DATA_DIR>/shadow_spend.sqlite3``): the call's
-estimated cost is held before it is made and its real cost recorded after, so shadows stop at
-the cap exactly, however many run at once. The call also counts against the app's daily limit
-(``ROUTER_DAILY_BUDGET_USD``), as every paid call does. The person's answer is never delayed
-or changed: shadows run in their own threads, and any failure is only logged.
+The budget is a ledger of its own (``<ROUTER_DATA_DIR>/shadow_spend.sqlite3``): the most the
+call can cost (:func:`routing.budget.cost_bound`: every byte of the prompt as a token, the
+answer's ``max_tokens`` out) is held before it is made and its real cost recorded after, so
+shadows never pass the cap, in any language, however many run at once. The call also counts
+against the app's daily limit (``ROUTER_DAILY_BUDGET_USD``), as every paid call does. The
+person's answer is never delayed or changed: shadows run in their own threads, and any failure
+is only logged.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from routing.budget import SpendLedger, estimate_cost
+from routing.budget import SpendLedger, cost_bound, input_token_bound
 from routing.errors import ProviderError, SpendLimitError, UserError
 from routing.learning.slices import in_test_slice
 from routing.router import QueryResult
@@ -109,10 +111,11 @@ class ShadowSampler:
             one = self.choose(result, prompt)
             models = [one] if one else []
         holds = []
+        tokens_in = input_token_bound(prompt)  # ask_model sends the prompt as one user message
         for model in models:
             spec = self.router.pool.get(model)
             try:  # held now, so that concurrent shadows cannot pass the cap together
-                holds.append((model, self.ledger.reserve(model, estimate_cost(spec, len(prompt), self.max_tokens))))
+                holds.append((model, self.ledger.reserve(model, cost_bound(spec, tokens_in, self.max_tokens))))
             except SpendLimitError:
                 self.counts["over_budget"] += 1
                 break
@@ -140,16 +143,13 @@ class ShadowSampler:
 
     def _run(self, prompt: str, result: QueryResult, holds: list[tuple[str, Any]],
              timed_elsewhere: bool = False) -> None:
-        from routing.compare import pick_winner, ModelOutcome
-        from routing.evaluator import evaluate_group
+        from routing.learning.recorder import score_comparison
 
         others = {model: self._ask(model, prompt, hold) for model, hold in holds}
         others = {m: o for m, o in others.items() if o is not None}
         if not others:
             return
         try:
-            answers = {result.answered_by: result.response, **{m: o.text for m, o in others.items()}}
-            evaluations = evaluate_group(prompt, answers, run_code=True)
             # The routed call's times are logged with its answer when the answer log has it: one
             # call, one sample for the latency a restarted knob starts from.
             timed = not timed_elsewhere
@@ -160,20 +160,13 @@ class ShadowSampler:
             for m, o in others.items():
                 entries[m] = {"response": o.text, "error": None, "latency_ms": o.latency_ms, "usage": o.usage,
                               "cost_usd": o.cost_usd}
-            outcomes = {}
-            for name, entry in entries.items():
-                ev = evaluations[name]
-                o = ModelOutcome(name, name)
-                o.response, o.normalized, o.total, o.cost_usd = entry["response"], ev["normalized"], ev["total"], \
-                    entry["cost_usd"]
-                outcomes[name] = o
-                entry.update(scores=ev.get("dimensions"), total=ev.get("total"), normalized=ev.get("normalized"))
-            best = pick_winner(outcomes)
-            self.log.record({
-                "prompt": prompt, "selected_model": result.selected_model, "best_model": best,
-                "router_correct": None if best is None else best == result.selected_model,
-                "selector": result.selector, "kind": "shadow", "source": "shadow", "results": entries,
-            })
+            # The paid answers are on disk before the evaluator starts (it can take long, and the
+            # process may die meanwhile): the row is written unscored, owned by no caller (a shadow
+            # is the app's own comparison), and scored next; a later start scores it if this never does.
+            comparison = {"prompt": prompt, "selected_model": result.selected_model, "best_model": None,
+                          "router_correct": None, "selector": result.selector, "kind": "shadow",
+                          "source": "shadow", "results": entries}
+            comparison["id"] = self.log.record(comparison, owner=None, pending=True, durable=True)
             with self._lock:
                 if self._seen is not None:
                     kind = top_category(prompt)
@@ -181,7 +174,13 @@ class ShadowSampler:
             self.counts["logged"] += 1
         except Exception:  # noqa: BLE001 - never surfaces to anyone; the log says why
             self.counts["failed"] += 1
-            log.exception("shadow: scoring or logging the comparison failed")
+            log.exception("shadow: logging the comparison failed")
+            return
+        try:
+            score_comparison(self.log, comparison, run_code=True)
+        except Exception:  # noqa: BLE001 - the row stays, unscored; the next start scores it
+            self.counts["failed"] += 1
+            log.exception("shadow: scoring the comparison failed")
 
     def flush(self, timeout: float | None = None) -> None:
         with self._lock:
