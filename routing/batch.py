@@ -582,8 +582,9 @@ def set_aside(out: str | Path) -> tuple[int, Path | None]:
     jsonl_path.replace(kept)
     if csv_path.is_file():
         csv_path.replace(kept.with_suffix(".csv"))
-    if started_path(jsonl_path).is_file():
-        started_path(jsonl_path).replace(started_path(kept))
+    journal = started_path(jsonl_path)
+    if journal.is_file():  # x.started.before-STAMP.jsonl: beside the results, not one of them
+        journal.replace(journal.with_name(f"{journal.stem}.before-{stamp}.jsonl"))
     return rows, kept
 
 

@@ -76,7 +76,7 @@ import uuid
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import pandas as pd
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -332,6 +332,23 @@ _OWNER: ContextVar[Any] = ContextVar("outcome_log_owner", default=_AMBIENT)
 def scope_id(kind: str, value: str) -> str:
     """The stored form of a caller's scope: a SHA-256 digest (32 hex), never the key or id itself."""
     return hashlib.sha256(f"llm-router-scope\0{kind}\0{value}".encode("utf-8")).hexdigest()[:32]
+
+
+def routerbench_row(merged: Mapping[str, Any], prompt: str, models: Sequence[str], winner: str | None) -> dict[str, Any]:
+    """One RouterBench-layout row: a prompt's per-model scores, responses and costs (``merged``
+    holds ``sample_id`` and the ``scores`` / ``responses`` / ``costs`` dicts by model id)."""
+    row: dict[str, Any] = {"sample_id": merged["sample_id"], "prompt": prompt, "eval_name": EVAL_NAME}
+    row.update({k: merged["scores"].get(k) for k in models})
+    row.update({k + RESPONSE_SUFFIX: merged["responses"].get(k) for k in models})
+    row.update({k + COST_SUFFIX: merged["costs"].get(k) for k in models})
+    row["oracle_model_to_route_to"] = winner
+    return row
+
+
+def routerbench_columns(models: Sequence[str]) -> list[str]:
+    """The RouterBench layout's columns for ``models``, in order."""
+    return (["sample_id", "prompt", "eval_name"] + list(models) + [m + RESPONSE_SUFFIX for m in models]
+            + [m + COST_SUFFIX for m in models] + ["oracle_model_to_route_to"])
 
 
 def gateway_scope(authorization: str) -> str:
@@ -781,15 +798,8 @@ class OutcomeLog:
                     winner = max(known, key=known.get)
             else:  # nothing good seen (e.g. one answer, disliked): no model to route to
                 winner = None
-            row: dict[str, Any] = {"sample_id": m["sample_id"], "prompt": prompt, "eval_name": EVAL_NAME}
-            row.update({k: m["scores"].get(k) for k in models})
-            row.update({k + RESPONSE_SUFFIX: m["responses"].get(k) for k in models})
-            row.update({k + COST_SUFFIX: m["costs"].get(k) for k in models})
-            row["oracle_model_to_route_to"] = winner
-            rows.append(row)
-        columns = (["sample_id", "prompt", "eval_name"] + models + [m + RESPONSE_SUFFIX for m in models]
-                   + [m + COST_SUFFIX for m in models] + ["oracle_model_to_route_to"])
-        return pd.DataFrame(rows, columns=columns)
+            rows.append(routerbench_row(m, prompt, models, winner))
+        return pd.DataFrame(rows, columns=routerbench_columns(models))
 
     def export_routerbench_csv(self, out_csv: str | Path, *, owner: Any = ANY_OWNER,
                                spreadsheet_safe: bool = True) -> Path:

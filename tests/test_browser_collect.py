@@ -116,7 +116,13 @@ def test_handlers_refuse_when_off_and_over_budget(protocol_server, tmp_path):
     import shutil
     import tempfile
 
+    import gradio as gr
+    from gradio.context import LocalContext
+
     path = shutil.copyfile(src, os.path.join(tempfile.mkdtemp(dir=upload), "prompts.csv"))
+    demo = gr.Blocks()                        # as Gradio's upload route records a file it received
+    demo.upload_file_set.add(path)
+    LocalContext.blocks.set(demo)             # the handlers run in a Gradio event's context
     off = RouterService(router_settings(protocol_server, tmp_path), background=False)
     with pytest.raises(UserError, match="ROUTER_ALLOW_TRAINING=1"):
         collect_job(off, path, ["mistral-small"], 1, None)

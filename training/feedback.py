@@ -232,7 +232,7 @@ def _cells(c: Mapping[str, Any], items: Sequence[Mapping[str, Any]], weights: Ma
 
 def export(outcome_log: Any, *, share: float = RATER_SHARE, min_prompts: int = RATER_MIN_PROMPTS) -> FeedbackExport:
     """The weighted RouterBench-layout frame of ``outcome_log`` (see the module docstring)."""
-    from routing.outcome_log import COST_SUFFIX, EVAL_NAME, RESPONSE_SUFFIX
+    from routing.outcome_log import routerbench_columns, routerbench_row
 
     everything = outcome_log.comparisons()
     ratings = _ratings_by_comparison(outcome_log, everything)
@@ -259,16 +259,9 @@ def export(outcome_log: Any, *, share: float = RATER_SHARE, min_prompts: int = R
     for prompt, m in merged.items():
         known = {k: v for k, v in m["scores"].items() if v is not None}
         winner = max(known, key=known.get) if known and max(known.values()) > 0 else None
-        row: dict[str, Any] = {"sample_id": m["sample_id"], "prompt": prompt, "eval_name": EVAL_NAME}
-        row.update({k: m["scores"].get(k) for k in models})
-        row.update({k + RESPONSE_SUFFIX: m["responses"].get(k) for k in models})
-        row.update({k + COST_SUFFIX: m["costs"].get(k) for k in models})
-        row["oracle_model_to_route_to"] = winner
-        rows.append(row)
+        rows.append(routerbench_row(m, prompt, models, winner))
         gate_out[prompt_text(prompt)] = {k: float(v) for k, v in m["gate"].items() if v is not None}
-    columns = (["sample_id", "prompt", "eval_name"] + models + [m + RESPONSE_SUFFIX for m in models]
-               + [m + COST_SUFFIX for m in models] + ["oracle_model_to_route_to"])
-    return FeedbackExport(pd.DataFrame(rows, columns=columns), gate_out, report)
+    return FeedbackExport(pd.DataFrame(rows, columns=routerbench_columns(models)), gate_out, report)
 
 
 def gate_file(csv_path: str | Path) -> Path:
