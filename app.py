@@ -21,7 +21,7 @@ from gateway import exposure_warning, gateway_router, install_error_handlers
 
 from routing.service import RouterService
 from routing.settings import Settings
-from routing.validation import max_file_size_bytes
+from routing.safety.validation import max_file_size_bytes
 from ui.ask_tab import add_ask_api, build_ask_tab
 from ui.batch_tab import add_batch_api, build_batch_tab
 from ui.common import Blocks
@@ -69,7 +69,7 @@ def launch_options(settings: Settings) -> dict:
     ``max_file_size`` (ROUTER_BATCH_MAX_MB) makes Gradio refuse a larger upload before it is
     stored, and gradio_client refuse it before sending. ``auth`` (ROUTER_UI_USERS) puts the page
     and the Gradio API behind Gradio's login; the signed-in name is the caller the paid-access
-    rule (routing/access.py) knows.
+    rule (routing/safety/access.py) knows.
     """
     options = {"ssr_mode": False, "max_file_size": max_file_size_bytes(settings.batch_max_mb)}
     if settings.ui_users:

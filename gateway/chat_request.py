@@ -1,7 +1,7 @@
 """Parse and check an OpenAI Chat Completions request body (``/v1/chat/completions``, ``/v1/route``).
 
 Every check raises :class:`GatewayError` with an OpenAI-style status, type and code; messages
-name the field and say what to send instead (parameter checks reuse ``routing/validation.py``).
+name the field and say what to send instead (parameter checks reuse ``routing/safety/validation.py``).
 
 Before any field is read, :func:`parse_body` refuses (400) what recursive or text-handling code
 downstream cannot take: JSON nested deeper than :data:`MAX_JSON_DEPTH` (also when ``json.loads``
@@ -20,10 +20,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from routing.conversation import routing_text
+from routing.chat.conversation import routing_text
 from routing.errors import UserError
 from routing.pool import ModelPool
-from routing.validation import InvalidInput, check_cost_weight, check_float, show
+from routing.safety.validation import InvalidInput, check_cost_weight, check_float, show
 
 ROUTER_MODEL = "router"
 ROLES = ("system", "developer", "user", "assistant", "tool")

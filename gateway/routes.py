@@ -1,7 +1,7 @@
 """The gateway's routes: ``POST /v1/chat/completions``, ``GET /v1/models``, ``POST /v1/route``.
 
 Answers come from :meth:`routing.router.Router.stream` (which falls back down the ranking);
-every text sent back goes through :func:`routing.redact.redact` / ``redact_data``. A stream
+every text sent back goes through :func:`routing.safety.redact.redact` / ``redact_data``. A stream
 falls back to the next model while no answer text has been sent; after that a failure ends the
 stream with an ``{"error"}`` event instead of splicing in another model's text. A conversation
 stays on the model that started it (:mod:`gateway.sessions`, scoped by the gateway key, hashed);
@@ -31,14 +31,14 @@ import anyio
 
 from gateway.chat_request import ROUTER_MODEL, ChatRequest, GatewayError, parse_body, parse_chat_request
 from gateway.sessions import SessionMatch, SessionStore
-from routing.access import PaidAccessError, VisitorLimitError, effective_mode, identify
+from routing.safety.access import PaidAccessError, VisitorLimitError, effective_mode, identify
 from routing.budget import estimate_cost, input_chars, input_token_bound
 from routing.errors import ProviderKeyError, SpendLimitError, UnknownModelError, UserError
-from routing.outcome_log import gateway_scope
-from routing.redact import redact, redact_data, stream_safe
+from routing.learning.outcome_log import gateway_scope
+from routing.safety.redact import redact, redact_data, stream_safe
 from routing.router import RouterEvent
 from routing.settings import Settings
-from routing.validation import show
+from routing.safety.validation import show
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ class _Gateway:
                                     "of the keys in ROUTER_API_KEYS.", code="invalid_api_key")
 
     def admit(self, request: Request) -> None:
-        """The paid-access rule (routing/access.py) for one paid call: 401 where paid models are for
+        """The paid-access rule (routing/safety/access.py) for one paid call: 401 where paid models are for
         signed-in callers and this one is anonymous (a gateway without ROUTER_API_KEYS), 429 with
         Retry-After when the key (or, without keys, the client address) has no paid calls left today."""
         settings = self.service.settings

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from routing.conversation import message_text
+from routing.chat.conversation import message_text
 
 def _calls(message: dict[str, Any]) -> list[tuple[str, str]]:
     calls = message.get("tool_calls") if isinstance(message.get("tool_calls"), list) else []

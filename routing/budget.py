@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from routing.errors import SpendLimitError
-from routing.outcome_log import _private_dir, _private_file, _tighten
+from routing.files import _private_dir, _private_file, _tighten
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ messages here are written for the person who typed the prompt or uploaded the fi
 
 from __future__ import annotations
 
-from routing.redact import redact
+from routing.safety.redact import redact
 
 
 class UserError(ValueError):
@@ -33,7 +33,7 @@ class ProviderError(RuntimeError):
 
     ``status`` is the HTTP status where there was one (None for connection errors and
     timeouts); ``retryable`` says whether trying again (or another model) can help.
-    The message is redacted when the error is made (:func:`routing.redact.redact`): providers
+    The message is redacted when the error is made (:func:`routing.safety.redact.redact`): providers
     may echo the request's ``Authorization`` header in their error bodies.
     """
 

@@ -1,8 +1,10 @@
-"""Small file helpers shared by the batch engines and the local model's cache."""
+"""Small file helpers: a file's hash (the batch engines, the local model's cache) and private files
+(0600 files in 0700 folders: the outcome log, the spend ledgers, the visitors' calls)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 
@@ -13,3 +15,46 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def _private_dir(folder: Path) -> None:
+    """Create ``folder`` (0700) if it is missing; a folder that exists already is left as it is."""
+    if folder.is_dir():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=DIR_MODE)
+    except FileExistsError:
+        return
+    try:
+        os.chmod(folder, DIR_MODE)  # exactly 0700, whatever the umask
+    except OSError:
+        pass
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` as an empty, 0600 file (an empty file is an empty SQLite database) if missing."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        return
+    try:
+        os.chmod(path, FILE_MODE)
+    except OSError:
+        pass
+
+
+def _tighten(path: Path) -> None:
+    """Make an existing log file and its -wal/-shm files 0600 (only files this user owns)."""
+    getuid = getattr(os, "getuid", None)
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            st = p.stat()
+            if (st.st_mode & 0o777) != FILE_MODE and (getuid is None or st.st_uid == getuid()):
+                os.chmod(p, FILE_MODE)
+        except OSError:
+            continue

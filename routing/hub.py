@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from routing.pool import ModelPool, ModelSpec
 from routing.providers.base import ChatProvider
 from routing.providers.openai_compat import OpenAICompatibleClient
-from routing.redact import register_pool, register_secret
+from routing.safety.redact import register_pool, register_secret
 from routing.settings import Settings
 
 if TYPE_CHECKING:  # the local model pulls in torch; import it only where it is used
@@ -25,7 +25,7 @@ class ProviderHub:
         self.local = local
         self._clients: dict[tuple[str, str | None], OpenAICompatibleClient] = {}
         self._lock = threading.Lock()
-        # Keys are redacted from every text the app returns, stores or logs (routing/redact.py).
+        # Keys are redacted from every text the app returns, stores or logs (routing/safety/redact.py).
         register_secret(settings.openrouter_api_key, "OPENROUTER_API_KEY")
         register_pool(pool.models)
 

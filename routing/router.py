@@ -32,7 +32,7 @@ from routing.hub import ProviderHub
 from routing.pool import ModelPool, ModelSpec
 from routing.providers.base import ChatResult, StreamChunk
 from routing.providers.openai_compat import OpenAICompatibleClient
-from routing.redact import redact
+from routing.safety.redact import redact
 from routing.selectors.base import Selection, Selector
 from routing.settings import Settings
 

@@ -9,15 +9,15 @@ import dataclasses
 import logging
 from typing import Any, Sequence
 
-from routing.access import Caller, PaidAccess, PaidAccessError
+from routing.safety.access import Caller, PaidAccess, PaidAccessError
 from routing.budget import SpendLedger, is_paid
 from routing.errors import UserError
 from routing.evaluation.sandbox import sandbox_status
 from routing.health import RECENT_CALLS, SEED_MAX_AGE_S
 from routing.hub import ProviderHub
 from routing.learning import Learning
-from routing.outcome_log import OutcomeLog
-from routing.redact import register_secret
+from routing.learning.outcome_log import OutcomeLog
+from routing.safety.redact import register_secret
 from routing.pool import ModelPool, load_pool
 from routing.router import LOCAL_ANSWERER, QueryResult, Router
 from routing.selectors import load_selector
@@ -40,7 +40,7 @@ class RouterService:
         self.local = self._make_local()
         self.hub = ProviderHub(self.settings, self.pool, self.local)
         self.ledger = SpendLedger.for_settings(self.settings)
-        self.access = PaidAccess.for_settings(self.settings)  # who may spend the key (routing/access.py)
+        self.access = PaidAccess.for_settings(self.settings)  # who may spend the key (routing/safety/access.py)
         self.router = Router(self.pool, self.selector, self.hub, self.settings, ledger=self.ledger)
         self.router.warnings = self.warnings
         self.outcome_log = OutcomeLog.for_settings(self.settings)
@@ -136,7 +136,7 @@ class RouterService:
         """The router a caller's paid request runs on, and a notice when it is not the usual one.
 
         A visitor's own OpenRouter key: their own router (nothing of the owner's is spent). Else the
-        access rule (routing/access.py) decides and ``calls`` paid calls are counted against the
+        access rule (routing/safety/access.py) decides and ``calls`` paid calls are counted against the
         caller's day; a caller it refuses gets the keyless router (local model answers) when
         ``local_instead`` and the local model exists, else PaidAccessError saying how to get access.
         """

@@ -129,7 +129,7 @@ class Settings:
     gate_min_paired: int = 30                      # ROUTER_GATE_MIN_PAIRED (floor: paired test prompts an automatic promotion needs)
     gate_min_gain: float = 0.10                    # ROUTER_GATE_MIN_GAIN (routed-quality gain the gate must see with 80% power)
     rater_share: float = 0.05                      # ROUTER_RATER_SHARE (most training rows one rater's ratings weigh together)
-    paid_access: str = "auto"                      # ROUTER_PAID_ACCESS: auto | open | signed-in (routing/access.py)
+    paid_access: str = "auto"                      # ROUTER_PAID_ACCESS: auto | open | signed-in (routing/safety/access.py)
     ui_users: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # ROUTER_UI_USERS ("name:password,..."; Gradio's login)
     hf_oauth: bool = False                         # OAUTH_CLIENT_ID set (a Space with hf_oauth: true)
     visitor_daily_calls: int | None = None         # ROUTER_VISITOR_DAILY_CALLS (paid calls per caller per UTC day; 0: no limit; unset: 100 when public)

@@ -19,7 +19,7 @@ import textwrap
 import threading
 from pathlib import Path
 
-from routing.outcome_log import OutcomeLog
+from routing.learning.outcome_log import OutcomeLog
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "Write a limerick about a sleepy cat"
@@ -31,7 +31,7 @@ CHILD_PRELUDE = textwrap.dedent("""
     import sys, threading, types
     from pathlib import Path
     sys.path.insert(0, {repo!r})
-    import routing.evaluator as evaluator
+    import routing.evaluation.evaluator as evaluator
     stuck = threading.Event()
     def stuck_evaluate(*args, **kwargs):
         print("SCORING", flush=True)
@@ -160,9 +160,9 @@ def test_a_shadow_comparison_survives_a_kill_during_its_scoring(protocol_server,
 def test_a_killed_batch_never_sends_a_row_twice_and_says_which_rows_were_cut(protocol_server, tmp_path,
                                                                               make_service):
     """The audit's 6 rows asked twice: rows in flight at the kill were sent again on resume."""
-    from routing.batch import run_file
+    from routing.batch.local import run_file
 
-    INTERRUPTED = "interrupted"            # routing.batch_io.INTERRUPTED: the status the results file shows
+    INTERRUPTED = "interrupted"            # routing.batch.io.INTERRUPTED: the status the results file shows
 
     held = [f"Write a haiku about the sea (row {i}) HOLD" for i in (4, 5)]
     prompts = [f"{PROMPT} (row {i})" for i in range(4)] + held + [f"{PROMPT} (row {i})" for i in (6, 7)]
@@ -182,7 +182,7 @@ def test_a_killed_batch_never_sends_a_row_twice_and_says_which_rows_were_cut(pro
 
     protocol_server.set_model("*", reply=reply)
     child = Child(child_code(protocol_server, tmp_path, f"""
-        from routing.batch import run_file
+        from routing.batch.local import run_file
         run_file(service.router, {str(src)!r}, {str(out)!r}, mode="answer", workers=2)
         print("FINISHED", flush=True)
     """))

@@ -13,9 +13,12 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from routing.batch import (csv_columns, job_previous_rows, job_results_path, main, preview_columns,  # noqa: E402
-                           previous_rows, run_file, summarize)
-from routing.batch_io import ResultsStore, prompt_hash  # noqa: E402
+from routing.batch.cli import main
+
+from routing.batch.local import job_previous_rows, job_results_path, preview_columns, previous_rows, run_file
+
+from routing.batch.rows import csv_columns, summarize
+from routing.batch.io import ResultsStore, prompt_hash  # noqa: E402
 from routing.errors import UserError  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
 
@@ -95,7 +98,7 @@ def test_compare_mode_gets_every_model_and_a_best_one(make_service, protocol_ser
     assert rows[0]["qwen2.5_error"] and not rows[0]["llama-3.3_error"]
     assert rows[0]["best_model"] in service.pool.ids and rows[0]["best_model"] != "qwen2.5"
     assert rows[0]["llama-3.3_response"].startswith("[meta-llama/llama-3.3-70b-instruct]")
-    from routing.outcome_log import OutcomeLog
+    from routing.learning.outcome_log import OutcomeLog
 
     logged = OutcomeLog.for_settings(service.settings).comparisons()
     assert sorted(c["prompt"] for c in logged) == sorted(PROMPTS[:2])  # training data, as in Compare all

@@ -21,8 +21,10 @@ pytest.importorskip("ray")
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from routing.batch import main, run_file  # noqa: E402
-from routing.batch_ray import done_parts, init_ray, run_ray  # noqa: E402
+from routing.batch.cli import main  # noqa: E402
+
+from routing.batch.local import run_file
+from routing.batch.ray_engine import done_parts, init_ray, run_ray  # noqa: E402
 from routing.errors import UserError  # noqa: E402
 from routing.service import RouterService  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
@@ -208,7 +210,7 @@ def test_compare_mode_on_ray(protocol_server, tmp_path):
     assert all(f"{m}_total" in rows[0] for m in ids)
     assert rows[0]["qwen2.5_error"] and not rows[0]["llama-3.3_error"]
     assert rows[0]["best_model"] in ids and rows[0]["best_model"] != "qwen2.5"
-    from routing.outcome_log import OutcomeLog
+    from routing.learning.outcome_log import OutcomeLog
 
     logged = OutcomeLog.for_settings(settings).comparisons()
     assert sorted(c["prompt"] for c in logged) == sorted(PROMPTS[:2])

@@ -84,7 +84,7 @@ def test_empty_prompt_shows_an_error_toast(protocol_server, tmp_path):
 def test_answers_can_be_rated_in_the_chat(protocol_server, tmp_path):
     from playwright.sync_api import expect
 
-    from routing.outcome_log import OutcomeLog
+    from routing.learning.outcome_log import OutcomeLog
     from routing.service import RouterService
 
     service = RouterService(router_settings(protocol_server, tmp_path), background=False)

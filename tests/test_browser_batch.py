@@ -90,7 +90,7 @@ def test_bad_file_shows_an_error_toast(protocol_server, tmp_path):
 def test_selection_tab_runs_the_builtin_set(protocol_server, tmp_path):
     from playwright.sync_api import expect
 
-    from routing.selection_test import BUILTIN_SAMPLES
+    from routing.diagnostics.selection_test import BUILTIN_SAMPLES
     from routing.service import RouterService
 
     if not BUILTIN_SAMPLES.is_file():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from routing.outcome_log import OutcomeLog
+from routing.learning.outcome_log import OutcomeLog
 from tests.browser import open_page
 from tests.conftest import router_settings
 from tests.test_compare import GOOD, PROMPT, REFUSAL, compare_app

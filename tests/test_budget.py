@@ -111,10 +111,10 @@ def _exhaust(service):
 
 
 def test_every_paid_path_stops_at_the_limit(make_service, protocol_server):
-    from routing.batch import answer_row
-    from routing.batch_io import InputRow
-    from routing.compare import compare_all
-    from routing.judge import Judge
+    from routing.batch.rows import answer_row
+    from routing.batch.io import InputRow
+    from routing.compare.run import compare_all
+    from routing.compare.judge import Judge
 
     service = make_service(daily_budget_usd=0.01)
     assert service.query("Write a limerick about a sleepy cat")["cost_usd"] > 0  # under the limit: answered

@@ -1,4 +1,4 @@
-"""Calibrating the cost knob to a budget on the user's own prompts (routing/calibration.py): the
+"""Calibrating the cost knob to a budget on the user's own prompts (routing/diagnostics/calibration.py): the
 smallest cost weight within a cost per 1,000 prompts or a share of traffic to the priciest model."""
 
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from routing.calibration import WEIGHTS, _choices, calibrate
+from routing.diagnostics.calibration import WEIGHTS, _choices, calibrate
 from routing.errors import UserError
 from routing.pool import load_pool
 from routing.selectors.rules import RuleSelector
@@ -63,7 +63,7 @@ def test_bad_budgets_are_refused_with_the_reason(rules, kwargs, fragment):
 def test_the_api_and_the_cli_calibrate_a_file(tmp_path, capsys):
     from gradio_client import Client, handle_file
 
-    from routing.calibration import main
+    from routing.diagnostics.calibration import main
     from routing.service import RouterService
     from tests.app_harness import launch_app
     from tests.conftest import router_settings

@@ -1,9 +1,9 @@
 """Every chart reads on a dark page (transparent, no white boxes) and prices read in dollars."""
 
-from routing.batch_charts import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
-from routing.charts import loss_curve_figure, usd_per_1000
-from routing.compare import Comparison, ModelOutcome
-from routing.compare_charts import dimension_bars_figure, score_cost_figure
+from routing.charts.batch import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
+from routing.charts.base import loss_curve_figure, usd_per_1000
+from routing.compare.run import Comparison, ModelOutcome
+from routing.charts.compare import dimension_bars_figure, score_cost_figure
 
 
 def comparison():

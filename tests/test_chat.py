@@ -1,8 +1,8 @@
-"""The Ask tab's chat (routing/chat.py): one conversation, routed as a whole, staying on one model."""
+"""The Ask tab's chat (routing/chat/turns.py): one conversation, routed as a whole, staying on one model."""
 
 import pytest
 
-from routing.chat import ChatState, chat_turn, local_loading_text
+from routing.chat.turns import ChatState, chat_turn, local_loading_text
 from routing.errors import UserError
 
 LIMERICK = "Write a limerick about a sleepy cat"
@@ -54,7 +54,7 @@ def test_a_turn_that_gets_no_answer_leaves_the_chat_as_it_was(make_service, prot
 
 def test_a_local_answer_does_not_make_the_chat_stick_to_the_local_model(make_service):
     from routing.router import LOCAL_ANSWERER, QueryResult
-    from routing.chat import _record
+    from routing.chat.turns import _record
 
     state = ChatState(model="llama-3.3")
     result = QueryResult(prompt="p", selected_model="llama-3.3", response="local words", selection_confidence=0.5,

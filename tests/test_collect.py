@@ -167,7 +167,7 @@ def test_table_is_routerbench_layout_and_training_label_reads_it(protocol_server
 
 def test_scores_are_peer_aware_group_scores(make_service, protocol_server, tmp_path):
     """Three models agree on 4, one says 5: the group score (peers) marks the odd one down."""
-    from routing.evaluator import evaluate_group
+    from routing.evaluation.evaluator import evaluate_group
 
     service = make_service()
     replies = {"mistral-small": "The answer is 4.", "qwen2.5": "The answer is 4.", "llama-3.3": "The answer is 5."}

@@ -18,8 +18,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from routing.compare import NO_KEY_NOTICE, compare_all, compare_stream  # noqa: E402
-from routing.outcome_log import OutcomeLog  # noqa: E402
+from routing.compare.run import NO_KEY_NOTICE, compare_all, compare_stream  # noqa: E402
+from routing.learning.outcome_log import OutcomeLog  # noqa: E402
 from routing.providers.base import ChatResult  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
 from tests.protocol_server import ProtocolServer  # noqa: E402
@@ -282,7 +282,7 @@ def test_a_judge_that_fails_says_why(server, make_service):
 
 
 def test_a_tie_with_the_winner_is_called_a_tie(server, make_service):
-    from routing.compare import Comparison, ModelOutcome
+    from routing.compare.run import Comparison, ModelOutcome
     from ui.compare_tab import summary_markdown
 
     service = make_service()
@@ -317,7 +317,7 @@ def test_a_runner_up_scoring_above_the_pick_is_explained():
 def test_each_column_says_how_its_score_came_from_the_points(app, server):
     # The score is the learned grade blended with the heuristics' points: the column says so, with
     # the grade, so a person can see why 6 points beat 7.
-    from routing.compare import compare_all
+    from routing.compare.run import compare_all
     from ui.compare_tab import column_stats
 
     service, _ = app

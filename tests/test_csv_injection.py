@@ -1,7 +1,7 @@
 """Every CSV the app offers for download neutralises spreadsheet formulas, with one helper.
 
 The audit: the Compare tab's outcome-log download wrote a prompt starting with ``=HYPERLINK(``
-raw, while the batch CSV escaped it. Both now go through ``routing.csv_safe.neutralise_cell``.
+raw, while the batch CSV escaped it. Both now go through ``routing.safety.csv_safe.neutralise_cell``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from routing.outcome_log import OutcomeLog, export_routerbench_csv
+from routing.learning.outcome_log import OutcomeLog, export_routerbench_csv
 from tests.app_harness import serve_app
 from tests.test_ratings_scope import _file_text, _queue_call
 
@@ -25,10 +25,10 @@ def _one_answer(prompt: str, response: str) -> dict:
 
 
 def test_one_helper_for_every_csv():
-    import routing.batch_io as batch_io
-    import routing.batch_ray as batch_ray
-    import routing.csv_safe as csv_safe
-    import routing.outcome_log as outcome_log
+    import routing.batch.io as batch_io
+    import routing.batch.ray_engine as batch_ray
+    import routing.safety.csv_safe as csv_safe
+    import routing.learning.outcome_log as outcome_log
 
     assert batch_io.neutralise_cell is csv_safe.neutralise_cell is batch_ray.neutralise_cell
     assert outcome_log.neutralise_frame is csv_safe.neutralise_frame
@@ -67,7 +67,7 @@ def test_the_compare_tab_download_through_the_app_neutralises_formulas(make_serv
 
 
 def test_the_batch_csv_header_is_neutralised_too(tmp_path):
-    from routing.batch_io import ResultsStore
+    from routing.batch.io import ResultsStore
 
     store = ResultsStore(tmp_path / "r.jsonl")
     store.append([{"row": 0, "prompt_hash": "x", "input": {"=cmd": ATTACK}}])

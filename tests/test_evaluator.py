@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from routing import evaluator_benchmark as bench
+from routing.evaluation import benchmark as bench
 from routing.evaluation import code as code_module
 from routing.evaluation.sandbox import run_python
-from routing.evaluator import DIMENSIONS, PENALTIES, PENALTY_FLOOR, evaluate
+from routing.evaluation.evaluator import DIMENSIONS, PENALTIES, PENALTY_FLOOR, evaluate
 
 CODE_PROMPT = (
     "Write a python function `is_palindrome(s)` that returns True when the string reads the same "
@@ -343,7 +343,7 @@ def test_benchmark_runs_on_the_shared_data_when_present(tmp_path: Path) -> None:
 
 # --- agreement with the other models' answers (peers) -------------------------------------------
 
-from routing.evaluator import evaluate_group  # noqa: E402
+from routing.evaluation.evaluator import evaluate_group  # noqa: E402
 
 PEER_MATH_RIGHT = "She sold 48 / 2 = 24 clips in May, so 48 + 24 = 72 clips.\nThe answer is 72."
 PEER_MATH_WRONG = "She sold 48 / 2 = 24 clips in May, so 48 + 24 = 72 clips.\nThe answer is 96."
@@ -466,7 +466,7 @@ def test_peers_reasoning_does_not_vote():
 def test_three_copies_of_a_refusal_do_not_outvote_two_real_answers():
     """Identical answers are one voice for the text-consensus features: before the fix, three models
     sending the same refusal scored 0.73 against the real poems' 0.30 in a group of five."""
-    from routing.evaluator import evaluate_group
+    from routing.evaluation.evaluator import evaluate_group
 
     prompt = "Write a four-line rhyme about the sea at night."
     poem = ("The tide comes in with silver light,\nIt hums a song to the quiet night,\n"
@@ -483,7 +483,7 @@ def test_on_multiple_choice_every_agreeing_peer_is_a_voice_for_the_learned_score
     model's blend is fitted that way): dropping identical peers as for free text left a majority
     answer with no agreeing peer at all, scoring it exactly like the lone dissenter, and cost
     Winogrande's AUC with peers 0.852 -> 0.849."""
-    from routing.evaluator import evaluate_group
+    from routing.evaluation.evaluator import evaluate_group
 
     prompt = ("The trophy doesn't fit into the brown suitcase because it is too large. What is too large?\n"
               "Option 1: the trophy\nOption 2: the suitcase\nAnswer with 1 or 2.")

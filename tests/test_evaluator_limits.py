@@ -52,7 +52,7 @@ CASES: dict[str, tuple[str, str]] = {
 
 _CHILD = """
 import json, sys, time
-from routing.evaluator import evaluate
+from routing.evaluation.evaluator import evaluate
 from routing.evaluation.sandbox import sandbox_status
 name, run_code = sys.argv[1], sys.argv[2] == "1"
 sandbox_status()
@@ -96,7 +96,7 @@ def test_running_the_code_adds_at_most_the_sandbox_clock(name: str) -> None:
 
 
 def test_a_long_answer_is_read_up_to_the_cap_and_says_so() -> None:
-    from routing.evaluator import MAX_ANSWER_CHARS, evaluate
+    from routing.evaluation.evaluator import MAX_ANSWER_CHARS, evaluate
     body = "Photosynthesis turns light into chemical energy in the chloroplasts of plant cells. " * 10
     answer = (body + "\n\n") * (3 * MAX_ANSWER_CHARS // len(body))
     result = evaluate(OPEN_PROMPT, answer, run_code=False)
@@ -108,7 +108,7 @@ def test_a_long_answer_is_read_up_to_the_cap_and_says_so() -> None:
 
 
 def test_clip_answer_cuts_at_a_line_break() -> None:
-    from routing.evaluator import clip_answer
+    from routing.evaluation.evaluator import clip_answer
     assert clip_answer("abc", 10) == "abc"
     assert clip_answer("a" * 95 + "\n" + "b" * 20, 100) == "a" * 95        # at the last line break near the end
     assert clip_answer("a" * 50 + "\n" + "b" * 60, 100) == ("a" * 50 + "\n" + "b" * 60)[:100]  # none near: cut

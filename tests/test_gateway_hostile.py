@@ -201,7 +201,7 @@ def _access_formatter():
 
 
 def test_uvicorn_access_records_keep_their_shape_and_lose_the_secret():
-    from routing.redact import register_secret
+    from routing.safety.redact import register_secret
 
     register_secret(SECRET, "OPENROUTER_API_KEY")
     capture = _Capture(_access_formatter())
@@ -221,7 +221,7 @@ def test_uvicorn_access_records_keep_their_shape_and_lose_the_secret():
 
 
 def test_records_of_every_shape_lose_the_secret():
-    from routing.redact import register_secret
+    from routing.safety.redact import register_secret
 
     register_secret(SECRET, "OPENROUTER_API_KEY")
     logger = logging.getLogger("tests.hostile.shapes")

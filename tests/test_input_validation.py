@@ -1,7 +1,7 @@
 """Every input checked: malformed API inputs come back as AppError naming the parameter.
 
 One app (module scope) serves every bad-input case through gradio_client; the unit tests at the
-end check ``routing/validation.py`` directly.
+end check ``routing/safety/validation.py`` directly.
 """
 
 import json
@@ -234,12 +234,11 @@ def test_oversize_upload_is_refused_before_it_is_stored(app, tmp_path):
     assert not list(Path(get_upload_folder()).rglob(big.name))
 
 
-# --------------------------------------------------------------------------- routing/validation.py
+# --------------------------------------------------------------------------- routing/safety/validation.py
 
 @pytest.fixture()
 def v():
-    from routing import validation
-
+    from routing.safety import validation
     return validation
 
 

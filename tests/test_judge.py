@@ -7,7 +7,7 @@ import re
 import pytest
 
 from routing.errors import UnknownModelError
-from routing.judge import Judge, parse_grade, parse_verdict
+from routing.compare.judge import Judge, parse_grade, parse_verdict
 
 JUDGE = "google/gemini-2.0-flash-001"  # the default judge (gemini-flash) as the server sees it
 

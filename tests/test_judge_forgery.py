@@ -16,7 +16,7 @@ import os
 import pytest
 
 from routing.evaluation.sandbox import run_python, sandbox_status
-from routing.evaluator import evaluate
+from routing.evaluation.evaluator import evaluate
 
 pytestmark = pytest.mark.skipif(not sandbox_status().available and not os.environ.get("CI"),
                                 reason=f"no OS sandbox on this machine: {sandbox_status().reason}")

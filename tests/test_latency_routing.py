@@ -37,8 +37,8 @@ def test_the_latency_knob_trades_score_for_speed_and_says_so(rules):
 
 
 def test_the_router_measures_latency_and_query_and_batch_weigh_it(make_service, protocol_server, tmp_path):
-    from routing.batch import route_rows
-    from routing.batch_io import InputRow
+    from routing.batch.rows import route_rows
+    from routing.batch.io import InputRow
 
     service = make_service(cooldown_failures=1000)
     usual = service.router.route(CODE).selected_model
@@ -61,7 +61,7 @@ def test_a_new_process_starts_from_the_answer_times_in_the_outcome_log(make_serv
     import time
 
     from routing.health import RECENT_CALLS
-    from routing.outcome_log import OutcomeLog
+    from routing.learning.outcome_log import OutcomeLog
 
     first = make_service()
     usual = first.router.route(CODE).selected_model
@@ -126,8 +126,7 @@ def test_a_log_from_before_the_first_token_column_is_read_and_extended(tmp_path)
     import sqlite3
     import time
 
-    from routing import outcome_log as O
-
+    from routing.learning import outcome_log as O
     path = tmp_path / "outcomes.sqlite3"
     old_schema = O._SCHEMA.replace("    first_token_ms REAL,\n", "")
     assert "first_token_ms" not in old_schema

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from routing.pool import load_pool
-from routing.selectors.learned import LearnedSelector, SelectorLoadError, encode, label_encoder_data
+from routing.selectors.classifier import SelectorLoadError, encode, label_encoder_data
+from routing.selectors.learned import LearnedSelector
 from routing.settings import DEFAULT_MODELS_FILE
 from training.tiny import make_tiny_encoder
 
@@ -96,12 +97,13 @@ def test_the_int8_fast_path_runs_only_where_its_check_passed(tmp_path, pool):
 
     from routing.selectors import fast_path
     from routing.selectors.heads import load_scorer
+    from training.fast_path import write_check
 
     folder = tmp_path / "selector_model"
     make_tiny_encoder(folder, labels=pool.ids)
     prompts = [f"Write a limerick about cat number {i}" for i in range(30)] + ["Solve 2x + 3 = 7", "Hi"]
     assert load_scorer(folder).precision == "fp32"                      # never checked: fp32
-    info = fast_path.write_check(folder, prompts)
+    info = write_check(folder, prompts)
     assert info["n"] == len(prompts) and 0.0 <= info["agreement"] <= 1.0
     assert json.loads((folder / fast_path.FAST_PATH_FILE).read_text())["agreement"] == info["agreement"]
     for agreement, expected in ((0.98, "fp32"), (0.995, fast_path.PRECISION)):

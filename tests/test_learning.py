@@ -10,7 +10,7 @@ import pytest
 
 from routing.budget import estimate_cost
 from routing.errors import UserError
-from routing.outcome_log import OutcomeLog
+from routing.learning.outcome_log import OutcomeLog
 from tests.app_harness import serve_app
 
 LIMERICK = "Write a limerick about a sleepy cat"
@@ -199,7 +199,7 @@ def test_held_out_prompts_are_asked_of_every_model_and_others_of_the_least_seen_
 
 
 def test_logged_answers_and_ratings_become_labels(make_service):
-    from routing.outcome_log import export_routerbench_csv
+    from routing.learning.outcome_log import export_routerbench_csv
     from training.label import label
 
     service = make_service()

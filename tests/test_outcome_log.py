@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from routing.errors import UserError
-from routing.outcome_log import FEEDBACK_OTHERS_CAP, OutcomeLog, export_routerbench_csv, quality_scores
+from routing.learning.outcome_log import FEEDBACK_OTHERS_CAP, OutcomeLog, export_routerbench_csv, quality_scores
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,11 +141,11 @@ def test_export_without_a_log_says_so(tmp_path):
 def test_cli_export(tmp_path):
     OutcomeLog(tmp_path / "d").record(record())
     out = tmp_path / "F.csv"
-    done = subprocess.run([sys.executable, "-m", "routing.outcome_log", "export", "--data-dir", str(tmp_path / "d"),
+    done = subprocess.run([sys.executable, "-m", "routing.learning.outcome_log", "export", "--data-dir", str(tmp_path / "d"),
                            "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "1 comparisons" in done.stdout and len(pd.read_csv(out)) == 1
-    missing = subprocess.run([sys.executable, "-m", "routing.outcome_log", "export", "--data-dir",
+    missing = subprocess.run([sys.executable, "-m", "routing.learning.outcome_log", "export", "--data-dir",
                               str(tmp_path / "empty"), "--out", str(out)], cwd=REPO, capture_output=True, text=True,
                              timeout=60)
     assert missing.returncode == 2 and "No outcome log" in missing.stderr
@@ -200,7 +200,7 @@ class _AutoRollbackOnce:
 
 
 def test_a_busy_error_that_rolled_the_transaction_back_is_retried(tmp_path, monkeypatch):
-    import routing.outcome_log as outcome_log
+    import routing.learning.outcome_log as outcome_log
 
     OutcomeLog(tmp_path).record(record(prompt="before"))   # the schema exists
     real_connect = sqlite3.connect
@@ -215,7 +215,7 @@ def test_a_busy_error_that_rolled_the_transaction_back_is_retried(tmp_path, monk
 def test_concurrent_writes_from_two_processes(tmp_path):
     script = textwrap.dedent("""
         import sys, threading
-        from routing.outcome_log import OutcomeLog
+        from routing.learning.outcome_log import OutcomeLog
         from tests.test_outcome_log import record
         tag, path = sys.argv[1], sys.argv[2]
         def work(t):
@@ -347,7 +347,7 @@ def test_secrets_are_redacted_before_they_are_stored(tmp_path, monkeypatch):
 
 
 def test_the_export_merges_comparisons_of_one_prompt(tmp_path):
-    from routing.outcome_log import OutcomeLog
+    from routing.learning.outcome_log import OutcomeLog
 
     log = OutcomeLog(tmp_path)
     answer = {"response": "a", "error": None, "normalized": 0.3, "cost_usd": 0.001}

@@ -1,6 +1,6 @@
 """Attacks on the owner's key: a public deployment lets only callers it can name spend it.
 
-Before the paid-access rule (routing/access.py), ROUTER_API_KEYS guarded ``/v1`` only: the Gradio
+Before the paid-access rule (routing/safety/access.py), ROUTER_API_KEYS guarded ``/v1`` only: the Gradio
 API's ``/query``, ``/query-specific``, ``/query-compare`` (five paid calls each) and
 ``/batch-query`` spent the owner's key for anyone. The settings come from environment variables,
 as a deployment sets them.
@@ -117,7 +117,7 @@ def test_each_caller_has_a_daily_number_of_paid_calls(serve, protocol_server):
 
 
 def test_the_limit_is_kept_across_a_restart(protocol_server, tmp_path):
-    from routing.access import VisitorLimitError, identify
+    from routing.safety.access import VisitorLimitError, identify
     from routing.service import RouterService
 
     settings = deployment(protocol_server, tmp_path, ROUTER_API_KEYS="key-of-a-caller",
@@ -149,7 +149,7 @@ def test_signed_in_is_the_rule_even_on_localhost_when_asked_for(serve, protocol_
 
 
 def test_an_anonymous_visitor_in_the_ask_tab_gets_the_local_model_and_is_told_why(protocol_server, tmp_path):
-    from routing.access import PaidAccessError, identify
+    from routing.safety.access import PaidAccessError, identify
     from routing.service import RouterService
 
     settings = deployment(protocol_server, tmp_path)

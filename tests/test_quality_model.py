@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from routing import evaluator_benchmark as bench
+from routing.evaluation import benchmark as bench
 from routing.evaluation import quality as Q
-from routing.evaluator import evaluate, evaluate_group
+from routing.evaluation.evaluator import evaluate, evaluate_group
 from training import quality as T
 
 FILLER = (

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from routing.learning.recorder import RATINGS_PER_WINDOW, SlidingWindowLimiter
-from routing.outcome_log import OutcomeLog, gateway_scope
+from routing.learning.outcome_log import OutcomeLog, gateway_scope
 from tests.app_harness import serve_app
 
 LIMERICK = "Write a limerick about a sleepy cat"

@@ -238,7 +238,7 @@ def test_a_rating_against_the_evaluator_and_the_peers_counts_less():
 
 
 def test_the_feedback_export_caps_the_rater_and_keeps_ratings_out_of_the_gate(tmp_path):
-    from routing.outcome_log import OutcomeLog
+    from routing.learning.outcome_log import OutcomeLog
     from training.feedback import write_export, read_gate
 
     log = OutcomeLog(tmp_path / "data")

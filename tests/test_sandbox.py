@@ -20,7 +20,7 @@ import pytest
 from routing.evaluation import code as code_module
 from routing.evaluation import sandbox
 from routing.evaluation.sandbox import isolation, run_python, sandbox_status
-from routing.evaluator import evaluate
+from routing.evaluation.evaluator import evaluate
 from routing.settings import REPO_ROOT
 
 SECRET = "sk-or-v1-THIS-IS-THE-SPACE-OWNERS-KEY-0123456789"

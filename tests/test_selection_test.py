@@ -10,7 +10,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from routing.errors import UserError  # noqa: E402
 from routing.pool import load_pool  # noqa: E402
-from routing.selection_test import (BUILTIN_SAMPLES, DECISION_COLUMNS, LabelledSample, SelectionTester,  # noqa: E402
+from routing.diagnostics.selection_test import (BUILTIN_SAMPLES, DECISION_COLUMNS, LabelledSample, SelectionTester,  # noqa: E402
                                     builtin_samples, choose_samples, decision_rows, disagreement_columns,
                                     expected_model_for, load_samples, parse_pasted_samples, run_selection_test,
                                     source_description)

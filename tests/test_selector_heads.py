@@ -144,7 +144,7 @@ def test_auto_compares_pairs_of_heads_too_and_saves_a_winning_pair_as_an_ensembl
 
 def test_a_corrupt_or_mismatched_head_is_refused_with_a_reason(tmp_path):
     from routing.selectors.heads import HeadScorer, save_head
-    from routing.selectors.learned import SelectorLoadError
+    from routing.selectors.classifier import SelectorLoadError
 
     folder = save_head(tmp_path / "h", strategy="linear", arrays={"weights": np.zeros((384, 2)), "bias": np.zeros(2)},
                        params={}, labels=["a", "b"], encoder="bundled", max_length=64, head_tokens=16, source="outcomes")

@@ -1,6 +1,6 @@
 """The Status tab's model table: whole milliseconds, what "reachable" means, the local model's row."""
 
-from routing.status_table import COLUMNS, last_answer, model_rows
+from routing.diagnostics.status_table import COLUMNS, last_answer, model_rows
 
 ROW = {"model": "m", "provider": "openrouter", "reachable": True, "probe_latency_ms": 4.119347000141715,
        "probe_error": None, "last_error": None, "last_latency_ms": 812.6666, "median_latency_ms": 640.4,

@@ -61,7 +61,7 @@ def hostile_pool() -> ModelPool:
 
 
 def test_helpers_escape_html_and_markdown_but_keep_the_text():
-    from routing.untrusted import escape_html, md_code, md_text
+    from routing.safety.untrusted import escape_html, md_code, md_text
 
     assert escape_html('<img src="x"> & co') == '&lt;img src="x"&gt; &amp; co'
     assert_inert(md_text(HOSTILE), '<img src="http://127.0.0.1:9/pixel.png">', "<script>alert(1)</script>",
@@ -86,7 +86,7 @@ def test_ask_decision_markdown_shows_hostile_names_and_errors_as_text():
 
 
 def test_answers_render_their_markdown_but_no_html_and_no_images():
-    from routing.untrusted import md_answer
+    from routing.safety.untrusted import md_answer
 
     answer = (f"# Title\n\n**bold** and a list:\n\n- one\n- two\n\n{HOSTILE}\n\n"
               "```html\n<img src=\"kept-in-code.png\">\n```\n\nAT&T uses `a<b` and <https://example.com>")
@@ -102,7 +102,7 @@ def test_answers_render_their_markdown_but_no_html_and_no_images():
 
 
 def test_ask_status_lines_escape_provider_errors():
-    from routing.chat import failure_line, fallback_line
+    from routing.chat.turns import failure_line, fallback_line
 
     assert_inert(failure_line("evil", f"400 Bad Request - provider says: {HOSTILE}"), PIXEL, "evil")
     assert_inert(fallback_line({"model": "evil", "error": HOSTILE, "skipped": True}), "skipped", PIXEL)
@@ -110,7 +110,7 @@ def test_ask_status_lines_escape_provider_errors():
 
 
 def test_compare_and_batch_markdown_escape_names_errors_and_notes():
-    from routing.compare import Comparison, ModelOutcome
+    from routing.compare.run import Comparison, ModelOutcome
     from ui import batch_tab, compare_tab
 
     pool = hostile_pool()
@@ -164,7 +164,7 @@ def test_user_error_toasts_show_html_as_text():
 @pytest.fixture
 def keys(monkeypatch):
     """OPENROUTER_API_KEY and a pool key set in the environment, registered as secrets."""
-    from routing.redact import register_secret_env
+    from routing.safety.redact import register_secret_env
 
     monkeypatch.setenv("OPENROUTER_API_KEY", OPENROUTER_KEY)
     monkeypatch.setenv(POOL_KEY_ENV, POOL_KEY)
@@ -173,7 +173,7 @@ def keys(monkeypatch):
 
 
 def test_redact_replaces_every_key_value_with_its_name(keys, monkeypatch):
-    from routing.redact import redact, redact_data, register_secret
+    from routing.safety.redact import redact, redact_data, register_secret
 
     text = f"Authorization: Bearer {OPENROUTER_KEY}; x-key {POOL_KEY}; again {OPENROUTER_KEY}"
     assert redact(text) == ("Authorization: Bearer [redacted OPENROUTER_API_KEY]; x-key "
@@ -194,7 +194,7 @@ def test_redact_replaces_every_key_value_with_its_name(keys, monkeypatch):
 
 
 def test_stream_safe_holds_back_a_key_that_is_still_arriving(keys):
-    from routing.redact import stream_safe
+    from routing.safety.redact import stream_safe
 
     answer = f"The header was Bearer {OPENROUTER_KEY} and that is all"
     shown = [stream_safe(answer[:i]) for i in range(len(answer) + 1)]
@@ -315,7 +315,7 @@ def test_echoed_keys_are_not_stored_in_the_outcome_log(echoing_app, caplog):
 
 def test_answers_echoing_a_key_are_redacted_where_the_router_makes_them(protocol_server, tmp_path, monkeypatch):
     """The router's own results (what batch files, compare and the judge are built from) carry no key."""
-    from routing.redact import register_secret
+    from routing.safety.redact import register_secret
     from routing.service import RouterService
 
     settings = router_settings(protocol_server, tmp_path, openrouter_api_key=OPENROUTER_KEY)

@@ -30,7 +30,7 @@ import numpy as np
 
 from routing.errors import UserError
 from routing.selectors.heads import ADDED_K, HEAD_FILE, HeadScorer, is_head_dir
-from routing.selectors.learned import label_encoder_data
+from routing.selectors.classifier import label_encoder_data
 from routing.settings import get_settings
 from training import release
 from training.outcomes import read_many

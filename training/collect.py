@@ -17,15 +17,15 @@
    limit (or a refused key) stops a call, the run stops cleanly (exit code 3): the answers so far
    are kept, the table is written, and the message says how to go on.
 3. **Resume.** Each answer is appended to a JSON Lines file per model as soon as it arrives
-   (``routing.batch_io.ResultsStore``: row index + prompt hash). Rerunning the same command after
+   (``routing.batch.io.ResultsStore``: row index + prompt hash). Rerunning the same command after
    a kill (or with a higher budget) skips the pairs already answered; failed pairs are asked
    again. The budget counts the table's whole spend, reruns included.
-4. **The table.** RouterBench's wide layout, as ``routing.outcome_log.export_routerbench_csv``
+4. **The table.** RouterBench's wide layout, as ``routing.learning.outcome_log.export_routerbench_csv``
    writes it (``sample_id, prompt, eval_name, <model>..., <model>|model_response...,
    <model>|total_cost..., oracle_model_to_route_to``), one row per prompt, which
    ``python -m training.label --source outcomes --input TABLE.csv`` reads. A model's score is the
    evaluator's normalised score in [0, 1], each answer scored with the other models' answers to
-   the same prompt as its peers (:func:`routing.evaluator.evaluate_group`, as compare-all does). A
+   the same prompt as its peers (:func:`routing.evaluation.evaluator.evaluate_group`, as compare-all does). A
    failed call leaves its score and cost empty (an outage says nothing about quality).
 
 The work folder ``TABLE.collect/`` beside the table holds the answers (``answers/*.jsonl``), the
@@ -49,10 +49,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from routing.batch_io import BatchFile, InputRow, ResultsStore, open_batch_file
+from routing.batch.io import BatchFile, InputRow, ResultsStore, open_batch_file
 from routing.budget import SpendLedger, cost_bound, input_token_bound, is_paid, usd
 from routing.errors import ProviderError, SpendLimitError, UserError
-from routing.outcome_log import COST_SUFFIX, RESPONSE_SUFFIX
+from routing.learning.outcome_log import COST_SUFFIX, RESPONSE_SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -580,7 +580,7 @@ def _read_score_cache(path: Path) -> dict[int, tuple[str, dict[str, float]]]:
 
 def score_row(prompt: str, answers: dict[str, str], *, run_code: bool = True, workers: int = 1) -> dict[str, float]:
     """Each answer's normalised evaluator score in [0, 1], the other answers as its peers."""
-    from routing.evaluator import evaluate_group
+    from routing.evaluation.evaluator import evaluate_group
 
     if not answers:
         return {}

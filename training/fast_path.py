@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from routing.errors import UserError
-from routing.selectors.fast_path import write_check
+from routing.selectors.fast_path import FAST_PATH_FILE, MIN_AGREEMENT, agreement
 from routing.settings import get_settings
 
 #: Check prompts the train step adds to the test split's (the built-in corpus, capped).
@@ -27,6 +28,21 @@ def check_prompts(extra: Sequence[str] = (), limit: int = CHECK_PROMPTS) -> list
 
     corpus = read_prompts(DEFAULT_CORPUS)
     return list(dict.fromkeys(list(extra) + corpus[:max(0, limit - len(extra))]))
+
+
+def write_check(model_dir: str | Path, texts: Sequence[str]) -> dict[str, Any]:
+    """Score ``texts`` with the folder's selector in fp32 and int8; record the agreement."""
+    import torch
+
+    from routing.selectors.heads import load_scorer  # torch and the model load only when checking
+
+    fp32 = load_scorer(model_dir, fast_path="off")
+    fast = load_scorer(model_dir, fast_path="force")
+    info = agreement(fp32.predict, fast.predict, texts)
+    info.update(enabled=bool(info["agreement"] is not None and info["agreement"] >= MIN_AGREEMENT),
+                checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), torch=torch.__version__)
+    (Path(model_dir) / FAST_PATH_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
+    return info
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,7 +4,7 @@ People's ratings (thumbs up / down, "another model would have been better") are 
 the log a caller writes directly, so one caller must not be able to steer retraining with them
 (a security audit: 44 maths prompts rated down with ``better_model=llama-3.3`` by one caller sent
 every caller's maths prompts to Llama). The export here is the RouterBench layout of
-:meth:`routing.outcome_log.OutcomeLog.to_frame` with three differences:
+:meth:`routing.learning.outcome_log.OutcomeLog.to_frame` with three differences:
 
 * **Each rater's ratings together weigh at most a small share of the rows.** A rater (the hashed
   ``rater`` of a rating; every rating without one - older rows, the app's own code - counts as one
@@ -31,7 +31,7 @@ outcome is an evaluator's score, moved by the ratings at most halfway (``W`` cap
 :data:`GATE_RATING_WEIGHT`, 0.5), and claims are not outcomes at all there. So ratings alone never
 decide whether a candidate is promoted.
 
-Users' "best answer" marks (the Compare tab) are applied as :func:`routing.outcome_log.quality_scores`
+Users' "best answer" marks (the Compare tab) are applied as :func:`routing.learning.outcome_log.quality_scores`
 applies them, before the ratings.
 """
 
@@ -103,7 +103,7 @@ def rater_of(rating: Mapping[str, Any]) -> str:
 
 
 def _evaluator_scores(c: Mapping[str, Any]) -> dict[str, float | None]:
-    from routing.outcome_log import quality_scores
+    from routing.learning.outcome_log import quality_scores
 
     return quality_scores(c.get("results") or {}, c.get("user_best_model"), None)
 
@@ -232,7 +232,7 @@ def _cells(c: Mapping[str, Any], items: Sequence[Mapping[str, Any]], weights: Ma
 
 def export(outcome_log: Any, *, share: float = RATER_SHARE, min_prompts: int = RATER_MIN_PROMPTS) -> FeedbackExport:
     """The weighted RouterBench-layout frame of ``outcome_log`` (see the module docstring)."""
-    from routing.outcome_log import routerbench_columns, routerbench_row
+    from routing.learning.outcome_log import routerbench_columns, routerbench_row
 
     everything = outcome_log.comparisons()
     ratings = _ratings_by_comparison(outcome_log, everything)

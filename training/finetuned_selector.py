@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from routing.selectors.learned import encode_ids
+from routing.selectors.classifier import encode_ids
 from training.train import Progress, TrainConfig, _predict, fit, load_split
 
 

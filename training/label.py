@@ -65,7 +65,7 @@ def default_feedback_file(rater_share: float | None = None) -> Path:
     """The outcome log, freshly exported to the RouterBench layout (when there is a log) with each
     rater's say capped (:mod:`training.feedback`; ``rater_share`` defaults to ROUTER_RATER_SHARE),
     and the release gate's test outcomes beside it (``outcome_log.gate.json``)."""
-    from routing.outcome_log import OutcomeLog, log_path
+    from routing.learning.outcome_log import OutcomeLog, log_path
     from training.feedback import write_export
 
     settings = get_settings()

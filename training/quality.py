@@ -14,7 +14,7 @@ training.
    grades: it learned the ordering better than ridge on the grade, 0.664 vs 0.656 alone and
    0.698 vs 0.689 with peers in 5-fold prompt-grouped CV), then scaled to the grade by least
    squares; the L2 strength is chosen by prompt-grouped CV on the training prompts.
-3. The evaluator's blend (:func:`routing.evaluator.evaluate`): per regime (choice / code (one
+3. The evaluator's blend (:func:`routing.evaluation.evaluator.evaluate`): per regime (choice / code (one
    function) / program / math / open, alone / with peers) a logistic curve on (heuristic ``normalized``, learned score) with
    non-negative weights, fitted on training prompts with the learned score taken out-of-fold (so
    the blend does not trust a score that saw its own rows). Where the RouterBench *train* slices
@@ -142,13 +142,13 @@ def features(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def heuristic_scores(frame: pd.DataFrame, *, run_code: bool = False, peers: bool = False,
                      workers: int = 2) -> tuple[np.ndarray, list[str]]:
     """The evaluator's heuristic figures of every row - shape (n, 2): ``heuristic_normalized``
-    and the penalty share (:func:`routing.evaluator.penalty_share`) - and its regime key, alone
+    and the penalty share (:func:`routing.evaluation.evaluator.penalty_share`) - and its regime key, alone
     or with the other answers to the prompt as peers, without the learned part."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from routing.evaluator import evaluate, evaluate_group
+    from routing.evaluation.evaluator import evaluate, evaluate_group
 
-    from routing.evaluator import penalty_share
+    from routing.evaluation.evaluator import penalty_share
 
     scores = np.zeros((len(frame), 2))
     regimes = [""] * len(frame)
@@ -602,7 +602,7 @@ class OutcomeRows:
 def routerbench_rows(data_dir: Path, config: QualityConfig, progress: Progress | None = None) -> OutcomeRows:
     """Rows (each answer alone and with its prompt's other answers as peers) from the RouterBench
     *train* slices, ``config.routerbench_prompts`` prompts each; their test slices stay unseen."""
-    from routing.evaluator_benchmark import load_answers
+    from routing.evaluation.answers import load_answers
 
     keys: list[str] = []
     heur, target, X_a, X_p, peer_head, slices, prompts = [], [], [], [], [], [], []
@@ -641,10 +641,10 @@ def routerbench_rows(data_dir: Path, config: QualityConfig, progress: Progress |
 
 
 def _peer_head_applies(key: str, prompt: str) -> bool:
-    """Mirror of the evaluator's rule (:func:`routing.evaluator.peer_head_applies`); ``key`` is the
+    """Mirror of the evaluator's rule (:func:`routing.evaluation.evaluator.peer_head_applies`); ``key`` is the
     heuristic's key with peers ("/peers" when the peers voted on the answer's result)."""
     from routing.evaluation.prompt import analyze_prompt
-    from routing.evaluator import peer_head_applies
+    from routing.evaluation.evaluator import peer_head_applies
 
     base = key.split("/")[0]
     return peer_head_applies(base, bool(analyze_prompt(prompt).tests) if base == "code" else False,
@@ -722,7 +722,7 @@ tags: [llm-router, answer-quality, evaluator]
 # Answer-quality model (the evaluator's learned score)
 
 Reads a (prompt, answer) pair and predicts the grade GPT-4 gives it (1-10, reference-guided,
-"correctness and helpfulness"); the evaluator (`routing/evaluator.py`) blends it with its
+"correctness and helpfulness"); the evaluator (`routing/evaluation/evaluator.py`) blends it with its
 heuristics. Load with `routing.evaluation.quality.QualityModel("quality_model")`; train with
 `python -m training.quality`.
 
@@ -760,7 +760,7 @@ orders them (score ties count half). Spearman: mean per prompt.
 |---|---|---|
 {chr(10).join(rows)}
 
-`python -m routing.evaluator_benchmark --graded FILE` reports the same with 5-fold prompt-disjoint
+`python -m routing.evaluation.benchmark --graded FILE` reports the same with 5-fold prompt-disjoint
 cross-validation over all prompts.
 
 ## The evaluator's blend (fitted on training prompts, learned score out-of-fold)

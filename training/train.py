@@ -35,8 +35,7 @@ import numpy as np
 
 from routing.errors import UserError
 from routing.selectors.heads import load_scorer
-from routing.selectors.learned import (DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, SelectorLoadError, encode_ids,
-                                       label_encoder_data, pad)
+from routing.selectors.classifier import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, SelectorLoadError, encode_ids, label_encoder_data, pad
 from routing.settings import get_settings, is_shipped_encoder, is_shipped_selector, selector_folders
 from training import release
 from training.embeddings import default_base_model
@@ -771,8 +770,7 @@ def _train_head(strategy: str, splits: dict[str, Dataset], labels: Sequence[str]
 def _check_fast_path(cand: Path, texts: Sequence[str]) -> dict[str, Any]:
     """Write the candidate's ``fast_path.json`` (int8 vs fp32 picks on the test split and the
     built-in corpus); a failed check leaves the candidate on fp32."""
-    from routing.selectors.fast_path import write_check
-    from training.fast_path import check_prompts
+    from training.fast_path import check_prompts, write_check
 
     try:
         return write_check(cand, check_prompts(list(texts)))

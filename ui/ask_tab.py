@@ -2,7 +2,7 @@
 the model that started it), streamed, and badged with who answered, how fast and at what cost.
 
 API: /query (route and answer) and /query-specific (one named model). The chat logic lives in
-:mod:`routing.chat`; this module only wires components to it.
+:mod:`routing.chat.turns`; this module only wires components to it.
 """
 
 from __future__ import annotations
@@ -12,16 +12,16 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from routing.charts import selection_scores_figure
-from routing.chat import (ChatState, answer_badge, chat_turn, copy_state, failure_line, local_loading_text,
+from routing.charts.base import selection_scores_figure
+from routing.chat.turns import (ChatState, answer_badge, chat_turn, copy_state, failure_line, local_loading_text,
                           notice_lines, routing_title, LOCAL_NOTICE)
 from routing.errors import UserError
-from routing.outcome_log import gradio_scope
-from routing.redact import redact, stream_safe
+from routing.learning.outcome_log import gradio_scope
+from routing.safety.redact import redact, stream_safe
 from routing.router import LOCAL_ANSWERER
 from routing.service import RouterService
-from routing.untrusted import md_answer, md_code, md_text
-from routing.validation import (check_cost_weight, check_exclude, check_latency_weight, check_max_tokens,
+from routing.safety.untrusted import md_answer, md_code, md_text
+from routing.safety.validation import (check_cost_weight, check_exclude, check_latency_weight, check_max_tokens,
                                 check_model_id, check_prompt)
 from ui.common import caller_of, user_errors
 

@@ -1,7 +1,7 @@
 """Batch tab: upload a CSV or JSONL of prompts, route (answer, compare) them all, download results.
 
 API: /batch-query (``file`` upload or ``prompts`` list, ``mode``) returns the summary and the CSV.
-The work is done by routing/batch.py; results live under ``settings.data_dir/batch/`` and
+The work is done by routing/batch/; results live under ``settings.data_dir/batch/`` and
 an interrupted batch resumes when the same file is run again with the same choices (the tab says
 so, and offers to start over instead: the earlier results are then set aside, not deleted).
 """
@@ -17,17 +17,17 @@ import gradio as gr
 import pandas as pd
 from gradio.data_classes import FileData
 
-from routing.access import Caller
-from routing.batch import (MODES, PREVIEW_ROWS, compare_unavailable, input_preview_columns, job_previous_rows,
-                           job_results_path, preview_columns, preview_results, previous_rows, run_file)
-from routing.batch_charts import (calibration_figure, confidence_histogram_figure, cost_comparison_figure,
+from routing.safety.access import Caller
+from routing.batch.local import PREVIEW_ROWS, input_preview_columns, job_previous_rows, job_results_path, preview_columns, preview_results, previous_rows, run_file
+from routing.batch.rows import MODES, compare_unavailable
+from routing.charts.batch import (calibration_figure, confidence_histogram_figure, cost_comparison_figure,
                                   traffic_share_figure)
-from routing.calibration import calibrate_file
-from routing.batch_io import check_rows, preview_input, read_columns, results_paths, write_prompts_file
+from routing.diagnostics.calibration import calibrate_file
+from routing.batch.io import check_rows, preview_input, read_columns, results_paths, write_prompts_file
 from routing.errors import UserError
 from routing.service import RouterService
-from routing.untrusted import md_text
-from routing.validation import (check_choice, check_float, check_int, check_optional_text, check_prompt_list,
+from routing.safety.untrusted import md_text
+from routing.safety.validation import (check_choice, check_float, check_int, check_optional_text, check_prompt_list,
                                 check_upload_path)
 from ui.common import caller_of, user_errors
 
@@ -265,7 +265,7 @@ def collect_table_path(data_dir: str | Path, input_path: str | Path) -> Path:
 
 def _collect_inputs(service: RouterService, path: Any, models: Any, budget: Any, max_tokens: Any):
     """Checked (upload path, model ids, budget, max_tokens) of the Collect section; UserError otherwise."""
-    from routing.validation import check_float, check_max_tokens, check_model_list
+    from routing.safety.validation import check_float, check_max_tokens, check_model_list
 
     settings = service.settings
     if not settings.allow_training:

@@ -10,10 +10,10 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from routing.access import Caller, header, identify
+from routing.safety.access import Caller, header, identify
 from routing.errors import UserError
-from routing.redact import redact, redact_data
-from routing.untrusted import escape_html
+from routing.safety.redact import redact, redact_data
+from routing.safety.untrusted import escape_html
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def user_errors(fn: Callable) -> Callable:
     """Turn expected failures (UserError) into gr.Error with a message that says what to do.
 
-    Also the boundary where text leaves an endpoint: API keys are redacted (routing.redact) in
+    Also the boundary where text leaves an endpoint: API keys are redacted (routing.safety.redact) in
     everything it returns or yields and in its error message, which is HTML-escaped (Gradio
     renders toast messages as HTML, and they can quote provider text).
 
@@ -122,7 +122,7 @@ class Blocks(gr.Blocks):
     Gradio checks a request before the handler runs (the number of inputs, file payloads and
     their paths, component payloads) and answers a failure with an opaque error (``{"error":
     null}`` / "upstream app has raised an exception"). Here that becomes a gr.Error naming the
-    parameter; the handlers check everything else themselves (routing/validation.py).
+    parameter; the handlers check everything else themselves (routing/safety/validation.py).
     """
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):  # noqa: ANN001 - Gradio's
@@ -135,7 +135,7 @@ class Blocks(gr.Blocks):
 
 
 def caller_of(request: gr.Request | None, settings: Any) -> Caller:
-    """Who sent this Gradio request (routing.access.identify): a gateway key in the Authorization
+    """Who sent this Gradio request (routing.safety.access.identify): a gateway key in the Authorization
     header, a user signed in with Gradio's login or with Hugging Face on a Space, else anonymous,
     counted by client address. A request with no Gradio context (a direct call) is anonymous."""
     headers = getattr(request, "headers", None) or {}

@@ -14,15 +14,15 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from routing.compare import NO_KEY_NOTICE, Comparison, ModelOutcome, compare_all, compare_stream
-from routing.compare_charts import dimension_bars_figure, score_cost_figure
+from routing.compare.run import NO_KEY_NOTICE, Comparison, ModelOutcome, compare_all, compare_stream
+from routing.charts.compare import dimension_bars_figure, score_cost_figure
 from routing.errors import UserError
-from routing.judge import DEFAULT_JUDGE
-from routing.outcome_log import OutcomeLog, gradio_scope
+from routing.compare.judge import DEFAULT_JUDGE
+from routing.learning.outcome_log import OutcomeLog, gradio_scope
 from routing.router import LOCAL_ANSWERER
 from routing.service import RouterService
-from routing.untrusted import md_code, md_text
-from routing.validation import (check_bool, check_cost_weight, check_max_tokens, check_model_id, check_model_list,
+from routing.safety.untrusted import md_code, md_text
+from routing.safety.validation import (check_bool, check_cost_weight, check_max_tokens, check_model_id, check_model_list,
                                 check_prompt)
 from ui.common import caller_of, user_errors
 
@@ -201,8 +201,8 @@ def build_compare_tab(service: RouterService) -> None:
         The event is private in the UI but any client can call it through Gradio's queue, so the
         scope comes from the request (``gradio_scope``: signed-in username, else the session hash),
         not from anything the caller sends. The whole log (every caller's rows) is for the app's
-        owner, from the server: ``python -m routing.outcome_log export``. Cells a spreadsheet would
-        run as formulas are neutralised (``routing.csv_safe``).
+        owner, from the server: ``python -m routing.learning.outcome_log export``. Cells a spreadsheet would
+        run as formulas are neutralised (``routing.safety.csv_safe``).
         """
         EXPORT_DIR.mkdir(parents=True, exist_ok=True)
         if not outcome_log.path.exists():

@@ -1,7 +1,7 @@
 """Selection testing tab: how often does the selector pick the model a user would expect?
 
 API: /test-selection (built-in samples, pasted ``samples`` or an uploaded ``file``) returns JSON.
-The work is done by routing/selection_test.py.
+The work is done by routing/diagnostics/selection_test.py.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import gradio as gr
 import pandas as pd
 from gradio.data_classes import FileData
 
-from routing.batch_charts import confusion_matrix_figure
+from routing.charts.batch import confusion_matrix_figure
 from routing.errors import UserError
-from routing.selection_test import (DECISION_COLUMNS, MAX_SAMPLES, SelectionTester, choose_samples, decision_rows,
+from routing.diagnostics.selection_test import (DECISION_COLUMNS, MAX_SAMPLES, SelectionTester, choose_samples, decision_rows,
                                     disagreement_columns, source_description)
 from routing.service import RouterService
-from routing.untrusted import md_text
-from routing.validation import check_samples_text
+from routing.safety.untrusted import md_text
+from routing.safety.validation import check_samples_text
 from ui.batch_tab import uploaded_path
 from ui.common import user_errors
 

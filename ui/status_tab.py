@@ -10,8 +10,8 @@ from typing import Any
 import gradio as gr
 
 from routing.service import RouterService
-from routing.status_table import COLUMNS, model_rows
-from routing.untrusted import md_text
+from routing.diagnostics.status_table import COLUMNS, model_rows
+from routing.safety.untrusted import md_text
 from ui.common import user_errors
 
 

@@ -14,11 +14,11 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from routing.charts import confusion_matrix_figure, loss_curve_figure
+from routing.charts.base import confusion_matrix_figure, loss_curve_figure
 from routing.errors import UserError
 from routing.service import RouterService
-from routing.untrusted import md_text
-from routing.validation import InvalidInput, check_choice, check_float, check_int, check_optional_text
+from routing.safety.untrusted import md_text
+from routing.safety.validation import InvalidInput, check_choice, check_float, check_int, check_optional_text
 from ui.batch_tab import uploaded_path
 from ui.common import user_errors
 

@@ -1,4 +1,4 @@
-"""Scorers behind :func:`routing.evaluator.evaluate`, one module per concern.
+"""Scorers behind :func:`routing.evaluation.evaluator.evaluate`, one module per concern.
 
 prompt (what the prompt asks), code (code quality), sandbox (running Python answers),
 mathcheck (math accuracy), choice (multiple-choice answers), prose (structure, examples,

@@ -2,7 +2,7 @@
 generic filler, empty answers.
 
 Each detector returns ``(severity in [0, 1], short explanation)``; the evaluator scales
-the severity by the penalty's size in ``routing.evaluator.PENALTIES``.
+the severity by the penalty's size in ``routing.evaluation.evaluator.PENALTIES``.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class Learning:
                      answer_id: str | None = None, **owner: Any) -> str | None:
         """Log ``result`` and maybe shadow it; the answer id (None when not logged). Never raises.
 
-        ``owner=``: the scope the answer is given to (``routing.outcome_log.gateway_scope``); by
+        ``owner=``: the scope the answer is given to (``routing.learning.outcome_log.gateway_scope``); by
         default the Gradio request being served (``current_owner``). Only that scope may rate it."""
         try:
             found = self.recorder.record(prompt, result, source=source, answer_id=answer_id, **owner)

@@ -13,7 +13,7 @@ background thread of its own; until then the training export leaves them out (un
 A rating (thumbs up / down, or "another model would have been better") names that id and is
 appended as a ``ratings`` row, overriding the evaluator in the training export. Only the scope
 the answer was given to may rate it (the gateway key, the Gradio session or signed-in user:
-``routing.outcome_log.gateway_scope`` / ``gradio_scope``); anyone else is told the id does not
+``routing.learning.outcome_log.gateway_scope`` / ``gradio_scope``); anyone else is told the id does not
 exist, so ids cannot be probed. Each rater may rate :data:`RATINGS_PER_WINDOW` times per
 :data:`RATING_WINDOW_S` seconds (:class:`RatingRateLimited` past it), and a rater's latest
 rating of an answer replaces their earlier one. The person's answer is never delayed by the
@@ -35,7 +35,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Mapping
 
 from routing.errors import UserError
-from routing.outcome_log import current_owner
+from routing.learning.outcome_log import current_owner
 from routing.router import LOCAL_ANSWERER, QueryResult
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,8 @@ def score_comparison(outcome_log: Any, comparison: Mapping[str, Any], *, run_cod
     others' peer, the winner by ``pick_winner``), as when they were scored before logging.
     False when there was nothing to score or another process scored it first.
     """
-    from routing.compare import ModelOutcome, pick_winner
-    from routing.evaluator import evaluate, evaluate_group  # the evaluator loads its model on first use
+    from routing.compare.run import ModelOutcome, pick_winner
+    from routing.evaluation.evaluator import evaluate, evaluate_group  # the evaluator loads its model on first use
 
     prompt = comparison["prompt"]
     answered = {m: r for m, r in (comparison.get("results") or {}).items() if not r.get("error")}

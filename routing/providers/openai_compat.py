@@ -61,7 +61,7 @@ from tenacity import wait_exponential_jitter
 from urllib3.exceptions import ReadTimeoutError
 
 from routing.errors import ProviderError
-from routing.redact import redact
+from routing.safety.redact import redact
 from routing.providers.base import ChatResult, Messages, StreamChunk
 
 __all__ = ["OpenAICompatibleClient", "estimate_cost", "parse_retry_after", "PROVIDER_NAME"]

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from routing.selectors.learned import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, encode_ids, pad
+from routing.selectors.classifier import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, encode_ids, pad
 
 BUNDLED = "bundled"   # how a head folder names the bundled MiniLM
 

@@ -15,7 +15,6 @@ share of check prompts on which the int8 model picks the same model as fp32
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -67,18 +66,3 @@ def agreement(fp32: Callable[[Sequence[str]], np.ndarray], fast: Callable[[Seque
     same = a.argmax(axis=1) == b.argmax(axis=1)
     return {"precision": PRECISION, "agreement": round(float(same.mean()), 4), "n": int(len(texts)),
             "max_abs_score_diff": round(float(np.abs(a - b).max()), 4), "min_agreement": MIN_AGREEMENT}
-
-
-def write_check(model_dir: str | Path, texts: Sequence[str]) -> dict[str, Any]:
-    """Score ``texts`` with the folder's selector in fp32 and int8; record the agreement."""
-    import torch
-
-    from routing.selectors.heads import load_scorer
-
-    fp32 = load_scorer(model_dir, fast_path="off")
-    fast = load_scorer(model_dir, fast_path="force")
-    info = agreement(fp32.predict, fast.predict, texts)
-    info.update(enabled=bool(info["agreement"] is not None and info["agreement"] >= MIN_AGREEMENT),
-                checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), torch=torch.__version__)
-    (Path(model_dir) / FAST_PATH_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
-    return info

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from routing.selectors.learned import DEFAULT_BATCH_SIZE, ClassifierScorer, SelectorLoadError
+from routing.selectors.classifier import DEFAULT_BATCH_SIZE, ClassifierScorer, SelectorLoadError
 
 MODEL_TYPE = "router-embedding-head"
 HEAD_FILE = "head.safetensors"
@@ -269,7 +269,7 @@ def save_head(folder: str | Path, *, strategy: str, arrays: dict[str, np.ndarray
     from safetensors.numpy import save_file
 
     from routing.selectors.encoder import BUNDLED
-    from routing.selectors.learned import label_encoder_data
+    from routing.selectors.classifier import label_encoder_data
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

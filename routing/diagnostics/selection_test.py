@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from routing.batch_io import open_batch_file
+from routing.batch.io import open_batch_file
 from routing.categories import CATEGORIES
 from routing.errors import UserError
 from routing.pool import ModelPool

@@ -1,7 +1,7 @@
 """Plotly figures for batch results and selection testing, drawn from their summary dicts.
 
-The figures only read the dicts :func:`routing.batch.summarize` and
-:func:`routing.selection_test.run_selection_test` return, so API users get the same numbers.
+The figures only read the dicts :func:`routing.batch.rows.summarize` and
+:func:`routing.diagnostics.selection_test.run_selection_test` return, so API users get the same numbers.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from routing.charts import TEMPLATE
+from routing.charts.base import TEMPLATE
 from routing.pool import ModelPool
 
 _LAYOUT = dict(template=TEMPLATE, height=320, margin=dict(l=50, r=20, t=50, b=50))

@@ -9,7 +9,7 @@ stays constant however long the file is.
 Results go to an append-only JSON Lines file, the source of truth (one record per row,
 written as soon as the row is done). An existing results file is resumed: rows already
 done (same row index and prompt hash) are skipped. The CSV the user downloads is made from
-it, with spreadsheet formulas neutralised (OWASP CSV injection, ``routing.csv_safe``).
+it, with spreadsheet formulas neutralised (OWASP CSV injection, ``routing.safety.csv_safe``).
 
 Paid calls are journalled before they are sent: ``x.started.jsonl`` beside ``x.jsonl`` gets a
 line (synced to disk) for a row just before its request goes out. A row journalled as started
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from routing.csv_safe import FORMULA_PREFIXES, neutralise_cell  # one helper for every CSV (re-exported here)
+from routing.safety.csv_safe import FORMULA_PREFIXES, neutralise_cell  # one helper for every CSV (re-exported here)
 from routing.errors import UserError
 
 #: Column names taken as the prompt, in order of preference (case-insensitive).

@@ -36,7 +36,7 @@ the first time this code opens it) abort any UPDATE, DELETE or REPLACE of a row 
 (Anyone who can write the file can still drop the triggers: they stop mistakes and the app's
 own code, not the file's owner.) The file and its ``-wal``/``-shm`` companions are readable by
 the app's user only (0600), and a folder the log creates for itself is 0700. Text is redacted
-before it is stored (API keys become ``[redacted NAME]``, see ``routing.redact``).
+before it is stored (API keys become ``[redacted NAME]``, see ``routing.safety.redact``).
 
 :func:`export_routerbench_csv` writes RouterBench's wide layout, which ``training.outcomes``
 reads like any public outcome table::
@@ -57,8 +57,8 @@ evaluator's).
 
 CLI::
 
-    python -m routing.outcome_log export --data-dir data --out outcomes.csv
-    python -m routing.outcome_log show --data-dir data
+    python -m routing.learning.outcome_log export --data-dir data --out outcomes.csv
+    python -m routing.learning.outcome_log show --data-dir data
 """
 
 from __future__ import annotations
@@ -68,7 +68,6 @@ import csv
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import sys
 import time
@@ -81,9 +80,10 @@ from typing import Any, Iterator, Mapping, Sequence
 import pandas as pd
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from routing.csv_safe import neutralise_frame
+from routing.files import _private_dir, _private_file, _tighten
+from routing.safety.csv_safe import neutralise_frame
 from routing.errors import UserError
-from routing.redact import redact, redact_data
+from routing.safety.redact import redact, redact_data
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +169,6 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("feedback", "rater", "TEXT"),
 )
 
-FILE_MODE = 0o600
-DIR_MODE = 0o700
 
 # Natural key of each table: a REPLACE (or INSERT OR REPLACE) of an existing row would delete it
 # silently (delete triggers fire on REPLACE only with recursive_triggers), so inserting a key that
@@ -195,45 +193,6 @@ def _guard_statements() -> list[str]:
             f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {key}) "
             f"BEGIN SELECT RAISE(ABORT, 'the outcome log is append-only: {table} rows cannot be replaced'); END")
     return statements
-
-
-def _private_dir(folder: Path) -> None:
-    """Create ``folder`` (0700) if it is missing; a folder that exists already is left as it is."""
-    if folder.is_dir():
-        return
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        folder.mkdir(mode=DIR_MODE)
-    except FileExistsError:
-        return
-    try:
-        os.chmod(folder, DIR_MODE)  # exactly 0700, whatever the umask
-    except OSError:
-        pass
-
-
-def _private_file(path: Path) -> None:
-    """Create ``path`` as an empty, 0600 file (an empty file is an empty SQLite database) if missing."""
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
-    except FileExistsError:
-        return
-    try:
-        os.chmod(path, FILE_MODE)
-    except OSError:
-        pass
-
-
-def _tighten(path: Path) -> None:
-    """Make an existing log file and its -wal/-shm files 0600 (only files this user owns)."""
-    getuid = getattr(os, "getuid", None)
-    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            st = p.stat()
-            if (st.st_mode & 0o777) != FILE_MODE and (getuid is None or st.st_uid == getuid()):
-                os.chmod(p, FILE_MODE)
-        except OSError:
-            continue
 
 
 def log_path(path_or_dir: str | Path) -> Path:
@@ -805,7 +764,7 @@ class OutcomeLog:
                                spreadsheet_safe: bool = True) -> Path:
         """Write :meth:`to_frame` (``owner``: only that scope's rows) to ``out_csv`` (written to a
         temporary file, then renamed). ``spreadsheet_safe`` (the default): text a spreadsheet would
-        run as a formula is neutralised (``routing.csv_safe``), for a file people download and
+        run as a formula is neutralised (``routing.safety.csv_safe``), for a file people download and
         open. False: every cell verbatim, for the training pipeline, which reads prompts exactly."""
         out = Path(out_csv)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -835,7 +794,7 @@ def export_routerbench_csv(log_path_or_dir: str | Path, out_csv: str | Path, *,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m routing.outcome_log", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m routing.learning.outcome_log", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     exp = sub.add_parser("export", help="write the log as a RouterBench-layout CSV")
     exp.add_argument("--data-dir", required=True, help="folder holding outcomes.sqlite3 (or the file itself)")

@@ -6,8 +6,8 @@ leaks data, ``=cmd|...`` has run commands). Prompts and answers are text anyone 
 every CSV the app offers for download passes its cells through :func:`neutralise_cell`, which
 prefixes such text with a single quote (shown as text, not run). Numbers are left alone.
 
-Used by the batch results CSV (``routing.batch_io``, ``routing.batch_ray``) and the outcome
-log's RouterBench export (``routing.outcome_log``, the Compare tab's download).
+Used by the batch results CSV (``routing.batch.io``, ``routing.batch.ray_engine``) and the outcome
+log's RouterBench export (``routing.learning.outcome_log``, the Compare tab's download).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A multi-turn chat with the router, as the Ask tab holds it (importable without Gradio).
 
 The conversation is routed as a whole and stays on the model that started it, by the same rules
-as the OpenAI-compatible gateway (:mod:`routing.conversation`, ``Router.stream(prefer=...)``):
+as the OpenAI-compatible gateway (:mod:`routing.chat.conversation`, ``Router.stream(prefer=...)``):
 the model that answered keeps the conversation unless it fails (the one that answered instead
 takes it over) or the person picks another model. An answer from the local fallback model does
 not make the conversation stick to it.
@@ -16,10 +16,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-from routing.conversation import routing_text
+from routing.chat.conversation import routing_text
 from routing.router import LOCAL_ANSWERER, QueryResult, Router, RouterEvent
 from routing.selectors.base import Selection
-from routing.untrusted import md_code, md_text
+from routing.safety.untrusted import md_code, md_text
 
 LOCAL_NOTICE = ("answered by Gemma 3 270M, a tiny offline model that runs on this machine and is often wrong; "
                 "set OPENROUTER_API_KEY (or paste your own key below) for the real pool")

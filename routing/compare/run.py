@@ -5,11 +5,11 @@
 arrives (so the whole comparison takes about as long as the slowest model, not the sum),
 then a final ``done`` event with the :class:`Comparison`. :func:`compare_all` returns only
 that comparison. Once every model has answered, the answers are scored together by
-:func:`routing.evaluator.evaluate_group` (each with the others as peers, so agreeing on a
+:func:`routing.evaluation.evaluator.evaluate_group` (each with the others as peers, so agreeing on a
 multiple-choice option or a final number counts): ``result`` events carry the answers, the
 ``done`` event the scores. The winner is the best evaluator score (ties: cheaper, then pool
 order). With
-``judge=True`` an LLM judge (:mod:`routing.judge`) also grades every answer and the top two
+``judge=True`` an LLM judge (:mod:`routing.compare.judge`) also grades every answer and the top two
 meet in a both-orders pairwise comparison. The router's pick for the same prompt is compared
 with the winner (``router_correct``). A model that fails carries its error; the others finish.
 
@@ -17,7 +17,7 @@ Without an OpenRouter key nothing remote can answer: the comparison says so (``n
 when the local model is on, carries its single answer under ``local_answer`` (scored, labelled
 as the local model) so the flow can be tried; it never fills the pool's columns with it.
 
-Pass an :class:`routing.outcome_log.OutcomeLog` to append every comparison to the log.
+Pass an :class:`routing.learning.outcome_log.OutcomeLog` to append every comparison to the log.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, asdict
 from typing import Any, Iterator, Sequence
 
 from routing.errors import ProviderError, UserError
-from routing.evaluator import evaluate, evaluate_group
-from routing.judge import Judge
+from routing.evaluation.evaluator import evaluate, evaluate_group
+from routing.compare.judge import Judge
 from routing.router import LOCAL_ANSWERER
 from routing.selectors.base import Selection
 

@@ -1,4 +1,4 @@
-"""Calibrate the cost knob to a budget on your own prompts: ``python -m routing.calibration PROMPTS ...``.
+"""Calibrate the cost knob to a budget on your own prompts: ``python -m routing.diagnostics.calibration PROMPTS ...``.
 
 The N-model version of RouteLLM's threshold calibration: route the prompts at every cost weight
 from 0 to 1 (one batched scoring pass; each weight only re-decides), estimate what each setting
@@ -109,7 +109,7 @@ def calibrate_file(selector: Selector, settings: Any, path: Any, *, cost_per_1k:
                    priciest_share: float | None = None, output_tokens: int = DEFAULT_OUTPUT_TOKENS,
                    prompt_column: str | None = None, exclude: Sequence[str] = ()) -> dict[str, Any]:
     """:func:`calibrate` on a prompt file (CSV / JSONL, read as a batch reads it, within the batch limits)."""
-    from routing.batch_io import open_batch_file
+    from routing.batch.io import open_batch_file
 
     max_rows = getattr(settings, "batch_max_rows", None) if settings is not None else None
     max_mb = getattr(settings, "batch_max_mb", None) if settings is not None else None
@@ -120,7 +120,7 @@ def calibrate_file(selector: Selector, settings: Any, path: Any, *, cost_per_1k:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m routing.calibration", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m routing.diagnostics.calibration", description=__doc__.split("\n")[0])
     parser.add_argument("prompts", help="prompt file (CSV with a prompt/text/question column, JSONL, JSON or TXT)")
     budget = parser.add_mutually_exclusive_group(required=True)
     budget.add_argument("--cost-per-1k", type=float, help="dollars per 1,000 prompts")

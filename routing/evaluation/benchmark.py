@@ -2,12 +2,12 @@
 
 Reads RouterBench slices (``<dataset>_<split>.csv``: a prompt, each model's real answer in
 ``<model>|model_response`` and its 0/1 correctness in the column named by the model),
-scores every answer with :func:`routing.evaluator.evaluate` (no reference given: the
+scores every answer with :func:`routing.evaluation.evaluator.evaluate` (no reference given: the
 evaluator must judge from the prompt and the answer) in two modes, and reports per dataset:
 
 - ``alone`` (top-level figures): each answer judged on its own;
 - ``with_peers``: each answer judged with the other models' answers to the same prompt as
-  peers (leave-one-out, :func:`routing.evaluator.evaluate_group`), as compare-all does;
+  peers (leave-one-out, :func:`routing.evaluation.evaluator.evaluate_group`), as compare-all does;
 
 and for each mode:
 
@@ -20,7 +20,7 @@ and for each mode:
 
 Usage::
 
-    python -m routing.evaluator_benchmark [--data-dir ../shared/data/outcomes/routerbench]
+    python -m routing.evaluation.benchmark [--data-dir ../shared/data/outcomes/routerbench]
         [--out benchmarks/results/evaluator.json] [--split test] [--no-run-code]
 
 Exits 0 with a "skipped" message when the data folder is missing.
@@ -43,7 +43,6 @@ on its own held-out prompts, and the time to score one answer (median, one threa
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import sys
 import time
@@ -55,8 +54,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from routing.evaluation.answers import load_answers
 from routing.evaluation.sandbox import measuring_refusal
-from routing.evaluator import evaluate, evaluate_group
+from routing.evaluation.evaluator import evaluate, evaluate_group
 from routing.settings import REPO_ROOT, SHARED_DATA_DIR
 
 DEFAULT_DATA_DIR = SHARED_DATA_DIR / "outcomes" / "routerbench"
@@ -64,7 +64,6 @@ DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results" / "evaluator.json"
 DEFAULT_GRADED_OUT = REPO_ROOT / "benchmarks" / "results" / "evaluator_graded.json"
 DEFAULT_GRADED = SHARED_DATA_DIR / "judgments" / "arena_bench_v1_graded.csv"
 DATASETS: tuple[str, ...] = ("arc_challenge", "mbpp", "winograde")
-RESPONSE_SUFFIX = "|model_response"
 
 
 def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
@@ -126,45 +125,6 @@ def bootstrap_ci(groups: Sequence[object], labels: Sequence[int], scores: Sequen
         return round(float(low), 4), round(float(high), 4)
 
     return {"auc_ci95": interval(aucs), "pairwise_accuracy_ci95": interval(accs)}
-
-
-def _turns_text(raw: str) -> str:
-    """A Python-literal list of turns (or a plain string) as one text."""
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return str(raw)
-    if isinstance(value, (list, tuple)):
-        return "\n\n".join(str(v) for v in value)
-    return str(value)
-
-
-def load_answers(path: Path) -> pd.DataFrame:
-    """One row per (prompt, model) with a real answer and a 0/1 score.
-
-    Columns: ``prompt_id``, ``model``, ``prompt``, ``answer``, ``correct``. Rows whose
-    score is missing are dropped.
-    """
-    frame = pd.read_csv(path)
-    models = [c[: -len(RESPONSE_SUFFIX)] for c in frame.columns if c.endswith(RESPONSE_SUFFIX)]
-    models = [m for m in models if m in frame.columns]
-    id_column = "sample_id" if "sample_id" in frame.columns else frame.columns[0]
-    prompts = frame["prompt"].map(_turns_text)
-    rows = []
-    for model in models:
-        for idx in range(len(frame)):
-            score = frame[model].iat[idx]
-            response = frame[model + RESPONSE_SUFFIX].iat[idx]
-            if pd.isna(score):
-                continue
-            rows.append({
-                "prompt_id": frame[id_column].iat[idx],
-                "model": model,
-                "prompt": prompts.iat[idx],
-                "answer": _turns_text(response) if isinstance(response, str) else "",
-                "correct": int(float(score) >= 0.5),
-            })
-    return pd.DataFrame(rows, columns=["prompt_id", "model", "prompt", "answer", "correct"])
 
 
 def _scores(answers: pd.DataFrame, *, peers: bool, run_code: bool, workers: int) -> tuple[list[float], list[float]]:
@@ -566,7 +526,7 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
                  f"{speed['evaluate_with_4_peers'].get('median_ms', float('nan')):.1f} ms with 4 peers")
     print("\n".join(lines))
     report = {
-        "command": "python -m routing.evaluator_benchmark --graded " + str(path) + (" --tilt-blend" if tilt_blend else "")
+        "command": "python -m routing.evaluation.benchmark --graded " + str(path) + (" --tilt-blend" if tilt_blend else "")
                    + (f" --seed {seed}" if seed else ""),
         "graded_file": str(path),
         "outcome_rows_for_the_blend": str(outcome_dir) if outcome_dir else None,
@@ -646,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(_format_table(results))
     report = {
-        "command": "python -m routing.evaluator_benchmark " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": "python -m routing.evaluation.benchmark " + " ".join(sys.argv[1:] if argv is None else argv),
         "data_dir": str(args.data_dir),
         "run_code": not args.no_run_code,
         "metrics": {

@@ -1,16 +1,16 @@
 """Plotly figures for a comparison: points per dimension per model, and score against cost.
 
-Both take a :class:`routing.compare.Comparison`; dimension names and maxima come from
-:data:`routing.evaluator.DIMENSIONS` (one source of truth).
+Both take a :class:`routing.compare.run.Comparison`; dimension names and maxima come from
+:data:`routing.evaluation.evaluator.DIMENSIONS` (one source of truth).
 """
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from routing.charts import TEMPLATE, usd_per_1000
-from routing.compare import Comparison
-from routing.evaluator import DIMENSIONS
+from routing.charts.base import TEMPLATE, usd_per_1000
+from routing.compare.run import Comparison
+from routing.evaluation.evaluator import DIMENSIONS
 
 PENALTY_LABEL = "penalties"
 

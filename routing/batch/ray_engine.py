@@ -8,7 +8,7 @@ The same rows, columns, summary and per-row functions as the local engine
 
 1. **Check** (driver, before Ray starts): INPUT is a file, a folder or a glob of CSV, JSONL or
    Parquet files. Each file is checked exactly as the local engine checks it
-   (:func:`routing.batch_io.open_batch_file`: UTF-8, empty, the prompt column, cell counts),
+   (:func:`routing.batch.io.open_batch_file`: UTF-8, empty, the prompt column, cell counts),
    so bad input gets the same messages and costs no Ray start-up. Files are taken in sorted
    path order; row ``i`` of the batch is row ``i`` of their concatenation (a stable id: the
    local engine's 0-based row index for a single file).
@@ -28,13 +28,13 @@ The same rows, columns, summary and per-row functions as the local engine
    journalled as it finishes (``.part-<first row>.jsonl``, the local engine's ResultsStore),
    so after a kill a half-done block asks only the rows not answered yet (no paid call twice).
 5. **Finish** (driver): check the parts cover every row exactly once, write the CSV when
-   OUTPUT ends in ``.csv``, and make the local engine's summary (:func:`routing.batch.summarize`
+   OUTPUT ends in ``.csv``, and make the local engine's summary (:func:`routing.batch.rows.summarize`
    over the parts) and its three charts (``<OUTPUT>.charts.html``, ``<OUTPUT>.summary.json``).
 
 OUTPUT ``x.parquet`` (or any name not ending in ``.csv``) is a folder of Parquet parts in row
 order: a Parquet dataset (``pandas.read_parquet("x.parquet")``). OUTPUT ``x.csv`` is one CSV,
 byte for byte the layout of the local engine's, made from the parts kept in ``x.parts/``.
-Columns are the local engine's (:func:`routing.batch.csv_columns`); input columns are text.
+Columns are the local engine's (:func:`routing.batch.rows.csv_columns`); input columns are text.
 
 Without ``--address`` a private Ray instance starts on this machine (``ray.init(address=
 "local")``; it never joins someone else's). With ``--address`` it joins a cluster; then every
@@ -62,9 +62,8 @@ os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from routing.batch import (DEFAULT_CHUNK_SIZE, answer_row, check_can_compare, check_mode, compare_row,  # noqa: E402
-                           csv_columns, default_compare_fn, flatten_record, route_rows, summarize)
-from routing.batch_io import (InputRow, ResultsStore, _as_prompt, _cell, detect_prompt_column,  # noqa: E402
+from routing.batch.rows import DEFAULT_CHUNK_SIZE, answer_row, check_can_compare, check_mode, compare_row, csv_columns, default_compare_fn, flatten_record, route_rows, summarize
+from routing.batch.io import (InputRow, ResultsStore, _as_prompt, _cell, detect_prompt_column,  # noqa: E402
                               interrupted_record, neutralise_cell, open_batch_file, started_path)
 from routing.errors import UserError  # noqa: E402
 from routing.files import file_sha256  # noqa: E402
@@ -634,7 +633,9 @@ def init_ray(address: str | None, *, num_cpus: int | None = None, object_store_m
     start = time.perf_counter()
     if ray.is_initialized():
         return 0.0
-    repo = str(Path(__file__).resolve().parents[1])
+    from routing.settings import REPO_ROOT
+
+    repo = str(REPO_ROOT)  # the workers import the project from the repository root
     kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
                                   configure_logging=True)
     if address:
@@ -826,7 +827,7 @@ def _check_complete(parts_dir: Path, blocks: dict[int, int]) -> None:
 
 def write_charts(summary: dict[str, Any], pool, path: Path) -> Path:
     """The Batch tab's three figures (traffic, confidence, cost) in one self-contained HTML file."""
-    from routing.batch_charts import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
+    from routing.charts.batch import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
 
     figures = [traffic_share_figure(summary, pool), confidence_histogram_figure(summary),
                cost_comparison_figure(summary, pool)]
@@ -839,7 +840,7 @@ def write_charts(summary: dict[str, Any], pool, path: Path) -> Path:
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    from routing.batch import _format_summary
+    from routing.batch.rows import _format_summary
 
     text = _format_summary({**summary, "results_csv": summary.get("results_csv") or summary["results_parquet"],
                             "results_jsonl": summary["summary_json"]})
@@ -854,7 +855,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def main_ray(args, settings) -> int:
-    """The batch command with ``--engine ray`` (called by :func:`routing.batch.main`)."""
+    """The batch command with ``--engine ray`` (called by :func:`routing.batch.cli.main`)."""
     from tqdm import tqdm
 
     bar = tqdm(unit="row", desc=f"{args.mode} (ray)", dynamic_ncols=True)

@@ -242,7 +242,7 @@ class PaidAccess:
 
     # ------------------------------------------------------------------ storage
     def _connect(self) -> sqlite3.Connection:
-        from routing.outcome_log import _private_dir, _private_file
+        from routing.files import _private_dir, _private_file
 
         assert self.path is not None
         if not self._ready:

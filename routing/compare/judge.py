@@ -1,6 +1,6 @@
 """LLM judge (opt-in): a pool model grades answers 1-10 with a rubric, or picks the better of two.
 
-The heuristic evaluator (:mod:`routing.evaluator`) is the default because it costs nothing;
+The heuristic evaluator (:mod:`routing.evaluation.evaluator`) is the default because it costs nothing;
 the judge spends tokens on the judge model through :meth:`Router.ask_model`.
 
 * :meth:`Judge.grade` asks for one grade 1-10 and parses it robustly

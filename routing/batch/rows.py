@@ -1,0 +1,369 @@
+"""Batch rows, engine-independent: the modes, one row routed / answered / compared, the results' summary and CSV.
+
+The local engine (:mod:`routing.batch.local`) and the Ray engine (:mod:`routing.batch.ray_engine`)
+both run rows through these functions, so a row's record is the same whichever engine made it.
+Imports only the core (router, pool, errors) and :mod:`routing.batch.io`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from routing.batch.io import (INTERRUPTED, InputRow, ResultsStore)
+from routing.errors import UserError
+from routing.pool import ModelPool
+from routing.router import Router
+
+
+log = logging.getLogger(__name__)
+
+
+MODES: tuple[str, ...] = ("route", "answer", "compare")
+
+
+DEFAULT_CHUNK_SIZE = 64
+
+
+#: Cost estimates: characters per token of a prompt, and the answer length assumed when a
+#: row was not answered (route mode).
+CHARS_PER_TOKEN = 4
+
+
+ASSUMED_ANSWER_TOKENS = 300
+
+
+HISTOGRAM_BINS = 10
+
+
+#: (rows done so far, including resumed ones; rows in the input)
+ProgressFn = Callable[[int, int], None]
+
+
+#: prompt -> compare-all result in the /query-compare shape
+CompareFn = Callable[[str], dict[str, Any]]
+#: Called with a row just before its paid call is sent (the results store's ``mark_started``).
+BeforeCallFn = Callable[[InputRow], None]
+
+
+def check_mode(mode: str) -> str:
+    mode = (mode or "route").strip().lower()
+    if mode not in MODES:
+        raise UserError(f"Unknown mode {mode!r}: use one of {', '.join(MODES)}.")
+    return mode
+
+
+#: Why compare mode is refused when no pool model can be called.
+COMPARE_NEEDS_KEY = ("Compare mode needs an OpenRouter key: every pool model answers every row, and without "
+                     "OPENROUTER_API_KEY none can. Set it and restart, or choose Route only (no key needed). "
+                     "Nothing was run.")
+
+
+def compare_unavailable(router: Router) -> bool:
+    """True when no pool model can be called (no key): compare would only fill rows with errors.
+
+    Compare uses no local stand-in (``default_compare_fn``), so this is the Compare tab's
+    check: every pool model lacks its key (``ProviderHub.missing_key``).
+    """
+    return all(router.hub.missing_key(spec) for spec in router.pool.models)
+
+
+def check_can_compare(router: Router) -> None:
+    """UserError (:data:`COMPARE_NEEDS_KEY`) when :func:`compare_unavailable`; before any row runs."""
+    if compare_unavailable(router):
+        raise UserError(COMPARE_NEEDS_KEY)
+
+
+def default_compare_fn(router: Router, *, log_outcomes: bool = True) -> CompareFn:
+    """Compare-all of the Compare tab (``routing.compare.run.compare_all``) for one row.
+
+    Every comparison is appended to the outcome log in ``settings.data_dir`` (training data),
+    as in the Compare all tab. No local-model stand-in: without a key the row fails and says so.
+    """
+    from routing.compare.run import compare_all
+    from routing.learning.outcome_log import OutcomeLog
+
+    outcome_log = OutcomeLog.for_settings(router.settings) if log_outcomes else None
+
+    def compare(prompt: str) -> dict[str, Any]:
+        return compare_all(router, prompt, outcome_log=outcome_log, local_fallback=False).to_dict()
+
+    return compare
+
+
+def _base_record(row: InputRow) -> dict[str, Any]:
+    return {"row": row.index, "prompt_hash": row.hash, "prompt": row.prompt, "input": row.fields,
+            "status": "ok", "error": None}
+
+
+def _selection_fields(sel) -> dict[str, Any]:
+    return {"selected_model": sel.selected_model, "confidence": round(float(sel.confidence), 4),
+            "runner_up": sel.runner_up, "selector": sel.selector,
+            "scores": {k: round(float(v), 4) for k, v in sel.scores.items()}}
+
+
+def _failed(record: dict[str, Any], error: str) -> dict[str, Any]:
+    record.update(status="failed", error=error)
+    return record
+
+
+def route_rows(router: Router, rows: Sequence[InputRow], *, cost_weight: float = 0.0,
+               latency_weight: float = 0.0) -> list[dict[str, Any]]:
+    """Route-only records for a chunk: one batched selector pass over the valid prompts."""
+    records = [_base_record(r) for r in rows]
+    valid: list[int] = []
+    for i, row in enumerate(rows):
+        try:
+            router.validate_prompt(row.prompt)
+            valid.append(i)
+        except UserError as exc:
+            _failed(records[i], str(exc))
+    if not valid:
+        return records
+    try:
+        selections = router.route_many([rows[i].prompt for i in valid], cost_weight=cost_weight,
+                                       latency_weight=latency_weight)
+    except Exception:  # noqa: BLE001 - retry one by one so only the bad rows fail
+        log.exception("batched routing failed; routing the chunk row by row")
+        for i in valid:
+            try:
+                records[i].update(_selection_fields(router.route(rows[i].prompt, cost_weight=cost_weight,
+                                                                 latency_weight=latency_weight)))
+            except Exception as exc:  # noqa: BLE001
+                _failed(records[i], str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}")
+        return records
+    for i, sel in zip(valid, selections):
+        records[i].update(_selection_fields(sel))
+    return records
+
+
+def answer_row(router: Router, row: InputRow, *, cost_weight: float = 0.0,
+               latency_weight: float = 0.0, before_call: BeforeCallFn | None = None) -> dict[str, Any]:
+    """Route and answer one row; any failure is recorded in the row, never raised.
+    ``before_call(row)`` runs just before the paid call (a failure there fails the row unsent)."""
+    record = _base_record(row)
+    try:
+        if before_call is not None:
+            before_call(row)
+        result = router.ask(row.prompt, cost_weight=cost_weight, latency_weight=latency_weight)
+    except UserError as exc:
+        return _failed(record, str(exc))
+    except Exception as exc:  # noqa: BLE001 - one failing row never aborts the batch
+        log.exception("batch row %s failed", row.index)
+        return _failed(record, f"{type(exc).__name__}: {exc}")
+    record.update(selected_model=result.selected_model, confidence=result.selection_confidence,
+                  runner_up=(result.ranking[1] if len(result.ranking) > 1 else None), selector=result.selector,
+                  scores=result.scores, response=result.response, answered_by=result.answered_by,
+                  usage=result.usage, cost_usd=result.cost_usd, latency_ms=result.latency_ms,
+                  fallbacks=len([f for f in result.fallbacks if not f.get("skipped")]), notice=result.notice)
+    return record
+
+
+def compare_row(router: Router, row: InputRow, compare_fn: CompareFn,
+                before_call: BeforeCallFn | None = None) -> dict[str, Any]:
+    """Every model answers one row; the row fails only when no model answered.
+    ``before_call(row)`` runs just before the paid calls."""
+    record = _base_record(row)
+    try:
+        router.validate_prompt(row.prompt)
+        selection = router.route(row.prompt)
+        record.update(_selection_fields(selection))
+        if before_call is not None:
+            before_call(row)
+        result = compare_fn(row.prompt)
+    except UserError as exc:
+        return _failed(record, str(exc))
+    except Exception as exc:  # noqa: BLE001
+        log.exception("batch row %s failed", row.index)
+        return _failed(record, f"{type(exc).__name__}: {exc}")
+    per_model = {}
+    for model_id, r in (result.get("results") or {}).items():
+        usage = r.get("usage") or {}
+        per_model[model_id] = {"response": r.get("response"), "total": r.get("total"),
+                               "cost_usd": r.get("cost_usd"), "latency_ms": r.get("latency_ms"),
+                               "tokens": usage.get("total_tokens"), "error": r.get("error")}
+    record.update(compare=per_model, best_model=result.get("best_model"),
+                  router_correct=result.get("router_correct"))
+    if not any(r["error"] is None for r in per_model.values()):
+        errors = "; ".join(f"{m}: {r['error']}" for m, r in per_model.items())
+        _failed(record, f"no model answered ({errors})")
+    return record
+
+
+def estimate_tokens(prompt: str) -> int:
+    """Rough token count of a prompt (~4 characters per token)."""
+    return max(1, math.ceil(len(prompt) / CHARS_PER_TOKEN))
+
+
+def _price(pool: ModelPool, model_id: str, tokens_in: int, tokens_out: int) -> float:
+    try:
+        spec = pool.get(model_id)
+    except Exception:  # noqa: BLE001 - e.g. the local answerer is not a pool model: free
+        return 0.0
+    return (tokens_in * spec.input_price_per_m + tokens_out * spec.output_price_per_m) / 1e6
+
+
+def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", total_rows: int | None = None,
+              answer_tokens: int = ASSUMED_ANSWER_TOKENS) -> dict[str, Any]:
+    """Summary of a results file (streamed): counts, traffic share, confidence histogram, cost.
+
+    Cost compares the routed batch with sending every row to the priciest and to the
+    cheapest pool model (blended price), with the same token counts for all three: the real
+    usage where a row was answered, else prompt length / 4 and ``answer_tokens``.
+    """
+    ids = pool.ids
+    prices = pool.prices()
+    priciest = max(ids, key=lambda m: (prices[m], -ids.index(m)))
+    cheapest = min(ids, key=lambda m: (prices[m], ids.index(m)))
+    traffic: Counter[str] = Counter()
+    answered_by: Counter[str] = Counter()
+    confidences: list[float] = []
+    processed = ok = failed = interrupted = 0
+    real_cost = 0.0
+    real_cost_rows = 0
+    cost = {"routed": 0.0, "all_priciest": 0.0, "all_cheapest": 0.0}
+    tokens_estimated = 0
+    errors: list[dict[str, Any]] = []
+    router_correct = compared = 0
+    best_counts: Counter[str] = Counter()
+    for record in store.iter_records():
+        processed += 1
+        if record.get("status") != "ok":
+            failed += 1
+            interrupted += record.get("status") == INTERRUPTED
+            if len(errors) < 10:
+                errors.append({"row": record.get("row"), "error": record.get("error")})
+            continue
+        ok += 1
+        chosen = record.get("selected_model")
+        if chosen:
+            traffic[chosen] += 1
+            confidences.append(float(record.get("confidence") or 0.0))
+        usage = record.get("usage") or {}
+        if usage.get("prompt_tokens") is not None and usage.get("completion_tokens") is not None:
+            t_in, t_out = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+        else:
+            t_in, t_out = estimate_tokens(record.get("prompt") or ""), answer_tokens
+            tokens_estimated += 1
+        routed_to = record.get("answered_by") or chosen
+        if record.get("answered_by"):
+            answered_by[record["answered_by"]] += 1
+        if record.get("cost_usd") is not None:
+            real_cost += float(record["cost_usd"])
+            real_cost_rows += 1
+        if routed_to:
+            cost["routed"] += _price(pool, routed_to, t_in, t_out)
+        cost["all_priciest"] += _price(pool, priciest, t_in, t_out)
+        cost["all_cheapest"] += _price(pool, cheapest, t_in, t_out)
+        if record.get("best_model"):
+            compared += 1
+            best_counts[record["best_model"]] += 1
+            router_correct += bool(record.get("router_correct"))
+    counts, edges = np.histogram(confidences, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
+    routed_total = sum(traffic.values())
+    summary: dict[str, Any] = {
+        "mode": mode,
+        "rows": total_rows if total_rows is not None else processed,
+        "processed": processed,
+        "ok": ok,
+        "failed": failed,
+        "interrupted": interrupted,
+        "traffic": {m: traffic.get(m, 0) for m in ids},
+        "traffic_share": {m: round(traffic.get(m, 0) / routed_total, 4) if routed_total else 0.0 for m in ids},
+        "confidence": {
+            "mean": round(float(np.mean(confidences)), 4) if confidences else None,
+            "bin_edges": [round(float(e), 2) for e in edges],
+            "counts": [int(c) for c in counts],
+        },
+        "cost_estimate_usd": {
+            **{k: round(v, 6) for k, v in cost.items()},
+            "priciest_model": priciest,
+            "cheapest_model": cheapest,
+            "rows_with_estimated_tokens": tokens_estimated,
+            "assumed_answer_tokens": answer_tokens,
+            "chars_per_token": CHARS_PER_TOKEN,
+        },
+        "errors": errors,
+    }
+    if answered_by:
+        summary["answered_by"] = dict(answered_by)
+    if real_cost_rows:
+        summary["actual_cost_usd"] = round(real_cost, 6)
+    if compared:
+        summary["compare"] = {"rows": compared, "best_model": dict(best_counts),
+                              "router_agrees": round(router_correct / compared, 4)}
+    return summary
+
+
+def csv_columns(mode: str, input_columns: Sequence[str], pool_ids: Sequence[str]) -> list[str]:
+    """Columns of the results CSV: the input's columns, then the mode's result columns."""
+    out = ["row", "status", "selected_model", "confidence", "runner_up", "selector"]
+    out += [f"score_{m}" for m in pool_ids]
+    if mode == "answer":
+        out += ["response", "answered_by", "prompt_tokens", "completion_tokens", "total_tokens", "cost_usd",
+                "latency_ms", "fallbacks", "notice"]
+    elif mode == "compare":
+        for m in pool_ids:
+            out += [f"{m}_total", f"{m}_cost_usd", f"{m}_latency_ms", f"{m}_tokens", f"{m}_error", f"{m}_response"]
+        out += ["best_model", "router_correct"]
+    out.append("error")
+    return [_input_name(c, out) for c in input_columns] + out
+
+
+def _input_name(column: str, taken: Sequence[str]) -> str:
+    return f"input_{column}" if column in taken else column
+
+
+def flatten_record(record: dict[str, Any], result_columns: Sequence[str]) -> dict[str, Any]:
+    """One CSV row from a results record (input columns keep their names unless they clash)."""
+    flat: dict[str, Any] = {_input_name(k, result_columns): v for k, v in (record.get("input") or {}).items()}
+    for key in ("row", "status", "selected_model", "confidence", "runner_up", "selector", "response",
+                "answered_by", "cost_usd", "latency_ms", "fallbacks", "notice", "best_model", "router_correct",
+                "error"):
+        if key in record:
+            flat[key] = record[key]
+    for model_id, score in (record.get("scores") or {}).items():
+        flat[f"score_{model_id}"] = score
+    for key, value in (record.get("usage") or {}).items():
+        flat[key] = value
+    for model_id, r in (record.get("compare") or {}).items():
+        for key, value in r.items():
+            flat[f"{model_id}_{key}"] = value
+    return flat
+
+
+def write_csv(store: ResultsStore, csv_path: str | Path, mode: str, input_columns: Sequence[str],
+              pool_ids: Sequence[str]) -> Path:
+    """The downloadable CSV (formulas neutralised) made from the JSONL results."""
+    columns = csv_columns(mode, input_columns, pool_ids)
+    result_columns = columns[len(input_columns):]
+    return store.to_csv(csv_path, columns, lambda r: flatten_record(r, result_columns))
+
+
+def _format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"rows: {summary['rows']}  ok: {summary['ok']}  failed: {summary['failed']}  "
+             f"resumed: {summary['resumed_rows']}  this run: {summary['processed_this_run']} in "
+             f"{summary['elapsed_s']:.1f} s" + (f" ({summary['rows_per_s']} rows/s)" if summary.get("rows_per_s") else "")]
+    lines.append("traffic: " + ", ".join(f"{m} {s:.0%}" for m, s in summary["traffic_share"].items()))
+    if summary["confidence"]["mean"] is not None:
+        lines.append(f"mean confidence: {summary['confidence']['mean']:.2f}")
+    c = summary["cost_estimate_usd"]
+    lines.append(f"estimated cost: routed ${c['routed']:.4f} vs all-{c['priciest_model']} ${c['all_priciest']:.4f} "
+                 f"vs all-{c['cheapest_model']} ${c['all_cheapest']:.4f}")
+    if "actual_cost_usd" in summary:
+        lines.append(f"actual cost reported by providers: ${summary['actual_cost_usd']:.4f}")
+    if summary.get("interrupted"):
+        lines.append(f"interrupted: {summary['interrupted']} rows were in flight when an earlier run stopped; they "
+                     "may have been billed and were not sent again (--retry-interrupted asks them again)")
+    for e in summary["errors"][:5]:
+        lines.append(f"row {e['row']} failed: {e['error']}")
+    if summary.get("set_aside_jsonl"):
+        lines.append(f"started over: the previous {summary['set_aside_rows']} rows were moved to "
+                     f"{summary['set_aside_jsonl']}")
+    lines.append(f"results: {summary['results_csv']} (and {summary['results_jsonl']})")
+    return "\n".join(lines)
