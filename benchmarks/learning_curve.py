@@ -3,7 +3,7 @@
     python benchmarks/learning_curve.py [--stream 800] [--test 200] [--every 200] [--holdout-share 0.15]
                                         [--strategy auto] [--out benchmarks/results/learning_curve.json]
 
-The world (``training/simulate.py``): five models whose chance of a good answer depends on the
+The world (``training/collection/simulate.py``): five models whose chance of a good answer depends on the
 prompt's kind, in a table hidden from the router; the local protocol server plays them. The app
 starts from the rule-based selector and serves ``--stream`` prompts with shadow comparisons on
 (rate 1; a held-out share of the prompts is asked of every model) and retraining every
@@ -29,7 +29,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 def main(argv: list[str] | None = None) -> int:
     from benchmarks.harness import ProtocolServer
-    from training.simulate import run_world
+    from training.collection.simulate import run_world
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stream", type=int, default=800)

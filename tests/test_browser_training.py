@@ -13,20 +13,20 @@ pytestmark = pytest.mark.browser
 def test_a_run_shows_progress_and_blocks_a_second_click(tmp_path, monkeypatch):
     from playwright.sync_api import expect
 
-    import training.pipeline
+    import training.pipeline.run
     from routing.service import RouterService
     from tests.test_training_tab import tiny_training_inputs
 
     # The real run, held after its first progress step until the page has been checked: a tiny run
     # can end (and the button come back) between two checks on a loaded machine.
-    real_run, release = training.pipeline.run_pipeline, threading.Event()
+    real_run, release = training.pipeline.run.run_pipeline, threading.Event()
 
     def held_run(*args, progress, **kwargs):
         progress(0.0, "held by the test")
         release.wait(120)
         return real_run(*args, progress=progress, **kwargs)
 
-    monkeypatch.setattr(training.pipeline, "run_pipeline", held_run)
+    monkeypatch.setattr(training.pipeline.run, "run_pipeline", held_run)
 
     prompts, base = tiny_training_inputs(tmp_path)
     settings = router_settings(None, tmp_path, allow_training=True, selector="auto",

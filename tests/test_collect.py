@@ -1,5 +1,5 @@
-"""training.collect: estimate first, refuse over budget, bounded concurrency, resume after SIGKILL,
-a RouterBench-layout table that training.label --source outcomes reads."""
+"""training.collection.collect: estimate first, refuse over budget, bounded concurrency, resume after SIGKILL,
+a RouterBench-layout table that training.pipeline.label --source outcomes reads."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from routing.errors import UserError
-from training.collect import (EXIT_REFUSED, EXIT_STOPPED, ModelAnswers, collect, main, plan_collect, run_ledger,
+from training.collection.collect import (EXIT_REFUSED, EXIT_STOPPED, ModelAnswers, collect, main, plan_collect, run_ledger,
                               work_dir)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,7 +113,7 @@ def test_it_never_overwrites_a_file_it_did_not_write(make_service, protocol_serv
         collect(service.router, src, src, budget_usd=1)
     mine = tmp_path / "mine.csv"
     mine.write_text("precious\n", encoding="utf-8")
-    with pytest.raises(UserError, match="was not written by training.collect"):
+    with pytest.raises(UserError, match="was not written by training.collection.collect"):
         collect(service.router, src, mine, budget_usd=1)
     assert mine.read_text(encoding="utf-8") == "precious\n" and src.read_text(encoding="utf-8").startswith("prompt")
     assert protocol_server.chat_requests() == []
@@ -129,8 +129,8 @@ def test_table_must_be_csv(make_service, tmp_path):
 # --------------------------------------------------------------------------- the table
 
 def test_table_is_routerbench_layout_and_training_label_reads_it(protocol_server, make_service, tmp_path):
-    from training.label import label
-    from training.outcomes import read_outcomes
+    from training.pipeline.label import label
+    from training.benchmark.outcomes import read_outcomes
 
     service = make_service()
     src = write_prompts(tmp_path / "in.csv", PROMPTS)
@@ -158,7 +158,7 @@ def test_table_is_routerbench_layout_and_training_label_reads_it(protocol_server
 
     # ... and the command line does the same.
     labels = tmp_path / "labeled.json"
-    done = subprocess.run([sys.executable, "-m", "training.label", "--source", "outcomes", "--input", str(out),
+    done = subprocess.run([sys.executable, "-m", "training.pipeline.label", "--source", "outcomes", "--input", str(out),
                            "--out", str(labels)], cwd=REPO, env=cli_env(protocol_server, tmp_path),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -185,7 +185,7 @@ def test_scores_are_peer_aware_group_scores(make_service, protocol_server, tmp_p
 
 
 def test_a_failed_call_is_a_failed_cell_and_a_rerun_asks_it_again(protocol_server, make_service, tmp_path):
-    from training.outcomes import read_outcomes
+    from training.benchmark.outcomes import read_outcomes
 
     service = make_service()
     broken = model_name(service, "qwen2.5")
@@ -301,13 +301,13 @@ def test_concurrency_is_bounded(make_service, tmp_path):
 # --------------------------------------------------------------------------- resume after SIGKILL
 
 def test_killed_collect_resumes_with_every_pair_exactly_once(protocol_server, tmp_path):
-    """Really kill `python -m training.collect` mid-way, rerun it, and find every pair once."""
+    """Really kill `python -m training.collection.collect` mid-way, rerun it, and find every pair once."""
     protocol_server.set_model("*", delay=0.15)
     prompts = [f"{PROMPTS[i % 5]} (row {i})" for i in range(12)]
     src = write_prompts(tmp_path / "in.csv", prompts)
     out = tmp_path / "table.csv"
     env = cli_env(protocol_server, tmp_path)
-    cmd = [sys.executable, "-m", "training.collect", str(src), "--out", str(out), "--budget-usd", "1",
+    cmd = [sys.executable, "-m", "training.collection.collect", str(src), "--out", str(out), "--budget-usd", "1",
            "--models", ",".join(MODELS), "--concurrency", "2", "--max-tokens", "64"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     folder = work_dir(out)

@@ -250,7 +250,7 @@ def test_private_ui_events_stay_private(app):
 
 
 def test_comparisons_and_user_marks_become_training_labels(app, server, tmp_path):
-    label = pytest.importorskip("training.label")
+    label = pytest.importorskip("training.pipeline.label")
     service, client = app
     script_five_models(server)
     for name in MODELS:

@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 ROOTS = ("routing", "training", "gateway", "ui")
 #: The modules that are truly the core and may stay loose in routing/ (everything else is in a package).
 ROUTING_CORE = {"settings", "errors", "pool", "categories", "router", "hub", "health", "budget", "service", "files"}
+#: training/'s shared helpers (prompt text, outcome files, embeddings, the tiny test models); the rest is grouped.
+TRAINING_CORE = {"text", "files", "embeddings", "tiny"}
 
 
 def modules() -> dict[str, Path]:
@@ -89,13 +91,14 @@ def test_the_loop_finder_finds_a_loop():
     assert loops({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_only_the_core_is_loose_in_routing():
-    loose = {p.stem for p in (REPO / "routing").glob("*.py") if p.stem != "__init__"}
-    assert loose == ROUTING_CORE
+def test_only_the_core_is_loose_in_routing_and_training():
+    for root, core in (("routing", ROUTING_CORE), ("training", TRAINING_CORE)):
+        loose = {p.stem for p in (REPO / root).glob("*.py") if p.stem != "__init__"}
+        assert loose == core, root
 
 
 def test_every_package_says_what_lives_there():
-    for init in (REPO / "routing").rglob("__init__.py"):
+    for init in [*(REPO / "routing").rglob("__init__.py"), *(REPO / "training").rglob("__init__.py")]:
         tree = ast.parse(init.read_text(encoding="utf-8"))
         assert ast.get_docstring(tree), f"{init.relative_to(REPO)} has no docstring"
 

@@ -97,7 +97,7 @@ def test_the_int8_fast_path_runs_only_where_its_check_passed(tmp_path, pool):
 
     from routing.selectors import fast_path
     from routing.selectors.heads import load_scorer
-    from training.fast_path import write_check
+    from training.pipeline.fast_path import write_check
 
     folder = tmp_path / "selector_model"
     make_tiny_encoder(folder, labels=pool.ids)

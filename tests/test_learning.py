@@ -200,7 +200,7 @@ def test_held_out_prompts_are_asked_of_every_model_and_others_of_the_least_seen_
 
 def test_logged_answers_and_ratings_become_labels(make_service):
     from routing.learning.outcome_log import export_routerbench_csv
-    from training.label import label
+    from training.pipeline.label import label
 
     service = make_service()
     good = service.query("Write a limerick about a sleepy cat")

@@ -1,13 +1,11 @@
-"""Out-of-domain routing (training/ood.py): APGR of two-model routers trained elsewhere."""
+"""Out-of-domain routing (training/benchmark/ood.py): APGR of two-model routers trained elsewhere."""
 
 import json
 
 import numpy as np
 import pytest
 
-from training import ood
-
-
+from training.benchmark import ood
 def _world(n, rng, shift=0.0):
     """Prompts along one direction: the strong model is needed where X[:, 0] > shift."""
     X = rng.normal(size=(n, 16))

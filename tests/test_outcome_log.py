@@ -123,7 +123,7 @@ def test_quality_rule_keeps_the_users_pick_strictly_best():
 
 
 def test_export_is_read_by_the_training_pipeline(tmp_path):
-    outcomes = pytest.importorskip("training.outcomes")
+    outcomes = pytest.importorskip("training.benchmark.outcomes")
     log = OutcomeLog(tmp_path)
     log.record(record())
     log.record(record(prompt="Explain photosynthesis"))

@@ -13,8 +13,7 @@ import pytest
 from routing.evaluation import benchmark as bench
 from routing.evaluation import quality as Q
 from routing.evaluation.evaluator import evaluate, evaluate_group
-from training import quality as T
-
+from training.quality import model as T
 FILLER = (
     "\n\nIt is important to note that this is a complex topic and there are many factors to consider. "
     "In general, it is always a good idea to keep in mind that things can vary depending on the situation. "

@@ -87,7 +87,7 @@ def test_retraining_needs_the_owners_switch(make_service):
 
 
 def test_rollback_swaps_the_live_and_the_previous_selector(tmp_path):
-    from training.release import prev_dir, rollback, versions
+    from training.pipeline.release import prev_dir, rollback, versions
 
     live, prev = tmp_path / "selector_model", prev_dir(tmp_path / "selector_model")
     for folder, accuracy in ((live, 0.6), (prev, 0.8)):

@@ -125,7 +125,7 @@ def test_one_rater_cannot_get_maths_prompts_sent_to_the_wrong_model(make_service
 
 # ---------------------------------------------------------------- the release gate's power rule
 def _split(targets):
-    from training.train import Dataset
+    from training.pipeline.train import Dataset
 
     targets = np.asarray(targets, dtype=float)
     return Dataset([f"p{i}" for i in range(len(targets))], [0] * len(targets), targets, [{}] * len(targets))
@@ -136,7 +136,7 @@ def _picks(column, n, k=3):
 
 
 def test_the_power_rule_in_numbers():
-    from training.train import required_paired
+    from training.pipeline.train import required_paired
 
     # n = ((1.645 + 0.842) * sd / 0.10) ** 2 = 618 * sd**2, never below 30
     assert required_paired([1.0, 1.0, 1.0])["needed"] == 30            # sd 0: the floor
@@ -149,7 +149,7 @@ def test_the_power_rule_in_numbers():
 
 
 def test_the_strict_gate_does_not_promote_on_a_handful_of_prompts():
-    from training.train import decide_gate
+    from training.pipeline.train import decide_gate
 
     # Three test prompts, every one a win by a whole point: the bootstrap bound is the win itself.
     T = [[0.0, 1.0, np.nan]] * 3
@@ -166,7 +166,7 @@ def test_the_strict_gate_does_not_promote_on_a_handful_of_prompts():
 
 
 def test_the_strict_gate_wants_more_prompts_when_the_gains_spread_widely():
-    from training.train import decide_gate
+    from training.pipeline.train import decide_gate
 
     # 40 paired prompts, 28 wins and 12 losses of a whole point: a gain of +0.4 whose one-sided
     # 95% bound is above 0, but with sd 0.93 the rule asks for ~530 prompts to see a 0.10 gain.
@@ -196,7 +196,7 @@ def _comparison(cid, prompt, scores):
 
 
 def test_one_raters_ratings_weigh_at_most_a_small_share_of_the_rows():
-    from training.feedback import CONTRADICTED, UNKNOWN_RATER, _cells, weigh
+    from training.pipeline.feedback import CONTRADICTED, UNKNOWN_RATER, _cells, weigh
 
     comps = [_comparison(f"m{i}", maths(i), {"qwen2.5": 0.3}) for i in range(44)]
     comps += [_comparison(f"o{i}", f"Write a poem about the colour {i}", {"mistral-small": 0.6}) for i in range(56)]
@@ -221,7 +221,7 @@ def test_one_raters_ratings_weigh_at_most_a_small_share_of_the_rows():
 
 
 def test_a_rating_against_the_evaluator_and_the_peers_counts_less():
-    from training.feedback import CONTRADICTED, _cells, weigh
+    from training.pipeline.feedback import CONTRADICTED, _cells, weigh
 
     prompt = "Integrate x**2 from 0 to 3"
     comps = [_comparison("a", prompt, {"qwen2.5": 0.9}), _comparison("b", prompt, {"qwen2.5": 0.9, WRONG: 0.2})]
@@ -239,7 +239,7 @@ def test_a_rating_against_the_evaluator_and_the_peers_counts_less():
 
 def test_the_feedback_export_caps_the_rater_and_keeps_ratings_out_of_the_gate(tmp_path):
     from routing.learning.outcome_log import OutcomeLog
-    from training.feedback import write_export, read_gate
+    from training.pipeline.feedback import write_export, read_gate
 
     log = OutcomeLog(tmp_path / "data")
     for i in range(44):
@@ -314,8 +314,8 @@ def test_a_training_run_on_the_default_folder_never_writes_the_checkout(checkout
     ROUTER_DATA_DIR; rollback sets it aside (the shipped model is live again) and brings it back."""
     from routing.pool import load_pool
     from routing.settings import DEFAULT_MODELS_FILE
-    from training import release
-    from training.pipeline import run_pipeline
+    from training.pipeline import release
+    from training.pipeline.run import run_pipeline
 
     data = tmp_path / "data"
     monkeypatch.setenv("ROUTER_DATA_DIR", str(data))

@@ -1,5 +1,5 @@
-"""Embedding-head selectors (routing/selectors/heads.py, training/strategies.py) and the release
-gate on a sparse log (training.train.decide_gate): what automatic retraining depends on."""
+"""Embedding-head selectors (routing/selectors/heads.py, training/pipeline/strategies.py) and the release
+gate on a sparse log (training.pipeline.train.decide_gate): what automatic retraining depends on."""
 
 import json
 
@@ -57,7 +57,7 @@ def test_per_model_neighbours_judge_a_rarely_seen_model_by_its_own_answers():
 def test_a_head_folder_round_trips_and_the_registry_routes_with_it(tmp_path, strategy):
     from routing.selectors import load_selector
     from routing.selectors.heads import HeadScorer, is_head_dir
-    from training.pipeline import run_pipeline
+    from training.pipeline.run import run_pipeline
     from tests.conftest import router_settings
 
     pool = load_pool(DEFAULT_MODELS_FILE)
@@ -90,7 +90,7 @@ def test_the_saved_mlp_and_ensemble_heads_score_as_the_trained_ones(tmp_path):
     """The app serves a head with numpy from its float16 arrays: its scores must be the trained
     torch heads' (a wrong layer order, transposition or activation would reroute silently)."""
     from routing.selectors.heads import HeadScorer, save_head
-    from training.strategies import fit_one, saved_strategy
+    from training.pipeline.strategies import fit_one, saved_strategy
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(240, 384)).astype(np.float32)
@@ -113,8 +113,8 @@ def test_the_saved_mlp_and_ensemble_heads_score_as_the_trained_ones(tmp_path):
 
 
 def test_auto_compares_pairs_of_heads_too_and_saves_a_winning_pair_as_an_ensemble(tmp_path):
-    from training.strategies import AUTO_CANDIDATES, fit_head
-    from training.train import Dataset
+    from training.pipeline.strategies import AUTO_CANDIDATES, fit_head
+    from training.pipeline.train import Dataset
 
     assert {"mlp", "linear+mlp", "knn+cluster"} <= set(AUTO_CANDIDATES)
     rng = np.random.default_rng(1)
@@ -167,7 +167,7 @@ def test_a_corrupt_or_mismatched_head_is_refused_with_a_reason(tmp_path):
 
 
 def _test_split(targets):
-    from training.train import Dataset
+    from training.pipeline.train import Dataset
 
     targets = np.asarray(targets, dtype=float)
     return Dataset([f"p{i}" for i in range(len(targets))], [0] * len(targets), targets, [{}] * len(targets))
@@ -178,7 +178,7 @@ def _onehot(picks, k=3):
 
 
 def test_the_gate_compares_picks_where_both_have_an_outcome():
-    from training.train import decide_gate
+    from training.pipeline.train import decide_gate
 
     # The live selector picks model 0 everywhere; the candidate picks model 1, observed (better) on
     # the prompts where someone also asked it. Counting unobserved picks as 0 refused it before.
@@ -194,7 +194,7 @@ def test_the_gate_compares_picks_where_both_have_an_outcome():
 
 
 def test_the_strict_gate_wants_a_gain_that_is_surely_above_zero():
-    from training.train import decide_gate
+    from training.pipeline.train import decide_gate
 
     rng = np.random.default_rng(1)
     live = rng.choice([0.0, 0.4], size=40)
@@ -211,7 +211,7 @@ def test_the_strict_gate_wants_a_gain_that_is_surely_above_zero():
 
 
 def test_the_hash_test_slice_grows_with_the_log_and_no_prompt_changes_sides(tmp_path):
-    from training.prepare import prepare
+    from training.pipeline.prepare import prepare
 
     def run(n):
         records = [{"text": f"prompt number {i}", "label": "a" if i % 2 else "b"} for i in range(n)]
@@ -230,9 +230,9 @@ def test_the_hash_test_slice_grows_with_the_log_and_no_prompt_changes_sides(tmp_
 @pytest.mark.parametrize("strategy", ["knn", "cluster"])
 def test_a_model_is_added_from_its_outcomes_without_changing_the_others(tmp_path, strategy):
     from routing.selectors.heads import HeadScorer
-    from training import release
-    from training.add_model import main as add_model
-    from training.pipeline import run_pipeline
+    from training.pipeline import release
+    from training.pipeline.add_model import main as add_model
+    from training.pipeline.run import run_pipeline
 
     pool = load_pool(DEFAULT_MODELS_FILE)
     table = tmp_path / "log.json"
@@ -293,7 +293,7 @@ def test_an_added_model_inherits_what_is_hard_for_everyone_where_it_has_no_rows(
 
 
 def test_the_one_standard_error_rule_ships_a_pair_only_when_it_wins_clearly():
-    from training.strategies import _standard_errors
+    from training.pipeline.strategies import _standard_errors
 
     rng = np.random.default_rng(0)
     n = 400
@@ -309,8 +309,8 @@ def test_the_one_standard_error_rule_ships_a_pair_only_when_it_wins_clearly():
 
 def test_a_model_added_to_an_ensemble_head_is_read_through_its_cluster_part(tmp_path):
     from routing.selectors.heads import HeadScorer, save_head
-    from training.add_model import add_to_head
-    from training.strategies import fit_one
+    from training.pipeline.add_model import add_to_head
+    from training.pipeline.strategies import fit_one
 
     from routing.selectors.heads import shared_encoder
     from routing.selectors.encoder import bundled_encoder_path

@@ -1,9 +1,9 @@
-"""The learning loop in the simulated world (training/simulate.py), small and fast: the app serves
+"""The learning loop in the simulated world (training/collection/simulate.py), small and fast: the app serves
 prompts with shadows and automatic retraining, and no promotion may make routing worse."""
 
 import pytest
 
-from training.simulate import WORLD, is_good, oracle_quality, prompts, quality
+from training.collection.simulate import WORLD, is_good, oracle_quality, prompts, quality
 
 
 def test_the_world_is_what_the_rules_get_wrong():
@@ -19,7 +19,7 @@ def test_the_world_is_what_the_rules_get_wrong():
 def test_serving_with_shadows_and_retraining_learns_and_never_makes_routing_worse(protocol_server, tmp_path):
     """The fast version of benchmarks/learning_curve.py: half the logged prompts held out (so the
     gate has enough complete rows after 120 prompts), a retraining run every 60 prompts."""
-    from training.simulate import run_world
+    from training.collection.simulate import run_world
 
     curve = run_world(protocol_server, tmp_path / "world", stream=120, test=80, every=120,
                       train_args=[], settings_overrides={"holdout_share": 0.5})

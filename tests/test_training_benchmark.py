@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import routing_metrics as rm
+from training.benchmark import metrics as rm
 from routing.errors import UserError
-from training.benchmark import benchmark, fit_selector
-from training.cost_model import CostModel
-from training.head import LinearProbe, choose_k, knn_predict
-from training.outcomes import OutcomeTable
+from training.benchmark.run import benchmark, fit_selector
+from training.benchmark.cost_model import CostModel
+from training.benchmark.head import LinearProbe, choose_k, knn_predict
+from training.benchmark.outcomes import OutcomeTable
 
 SUMMARY_KEYS = {"n_train", "n_test", "models", "quality", "ci95", "diff_ci95", "aiq",
                 "cost_share_at_best_single_quality", "apgr", "cpt50", "cpt80", "strategies", "onboarding"}
@@ -86,7 +86,7 @@ def test_knn_and_k_choice():
 
 
 def test_nearest_neighbours_in_chunks_match_brute_force():
-    from training.head import nearest
+    from training.benchmark.head import nearest
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 8))
@@ -135,7 +135,7 @@ def test_linear_probe_ranks_models_by_topic_and_stays_in_unit_range():
 
 
 def test_the_benchmarks_selector_is_the_apps_auto_head_chosen_on_train_only():
-    from training.strategies import AUTO_CANDIDATES, HEAD_STRATEGIES
+    from training.pipeline.strategies import AUTO_CANDIDATES, HEAD_STRATEGIES
 
     rng = np.random.default_rng(0)
     topic = rng.integers(0, 2, 120)
@@ -151,9 +151,9 @@ def test_the_benchmarks_selector_is_the_apps_auto_head_chosen_on_train_only():
     assert set(head.val_scores) == set(AUTO_CANDIDATES) and all(0 < v <= 1 for v in head.val_scores.values())
     pred = fitted.predict(X[:10])
     assert pred.shape == (10, 2) and (pred.argmax(1) == 1 - topic[:10]).all()
-    # The same contest training.train runs (same seed, same data): the same pick, the same scores.
-    from training.strategies import fit_head
-    from training.train import Dataset
+    # The same contest training.pipeline.train runs (same seed, same data): the same pick, the same scores.
+    from training.pipeline.strategies import fit_head
+    from training.pipeline.train import Dataset
 
     data = Dataset(table.prompts, list(1 - topic), T, [{"costs": {"a": 2e-3, "b": 1e-4}}] * 120)
     empty = Dataset([], [], np.zeros((0, 2)), [])
@@ -196,10 +196,10 @@ def test_benchmark_end_to_end_on_a_toy_table(tmp_path):
     assert set(s) == SUMMARY_KEYS
     assert set(s["strategies"]) == {"knn", "linear", "auto"}                 # side by side, as training fits them
     assert all({"quality", "aiq", "cost_share"} <= set(v) for v in s["strategies"].values())
-    from training.strategies import AUTO_CANDIDATES
+    from training.pipeline.strategies import AUTO_CANDIDATES
 
     assert report["strategies"]["auto"]["strategy"] in AUTO_CANDIDATES
-    # The headline selector is what training.train --strategy auto ships, not a benchmark-only pick.
+    # The headline selector is what training.pipeline.train --strategy auto ships, not a benchmark-only pick.
     assert report["selector"]["variant"] == report["strategies"]["auto"]["strategy"]
     assert s["aiq"]["selector"] == pytest.approx(s["strategies"]["auto"]["aiq"])
     lo, hi = s["diff_ci95"]["aiq_selector_vs_knn"]                         # paired bootstrap over prompts
@@ -242,7 +242,7 @@ def test_benchmark_without_costs_has_null_cost_fields_and_many_models(tmp_path):
 @pytest.mark.slow
 def test_benchmark_fine_tunes_the_encoder_with_the_pipelines_train_step(tmp_path):
     from training.tiny import make_tiny_encoder
-    from training.train import TrainConfig
+    from training.pipeline.train import TrainConfig
 
     base = make_tiny_encoder(tmp_path / "enc")
     train, test = _toy_tables(tmp_path, n_train=120)
@@ -262,7 +262,7 @@ def test_benchmark_fine_tunes_the_encoder_with_the_pipelines_train_step(tmp_path
 
 
 def test_benchmark_cli_rejects_an_unknown_selector_strategy_before_any_work(tmp_path, capsys):
-    from training.benchmark import main
+    from training.benchmark.run import main
 
     train, test = _toy_tables(tmp_path)
     rc = main(["--train", str(train), "--test", str(test), "--out", str(tmp_path / "out"),
@@ -274,7 +274,7 @@ def test_benchmark_cli_rejects_an_unknown_selector_strategy_before_any_work(tmp_
 
 
 def test_benchmark_cli_rejects_a_missing_table(tmp_path, capsys):
-    from training.benchmark import main
+    from training.benchmark.run import main
 
     rc = main(["--train", str(tmp_path / "nope.csv"), "--test", str(tmp_path / "nope.csv"),
                "--out", str(tmp_path / "out")])

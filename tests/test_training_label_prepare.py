@@ -11,8 +11,8 @@ from routing.errors import UserError
 from routing.pool import load_pool
 from routing.selectors.rules import RuleSelector
 from routing.settings import DEFAULT_MODELS_FILE
-from training.label import label, main as label_main, read_prompts, write_labels
-from training.prepare import FROZEN_FILE, prepare
+from training.pipeline.label import label, main as label_main, read_prompts, write_labels
+from training.pipeline.prepare import FROZEN_FILE, prepare
 
 PROMPTS = [
     "Write a Python function that reverses a linked list.",

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from routing.errors import UserError
-from training.label import best_models, label_outcomes
-from training.outcomes import estimate_costs, load_prices, read_many, read_outcomes
+from training.pipeline.label import best_models, label_outcomes
+from training.benchmark.outcomes import estimate_costs, load_prices, read_many, read_outcomes
 
 
 def _routerbench_csv(path, with_cost=True):

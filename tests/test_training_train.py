@@ -11,12 +11,12 @@ import pytest
 
 from routing.pool import load_pool
 from routing.settings import DEFAULT_MODELS_FILE
-from training import release
-from training.label import label, write_labels
-from training.pipeline import run_pipeline
-from training.prepare import prepare
+from training.pipeline import release
+from training.pipeline.label import label, write_labels
+from training.pipeline.run import run_pipeline
+from training.pipeline.prepare import prepare
 from training.tiny import make_tiny_encoder
-from training.train import TrainConfig, train
+from training.pipeline.train import TrainConfig, train
 
 PROMPTS = [
     "Write a Python function that reverses a linked list.", "Solve for x: 3x + 5 = 20",
@@ -86,7 +86,7 @@ def test_train_writes_a_loadable_model_and_gate_refuses_a_worse_one(tmp_path, da
 
     # A candidate the gate refuses is not promoted, and the live model stays byte for byte.
     before = _digest(target)
-    import training.train as train_module
+    import training.pipeline.train as train_module
 
     real_gate, seen = train_module.decide_gate, {}
 
@@ -95,7 +95,7 @@ def test_train_writes_a_loadable_model_and_gate_refuses_a_worse_one(tmp_path, da
         gate = real_gate(new_probs, old_probs, *args, **kwargs)
         return {**gate, "promoted": False, "reason": "macro_f1 -1.0000 < live 0.5: kept the live model"}
 
-    monkeypatch.setattr("training.train.decide_gate", refusing)
+    monkeypatch.setattr("training.pipeline.train.decide_gate", refusing)
     second = train(data_dir, config=_cfg(tiny_base, seed=1), selector_dir=target, label_encoder_file=encoder)
     assert not second.gate["promoted"] and "kept the live model" in second.gate["reason"]
     assert seen["old"] is not None and second.gate["old_metric"] is not None   # the live model was scored
@@ -192,7 +192,7 @@ def test_outcome_tables_train_a_per_model_success_head(tmp_path, tiny_base):
 def test_training_batches_cover_every_row_once_and_group_similar_lengths():
     import numpy as np
 
-    from training.train import _batches
+    from training.pipeline.train import _batches
 
     rng = np.random.default_rng(0)
     lengths = list(rng.integers(5, 256, 1000))

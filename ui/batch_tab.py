@@ -243,7 +243,7 @@ def build_batch_tab(service: RouterService) -> None:
 COLLECT_OFF = ("🔒 **Collecting outcomes is off on this deployment.** It asks every chosen model every prompt on "
                "the owner's OpenRouter key, so it runs only where the owner allows it with `ROUTER_ALLOW_TRAINING=1` "
                "(the switch that also allows training). From a shell: "
-               "`python -m training.collect PROMPTS --out TABLE.csv --budget-usd X`.")
+               "`python -m training.collection.collect PROMPTS --out TABLE.csv --budget-usd X`.")
 #: Largest budget the box accepts (USD); the app's daily limit (ROUTER_DAILY_BUDGET_USD) applies as well.
 COLLECT_MAX_BUDGET = 10_000.0
 
@@ -284,7 +284,7 @@ def _collect_inputs(service: RouterService, path: Any, models: Any, budget: Any,
 
 def collect_estimate(service: RouterService, path: Any, models: Any, budget: Any, max_tokens: Any):
     """The plan of a collection (nothing is sent): calls, their cost at most, the spend so far."""
-    from training.collect import plan_collect
+    from training.collection.collect import plan_collect
 
     file, ids, budget, tokens = _collect_inputs(service, path, models, budget, max_tokens)
     settings = service.settings
@@ -320,7 +320,7 @@ def estimate_markdown(plan, ledger_text: str = "") -> str:
 def collect_job(service: RouterService, path: Any, models: Any, budget: Any, max_tokens: Any,
                 progress: Callable[[int, int], None] | None = None):
     """Run (or resume) a collection for the app; returns (run, a copy of the table for download)."""
-    from training.collect import collect
+    from training.collection.collect import collect
 
     file, ids, budget, tokens = _collect_inputs(service, path, models, budget, max_tokens)
     settings = service.settings
@@ -335,7 +335,7 @@ def collect_job(service: RouterService, path: Any, models: Any, budget: Any, max
 
 def collect_markdown(run) -> str:
     from routing.budget import usd
-    from training.collect import stop_message
+    from training.collection.collect import stop_message
 
     t = run.table
     head = "### Done" if run.complete else "### Stopped"
@@ -354,7 +354,7 @@ def collect_markdown(run) -> str:
     for e in run.errors[:5]:
         lines.append(f"⚠️ row {e['row'] + 1}, {md_text(e['model'])}: {md_text(e['error'])}")
     lines.append("Train on it: Training tab, \"Uploaded outcome table\" (the downloaded CSV), or "
-                 "`python -m training.label --source outcomes --input TABLE.csv`.")
+                 "`python -m training.pipeline.label --source outcomes --input TABLE.csv`.")
     return "\n\n".join(lines)
 
 

@@ -36,7 +36,7 @@ DATA_CHOICES: dict[str, tuple[str, bool]] = {
     "Compare-all outcome log": ("feedback", False),
 }
 
-# Choice shown to the user -> training strategy (training/strategies.py)
+# Choice shown to the user -> training strategy (training/pipeline/strategies.py)
 STRATEGY_CHOICES: dict[str, str] = {
     "Fine-tune the encoder (minutes)": "finetune",
     "Best head by cross-validation (about a minute)": "auto",
@@ -73,7 +73,7 @@ def metrics_markdown(result: dict[str, Any], epochs: int | None = None) -> str:
                 line += (f"; `{md_text(str(best))}` scored highest, but within one standard error, so the "
                          "simpler head was kept")
         lines.append(line)
-    from training.pipeline import refusal_advice  # torch and datasets load only when training
+    from training.pipeline.run import refusal_advice  # torch and datasets load only when training
 
     tips = refusal_advice(result, epochs=epochs)
     if tips:
@@ -117,7 +117,7 @@ def build_training_tab(service: RouterService) -> None:
         if needs_file and not upload:
             raise UserError("Upload a file for this choice (prompts: JSON, JSONL or CSV with a prompt/text/question "
                             "column; outcomes: RouterBench-style CSV or LLMRouter JSON).")
-        from training.pipeline import run_pipeline  # torch and datasets load only when training
+        from training.pipeline.run import run_pipeline  # torch and datasets load only when training
 
         # The run works in a thread; this generator shows its progress in the summary as it goes.
         steps: queue.Queue = queue.Queue()
@@ -153,7 +153,7 @@ def build_training_tab(service: RouterService) -> None:
                loss_curve_figure(result["loss_history"]), result)
 
     def versions_table() -> list[list[Any]]:
-        from training.release import versions
+        from training.pipeline.release import versions
 
         rows = []
         for v in versions(Path(settings.selector_dir)):
@@ -165,7 +165,7 @@ def build_training_tab(service: RouterService) -> None:
 
     @user_errors
     def roll_back() -> tuple:
-        from training.release import rollback
+        from training.pipeline.release import rollback
 
         if not settings.allow_training:
             raise UserError("Training is off on this deployment (ROUTER_ALLOW_TRAINING=1 turns it on), so is rollback.")

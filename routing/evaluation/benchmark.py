@@ -290,14 +290,14 @@ def run(data_dir: Path, splits: Iterable[str], datasets: Iterable[str], *, run_c
 def graded_pairwise(groups: Sequence[object], grades: Sequence[float], scores: Sequence[float]) -> tuple[float, int]:
     """Over non-tied (by grade) pairs within each group: share the scores order as the grades
     (score ties count 0.5). Returns (agreement, pairs); NaN when there is no pair."""
-    from training.quality import pairwise_agreement
+    from training.quality.model import pairwise_agreement
 
     return pairwise_agreement(groups, grades, scores)
 
 
 def graded_spearman(groups: Sequence[object], grades: Sequence[float], scores: Sequence[float]) -> tuple[float, int]:
     """Mean within-group Spearman rho (groups where grades or scores are constant skipped)."""
-    from training.quality import spearman_per_prompt
+    from training.quality.model import spearman_per_prompt
 
     return spearman_per_prompt(groups, grades, scores)
 
@@ -363,8 +363,7 @@ def graded_cross_validation(frame: pd.DataFrame, folds: int = 5, seed: int = 0, 
     *train* slices join every fold's blend fit as the shipped model's training does (they share
     no prompt with the graded table); ``run_code``: code answers (graded and RouterBench) run in
     the sandbox, as in training and in the app."""
-    from training import quality as T
-
+    from training.quality import model as T
     config = T.QualityConfig(folds=folds, seed=seed, tilt_blend=tilt_blend, run_code=run_code)
     outcome_rows = None
     if outcome_dir is not None and Path(outcome_dir).is_dir():
@@ -409,7 +408,7 @@ def by_regime(groups: Sequence[Any], grades: np.ndarray, scores: dict[str, np.nd
 def shipped_model_on_test(frame: pd.DataFrame, model_dir: Path | None = None, run_code: bool = True) -> dict[str, Any]:
     """The shipped quality model through :func:`evaluate` on the prompts its training held out."""
     from routing.evaluation import quality as Q
-    from training.quality import is_test_prompt
+    from training.quality.model import is_test_prompt
 
     folder = Path(model_dir) if model_dir else Q.DEFAULT_MODEL_DIR
     split_file = folder / "test_split.json"
@@ -484,7 +483,7 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
                outcome_dir: Path | None = None, tilt_blend: bool = False, run_code: bool = True,
                seed: int = 0) -> dict[str, Any]:
     """The ``--graded`` mode: cross-validated figures, the shipped model on its test prompts, speed."""
-    from training.quality import load_graded
+    from training.quality.model import load_graded
 
     frame = load_graded(path)
     if limit:
@@ -535,7 +534,7 @@ def run_graded(path: Path, out: Path, *, folds: int = 5, workers: int = 2, limit
             "pairwise": "over answer pairs to the same prompt with different judge grades, the share the score "
                         "orders as the judge does; score ties count 0.5; 95% CI: bootstrap over prompts",
             "spearman": "Spearman's rho between judge grade and score within a prompt, mean over prompts",
-            "cross_validation": f"{folds}-fold, prompt-disjoint: heads and blend (training.quality.fit_pipeline) "
+            "cross_validation": f"{folds}-fold, prompt-disjoint: heads and blend (training.quality.model.fit_pipeline) "
                                 "refitted on the other folds' prompts; the blend's choice/binary/code regimes on the "
                                 "RouterBench train slices (right/wrong outcomes) when --data-dir has them, as in "
                                 "training",

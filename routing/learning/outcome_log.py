@@ -38,7 +38,7 @@ own code, not the file's owner.) The file and its ``-wal``/``-shm`` companions a
 the app's user only (0600), and a folder the log creates for itself is 0700. Text is redacted
 before it is stored (API keys become ``[redacted NAME]``, see ``routing.safety.redact``).
 
-:func:`export_routerbench_csv` writes RouterBench's wide layout, which ``training.outcomes``
+:func:`export_routerbench_csv` writes RouterBench's wide layout, which ``training.benchmark.outcomes``
 reads like any public outcome table::
 
     sample_id, prompt, eval_name, <model>..., <model>|model_response..., <model>|total_cost...,
@@ -785,7 +785,7 @@ class OutcomeLog:
 def export_routerbench_csv(log_path_or_dir: str | Path, out_csv: str | Path, *,
                            spreadsheet_safe: bool = False) -> Path:
     """Export the whole outcome log in ``log_path_or_dir`` (a data folder or the .sqlite3 file) to a
-    CSV: the training table (``training.label``), so cells are verbatim unless ``spreadsheet_safe``
+    CSV: the training table (``training.pipeline.label``), so cells are verbatim unless ``spreadsheet_safe``
     (a prompt "-5 + 3?" stays what was asked; the Compare tab's download is always neutralised)."""
     log = OutcomeLog(log_path_or_dir)
     if not log.path.exists():

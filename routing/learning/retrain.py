@@ -12,13 +12,13 @@ and test; the shadow sampler asks every model for those prompts. The release gat
 new selector with the live one (the rule-based selector while no learned model is live) on the
 test prompts where both picks have an observed outcome, and with ``--strict-gate`` promotes it
 only when the paired one-sided 95% lower bound of the gain is above zero, on at least as many
-paired test prompts as the power rule asks (``training.train.required_paired``: enough to see a
+paired test prompts as the power rule asks (``training.pipeline.train.required_paired``: enough to see a
 gain of ``ROUTER_GATE_MIN_GAIN`` with 80% power, never fewer than ``ROUTER_GATE_MIN_PAIRED``);
 the app then reloads it. A promoted model gets a
 ``lineage.json`` (and a section in its model card) saying what its data was: rows from
 compare-all, logged answers, shadow comparisons, collect runs, ratings, and their dates.
 
-One caller cannot steer it (``training.feedback``): each rater's ratings together weigh at most
+One caller cannot steer it (``training.pipeline.feedback``): each rater's ratings together weigh at most
 ``ROUTER_RATER_SHARE`` of the rows, ratings that contradict the evaluator or the other raters
 count less, and the gate's test outcomes are evaluator scores that ratings move at most halfway.
 
@@ -67,7 +67,7 @@ def lineage_markdown(info: dict[str, Any]) -> str:
     return (f"\n## Data lineage\nRetrained automatically from the app's outcome log: {info['rows']} rows "
             f"({kinds}; {info['rated_by_people']} rated by people), logged {info['first']} to {info['last']}. "
             "Kinds: compare = compare-all, answer = a logged answer, shadow = a shadow comparison, "
-            "collect = training.collect.\n")
+            "collect = training.collection.collect.\n")
 
 
 class Retrainer:

@@ -8,7 +8,7 @@ float16 weights in ``selector_model/`` are quantized as they load
 
 It is used only where its picks were checked: ``fast_path.json`` in the model folder records the
 share of check prompts on which the int8 model picks the same model as fp32
-(``python -m training.fast_path``; the train step writes it for every candidate). Below
+(``python -m training.pipeline.fast_path``; the train step writes it for every candidate). Below
 :data:`MIN_AGREEMENT`, or with ``ROUTER_FAST_PATH=off``, the selector runs in fp32.
 """
 

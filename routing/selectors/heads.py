@@ -1,6 +1,6 @@
 """Embedding-head selectors: a small head on the bundled sentence encoder's embeddings.
 
-A head folder (what ``python -m training.train --strategy knn|cluster|linear|mlp|auto`` writes, and what
+A head folder (what ``python -m training.pipeline.train --strategy knn|cluster|linear|mlp|auto`` writes, and what
 ``selector_model/`` may hold instead of a fine-tuned classifier) is::
 
     config.json          {"model_type": "router-embedding-head", "router": {"strategy", "encoder",
@@ -214,7 +214,7 @@ def added_cluster_scores(levels: Sequence[tuple[np.ndarray, Any]], temperature: 
     pseudo-prompts, and read for a new prompt as the other models' rates are. Without an anchor
     (a constant) this is the newcomer's cluster rates shrunk towards its overall mean. On
     RouterBench and LLMRouter the anchor roughly halved what adding a model from 100 rows lost
-    against training with all its rows (``training.benchmark --leave-one-model-out``)."""
+    against training with all its rows (``training.benchmark.run --leave-one-model-out``)."""
     added_T = np.asarray(added_T, np.float64)
     if anchor_at_added is None or anchor_at_X is None:
         prior_a = np.full(len(added_T), float(added_T.mean()))
@@ -327,7 +327,7 @@ class HeadScorer:
             router = config["router"]
             self.strategy = str(router["strategy"])
             self.labels = [str(x) for x in router["labels"]]
-            # Models added later from a few outcomes (training.add_model): see _added.
+            # Models added later from a few outcomes (training.pipeline.add_model): see _added.
             self.added = [str(x) for x in router.get("added") or []]
             self.added_k = int(router.get("added_k") or ADDED_K)
             self._anchors: dict[int, np.ndarray] = {}     # added model -> the trained models' mean on its prompts

@@ -1,9 +1,9 @@
 """The pipeline's train step, end to end, as a benchmark router.
 
-Fine-tunes the encoder with the same code as ``python -m training.train`` (:func:`training.train.fit`,
+Fine-tunes the encoder with the same code as ``python -m training.pipeline.train`` (:func:`training.pipeline.train.fit`,
 outcome objective: one sigmoid per model, trained on the per-model scores, early stopping on the
 prepare step's validation split), then scores any prompts: per-model success probabilities in
-the order of ``models``. Used by :mod:`training.benchmark`; nothing here touches the shipped
+the order of ``models``. Used by :mod:`training.benchmark.run`; nothing here touches the shipped
 ``selector_model/``.
 """
 
@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from routing.selectors.classifier import encode_ids
-from training.train import Progress, TrainConfig, _predict, fit, load_split
+from training.pipeline.train import Progress, TrainConfig, _predict, fit, load_split
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Check the selector's int8 fast path: ``python -m training.fast_path [--selector-dir DIR] [--prompts FILE]``.
+"""Check the selector's int8 fast path: ``python -m training.pipeline.fast_path [--selector-dir DIR] [--prompts FILE]``.
 
 Scores the check prompts (default: the built-in corpus, 601 prompts) with the selector in fp32
 and with int8 linear layers, writes the share of prompts on which both pick the same model to
@@ -24,7 +24,7 @@ CHECK_PROMPTS = 400
 
 
 def check_prompts(extra: Sequence[str] = (), limit: int = CHECK_PROMPTS) -> list[str]:
-    from training.label import DEFAULT_CORPUS, read_prompts
+    from training.pipeline.label import DEFAULT_CORPUS, read_prompts
 
     corpus = read_prompts(DEFAULT_CORPUS)
     return list(dict.fromkeys(list(extra) + corpus[:max(0, limit - len(extra))]))
@@ -46,14 +46,14 @@ def write_check(model_dir: str | Path, texts: Sequence[str]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.fast_path", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.pipeline.fast_path", description=__doc__.split("\n")[0])
     parser.add_argument("--selector-dir", help="selector folder (default: ROUTER_SELECTOR_DIR / selector_model)")
     parser.add_argument("--prompts", help="check prompts (JSON, JSONL, CSV or TXT; default: the built-in corpus)")
     args = parser.parse_args(argv)
     folder = Path(args.selector_dir or get_settings().selector_dir)
     try:
         if args.prompts:
-            from training.label import read_prompts
+            from training.pipeline.label import read_prompts
 
             texts = read_prompts(args.prompts)
         else:

@@ -1,4 +1,4 @@
-"""Add a model to the live selector from its outcomes: ``python -m training.add_model --outcomes FILE --model ID``.
+"""Add a model to the live selector from its outcomes: ``python -m training.pipeline.add_model --outcomes FILE --model ID``.
 
 A new pool model needs no retraining of the others: its outcome rows (about 100 evaluated
 prompts are enough to start; an outcome table in RouterBench or LLMRouter layout with a column
@@ -12,7 +12,7 @@ similarity-weighted mean of its outcomes on the most similar of those prompts
 an embedding-head selector (``--strategy knn|cluster|linear|mlp|auto``);
 a fine-tuned classifier has no such slot (retrain it as a head first).
 
-The updated selector replaces the live one (the previous one is kept: ``training.release
+The updated selector replaces the live one (the previous one is kept: ``training.pipeline.release
 .rollback``), and ``label_encoder.json`` gains the model; add the model to the pool
 (``assets/models.json``) for the app to route to it.
 """
@@ -32,8 +32,8 @@ from routing.errors import UserError
 from routing.selectors.heads import ADDED_K, HEAD_FILE, HeadScorer, is_head_dir
 from routing.selectors.classifier import label_encoder_data
 from routing.settings import get_settings
-from training import release
-from training.outcomes import read_many
+from training.pipeline import release
+from training.benchmark.outcomes import read_many
 
 
 def model_rows(outcomes: Sequence[str | Path], model: str, max_rows: int | None = None) -> tuple[list[str], np.ndarray]:
@@ -87,7 +87,7 @@ def add_to_head(folder: str | Path, model: str, prompts: Sequence[str], outcomes
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.add_model", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.pipeline.add_model", description=__doc__.split("\n")[0])
     parser.add_argument("--outcomes", nargs="+", required=True, help="outcome table(s) with a column for the model")
     parser.add_argument("--model", required=True, help="the new model's id (its column in the table)")
     parser.add_argument("--max-rows", type=int, help="use at most this many of its rows")

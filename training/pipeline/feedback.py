@@ -26,7 +26,7 @@ every caller's maths prompts to Llama). The export here is the RouterBench layou
   :data:`CLAIM_MIN_WEIGHT` (0.5) together, else it stays unobserved.
 
 **The release gate's test outcomes** (:func:`gate_scores`, in the ``.gate.json`` file beside the
-CSV; ``training.train`` reads them for the test split) take even less from ratings: every test
+CSV; ``training.pipeline.train`` reads them for the test split) take even less from ratings: every test
 outcome is an evaluator's score, moved by the ratings at most halfway (``W`` capped at
 :data:`GATE_RATING_WEIGHT`, 0.5), and claims are not outcomes at all there. So ratings alone never
 decide whether a candidate is promoted.

@@ -1,4 +1,4 @@
-"""Step 2 - prepare datasets: ``python -m training.prepare --input labeled_prompts.json --out DIR``.
+"""Step 2 - prepare datasets: ``python -m training.pipeline.prepare --input labeled_prompts.json --out DIR``.
 
 Makes ``dataset_train.json``, ``dataset_val.json`` and ``dataset_test.json`` with the
 ``datasets`` library: empty prompts dropped, duplicates (same normalised text) dropped, split
@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from routing.errors import UserError
 from routing.settings import get_settings
-from training.label import META_SUFFIX
+from training.pipeline.label import META_SUFFIX
 from routing.learning.slices import hash_in_share
 from training.text import text_hash
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 FROZEN_FILE = "test_split.json"
-META_FILE = "dataset_meta.json"   # source and label order, read by training.train
+META_FILE = "dataset_meta.json"   # source and label order, read by training.pipeline.train
 MIN_FROZEN_OVERLAP = 0.5  # below this share of the frozen prompts present, a new test split is made
 TEST_SLICES = ("frozen", "hash")
 
@@ -53,7 +53,7 @@ class PrepareResult:
 
 def _load_records(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
-        raise UserError(f"Labelled prompts {path} not found: run python -m training.label first.")
+        raise UserError(f"Labelled prompts {path} not found: run python -m training.pipeline.label first.")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -188,7 +188,7 @@ def prepare(input_path: str | Path, out_dir: str | Path, *, val_fraction: float 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.prepare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.pipeline.prepare", description=__doc__.split("\n")[0])
     parser.add_argument("--input", default="labeled_prompts.json")
     parser.add_argument("--out", default=".", help="folder for dataset_{train,val,test}.json")
     parser.add_argument("--val-fraction", type=float, default=0.1)

@@ -2,13 +2,13 @@
 
 Trains a selector on TRAIN outcome tables with the pipeline's label step (outcomes) and prepare
 step (a stratified validation split), and the head exactly as the app's train step fits it
-(``python -m training.train --strategy auto``, :mod:`training.strategies`): per-model success
+(``python -m training.pipeline.train --strategy auto``, :mod:`training.pipeline.strategies`): per-model success
 probabilities on the base encoder's embeddings - the k nearest TRAIN prompts' outcomes, a
 multi-resolution cluster prior, a ridge linear probe, a bagged MLP, or the mean of two of them,
 picked by 3-fold CV on TRAIN (AIQ where TRAIN has costs) with the one-standard-error rule - and
 a cost model giving each model's expected cost on each prompt, which the cost knob trades
 against success. ``--selector-strategy`` fixes the head instead. With ``--finetune`` the pipeline's train step also
-fine-tunes the encoder end to end (one sigmoid per model, :mod:`training.finetuned_selector`),
+fine-tunes the encoder end to end (one sigmoid per model, :mod:`training.benchmark.finetuned_selector`),
 and the selector is the fine-tuned model, the embedding head or their average, whichever routes
 best on the validation split. (Off by default: on RouterBench and LLMRouter the fine-tuned model
 was no better on the validation split, at ~25x the time.)
@@ -23,7 +23,7 @@ It reports on TEST, side by side: random routing, every single model, the best s
 * for two-model pools: APGR and the strong-model share needed for 50% / 80% of the gap (CPT).
 
 Writes ``report.json`` and ``cost_quality.html`` (plotly) to ``--out`` and prints a one-line
-JSON summary last. Metric conventions: :mod:`training.routing_metrics`.
+JSON summary last. Metric conventions: :mod:`training.benchmark.metrics`.
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ import numpy as np
 
 from routing.errors import UserError
 from routing.settings import get_settings
-from training import routing_metrics as rm
+from training.benchmark import metrics as rm
 from training.embeddings import default_base_model, embed
-from training.cost_model import CostModel
-from training.head import choose_k, knn_predict
-from training.finetuned_selector import finetune
-from training.label import label_outcomes
-from training.outcomes import OutcomeTable, estimate_costs, load_prices, read_many
-from training.train import TrainConfig
+from training.benchmark.cost_model import CostModel
+from training.benchmark.head import choose_k, knn_predict
+from training.benchmark.finetuned_selector import finetune
+from training.pipeline.label import label_outcomes
+from training.benchmark.outcomes import OutcomeTable, estimate_costs, load_prices, read_many
+from training.pipeline.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ def load_tables(train_paths: Sequence[str], test_paths: Sequence[str],
 
 def run_selector_pipeline(train: OutcomeTable, work: Path, seed: int) -> dict[str, Any]:
     """The pipeline's label and prepare steps on TRAIN (outcome labels, stratified val split)."""
-    from training.label import write_labels, LabelResult
-    from training.prepare import prepare
+    from training.pipeline.label import write_labels, LabelResult
+    from training.pipeline.prepare import prepare
 
     records, labels, notes = label_outcomes(train, None)
     counts = {m: sum(1 for r in records if r["label"] == m) for m in labels}
@@ -106,20 +106,20 @@ def run_selector_pipeline(train: OutcomeTable, work: Path, seed: int) -> dict[st
 
 
 def fit_selector(X: np.ndarray, train: OutcomeTable, seed: int, strategy: str = "auto") -> tuple[str, Any, Any]:
-    """The selector exactly as ``python -m training.train --strategy STRATEGY`` fits its head on
+    """The selector exactly as ``python -m training.pipeline.train --strategy STRATEGY`` fits its head on
     ``train`` (TRAIN only): ``(candidate, fitted, head_fit)``. ``auto`` is the app's contest
-    (:func:`training.strategies.fit_head`: the four heads and their pairs by 3-fold CV on TRAIN,
+    (:func:`training.pipeline.strategies.fit_head`: the four heads and their pairs by 3-fold CV on TRAIN,
     by AIQ where TRAIN prices every model, the one-standard-error rule); ``head_fit`` is its
-    :class:`~training.strategies.HeadFit` (None for a fixed strategy)."""
-    from training.strategies import AUTO_CANDIDATES, fit_head, fit_one
-    from training.train import Dataset
+    :class:`~training.pipeline.strategies.HeadFit` (None for a fixed strategy)."""
+    from training.pipeline.strategies import AUTO_CANDIDATES, fit_head, fit_one
+    from training.pipeline.train import Dataset
 
     if strategy != "auto":
         if strategy not in AUTO_CANDIDATES:
             raise UserError(f"Unknown selector strategy {strategy!r}; use auto or one of {', '.join(AUTO_CANDIDATES)}.")
         return strategy, fit_one(strategy, X, train.scores, seed), None
     records = ([{"costs": dict(zip(train.models, map(float, row)))} for row in train.costs]
-               if train.costs is not None else [{}] * len(train))   # as training.label writes them
+               if train.costs is not None else [{}] * len(train))   # as training.pipeline.label writes them
     data = Dataset(list(train.prompts), [int(np.nanargmax(np.nan_to_num(r, nan=-1))) for r in train.scores],
                    train.scores, records)
     empty = Dataset([], [], np.zeros((0, train.scores.shape[1])), [])
@@ -160,7 +160,7 @@ def choose_source(train: OutcomeTable, X: np.ndarray, val_texts: Sequence[str], 
     if len(val) < 10 or len(rest) < 10:
         return "finetuned+embedding", {}
     T = train.scores
-    from training.strategies import fit_one
+    from training.pipeline.strategies import fit_one
 
     emb = fit_one(variant, X[rest], T[rest], seed).predict(X[val])
     ft = finetuned_val([train.prompts[i] for i in val])
@@ -200,7 +200,7 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     (outcome objective), and the selector is the embedding head, the fine-tuned transformer or
     their average, whichever routes best on the prepare step's validation split.
     """
-    from training.strategies import AUTO_CANDIDATES, HEAD_STRATEGIES
+    from training.pipeline.strategies import AUTO_CANDIDATES, HEAD_STRATEGIES
 
     if selector_strategy not in ("auto", *AUTO_CANDIDATES):   # before minutes of embedding
         raise UserError(f"Unknown selector strategy {selector_strategy!r}; use auto or one of "
@@ -234,7 +234,7 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
     k, k_scores = choose_k(Xtr, train.scores, seed=seed)
     knn_pred = knn_predict(Xtr, train.scores, Xte, k)
 
-    # The selector: the app's own training strategy (``training.train --strategy auto`` by
+    # The selector: the app's own training strategy (``training.pipeline.train --strategy auto`` by
     # default: per-model success probabilities from a head on the same embeddings, the head or
     # pair of heads chosen by CV on TRAIN), so the figures are those of what the app ships; its
     # cost knob uses the cost model's expected cost of each model on each prompt.
@@ -264,7 +264,7 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         t_ft = time.time() - t2
     mlp_pred = None
     if with_mlp_head:
-        from training.strategies import fit_one
+        from training.pipeline.strategies import fit_one
 
         mlp_pred = emb_pred if variant == "mlp" else fit_one("mlp", Xtr, train.scores, seed).predict(Xte)
 
@@ -298,7 +298,7 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         "n_train": len(train), "n_test": len(test), "models": models, "notes": notes,
         "pipeline": pipe, "knn": {"k": k, "cv_quality": k_scores},
         "selector": {"source": source, "source_scores_on_val": source_scores, "finetune": ft_info,
-                     "method": "the app's training strategy (training.train --strategy, auto by default): "
+                     "method": "the app's training strategy (training.pipeline.train --strategy, auto by default): "
                                "per-model success probabilities from a head on the base encoder's mean-pooled "
                                "embeddings (head+tail truncation) - kNN, a multi-resolution soft k-means cluster "
                                "prior, a ridge linear probe, a bagged MLP, or the mean of two of them, chosen by "
@@ -354,7 +354,7 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
         report["max_cost"] = max_cost
     report["curves"] = curves
 
-    # ---- the app's training strategies (training/strategies.py), side by side on the same data
+    # ---- the app's training strategies (training/pipeline/strategies.py), side by side on the same data
     strategy_report: dict[str, Any] = {}
     for name in strategies:
         same = (variant, emb_pred, t_head) if name == selector_strategy else None   # fitted once, above
@@ -411,11 +411,11 @@ def benchmark(train_paths: Sequence[str], test_paths: Sequence[str], out_dir: st
 def _leave_one_model_out(Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, test: OutcomeTable,
                          knob_cost: np.ndarray, max_cost: float | None, knn_aiq: float | None,
                          ks: Sequence[int], seed: int) -> dict[str, Any]:
-    """Hold each model out of the cluster head, add it back from k of its TRAIN rows (training.add_model's
+    """Hold each model out of the cluster head, add it back from k of its TRAIN rows (training.pipeline.add_model's
     way on a cluster head: its residuals against the other models' mean in the head's clusters), and
     compare with the head trained on everything."""
     from routing.selectors.heads import added_cluster_scores
-    from training.strategies import fit_one
+    from training.pipeline.strategies import fit_one
 
     S, C = test.scores, test.costs
     T = train.scores
@@ -466,7 +466,7 @@ def _leave_one_model_out(Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, 
 def _strategy_result(name: str, Xtr: np.ndarray, train: OutcomeTable, Xte: np.ndarray, test: OutcomeTable,
                      knob_cost: np.ndarray, max_cost: float | None, best_single: dict[str, Any],
                      seed: int, fitted: tuple[str, np.ndarray, float] | None = None) -> dict[str, Any]:
-    """One training strategy fitted on TRAIN's embeddings, as ``training.train --strategy`` fits it
+    """One training strategy fitted on TRAIN's embeddings, as ``training.pipeline.train --strategy`` fits it
     (``fitted``: ``(candidate, TEST predictions, fit seconds)`` where the selector is that fit)."""
     t0 = time.time()
     if fitted is None:
@@ -539,10 +539,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache-dir", help="embedding cache (default: ROUTER_CACHE_DIR/embeddings)")
     parser.add_argument("--leave-one-model-out", action="store_true",
                         help="hold each model out, add it back from 50/100/200 of its TRAIN rows "
-                             "(training.add_model's way) and compare with training on everything and kNN")
+                             "(training.pipeline.add_model's way) and compare with training on everything and kNN")
     parser.add_argument("--strategies", default="",
                         help="comma-separated training strategies to report side by side (knn,cluster,linear,mlp,auto: "
-                             "as python -m training.train --strategy fits them)")
+                             "as python -m training.pipeline.train --strategy fits them)")
     parser.add_argument("--report-json", help="also write report.json here (e.g. benchmarks/results/...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)

@@ -1,4 +1,4 @@
-"""Which selector the train step builds: ``python -m training.train --strategy NAME``.
+"""Which selector the train step builds: ``python -m training.pipeline.train --strategy NAME``.
 
 * ``finetune`` - the encoder fine-tuned end to end as a sequence classifier (the shipped format,
   ``pipeline("text-classification")`` loads it);
@@ -110,7 +110,7 @@ def saved_strategy(name: str) -> str:
 
 def fit_one(strategy: str, X: np.ndarray, T: np.ndarray, seed: int) -> Any:
     """Fit a head (or ``a+b``: the mean of two) on embeddings ``X`` and outcomes ``T``."""
-    from training.head import ClusterConfig, ClusterPrior, HeadConfig, KnnPrior, LinearProbe, SuccessHead
+    from training.benchmark.head import ClusterConfig, ClusterPrior, HeadConfig, KnnPrior, LinearProbe, SuccessHead
 
     if "+" in strategy:
         names = strategy.split("+")
@@ -164,8 +164,7 @@ def cost_quality_score(pred: np.ndarray, T: np.ndarray, costs: np.ndarray, knob:
     """AIQ (area under the cost-quality hull of the cost knob's sweep, RouterBench's figure) of
     out-of-fold scores ``pred``, the knob trading them against ``knob`` (expected cost per prompt
     and model; default each model's mean cost); a pick without an outcome counts as the model's mean."""
-    from training import routing_metrics as rm
-
+    from training.benchmark import metrics as rm
     filled = _filled(T)
     points = [(p["cost"], p["quality"]) for p in rm.sweep(pred, filled, costs, costs.mean(axis=0) if knob is None else knob)]
     return float(rm.aiq(points, float(costs.mean(axis=0).max())))
@@ -187,8 +186,7 @@ def _standard_errors(preds: dict[str, np.ndarray], best: str, T: np.ndarray, cos
     filled = _filled(T)
     out = {}
     if costs is not None:
-        from training import routing_metrics as rm
-
+        from training.benchmark import metrics as rm
         top = float(costs.mean(axis=0).max())
         for name, pred in preds.items():
             out[name] = 0.0 if name == best else float(np.std(rm.aiq_diff_samples(
@@ -208,7 +206,7 @@ def fit_head(strategy: str, X: dict[str, np.ndarray], splits: dict[str, Any], mu
 
     ``auto`` ranks its candidates by out-of-fold AIQ when every record prices every model
     (``records[i]["costs"]``, keyed by ``models``: the cost knob's whole curve counts, as in
-    ``training.benchmark``), else by routing quality (see the module docstring)."""
+    ``training.benchmark.run``), else by routing quality (see the module docstring)."""
     say = progress or (lambda f, m: None)
     t0 = time.time()
     T_train = targets_for(splits["train"], multi)
@@ -237,7 +235,7 @@ def fit_head(strategy: str, X: dict[str, np.ndarray], splits: dict[str, Any], mu
             costs = record_costs(records_all, list(models or []), T_all.shape[1]) if multi else None
             knob = None
             if costs is not None:   # the knob's expected cost per prompt, out of fold (as it will be live)
-                from training.cost_model import CostModel
+                from training.benchmark.cost_model import CostModel
 
                 criterion, knob = "aiq", np.zeros(costs.shape)
                 texts = list(splits["train"].texts) + (list(splits["val"].texts) if len(X["val"]) else [])

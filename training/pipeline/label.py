@@ -1,4 +1,4 @@
-"""Step 1 - label prompts: ``python -m training.label --source rules|outcomes|feedback``.
+"""Step 1 - label prompts: ``python -m training.pipeline.label --source rules|outcomes|feedback``.
 
 Writes ``labeled_prompts.json``: ``[{"text", "label", "scores": {model: score}, "costs"?: {...}}]``.
 
@@ -6,11 +6,11 @@ Writes ``labeled_prompts.json``: ``[{"text", "label", "scores": {model: score}, 
   ``assets/prompt_corpus.jsonl``; any JSON / JSONL / CSV / TXT prompt file works); ``scores``
   are the rules' soft scores.
 * ``outcomes``: an outcome table (RouterBench CSV or LLMRouter JSON, see
-  :mod:`training.outcomes`); the label is the best-scoring model, ties going to the cheaper one;
+  :mod:`training.benchmark.outcomes`); the label is the best-scoring model, ties going to the cheaper one;
   ``scores`` keep every model's real quality so training can learn who else was good enough.
 * ``feedback``: the outcome log exported by compare-all and user feedback, in the same outcome
   layout (default ``<ROUTER_DATA_DIR>/outcome_log.csv``), each rater's ratings capped and the
-  release gate's test outcomes beside it (:mod:`training.feedback`).
+  release gate's test outcomes beside it (:mod:`training.pipeline.feedback`).
 
 With a pool, outcome columns for models outside the pool are dropped (and reported), so the
 labels always match the pool the selector will serve.
@@ -33,7 +33,7 @@ import pandas as pd
 from routing.errors import UserError
 from routing.pool import ModelPool, load_pool
 from routing.settings import ASSETS_DIR, REPO_ROOT, get_settings
-from training.outcomes import PROMPT_COLUMNS, OutcomeTable, read_many
+from training.benchmark.outcomes import PROMPT_COLUMNS, OutcomeTable, read_many
 from training.files import read_data_file
 from training.text import prompt_text
 
@@ -63,10 +63,10 @@ class LabelResult:
 
 def default_feedback_file(rater_share: float | None = None) -> Path:
     """The outcome log, freshly exported to the RouterBench layout (when there is a log) with each
-    rater's say capped (:mod:`training.feedback`; ``rater_share`` defaults to ROUTER_RATER_SHARE),
+    rater's say capped (:mod:`training.pipeline.feedback`; ``rater_share`` defaults to ROUTER_RATER_SHARE),
     and the release gate's test outcomes beside it (``outcome_log.gate.json``)."""
     from routing.learning.outcome_log import OutcomeLog, log_path
-    from training.feedback import write_export
+    from training.pipeline.feedback import write_export
 
     settings = get_settings()
     data_dir = settings.data_dir
@@ -166,7 +166,7 @@ def label(source: str, input_paths: Sequence[str | Path] | None = None, pool: Mo
     """Label prompts from ``source`` (see module doc). ``pool`` defaults to the configured pool.
 
     ``feedback`` from the log itself (no input file): each rater's ratings are capped
-    (``rater_share``, :mod:`training.feedback`) and every record carries ``gate_scores``, the
+    (``rater_share``, :mod:`training.pipeline.feedback`) and every record carries ``gate_scores``, the
     outcomes the release gate judges it by when it falls in the test split."""
     if source not in SOURCES:
         raise UserError(f"Unknown label source {source!r}; use one of {', '.join(SOURCES)}.")
@@ -187,7 +187,7 @@ def label(source: str, input_paths: Sequence[str | Path] | None = None, pool: Mo
             paths = [default_feedback_file(rater_share)]
             if not paths[0].is_file():
                 raise UserError(f"No feedback log yet at {paths[0]}: compare models or rate answers first.")
-            from training.feedback import read_gate
+            from training.pipeline.feedback import read_gate
 
             gate = read_gate(paths[0])
         else:
@@ -226,7 +226,7 @@ def write_labels(result: LabelResult, out: str | Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.label", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.pipeline.label", description=__doc__.split("\n")[0])
     parser.add_argument("--source", choices=SOURCES, default="rules")
     parser.add_argument("--input", action="append", help="prompt file or outcome table (repeatable)")
     parser.add_argument("--pool", help="model pool file (default: ROUTER_MODELS_FILE / assets/models.json)")

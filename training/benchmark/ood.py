@@ -1,4 +1,4 @@
-"""Out-of-domain routing on the shared data: ``python -m training.ood``.
+"""Out-of-domain routing on the shared data: ``python -m training.benchmark.ood``.
 
 Two-model routing (RouteLLM's setting): a strong model (GPT-4) and a weak one (Mixtral 8x7B),
 a router ranks the prompts by how much the strong model is needed, and APGR (average
@@ -31,10 +31,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from routing.errors import UserError
-from training import routing_metrics as rm
-
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "outcomes"
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ood_routing.json"
+from training.benchmark import metrics as rm
+DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "outcomes"
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ood_routing.json"
 TASKS = ("arc_challenge", "mbpp", "winograde")
 ROUTERBENCH_PAIR = ("gpt-4-1106-preview", "mistralai/mixtral-8x7b-chat")
 ARENA_PAIR = ("gpt-4-0314", "Mixtral-8x7B-Instruct-v0.1")
@@ -52,7 +51,7 @@ class PairSet:
 
 def pair_set(paths: Sequence[str | Path], pair: tuple[str, str], name: str) -> PairSet:
     """The rows of the outcome tables where both models of ``pair`` have a score."""
-    from training.outcomes import read_many
+    from training.benchmark.outcomes import read_many
 
     table = read_many([str(p) for p in paths])
     missing = [m for m in pair if m not in table.models]
@@ -76,7 +75,7 @@ def logistic_router(X: np.ndarray, S: np.ndarray) -> Any:
 def rank_scores(X_train: np.ndarray, S_train: np.ndarray, X_test: np.ndarray, seed: int = 0
                 ) -> dict[str, np.ndarray]:
     """Every router's rank score on the test prompts (higher: send to the strong model)."""
-    from training.strategies import fit_one
+    from training.pipeline.strategies import fit_one
 
     out: dict[str, np.ndarray] = {}
     for name in HEADS:
@@ -136,7 +135,7 @@ def run(data_dir: Path, out: Path, *, cache_dir: Path | None = None, seed: int =
             name: all(r["apgr"][name] > max(r["apgr"]["knn"], r["apgr"]["logistic"]) for r in results.values())
             for name in HEADS if name != "knn"},
     }
-    report = {"command": "python -m training.ood", "pairs": {"routerbench": ROUTERBENCH_PAIR, "arena_bench": ARENA_PAIR},
+    report = {"command": "python -m training.benchmark.ood", "pairs": {"routerbench": ROUTERBENCH_PAIR, "arena_bench": ARENA_PAIR},
               "encoder": base, "seconds": round(time.time() - t0, 1), "sets": results, "summary": summary}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -154,7 +153,7 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.ood", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.benchmark.ood", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="the shared outcomes folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache (default ROUTER_CACHE_DIR)")

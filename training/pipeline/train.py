@@ -1,4 +1,4 @@
-"""Step 3 - fine-tune the selector: ``python -m training.train --data DIR``.
+"""Step 3 - fine-tune the selector: ``python -m training.pipeline.train --data DIR``.
 
 Fine-tunes a Hugging Face encoder (default: the bundled all-MiniLM-L6-v2; any name or path) as
 an ``AutoModelForSequenceClassification`` over the pool's model ids:
@@ -10,7 +10,7 @@ an ``AutoModelForSequenceClassification`` over the pool's model ids:
 
 Validation loss drives early stopping (best weights kept); seeds make runs repeatable. The
 result is saved with ``save_pretrained`` (safetensors, float16) beside the live model, with a
-model card and ``label_encoder.json``, then the release gate (:mod:`training.release`) promotes
+model card and ``label_encoder.json``, then the release gate (:mod:`training.pipeline.release`) promotes
 it only if it does at least as well as the live model on the same frozen test split (automatic
 retraining, ``strict_gate``: only if surely better, on as many paired test prompts as the power rule
 of :func:`required_paired` asks). Nothing is written into the code checkout: a model meant for the
@@ -37,10 +37,10 @@ from routing.errors import UserError
 from routing.selectors.heads import load_scorer
 from routing.selectors.classifier import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, SelectorLoadError, encode_ids, label_encoder_data, pad
 from routing.settings import get_settings, is_shipped_encoder, is_shipped_selector, selector_folders
-from training import release
+from training.pipeline import release
 from training.embeddings import default_base_model
-from training.prepare import FROZEN_FILE, META_FILE
-from training.strategies import DEFAULT_STRATEGY, STRATEGIES, check_strategy, fit_head
+from training.pipeline.prepare import FROZEN_FILE, META_FILE
+from training.pipeline.strategies import DEFAULT_STRATEGY, STRATEGIES, check_strategy, fit_head
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class TrainConfig:
     objective: str = "auto"            # auto | single_label | multi_label
     max_steps: int | None = None       # hard cap on optimiser steps (tests, quick runs)
     evals_per_epoch: int = 1
-    strategy: str = DEFAULT_STRATEGY   # finetune | knn | cluster | linear | auto (training/strategies.py)
+    strategy: str = DEFAULT_STRATEGY   # finetune | knn | cluster | linear | auto (training/pipeline/strategies.py)
 
 
 @dataclass
@@ -106,10 +106,10 @@ def set_seed(seed: int) -> None:
 
 def load_split(path: Path, labels: Sequence[str], *, gate: bool = False) -> Dataset:
     """One split. ``gate`` (the test split): a record's ``gate_scores``, where it has them, are
-    its outcomes - what the release gate judges by (``training.feedback``: evaluator scores that
+    its outcomes - what the release gate judges by (``training.pipeline.feedback``: evaluator scores that
     ratings move at most halfway; a rating alone is no test outcome)."""
     if not path.is_file():
-        raise UserError(f"{path} not found: run python -m training.prepare first.")
+        raise UserError(f"{path} not found: run python -m training.pipeline.prepare first.")
     records = json.loads(path.read_text(encoding="utf-8"))
     index = {m: i for i, m in enumerate(labels)}
     unknown = sorted({r["label"] for r in records} - set(index))
@@ -655,7 +655,7 @@ def paired_replay(new: np.ndarray, old: np.ndarray, data: Dataset) -> dict[str, 
     a, b = t[rows, new.argmax(axis=1)], t[rows, old.argmax(axis=1)]
     both = ~np.isnan(a) & ~np.isnan(b)
     seen = int((~np.all(np.isnan(t), axis=1)).sum())
-    from training.routing_metrics import bootstrap_ci
+    from training.benchmark.metrics import bootstrap_ci
 
     return {"n": int(both.sum()), "of": seen,
             # alpha 0.10: the lower end is a one-sided 95% bound on the gain.
@@ -770,7 +770,7 @@ def _train_head(strategy: str, splits: dict[str, Dataset], labels: Sequence[str]
 def _check_fast_path(cand: Path, texts: Sequence[str]) -> dict[str, Any]:
     """Write the candidate's ``fast_path.json`` (int8 vs fp32 picks on the test split and the
     built-in corpus); a failed check leaves the candidate on fp32."""
-    from training.fast_path import check_prompts, write_check
+    from training.pipeline.fast_path import check_prompts, write_check
 
     try:
         return write_check(cand, check_prompts(list(texts)))
@@ -785,7 +785,7 @@ def _metric(probs: np.ndarray, data: Dataset, labels: Sequence[str], name: str) 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.pipeline.train", description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=".", help="folder with dataset_{train,val,test}.json")
     parser.add_argument("--base-model", help="HF name or local path (default: bundled all-MiniLM-L6-v2)")
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)

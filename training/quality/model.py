@@ -50,7 +50,7 @@ from routing.evaluation.sandbox import measuring_refusal
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # training/quality/model.py -> the repository
 
 
 def _portable(path) -> str:
@@ -713,7 +713,7 @@ def model_card(report: dict[str, Any], conf: dict[str, Any]) -> str:
     tilt_note = ("" if not any("graded_pairwise_tilted" in w for w in conf["combination"].values()) else
                  " A regime fitted on outcomes that also has graded training prompts is then turned\n"
                  "toward the learned score as far as the grades of those prompts gain while the outcomes'\n"
-                 "ROC AUC does not fall (`--tilt-blend`, `training.quality.tilt_toward_grades`).")
+                 "ROC AUC does not fall (`--tilt-blend`, `training.quality.model.tilt_toward_grades`).")
     data = report.get("data", {})
     return f"""---
 library_name: numpy

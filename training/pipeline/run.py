@@ -16,11 +16,11 @@ from typing import Any, Callable, Sequence
 
 from routing.errors import UserError
 from routing.pool import ModelPool
-from training.label import SOURCES, label, write_labels
-from training.prepare import prepare
-from training.prepare import TEST_SLICES
-from training.strategies import DEFAULT_STRATEGY, STRATEGIES, check_strategy
-from training.train import TrainConfig, train
+from training.pipeline.label import SOURCES, label, write_labels
+from training.pipeline.prepare import prepare
+from training.pipeline.prepare import TEST_SLICES
+from training.pipeline.strategies import DEFAULT_STRATEGY, STRATEGIES, check_strategy
+from training.pipeline.train import TrainConfig, train
 
 Progress = Callable[[float, str], None]
 
@@ -38,7 +38,7 @@ def run_pipeline(source: str, input_path: str | Path | None, base_model: str | N
 
     Never writes the code checkout: a ``selector_dir`` naming the shipped ``selector_model/`` (the
     Training tab's default) trains into ``<ROUTER_DATA_DIR>/selector/`` and gates against the
-    shipped model while that folder holds none (``training.train.train``; ``live_dir`` names that
+    shipped model while that folder holds none (``training.pipeline.train.train``; ``live_dir`` names that
     fallback explicitly). ``min_paired`` / ``min_gain``: the strict gate's power rule;
     ``rater_share``: the most of the rows one rater's ratings weigh (``--source feedback``).
 

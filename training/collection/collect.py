@@ -1,6 +1,6 @@
 """Collect outcomes in bulk: every chosen pool model answers every prompt, into an outcome table.
 
-``python -m training.collect PROMPTS --out TABLE.csv --budget-usd X [--models a,b] [--max-tokens N]
+``python -m training.collection.collect PROMPTS --out TABLE.csv --budget-usd X [--models a,b] [--max-tokens N]
 [--concurrency N] [--column NAME] [--dry-run] [--no-run-code]``
 
 1. **Estimate first.** Before anything is sent it prints the calls to make and what they could
@@ -23,7 +23,7 @@
 4. **The table.** RouterBench's wide layout, as ``routing.learning.outcome_log.export_routerbench_csv``
    writes it (``sample_id, prompt, eval_name, <model>..., <model>|model_response...,
    <model>|total_cost..., oracle_model_to_route_to``), one row per prompt, which
-   ``python -m training.label --source outcomes --input TABLE.csv`` reads. A model's score is the
+   ``python -m training.pipeline.label --source outcomes --input TABLE.csv`` reads. A model's score is the
    evaluator's normalised score in [0, 1], each answer scored with the other models' answers to
    the same prompt as its peers (:func:`routing.evaluation.evaluator.evaluate_group`, as compare-all does). A
    failed call leaves its score and cost empty (an outage says nothing about quality).
@@ -98,7 +98,7 @@ def check_ours(table: Path, input_path: str | Path) -> None:
     if table.exists() and Path(input_path).exists() and table.resolve() == Path(input_path).resolve():
         raise UserError(f"--out {table.name} is the prompt file itself; give the outcome table another name.")
     if table.exists() and not (work_dir(table) / ANSWERS_DIR).is_dir():
-        raise UserError(f"{table} exists and was not written by training.collect (there is no "
+        raise UserError(f"{table} exists and was not written by training.collection.collect (there is no "
                         f"{work_dir(table).name}/ beside it); choose another --out or move the file away. "
                         "Nothing was sent.")
 
@@ -689,7 +689,7 @@ def _format_run(run: CollectRun) -> str:
         lines.append("wins (evaluator's best): " + ", ".join(f"{m} {v['wins']}" for m, v in t["per_model"].items()))
         if t["failed_cells"] and run.complete:
             lines.append("failed cells have no score; rerun the same command to ask them again")
-        lines.append(f"next: python -m training.label --source outcomes --input {t['path']}")
+        lines.append(f"next: python -m training.pipeline.label --source outcomes --input {t['path']}")
     return "\n".join(lines)
 
 
@@ -713,9 +713,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from routing.service import RouterService
     from routing.settings import get_settings
 
-    parser = argparse.ArgumentParser(prog="python -m training.collect",
+    parser = argparse.ArgumentParser(prog="python -m training.collection.collect",
                                      description="Ask every chosen pool model every prompt and write a "
-                                                 "RouterBench-layout outcome table for training.label.")
+                                                 "RouterBench-layout outcome table for training.pipeline.label.")
     parser.add_argument("prompts", help="CSV with a prompt/text/question column, or JSONL")
     parser.add_argument("--out", required=True, help="the outcome table (.csv); its work folder TABLE.collect/ "
                                                      "beside it lets a rerun resume")
