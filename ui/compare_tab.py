@@ -201,7 +201,7 @@ def build_compare_tab(service: RouterService) -> None:
         The event is private in the UI but any client can call it through Gradio's queue, so the
         scope comes from the request (``gradio_scope``: signed-in username, else the session hash),
         not from anything the caller sends. The whole log (every caller's rows) is for the app's
-        owner, from the server: ``python -m routing.learning.outcome_log export``. Cells a spreadsheet would
+        owner, from the server: ``python -m routing.learning export``. Cells a spreadsheet would
         run as formulas are neutralised (``routing.safety.csv_safe``).
         """
         EXPORT_DIR.mkdir(parents=True, exist_ok=True)

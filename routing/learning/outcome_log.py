@@ -57,8 +57,8 @@ evaluator's).
 
 CLI::
 
-    python -m routing.learning.outcome_log export --data-dir data --out outcomes.csv
-    python -m routing.learning.outcome_log show --data-dir data
+    python -m routing.learning export --data-dir data --out outcomes.csv
+    python -m routing.learning show --data-dir data
 """
 
 from __future__ import annotations
@@ -794,7 +794,7 @@ def export_routerbench_csv(log_path_or_dir: str | Path, out_csv: str | Path, *,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m routing.learning.outcome_log", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m routing.learning", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     exp = sub.add_parser("export", help="write the log as a RouterBench-layout CSV")
     exp.add_argument("--data-dir", required=True, help="folder holding outcomes.sqlite3 (or the file itself)")

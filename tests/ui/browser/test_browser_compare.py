@@ -9,7 +9,7 @@ import pytest
 from routing.learning.outcome_log import OutcomeLog
 from tests.browser import open_page
 from tests.conftest import router_settings
-from tests.test_compare import GOOD, PROMPT, REFUSAL, compare_app
+from tests.routing.compare.test_compare import GOOD, PROMPT, REFUSAL, compare_app
 
 pytestmark = pytest.mark.browser
 

@@ -19,7 +19,7 @@ from routing.errors import UserError
 from training.collection.collect import (EXIT_REFUSED, EXIT_STOPPED, ModelAnswers, collect, main, plan_collect, run_ledger,
                               work_dir)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 PROMPTS = ["What is 2 + 2?", "Write a haiku about rain.", "Explain TCP, briefly.",
            "Translate 'good morning' into French.", "Name three prime numbers."]
 MODELS = ["mistral-small", "qwen2.5", "llama-3.3"]
@@ -40,7 +40,7 @@ def read_table(path: Path) -> list[dict[str, str]]:
 
 
 def asked_with(server, prompt: str, model_name: str | None = None):
-    """Chat requests that reached the server whole and asked ``prompt`` (see tests/test_batch.py)."""
+    """Chat requests that reached the server whole and asked ``prompt`` (see tests/routing/batch/test_batch.py)."""
     return [r for r in server.chat_requests(model_name)
             if isinstance(r.json, dict) and r.json.get("messages") and r.json["messages"][-1].get("content") == prompt]
 

@@ -29,7 +29,7 @@ from routing.budget import SpendLedger
 from routing.errors import SpendLimitError
 
 DAY = 1_780_000_000.0  # a fixed moment (2026-05-28 20:26:40 UTC)
-ASSETS_POOL = Path(__file__).resolve().parents[1] / "assets" / "models.json"
+ASSETS_POOL = Path(__file__).resolve().parents[2] / "assets" / "models.json"
 
 #: ~6,000 Chinese characters (18,000 UTF-8 bytes), under ROUTER_MAX_PROMPT_CHARS: about 1,500
 #: tokens at four characters a token, up to 18,000 tokens for a byte-level tokenizer.

@@ -18,7 +18,7 @@ from tests.conftest import router_settings
 
 pytestmark = pytest.mark.browser
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 KEY = "sk-or-v1-" + "feedfacecafebeef" * 4
 PROMPT = "Write a Python function that reverses a string"
 

@@ -15,7 +15,7 @@ def test_a_run_shows_progress_and_blocks_a_second_click(tmp_path, monkeypatch):
 
     import training.pipeline.run
     from routing.service import RouterService
-    from tests.test_training_tab import tiny_training_inputs
+    from tests.ui.test_training_tab import tiny_training_inputs
 
     # The real run, held after its first progress step until the page has been checked: a tiny run
     # can end (and the button come back) between two checks on a loaded machine.

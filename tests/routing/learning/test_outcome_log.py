@@ -16,7 +16,7 @@ import pytest
 from routing.errors import UserError
 from routing.learning.outcome_log import FEEDBACK_OTHERS_CAP, OutcomeLog, export_routerbench_csv, quality_scores
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def record(prompt: str = "Write a haiku about rain", **overrides) -> dict:
@@ -216,7 +216,7 @@ def test_concurrent_writes_from_two_processes(tmp_path):
     script = textwrap.dedent("""
         import sys, threading
         from routing.learning.outcome_log import OutcomeLog
-        from tests.test_outcome_log import record
+        from tests.routing.learning.test_outcome_log import record
         tag, path = sys.argv[1], sys.argv[2]
         def work(t):
             for j in range(20):

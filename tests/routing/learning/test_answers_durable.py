@@ -21,7 +21,7 @@ from pathlib import Path
 
 from routing.learning.outcome_log import OutcomeLog
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 PROMPT = "Write a limerick about a sleepy cat"
 WAIT_S = 120
 
@@ -88,7 +88,7 @@ def child_code(protocol_server, tmp_path, body: str, **overrides) -> str:
 
 
 def asked(server, prompt: str) -> list:
-    """Chat requests that reached the server whole and asked ``prompt`` (see tests/test_batch.py)."""
+    """Chat requests that reached the server whole and asked ``prompt`` (see tests/routing/batch/test_batch.py)."""
     return [r for r in server.chat_requests()
             if isinstance(r.json, dict) and r.json.get("messages") and r.json["messages"][-1].get("content") == prompt]
 

@@ -96,7 +96,7 @@ def test_a_refused_promotion_says_what_to_try_and_the_split_is_described_truly()
 
 
 def test_a_head_strategy_trains_in_seconds_from_the_tab_and_the_app_routes_with_it(tmp_path):
-    from tests.test_selector_heads import _sparse_table
+    from tests.routing.selectors.test_selector_heads import _sparse_table
 
     table = tmp_path / "outcomes.json"
     table.write_text(json.dumps(_sparse_table(None)))

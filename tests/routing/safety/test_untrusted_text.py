@@ -25,7 +25,7 @@ from routing.errors import ProviderError, UserError
 from routing.pool import ModelPool, ModelSpec
 from tests.conftest import router_settings
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 PIXEL = "http://127.0.0.1:9/pixel.png"
 HOSTILE = f'<img src="{PIXEL}"> ![p]({PIXEL}) <script>alert(1)</script> **bold** `tick` [a](javascript:x) # h'
 OPENROUTER_KEY = "sk-or-v1-" + "0123456789abcdef" * 4
