@@ -23,8 +23,8 @@ def build_status_tab(service: RouterService) -> None:
 
     def spend_line() -> str:
         answers = service.learning.summary()["answers"]
-        logging_line = (f"🧠 Learning from use: {answers['logged']} answers logged and scored, {answers['ratings']} "
-                        f"ratings this run ({answers['waiting']} waiting to be scored)." if answers["enabled"]
+        logging_line = (f"🧠 Learning from use this run: {answers['logged']} answers logged, {answers.get('scored', 0)} "
+                        f"scored ({answers['waiting']} waiting), {answers['ratings']} ratings." if answers["enabled"]
                         else "🧠 Answers are not logged (ROUTER_LOG_ANSWERS=0).")
         return ("💳 " + md_text(service.ledger.describe()) + ".\n\n🔒 " + md_text(service.access.describe())
                 + "\n\n" + md_text(logging_line) + "\n\n🔁 "
