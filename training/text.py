@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from routing.learning.slices import normalise, prompt_hash as text_hash  # noqa: F401 - one rule for both
-from routing.selectors.classifier import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, encode, head_tail_ids  # noqa: F401
+from routing.selectors.classifier import (DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, encode, head_tail_ids)  # noqa: F401
 
 
 def prompt_text(raw: Any) -> str:

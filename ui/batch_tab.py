@@ -18,7 +18,8 @@ import pandas as pd
 from gradio.data_classes import FileData
 
 from routing.safety.access import Caller
-from routing.batch.local import PREVIEW_ROWS, input_preview_columns, job_previous_rows, job_results_path, preview_columns, preview_results, previous_rows, run_file
+from routing.batch.local import (PREVIEW_ROWS, input_preview_columns, job_previous_rows, job_results_path,
+                                 preview_columns, preview_results, previous_rows, run_file)
 from routing.batch.rows import MODES, compare_unavailable
 from routing.charts.batch import (calibration_figure, confidence_histogram_figure, cost_comparison_figure,
                                   traffic_share_figure)
@@ -27,8 +28,8 @@ from routing.batch.io import check_rows, preview_input, read_columns, results_pa
 from routing.errors import UserError
 from routing.service import RouterService
 from routing.safety.untrusted import md_text
-from routing.safety.validation import (check_choice, check_float, check_int, check_optional_text, check_prompt_list,
-                                check_upload_path)
+from routing.safety.validation import (check_choice, check_float, check_int, check_optional_text,
+                                       check_prompt_list, check_upload_path)
 from ui.common import caller_of, user_errors
 
 MODE_CHOICES = [("Route only (no API calls, no key needed)", "route"),

@@ -22,8 +22,8 @@ from routing.learning.outcome_log import OutcomeLog, gradio_scope
 from routing.router import LOCAL_ANSWERER
 from routing.service import RouterService
 from routing.safety.untrusted import md_code, md_text
-from routing.safety.validation import (check_bool, check_cost_weight, check_max_tokens, check_model_id, check_model_list,
-                                check_prompt)
+from routing.safety.validation import (check_bool, check_cost_weight, check_max_tokens, check_model_id,
+                                       check_model_list, check_prompt)
 from ui.common import caller_of, user_errors
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "llm-router-exports"

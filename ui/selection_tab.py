@@ -16,8 +16,8 @@ from gradio.data_classes import FileData
 
 from routing.charts.batch import confusion_matrix_figure
 from routing.errors import UserError
-from routing.diagnostics.selection_test import (DECISION_COLUMNS, MAX_SAMPLES, SelectionTester, choose_samples, decision_rows,
-                                    disagreement_columns, source_description)
+from routing.diagnostics.selection_test import (DECISION_COLUMNS, MAX_SAMPLES, SelectionTester, choose_samples,
+                                                decision_rows, disagreement_columns, source_description)
 from routing.service import RouterService
 from routing.safety.untrusted import md_text
 from routing.safety.validation import check_samples_text

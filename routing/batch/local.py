@@ -40,7 +40,9 @@ from routing.batch.io import (INTERRUPTED, BatchFile, InputRow, ResultsStore, in
                               results_paths, started_path)
 from routing.errors import UserError
 from routing.router import Router
-from routing.batch.rows import BeforeCallFn, CompareFn, DEFAULT_CHUNK_SIZE, ProgressFn, _input_name, answer_row, check_can_compare, check_mode, compare_row, csv_columns, default_compare_fn, route_rows, summarize, write_csv
+from routing.batch.rows import (BeforeCallFn, CompareFn, check_run_options, DEFAULT_CHUNK_SIZE, ProgressFn,
+                                _input_name, answer_row, check_can_compare, check_mode, compare_row, csv_columns,
+                                default_compare_fn, route_rows, summarize, write_csv)
 
 
 
@@ -90,12 +92,7 @@ def run_batch(router: Router, source: BatchFile, store: ResultsStore, *, mode: s
     earlier run left in flight is recorded as interrupted, not sent again (it may have been
     billed); ``retry_interrupted`` asks those rows (and rows recorded as interrupted) again."""
     mode = check_mode(mode)
-    if chunk_size < 1:
-        raise UserError(f"chunk size must be at least 1, got {chunk_size}.")
-    if not 0.0 <= float(cost_weight) <= 1.0:
-        raise UserError(f"cost_weight must be between 0 (pure quality) and 1 (cheapest), got {cost_weight}.")
-    if not 0.0 <= float(latency_weight) <= 1.0:
-        raise UserError(f"latency_weight must be between 0 (ignore latency) and 1 (fastest), got {latency_weight}.")
+    check_run_options(chunk_size, cost_weight, latency_weight)
     workers = max(1, workers or router.settings.compare_concurrency)
     if mode == "compare" and compare_fn is None:
         check_can_compare(router)

@@ -62,7 +62,9 @@ os.environ.setdefault("RAY_DISABLE_USAGE_STATS", "1")
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from routing.batch.rows import DEFAULT_CHUNK_SIZE, answer_row, check_can_compare, check_mode, compare_row, csv_columns, default_compare_fn, flatten_record, route_rows, summarize
+from routing.batch.rows import (DEFAULT_CHUNK_SIZE, answer_row, check_run_options, check_can_compare, check_mode,
+                                compare_row, csv_columns, default_compare_fn, flatten_record, route_rows,
+                                summarize)
 from routing.batch.io import (InputRow, ResultsStore, _as_prompt, _cell, detect_prompt_column,  # noqa: E402
                               interrupted_record, neutralise_cell, open_batch_file, started_path)
 from routing.errors import UserError  # noqa: E402
@@ -677,12 +679,7 @@ def run_ray(settings, input_spec: str | Path, out: str | Path, *, mode: str = "r
         raise UserError(f"--num-actors must be at least 1, got {num_actors}.")
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}.")
-    if chunk_size < 1:
-        raise UserError(f"chunk size must be at least 1, got {chunk_size}.")
-    if not 0.0 <= float(cost_weight) <= 1.0:
-        raise UserError(f"cost_weight must be between 0 (pure quality) and 1 (cheapest), got {cost_weight}.")
-    if not 0.0 <= float(latency_weight) <= 1.0:
-        raise UserError(f"latency_weight must be between 0 (ignore latency) and 1 (fastest), got {latency_weight}.")
+    check_run_options(chunk_size, cost_weight, latency_weight)
     paths = OutputPaths.of(out)
     pool = load_pool(settings.models_file)
     if mode == "compare":

@@ -51,6 +51,16 @@ CompareFn = Callable[[str], dict[str, Any]]
 BeforeCallFn = Callable[[InputRow], None]
 
 
+def check_run_options(chunk_size: int, cost_weight: float, latency_weight: float) -> None:
+    """UserError unless the chunk size is at least 1 and both weights are from 0 to 1 (either engine)."""
+    if chunk_size < 1:
+        raise UserError(f"chunk size must be at least 1, got {chunk_size}.")
+    if not 0.0 <= float(cost_weight) <= 1.0:
+        raise UserError(f"cost_weight must be between 0 (pure quality) and 1 (cheapest), got {cost_weight}.")
+    if not 0.0 <= float(latency_weight) <= 1.0:
+        raise UserError(f"latency_weight must be between 0 (ignore latency) and 1 (fastest), got {latency_weight}.")
+
+
 def check_mode(mode: str) -> str:
     mode = (mode or "route").strip().lower()
     if mode not in MODES:

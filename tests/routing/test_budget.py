@@ -8,8 +8,8 @@ import pytest
 import json
 
 from routing.budget import (MESSAGE_OVERHEAD_TOKENS, REQUEST_OVERHEAD_TOKENS, TOOLS_OVERHEAD_TOKENS, SpendLedger,
-                            cost_bound, estimate_cost, input_chars, input_token_bound, is_paid, seconds_to_midnight,
-                            usable_cost)
+                            cost_bound, estimate_cost, input_chars, input_token_bound, is_paid,
+                            seconds_to_midnight, usable_cost)
 from routing.errors import SpendLimitError, UserError
 from routing.pool import ModelSpec
 

@@ -21,8 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
-from routing.selectors.heads import (cluster_scores, knn_scores, linear_scores, mean_outcome, nearest,  # noqa: F401
-                                    per_model_knn_scores)
+from routing.selectors.heads import (cluster_scores, knn_scores, linear_scores, mean_outcome, nearest,
+                                     per_model_knn_scores)
 
 
 @dataclass

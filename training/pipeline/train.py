@@ -35,7 +35,8 @@ import numpy as np
 
 from routing.errors import UserError
 from routing.selectors.heads import load_scorer
-from routing.selectors.classifier import DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, SelectorLoadError, encode_ids, label_encoder_data, pad
+from routing.selectors.classifier import (DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, SelectorLoadError, encode_ids,
+                                          label_encoder_data, pad)
 from routing.settings import get_settings, is_shipped_encoder, is_shipped_selector, selector_folders
 from training.pipeline import release
 from training.embeddings import default_base_model

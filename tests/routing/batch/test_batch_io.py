@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from routing.batch.io import (PREVIEW_CELL_CHARS, PREVIEW_INPUT_ROWS, ResultsStore, check_rows, detect_prompt_column,
-                              neutralise_cell, open_batch_file, preview_input, prompt_hash, read_columns, results_paths)
+from routing.batch.io import (PREVIEW_CELL_CHARS, PREVIEW_INPUT_ROWS, ResultsStore, check_rows,
+                              detect_prompt_column, neutralise_cell, open_batch_file, preview_input, prompt_hash,
+                              read_columns, results_paths)
 from routing.errors import UserError
 
 

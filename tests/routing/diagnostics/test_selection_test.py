@@ -10,10 +10,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from routing.errors import UserError  # noqa: E402
 from routing.pool import load_pool  # noqa: E402
-from routing.diagnostics.selection_test import (BUILTIN_SAMPLES, DECISION_COLUMNS, LabelledSample, SelectionTester,  # noqa: E402
-                                    builtin_samples, choose_samples, decision_rows, disagreement_columns,
-                                    expected_model_for, load_samples, parse_pasted_samples, run_selection_test,
-                                    source_description)
+from routing.diagnostics.selection_test import (BUILTIN_SAMPLES, DECISION_COLUMNS, LabelledSample,
+                                                SelectionTester, builtin_samples, choose_samples, decision_rows,
+                                                disagreement_columns, expected_model_for, load_samples,
+                                                parse_pasted_samples, run_selection_test, source_description)
 from routing.selectors.base import Selector  # noqa: E402
 from routing.selectors.rules import RuleSelector  # noqa: E402
 from routing.settings import Settings  # noqa: E402

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from routing.errors import UserError
-from training.collection.collect import (EXIT_REFUSED, EXIT_STOPPED, ModelAnswers, collect, main, plan_collect, run_ledger,
-                              work_dir)
+from training.collection.collect import (EXIT_REFUSED, EXIT_STOPPED, ModelAnswers, collect, main, plan_collect,
+                                         run_ledger, work_dir)
 
 REPO = Path(__file__).resolve().parents[3]
 PROMPTS = ["What is 2 + 2?", "Write a haiku about rain.", "Explain TCP, briefly.",

@@ -20,7 +20,7 @@ FILLER = (
     "Overall, there are many different aspects to think about, and it is important to consider all of them. "
     "I hope this helps! Let me know if you have any other questions."
 )
-from tests.routing.evaluation.test_evaluator import CODE_PROMPT, FACT_ANSWER, FACT_PROMPT, GOOD_CODE, WRONG_CODE  # noqa: E402 - shared hand-written answers
+from tests.routing.evaluation.test_evaluator import (CODE_PROMPT, FACT_ANSWER, FACT_PROMPT, GOOD_CODE, WRONG_CODE)  # noqa: E402 - shared hand-written answers
 
 MATH_PROMPT = ("Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in "
                "May. How many clips did Natalia sell altogether in April and May?")
