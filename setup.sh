@@ -70,7 +70,8 @@ done
 if (( ${#missing[@]} == 0 )); then
   step "Debian packages: ${wanted[*]:-none} already installed"
 elif ! command -v apt-get >/dev/null 2>&1; then
-  step "Debian packages: no apt-get here (not Debian?); install ${missing[*]} yourself" >&2
+  echo "setup.sh: no apt-get here (not Debian?); install ${missing[*]} yourself, then run this again" >&2
+  exit 1
 else
   if (( EUID == 0 )); then
     as_root=(env DEBIAN_FRONTEND=noninteractive)
@@ -85,12 +86,22 @@ else
   "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-step "Python packages: requirements.txt"
-"$PYTHON" -m pip install -q -r requirements.txt
-
 if (( dev )); then
-  step "Python packages: requirements-dev.txt (pytest, Playwright)"
+  # requirements-dev.txt starts with -r requirements.txt: the app's packages, then pytest and Playwright.
+  step "Python packages: requirements-dev.txt (the app's requirements.txt, pytest, pytest-timeout, Playwright)"
   "$PYTHON" -m pip install -q -r requirements-dev.txt
+else
+  step "Python packages: requirements.txt"
+  "$PYTHON" -m pip install -q -r requirements.txt
+fi
+
+# What was asked for must now be there: fail here, not later in a test run.
+check() { command -v "$1" >/dev/null 2>&1 || { echo "setup.sh: $2 is missing after set-up" >&2; exit 1; }; }
+check bwrap "bubblewrap (bwrap, the sandbox that runs answer code)"
+if (( dev )); then
+  check chromium "chromium (the browser tests)"
+  "$PYTHON" -c "import pytest, pytest_timeout, playwright" 2>/dev/null \
+    || { echo "setup.sh: pytest, pytest-timeout or playwright is missing after set-up" >&2; exit 1; }
 fi
 
 step "done"

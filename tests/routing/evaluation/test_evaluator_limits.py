@@ -88,7 +88,7 @@ def test_a_hostile_answer_is_scored_in_bounded_time(name: str) -> None:
 @pytest.mark.parametrize("name", ["many tiny fences", "tag blocks", "an output claim and a long run of spaces"])
 def test_running_the_code_adds_at_most_the_sandbox_clock(name: str) -> None:
     from routing.evaluation.sandbox import DEFAULT_TIMEOUT_S, sandbox_status
-    if not sandbox_status().available:
+    if not sandbox_status().available and not os.environ.get("CI"):   # CI must prove the sandbox: no skip there
         pytest.skip(f"no OS sandbox: {sandbox_status().reason}")
     out = _score_in_child(name, run_code=True)
     assert out["wall"] < BOUND_S + DEFAULT_TIMEOUT_S, f"{name}: evaluate() took {out['wall']:.2f} s"
