@@ -17,7 +17,6 @@ and no exception reaches the client as a stack trace (:func:`install_error_handl
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import json
 import logging
 import math
@@ -31,7 +30,8 @@ import anyio
 
 from gateway.chat_request import ROUTER_MODEL, ChatRequest, GatewayError, parse_body, parse_chat_request
 from gateway.sessions import SessionMatch, SessionStore
-from routing.safety.access import PaidAccessError, VisitorLimitError, effective_mode, identify
+from routing.safety.access import (PaidAccessError, VisitorLimitError, bearer_token, effective_mode, identify,
+                                   matching_key)
 from routing.budget import estimate_cost, input_chars, input_token_bound
 from routing.errors import ProviderKeyError, SpendLimitError, UnknownModelError, UserError
 from routing.learning.outcome_log import gateway_scope
@@ -242,18 +242,11 @@ class _Gateway:
     @staticmethod
     def bearer(request: Request) -> str:
         """The key of an ``Authorization: Bearer <key>`` header (the scheme in any case, RFC 7235), or ""."""
-        scheme, _, key = (request.headers.get("authorization") or "").strip().partition(" ")
-        return key.strip() if scheme.lower() == "bearer" else ""
+        return bearer_token(request.headers.get("authorization"))
 
     def check_key(self, request: Request) -> None:
         keys = self.service.settings.api_keys
-        if not keys:
-            return
-        given = self.bearer(request)
-        ok = False
-        for key in keys:  # every key compared, in constant time
-            ok |= hmac.compare_digest(given.encode(), key.encode())
-        if not given or not ok:
+        if keys and matching_key(self.bearer(request), keys) is None:  # every key compared in constant time
             raise GatewayError(401, "Missing or wrong gateway key: send \"Authorization: Bearer <key>\" with one "
                                     "of the keys in ROUTER_API_KEYS.", code="invalid_api_key")
 

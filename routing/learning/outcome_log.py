@@ -81,6 +81,7 @@ import pandas as pd
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from routing.files import _private_dir, _private_file, _tighten
+from routing.safety.access import bearer_token
 from routing.safety.csv_safe import neutralise_frame
 from routing.errors import UserError
 from routing.safety.redact import redact, redact_data
@@ -315,8 +316,7 @@ def gateway_scope(authorization: str) -> str:
     or the key itself), hashed. The gateway passes "" when ROUTER_API_KEYS is unset (its session
     store's scope then too): every keyless caller shares one scope."""
     text = (authorization or "").strip()
-    key = text[7:].strip() if text[:7].lower() == "bearer " else text
-    return scope_id("gateway", key)
+    return scope_id("gateway", bearer_token(text) or text)
 
 
 def gradio_scope(request: Any) -> str:
