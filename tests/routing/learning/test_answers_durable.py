@@ -33,11 +33,18 @@ CHILD_PRELUDE = textwrap.dedent("""
     sys.path.insert(0, {repo!r})
     import routing.evaluation.evaluator as evaluator
     stuck = threading.Event()
+    said = threading.Lock()
+    def say(*parts):
+        # One whole line per call under a lock: the scoring thread and the main thread both
+        # print, and print() writes its parts apart ("ID " + "SCORING" + newline + id was seen on CI).
+        with said:
+            sys.stdout.write(" ".join(map(str, parts)) + "\\n")
+            sys.stdout.flush()
     def stuck_evaluate(*args, **kwargs):
-        print("SCORING", flush=True)
+        say("SCORING")
         stuck.wait()
     def stuck_group(*args, **kwargs):
-        print("SCORING-GROUP", flush=True)
+        say("SCORING-GROUP")
         stuck.wait()
     evaluator.evaluate, evaluator.evaluate_group = stuck_evaluate, stuck_group
     from benchmarks.harness import router_settings
@@ -98,8 +105,8 @@ def test_every_answer_id_handed_out_survives_a_kill_and_is_scored_after_the_rest
     """The audit's 21 of 31: ids returned, process killed while scoring, rows gone (ratings then 404)."""
     child = Child(child_code(protocol_server, tmp_path, """
         for i in range(8):
-            print("ID", service.query(f"Write a limerick about a sleepy cat #{i}")["answer_id"], flush=True)
-        print("READY", flush=True)
+            say("ID", service.query(f"Write a limerick about a sleepy cat #{i}")["answer_id"])
+        say("READY")
         threading.Event().wait()
     """))
     try:
@@ -184,7 +191,7 @@ def test_a_killed_batch_never_sends_a_row_twice_and_says_which_rows_were_cut(pro
     child = Child(child_code(protocol_server, tmp_path, f"""
         from routing.batch.local import run_file
         run_file(service.router, {str(src)!r}, {str(out)!r}, mode="answer", workers=2)
-        print("FINISHED", flush=True)
+        say("FINISHED")
     """))
     try:
         for _ in held:                     # both held rows' requests are at the server, unanswered
