@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
-from dataclasses import dataclass, replace, asdict
+from dataclasses import dataclass, field, replace, asdict
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -38,6 +39,9 @@ class ModelSpec:
     api_key_env: str | None = None   # env var holding that endpoint's key, if it needs one
     categories: tuple[str, ...] = ()  # prompt categories the rule-based selector sends here
     price_source: str = "file"       # "file" or "live"
+    #: public evidence about the model (``routing.evidence``): ``{"ratings": {..., "categories":
+    #: {category: [rating, low, high]}} | None, "list_price": {...}, "unknown": bool, ...}``
+    evidence: dict | None = field(default=None, compare=False)
 
     @property
     def blended_price_per_m(self) -> float:
@@ -141,6 +145,43 @@ class ModelPool:
         return thread
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _evidence_from_raw(evidence: Any, source: str, model_id: Any) -> dict | None:
+    """Check a model's optional ``evidence`` block; keys it does not know are kept as they are."""
+    if evidence is None:
+        return None
+    where = f"{source}: model {model_id!r} has an evidence block that"
+    if not isinstance(evidence, dict):
+        raise PoolFileError(f"{where} is not an object (got {type(evidence).__name__}).")
+    ratings = evidence.get("ratings")
+    if ratings is not None:
+        if not isinstance(ratings, dict):
+            raise PoolFileError(f"{where} has \"ratings\" neither an object nor null.")
+        categories = ratings.get("categories")
+        if categories is not None:
+            if not isinstance(categories, dict):
+                raise PoolFileError(f"{where} has \"ratings.categories\" that is not an object.")
+            for category, value in categories.items():
+                if not (isinstance(value, list) and len(value) == 3 and all(_is_number(v) for v in value)):
+                    raise PoolFileError(f"{where} rates {category!r} as {value!r}; "
+                                        "give [rating, ci95_low, ci95_high], three numbers.")
+                rating, low, high = value
+                if not low <= rating <= high:
+                    raise PoolFileError(f"{where} rates {category!r} as {value!r}; "
+                                        "it must hold low <= rating <= high.")
+    price = evidence.get("list_price")
+    if price is not None:
+        if not isinstance(price, dict):
+            raise PoolFileError(f"{where} has \"list_price\" that is not an object.")
+        for key in ("input_usd_per_mtok", "output_usd_per_mtok"):
+            if key in price and not (_is_number(price[key]) and price[key] >= 0):
+                raise PoolFileError(f"{where} has list_price.{key} {price[key]!r}; give a number >= 0.")
+    return evidence
+
+
 def _spec_from_dict(raw: Any, source: str, position: int) -> ModelSpec:
     if not isinstance(raw, dict):
         raise PoolFileError(f"{source}: model #{position + 1} must be an object, got {type(raw).__name__}.")
@@ -160,6 +201,7 @@ def _spec_from_dict(raw: Any, source: str, position: int) -> ModelSpec:
         )
     if provider == "openai_compatible" and not raw.get("base_url"):
         raise PoolFileError(f"{source}: model {raw['id']!r} is openai_compatible and needs a base_url.")
+    evidence = _evidence_from_raw(raw.get("evidence"), source, raw["id"])
     try:
         return ModelSpec(
             id=str(raw["id"]).strip(),
@@ -173,6 +215,7 @@ def _spec_from_dict(raw: Any, source: str, position: int) -> ModelSpec:
             base_url=(str(raw["base_url"]).rstrip("/") if raw.get("base_url") else None),
             api_key_env=raw.get("api_key_env") or None,
             categories=tuple(categories),
+            evidence=evidence,
         )
     except (TypeError, ValueError) as exc:
         raise PoolFileError(f"{source}: model {raw.get('id')!r} has a bad value: {exc}.") from exc
@@ -191,7 +234,12 @@ def load_pool(path: str | Path) -> ModelPool:
         raise PoolFileError(f"Model pool file {path} is not UTF-8 text.") from exc
     except json.JSONDecodeError as exc:
         raise PoolFileError(f"Model pool file {path} is not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
+    return pool_from_data(data, str(path))
+
+
+def pool_from_data(data: Any, source: str) -> ModelPool:
+    """A pool from a pool file's parsed JSON (``{"models": [...]}`` or the bare list), checked as :func:`load_pool`."""
     models = data.get("models") if isinstance(data, dict) else data
     if not isinstance(models, list):
-        raise PoolFileError(f"Model pool file {path} must hold a list under \"models\".")
-    return ModelPool([_spec_from_dict(m, str(path), i) for i, m in enumerate(models)], source=str(path))
+        raise PoolFileError(f"Model pool file {source} must hold a list under \"models\".")
+    return ModelPool([_spec_from_dict(m, source, i) for i, m in enumerate(models)], source=source)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from routing.errors import UserError
 
 def read_data_file(path: str | Path, what: str, list_keys: tuple[str, ...] = ("data",)) -> pd.DataFrame | list[Any]:
     """A DataFrame for ``.csv`` and ``.parquet`` (as Hugging Face datasets ship); a list of rows for
-    ``.json``/``.jsonl``; a list of lines otherwise.
+    ``.json``/``.jsonl``; a list of lines otherwise. A ``.gz`` ending is read through gzip
+    (``table.csv.gz``, ``rows.jsonl.gz``).
 
     ``what`` names the file in messages ("Prompt file", "Outcome table"); a JSON object is
     unwrapped through the first of ``list_keys`` it has. Every problem is a :class:`UserError`.
@@ -22,6 +24,9 @@ def read_data_file(path: str | Path, what: str, list_keys: tuple[str, ...] = ("d
     if not path.is_file():
         raise UserError(f"{what} {path} not found.")
     suffix = path.suffix.lower()
+    gzipped = suffix == ".gz"
+    if gzipped:                                     # table.csv.gz, rows.jsonl.gz: read through gzip
+        suffix = Path(path.stem).suffix.lower()
     if suffix == ".parquet":
         try:
             return pd.read_parquet(path)
@@ -30,7 +35,7 @@ def read_data_file(path: str | Path, what: str, list_keys: tuple[str, ...] = ("d
     try:
         if suffix == ".csv":
             return pd.read_csv(path)
-        text = path.read_text(encoding="utf-8")
+        text = (gzip.decompress(path.read_bytes()) if gzipped else path.read_bytes()).decode("utf-8")
         if suffix == ".jsonl":
             rows: Any = [json.loads(line) for line in text.splitlines() if line.strip()]
         elif suffix == ".json":
@@ -39,6 +44,8 @@ def read_data_file(path: str | Path, what: str, list_keys: tuple[str, ...] = ("d
             return [line.strip() for line in text.splitlines() if line.strip()]
     except UnicodeDecodeError as exc:
         raise UserError(f"{what} {path} is not UTF-8 text.") from exc
+    except (OSError, EOFError) as exc:            # a truncated or not-really-gzip .gz
+        raise UserError(f"{what} {path} cannot be read: {exc}.") from exc
     except json.JSONDecodeError as exc:
         raise UserError(f"{what} {path} is not valid JSON: {exc.msg} (line {exc.lineno}).") from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

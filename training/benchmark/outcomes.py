@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 PROMPT_COLUMNS = ("prompt", "text", "question", "query", "instruction")
 COST_SUFFIX = "|total_cost"
+RESPONSE_SUFFIX = "|model_response"      # RouterBench / ZeroEval: the model's answer text
 META_COLUMNS = {"sample_id", "eval_name", "oracle_model_to_route_to", "id", "category", "task",
                 "task_name", "label", "index", "source", "ground_truth", "answer"}
 MODEL_COLUMNS = ("model", "model_name", "model_id", "llm")                     # long layout
@@ -47,7 +49,9 @@ DEFAULT_OUTPUT_TOKENS = 200    # assumed answer length for per-prompt cost estim
 
 @dataclass
 class OutcomeTable:
-    """Prompts x models: ``scores`` in [0, 1] (NaN = missing), ``costs`` in USD or None."""
+    """Prompts x models: ``scores`` in [0, 1] (NaN = missing), ``costs`` in USD or None;
+    ``answer_chars``: each answer's length in characters where the table has the answers
+    (``<model>|model_response``), else None (costs are then estimated with a stated length)."""
 
     prompts: list[str]
     models: list[str]
@@ -55,11 +59,14 @@ class OutcomeTable:
     costs: np.ndarray | None = None
     source: str = "<memory>"
     dropped: dict[str, int] = field(default_factory=dict)
+    answer_chars: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.scores = np.asarray(self.scores, dtype=float).reshape(len(self.prompts), len(self.models))
         if self.costs is not None:
             self.costs = np.asarray(self.costs, dtype=float).reshape(self.scores.shape)
+        if self.answer_chars is not None:
+            self.answer_chars = np.asarray(self.answer_chars, dtype=float).reshape(self.scores.shape)
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -70,18 +77,22 @@ class OutcomeTable:
         n = len(self.prompts)
         scores = np.full((n, len(keep)), np.nan)
         costs = None if self.costs is None else np.full((n, len(keep)), np.nan)
+        chars = None if self.answer_chars is None else np.full((n, len(keep)), np.nan)
         for j, m in enumerate(keep):
             if m in idx:
                 scores[:, j] = self.scores[:, idx[m]]
                 if costs is not None:
                     costs[:, j] = self.costs[:, idx[m]]
-        return OutcomeTable(list(self.prompts), list(keep), scores, costs, self.source, dict(self.dropped))
+                if chars is not None:
+                    chars[:, j] = self.answer_chars[:, idx[m]]
+        return OutcomeTable(list(self.prompts), list(keep), scores, costs, self.source, dict(self.dropped), chars)
 
     def rows(self, index: Iterable[int]) -> "OutcomeTable":
         index = list(index)
         costs = None if self.costs is None else self.costs[index]
+        chars = None if self.answer_chars is None else self.answer_chars[index]
         return OutcomeTable([self.prompts[i] for i in index], list(self.models), self.scores[index], costs,
-                            self.source)
+                            self.source, answer_chars=chars)
 
     def to_records(self) -> list[dict[str, Any]]:
         """One dict per prompt: text, per-model scores (missing omitted) and costs."""
@@ -104,6 +115,7 @@ def concat(tables: Sequence[OutcomeTable]) -> OutcomeTable:
         models += [m for m in t.models if m not in models]
     parts = [t.select_models(models) for t in tables]
     has_costs = all(p.costs is not None for p in parts)
+    has_chars = all(p.answer_chars is not None for p in parts)
     dropped: dict[str, int] = {}
     for t in tables:
         for k, v in t.dropped.items():
@@ -112,6 +124,7 @@ def concat(tables: Sequence[OutcomeTable]) -> OutcomeTable:
         [p for t in parts for p in t.prompts], models, np.vstack([p.scores for p in parts]),
         np.vstack([p.costs for p in parts]) if has_costs else None,
         "+".join(t.source for t in tables), dropped,
+        np.vstack([p.answer_chars for p in parts]) if has_chars else None,
     )
 
 
@@ -198,8 +211,14 @@ def from_frame(df: pd.DataFrame, source: str = "<frame>") -> OutcomeTable:
         costs = np.column_stack([
             pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float) if c in df.columns
             else np.full(len(df), np.nan) for c in cost_cols])
+    answer_cols = [f"{m}{RESPONSE_SUFFIX}" for m in models]
+    chars = None
+    if any(c in df.columns for c in answer_cols):
+        chars = np.column_stack([
+            df[c].map(lambda v: float(len(v)) if isinstance(v, str) else np.nan).to_numpy(dtype=float)
+            if c in df.columns else np.full(len(df), np.nan) for c in answer_cols])
     prompts = [prompt_text(p) for p in df[prompt_col].tolist()]
-    return _clean(OutcomeTable(prompts, models, scores, costs, source))
+    return _clean(OutcomeTable(prompts, models, scores, costs, source, answer_chars=chars))
 
 
 def from_records(records: Sequence[Mapping[str, Any]], source: str = "<records>") -> OutcomeTable:
@@ -261,7 +280,10 @@ def read_outcomes(path: str | Path) -> OutcomeTable:
     records = read_data_file(path, "Outcome table", ("data", "rows"))
     if isinstance(records, pd.DataFrame):
         return from_frame(records, str(path))
-    if Path(path).suffix.lower() not in (".json", ".jsonl"):
+    suffix = Path(path).suffix.lower()
+    if suffix == ".gz":
+        suffix = Path(Path(path).stem).suffix.lower()
+    if suffix not in (".json", ".jsonl"):
         raise UserError(f"Outcome table {path} must be CSV, Parquet, JSON or JSON Lines.")
     return from_records(records, str(path))
 
@@ -308,13 +330,23 @@ def load_prices(path: str | Path) -> dict[str, tuple[float, float]]:
 
 def estimate_costs(table: OutcomeTable, prices: Mapping[str, tuple[float, float]],
                    output_tokens: int = DEFAULT_OUTPUT_TOKENS) -> OutcomeTable:
-    """The table with per-prompt USD costs estimated from prices (input tokens ~ chars / 4)."""
+    """The table with per-prompt USD costs estimated from prices: input tokens ~ prompt chars / 4;
+    output tokens ~ the answer's chars / 4 where the table has the answers, else ``output_tokens``
+    (and where a model's answer to a prompt is missing, that model's median answer length)."""
     missing = [m for m in table.models if m not in prices]
     if missing:
         raise UserError(f"The price file has no price for {', '.join(missing)}.")
     in_tokens = np.array([len(p) / CHARS_PER_TOKEN for p in table.prompts])[:, None]
     p_in = np.array([prices[m][0] for m in table.models])[None, :]
     p_out = np.array([prices[m][1] for m in table.models])[None, :]
-    costs = (in_tokens * p_in + output_tokens * p_out) / 1e6
+    out_tokens: np.ndarray | float = float(output_tokens)
+    if table.answer_chars is not None:
+        chars = table.answer_chars
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median = np.nanmedian(chars, axis=0)
+        median = np.where(np.isnan(median), output_tokens * CHARS_PER_TOKEN, median)
+        out_tokens = np.where(np.isnan(chars), median[None, :], chars) / CHARS_PER_TOKEN
+    costs = (in_tokens * p_in + out_tokens * p_out) / 1e6
     return OutcomeTable(list(table.prompts), list(table.models), table.scores.copy(), costs, table.source,
-                        dict(table.dropped))
+                        dict(table.dropped), table.answer_chars)

@@ -195,3 +195,27 @@ def test_parquet_list_cells_read_as_turns(tmp_path):
     df.to_parquet(tmp_path / "chat.parquet")
     t = read_outcomes(tmp_path / "chat.parquet")
     assert t.prompts == ["Be brief.\nSolve 2x = 4", "Be kind.\nWrite a haiku"] and t.models == ["a", "b"]
+
+
+def test_gzipped_tables_are_read_and_answer_lengths_price_the_output(tmp_path):
+    """ZeroEval ships ``.csv.gz`` with the answers and no costs: the answers' own length prices them."""
+    import gzip
+
+    plain = _routerbench_csv(tmp_path / "t.csv", with_cost=False)
+    packed = tmp_path / "t.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    t = read_outcomes(packed)
+    assert t.models == ["org/model-a", "model-b"] and len(t) == 3 and t.costs is None
+    # model-a's answers are "2", "r", "t" (1 char); model-b has none: its answers cost the stated 100 tokens.
+    assert t.answer_chars[:, 0].tolist() == [1.0, 1.0, 1.0] and np.isnan(t.answer_chars[:, 1]).all()
+    c = estimate_costs(t, {"org/model-a": (0.0, 4e6), "model-b": (0.0, 1e6)}, output_tokens=100)
+    assert c.costs[:, 0] == pytest.approx([1.0] * 3)          # 1 char = 0.25 tokens x 4 USD/token
+    assert c.costs[:, 1] == pytest.approx([100.0] * 3)
+    assert c.rows([0]).answer_chars.shape == (1, 2)            # the lengths follow a row selection
+    jsonl = tmp_path / "rows.jsonl.gz"
+    jsonl.write_bytes(gzip.compress(b'{"prompt": "hi", "m": 1}\n'))
+    assert read_outcomes(jsonl).models == ["m"]
+    broken = tmp_path / "broken.json.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(UserError, match="cannot be read"):
+        read_outcomes(broken)
