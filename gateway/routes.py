@@ -37,6 +37,7 @@ from routing.errors import ProviderKeyError, SpendLimitError, UnknownModelError,
 from routing.learning.outcome_log import gateway_scope
 from routing.safety.redact import redact, redact_data, stream_safe
 from routing.router import RouterEvent
+from routing.selectors.base import evidence_of
 from routing.settings import Settings
 from routing.safety.validation import show
 
@@ -322,6 +323,7 @@ class _Gateway:
             "ranking": selection.ranking, "runner_up": selection.runner_up,
             "scores": {k: round(v, 4) for k, v in selection.scores.items()},
             "confidence": round(selection.confidence, 4), "reasoning": selection.reasoning,
+            "evidence": evidence_of(selection),
             "selector": selection.selector, "cost_weight": selection.cost_weight,
             "latency_weight": chat.latency_weight,
             "latency_ms": (selection.details or {}).get("latency_ms"),

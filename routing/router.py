@@ -33,7 +33,7 @@ from routing.pool import ModelPool, ModelSpec
 from routing.providers.base import ChatResult, StreamChunk
 from routing.providers.openai_compat import OpenAICompatibleClient
 from routing.safety.redact import redact
-from routing.selectors.base import Selection, Selector
+from routing.selectors.base import Selection, Selector, evidence_of
 from routing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class QueryResult:
     route_ms: float | None = None      # time the routing decision took (the selector)
     answer_id: str | None = None       # the outcome log's id for this answer (rate it with /feedback)
     first_token_ms: float | None = None  # streamed answers: the model's time to its first token
+    evidence: dict[str, Any] | None = None  # the evidence prior's grounds (routing.selectors.base.evidence_of)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -453,6 +454,7 @@ class Router:
             cost_usd=result.cost_usd, latency_ms=round((time.monotonic() - start) * 1000, 1),
             scores={k: round(v, 4) for k, v in selection.scores.items()}, selector=selection.selector,
             ranking=selection.ranking, warnings=list(self.warnings), first_token_ms=_first_token_ms(result),
+            evidence=evidence_of(selection),
         )
 
     def ask_model(self, model_id: str, prompt: str, *, max_tokens: int | None = None) -> ChatResult:

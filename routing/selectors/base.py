@@ -38,6 +38,19 @@ class Selection:
         return asdict(self)
 
 
+EVIDENCE_KEYS = ("topics", "rating_mix", "looks_hard", "fail_chance_at_1300", "models", "evidence", "unrated_models")
+
+
+def evidence_of(selection: "Selection") -> dict[str, Any] | None:
+    """The evidence behind a decision of the evidence prior (what the prompt looks like, how hard,
+    each model's chance and the ratings it came from), for ``/query`` and ``/v1/route``; None for
+    selectors that decide on other grounds."""
+    details = selection.details or {}
+    if selection.selector != "prior" or "models" not in details:
+        return None
+    return {k: details[k] for k in EVIDENCE_KEYS if k in details}
+
+
 def ranked(utility: Sequence[float], prices: Sequence[float]) -> list[int]:
     """Model indices best first: higher utility, then cheaper, then pool order (the one tie-break)."""
     return sorted(range(len(utility)), key=lambda i: (-utility[i], prices[i], i))

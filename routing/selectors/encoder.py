@@ -70,3 +70,21 @@ class SentenceEncoder:
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return torch.nn.functional.normalize(vec.float(), dim=-1)
+
+
+_ENCODERS: dict[tuple[str, int, int, bool], Any] = {}
+_ENCODERS_LOCK = threading.Lock()
+
+
+def shared_encoder(path: str, max_length: int, head_tokens: int, quantized: bool = False) -> Any:
+    """One encoder per (path, truncation, precision) in the process: a reload or a gate check reuses it."""
+    from routing.selectors.fast_path import int8
+
+    key = (path, max_length, head_tokens, quantized)
+    with _ENCODERS_LOCK:
+        if key not in _ENCODERS:
+            encoder = SentenceEncoder(path, max_length=max_length, head_tokens=head_tokens)
+            if quantized:
+                encoder.model = int8(encoder.model)
+            _ENCODERS[key] = encoder
+        return _ENCODERS[key]

@@ -56,13 +56,27 @@ def enabled(model_dir: str | Path, setting: str = "auto") -> bool:
     return info.get("precision") == PRECISION and float(info.get("agreement") or 0.0) >= MIN_AGREEMENT
 
 
+#: Cost weights at which picks are compared when the check knows the pool's prices.
+CHECK_COST_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
 def agreement(fp32: Callable[[Sequence[str]], np.ndarray], fast: Callable[[Sequence[str]], np.ndarray],
-              texts: Sequence[str]) -> dict[str, Any]:
-    """The share of ``texts`` on which both scorers pick the same model (argmax)."""
+              texts: Sequence[str], prices: Sequence[float] | None = None) -> dict[str, Any]:
+    """The share of ``texts`` on which both scorers pick the same model (argmax). With the pool's
+    normalised ``prices``, the picks are compared at every cost weight of :data:`CHECK_COST_WEIGHTS`
+    too and the lowest share counts: a selector whose top pick hardly changes at cost weight 0
+    (the evidence prior: DeepSeek R1 nearly everywhere) is checked where int8 could move a pick."""
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         return {"precision": PRECISION, "agreement": None, "n": 0}
     a, b = np.asarray(fp32(texts)), np.asarray(fast(texts))
     same = a.argmax(axis=1) == b.argmax(axis=1)
-    return {"precision": PRECISION, "agreement": round(float(same.mean()), 4), "n": int(len(texts)),
+    info = {"precision": PRECISION, "agreement": round(float(same.mean()), 4), "n": int(len(texts)),
             "max_abs_score_diff": round(float(np.abs(a - b).max()), 4), "min_agreement": MIN_AGREEMENT}
+    if prices is not None:
+        norm = np.asarray(prices, float)
+        norm = norm / norm.max() if norm.max() > 0 else norm
+        by_weight = {str(w): round(float(((a - w * norm).argmax(1) == (b - w * norm).argmax(1)).mean()), 4)
+                     for w in CHECK_COST_WEIGHTS}
+        info.update(by_cost_weight=by_weight, agreement=min(by_weight.values()))
+    return info

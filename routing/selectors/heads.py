@@ -29,7 +29,6 @@ numpy only at serving time, apart from the encoder's forward pass.
 from __future__ import annotations
 
 import json
-import threading
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -37,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from routing.selectors.classifier import DEFAULT_BATCH_SIZE, ClassifierScorer, SelectorLoadError
+from routing.selectors.encoder import shared_encoder
 
 MODEL_TYPE = "router-embedding-head"
 HEAD_FILE = "head.safetensors"
@@ -291,25 +291,6 @@ def save_head(folder: str | Path, *, strategy: str, arrays: dict[str, np.ndarray
     return folder
 
 
-_ENCODERS: dict[tuple[str, int, int, bool], Any] = {}
-_ENCODERS_LOCK = threading.Lock()
-
-
-def shared_encoder(path: str, max_length: int, head_tokens: int, quantized: bool = False) -> Any:
-    """One encoder per (path, truncation, precision) in the process: a reload or a gate check reuses it."""
-    from routing.selectors.encoder import SentenceEncoder
-    from routing.selectors.fast_path import int8
-
-    key = (path, max_length, head_tokens, quantized)
-    with _ENCODERS_LOCK:
-        if key not in _ENCODERS:
-            encoder = SentenceEncoder(path, max_length=max_length, head_tokens=head_tokens)
-            if quantized:
-                encoder.model = int8(encoder.model)
-            _ENCODERS[key] = encoder
-        return _ENCODERS[key]
-
-
 class HeadScorer:
     """A saved embedding head: ``predict(texts) -> (n, len(labels))`` per-model scores."""
 
@@ -417,9 +398,13 @@ def _describe(strategy: str, arrays: dict[str, np.ndarray], params: dict[str, An
 
 
 def load_scorer(model_dir: str | Path, *, fast_path: str = "auto", batch_size: int | None = None
-                ) -> HeadScorer | ClassifierScorer:
-    """Whatever selector folder this is: an embedding head or a fine-tuned classifier.
+                ) -> Any:
+    """Whatever selector folder this is: the evidence prior, an embedding head or a fine-tuned classifier.
     ``fast_path``: ``auto`` (int8 where the folder's check passed), ``off``, ``force``."""
+    from routing.selectors.prior import PriorScorer, is_prior_dir
+
+    if is_prior_dir(model_dir):
+        return PriorScorer(model_dir, fast_path=fast_path)
     if is_head_dir(model_dir):
         return HeadScorer(model_dir, fast_path=fast_path)
     return ClassifierScorer(model_dir, fast_path=fast_path, batch_size=batch_size or DEFAULT_BATCH_SIZE)

@@ -518,8 +518,20 @@ def _plot(report: dict[str, Any], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n")[0])
-    parser.add_argument("--train", nargs="+", required=True, help="TRAIN outcome table(s), pooled")
-    parser.add_argument("--test", nargs="+", required=True, help="TEST outcome table(s), pooled")
+    parser.add_argument("--train", nargs="+", help="TRAIN outcome table(s), pooled (optional with --zero-shot)")
+    parser.add_argument("--test", nargs="+", help="TEST outcome table(s), pooled")
+    parser.add_argument("--zero-shot", action="store_true",
+                        help="route TEST's models from their public ratings only, with the evidence prior "
+                             "(training/benchmark/zero_shot.py); with --public-sets, the five public sets "
+                             "leave-one-dataset-out and the few-outcome curves")
+    parser.add_argument("--public-sets", action="store_true", help="with --zero-shot: the five sets in ../shared")
+    parser.add_argument("--ratings", help="with --zero-shot: the ratings CSV (default: ../shared/data/ratings/"
+                                          "lmarena_text_category_ratings.csv)")
+    parser.add_argument("--ratings-map", help="with --zero-shot: JSON object, outcome-table column -> rating name "
+                                              "(null: no rating) for names the automatic match misses")
+    parser.add_argument("--prior", help="with --zero-shot: the prior's folder (default: the app's selector folder)")
+    parser.add_argument("--curve-ks", default="25,50,100,200,500",
+                        help="with --zero-shot --public-sets: outcome counts for the few-outcome curves")
     parser.add_argument("--out", default="benchmarks/out/selector_benchmark")
     parser.add_argument("--prices", help="model -> price per million tokens (e.g. llmrouter/models.json)")
     parser.add_argument("--base-model", help="encoder (default: bundled all-MiniLM-L6-v2)")
@@ -546,6 +558,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report-json", help="also write report.json here (e.g. benchmarks/results/...)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.zero_shot:
+        return zero_shot_main(args)
+    if not args.train or not args.test:
+        parser.error("--train and --test are required (or use --zero-shot)")
     ft_cfg = None if not args.finetune else TrainConfig(
         base_model=args.base_model, epochs=args.epochs, learning_rate=args.learning_rate,
         batch_size=args.batch_size, seed=args.seed, max_length=args.max_length, evals_per_epoch=2)
@@ -572,6 +588,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.report_json).write_text(json.dumps(report, indent=1), encoding="utf-8")
         print(f"wrote {args.report_json}")
     print(json.dumps(s))
+    return 0
+
+
+def zero_shot_main(args: argparse.Namespace) -> int:
+    from training.benchmark import zero_shot as zs
+
+    out = Path(args.out if args.out != "benchmarks/out/selector_benchmark" else "benchmarks/out/zero_shot")
+    try:
+        if args.public_sets:
+            ks = tuple(int(k) for k in args.curve_ks.split(",") if k.strip())
+            report = zs.public_sets(out, seed=args.seed, curve_ks=ks)
+            line = {name: zs.summary_line(r) for name, r in report["sets"].items()}
+            print(zs.format_public(report))
+        else:
+            if not args.test:
+                print("error: --zero-shot needs --test TABLE (or --public-sets)", file=sys.stderr)
+                return 2
+            report = zs.one_table(args)
+            line = zs.summary_line(report)
+            print(zs.format_table(report))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out / 'report.json'}")
+    if args.report_json:
+        Path(args.report_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report_json).write_text(json.dumps(report, indent=1), encoding="utf-8")
+        print(f"wrote {args.report_json}")
+    print(json.dumps(line))
     return 0
 
 

@@ -38,7 +38,12 @@ def write_check(model_dir: str | Path, texts: Sequence[str]) -> dict[str, Any]:
 
     fp32 = load_scorer(model_dir, fast_path="off")
     fast = load_scorer(model_dir, fast_path="force")
-    info = agreement(fp32.predict, fast.predict, texts)
+    prices = None
+    if getattr(fp32, "strategy", None) == "prior":      # checked at every cost weight (see agreement)
+        from routing.selectors.base import normalised_prices
+
+        prices = normalised_prices(fp32.selector.pool)
+    info = agreement(fp32.predict, fast.predict, texts, prices)
     info.update(enabled=bool(info["agreement"] is not None and info["agreement"] >= MIN_AGREEMENT),
                 checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), torch=torch.__version__)
     (Path(model_dir) / FAST_PATH_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")

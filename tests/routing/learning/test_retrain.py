@@ -72,7 +72,7 @@ def test_a_promotion_reloads_the_selector_and_records_the_lineage(make_service, 
     assert retrainer.maybe_start() or retrainer.running
     retrainer.wait(120)
     (run,) = retrainer.state()["runs"]
-    assert run["promoted"] and run["selector"] == "learned" and service.selector.name == "learned"
+    assert run["promoted"] and run["selector"] == "prior" and service.selector.name == "prior"   # a copy of the shipped prior
     lineage = json.loads((shipped / "lineage.json").read_text())
     assert lineage["rows"] == 1 and lineage["by_kind"] == {"answer": 1}
     assert "## Data lineage" in (shipped / "README.md").read_text()

@@ -71,7 +71,7 @@ def _service(make_service, checkout, **overrides):
                            selector_dir=checkout / "selector_model",
                            label_encoder_file=checkout / "label_encoder.json", retrain_strategy="knn",
                            **overrides)
-    assert service.selector.name == "learned"
+    assert service.selector.name == "prior"   # the shipped selector: the evidence prior
     return service
 
 
@@ -114,7 +114,7 @@ def test_one_rater_cannot_get_maths_prompts_sent_to_the_wrong_model(make_service
                        "checkout_label_encoder_changed": False, "checkout_has_new_folders": []}, run
     # The gate says why, in numbers: too few paired test prompts for its power rule.
     assert "kept the live model" in run["reason"] and "the gate needs at least" in run["reason"], run
-    assert service.selector.name == "learned"
+    assert service.selector.name == "prior"
     # Nor would the refused candidate itself send them there: the rater's 44 claims weigh 3 rows'
     # worth together, too little for Llama to count as observed on a single maths prompt.
     from routing.selectors.heads import HeadScorer
@@ -301,7 +301,9 @@ def test_the_app_loads_a_promoted_selector_from_the_data_folder(make_service, ch
     service = _service(make_service, checkout)
     assert service.selector.model_dir == checkout / "selector_model"
     shutil.copytree(checkout / "selector_model", service.settings.data_dir / "selector")
-    assert service.reload_selector() == "learned"
+    # What a promotion leaves there: the selector and its label encoder (the prior itself needs none).
+    shutil.copy(checkout / "label_encoder.json", service.settings.data_dir / "selector" / "label_encoder.json")
+    assert service.reload_selector() == "prior"
     assert service.selector.model_dir == service.settings.data_dir / "selector"
     restarted = _service(make_service, checkout)                           # and after a restart
     assert restarted.selector.model_dir == service.settings.data_dir / "selector"
