@@ -2,9 +2,16 @@
 
 Samples come from the built-in ``assets/selection_samples.jsonl`` (``{"text",
 "expected_category"}``) or from a user's CSV / JSONL (a text column and an expected model id
-or category). A category is turned into a model the way the rule-based selector does it
-(``RuleSelector._category_map``: the pool file's ``categories``), so the expectation follows
-the pool.
+or category). A model id is the expectation as given. A category is turned into a model on one
+of two stated bases:
+
+* ``evidence`` (the default where the pool's models carry public ratings): the pool model rated
+  best by LMArena in the matching rating category (coding -> coding, math -> math, creative ->
+  creative_writing, reasoning -> hard prompts, anything else -> overall);
+* ``rules``: the model the pool file's ``categories`` give it (``RuleSelector._category_map``),
+  which is the keyword rules' own opinion, so it judges selectors by agreement with the rules.
+
+Every result says which basis judged it.
 
 For each selector: every decision with confidence and runner-up, accuracy, a confusion
 matrix (sklearn), and routing latency per prompt (median and p95, one prompt at a time).
@@ -47,16 +54,64 @@ class LabelledSample:
     expected_category: str | None = None
 
 
-def expected_model_for(label: str, pool: ModelPool) -> tuple[str, str | None]:
+BASES = ("evidence", "rules")
+#: The keyword rules' categories as LMArena rating categories (the rest: ``full``, overall).
+RATING_CATEGORY = {"coding": "coding", "math": "math", "creative": "creative_writing", "reasoning": "hard_6"}
+
+
+def default_basis(pool: ModelPool) -> str:
+    """``evidence`` when any pool model carries public ratings, else ``rules``."""
+    return "evidence" if any(((m.evidence or {}).get("ratings") or {}).get("categories") for m in pool.models) \
+        else "rules"
+
+
+def evidence_map(pool: ModelPool) -> dict[str, tuple[str, str, float]]:
+    """Category -> (model rated best in the matching rating category, that category, its rating)."""
+    from routing.selectors.prior import RATING_CATEGORIES, ratings_from_pool
+
+    ratings = ratings_from_pool(pool)
+    out = {}
+    for category in CATEGORIES:
+        rating_category = RATING_CATEGORY.get(category, "full")
+        col = ratings.R[:, RATING_CATEGORIES.index(rating_category)]
+        best = int(np.argmax(col))                   # ties: the first in pool order
+        out[category] = (pool.ids[best], rating_category, float(col[best]))
+    return out
+
+
+def expected_model_for(label: str, pool: ModelPool, basis: str = "rules") -> tuple[str, str | None]:
     """(model id, category or None) for a label that is a pool model id or a category."""
     label = str(label or "").strip()
     if label in pool:
         return label, None
     lowered = label.lower()
     if lowered in CATEGORIES:
+        if basis == "evidence":
+            return evidence_map(pool)[lowered][0], lowered
         return RuleSelector._category_map(pool)[lowered], lowered
     raise UserError(f"Expected label {label!r} is neither a pool model ({', '.join(pool.ids)}) "
                     f"nor a category ({', '.join(CATEGORIES)}).")
+
+
+def check_basis(basis: str | None, pool: ModelPool) -> str:
+    basis = (basis or default_basis(pool)).strip().lower()
+    if basis not in BASES:
+        raise UserError(f"Judge picks against {', '.join(BASES)}, not {basis!r}.")
+    return basis
+
+
+def basis_description(basis: str, pool: ModelPool) -> str:
+    """Which expectation judged the picks, in words."""
+    if basis == "evidence":
+        pairs = {}
+        for category, (model, rating_category, rating) in evidence_map(pool).items():
+            pairs.setdefault((rating_category, model, rating), []).append(category)
+        parts = [f"{', '.join(cats)} → {pool.get(model).display_name} ({rating_category} {rating:.0f})"
+                 for (rating_category, model, rating), cats in pairs.items()]
+        return ("Judged against the public evidence: a category expects the pool model rated best by LMArena in "
+                "the matching category (" + "; ".join(parts) + "). A model id in the samples is used as given.")
+    return ("Judged against the keyword rules' mapping (the pool file's categories): this measures agreement "
+            "with the rules, not with evidence about the models. A model id is used as given.")
 
 
 def _pick(columns: Sequence[str], names: Sequence[str]) -> str | None:
@@ -64,7 +119,8 @@ def _pick(columns: Sequence[str], names: Sequence[str]) -> str | None:
     return next((lowered[n] for n in names if n in lowered), None)
 
 
-def load_samples(path: str | Path, pool: ModelPool, *, max_samples: int = MAX_SAMPLES) -> list[LabelledSample]:
+def load_samples(path: str | Path, pool: ModelPool, *, max_samples: int = MAX_SAMPLES,
+                 basis: str = "rules") -> list[LabelledSample]:
     """Labelled samples from a CSV or JSONL file (checked like a batch input)."""
     source = open_batch_file(path, max_rows=max_samples, max_mb=5)
     expected = _pick(source.columns, EXPECTED_COLUMNS)
@@ -79,21 +135,22 @@ def load_samples(path: str | Path, pool: ModelPool, *, max_samples: int = MAX_SA
         if not text:
             raise UserError(f"Sample {row.index + 1} has an empty {text_column!r}.")
         try:
-            model, category = expected_model_for(str(label or ""), pool)
+            model, category = expected_model_for(str(label or ""), pool, basis)
         except UserError as exc:
             raise UserError(f"Sample {row.index + 1}: {exc}") from None
         samples.append(LabelledSample(text, model, category))
     return samples
 
 
-def builtin_samples(pool: ModelPool) -> list[LabelledSample]:
+def builtin_samples(pool: ModelPool, basis: str = "rules") -> list[LabelledSample]:
     """The built-in labelled set (``assets/selection_samples.jsonl``)."""
     if not BUILTIN_SAMPLES.is_file():
         raise UserError(f"The built-in sample set {BUILTIN_SAMPLES} is missing; paste or upload your own.")
-    return load_samples(BUILTIN_SAMPLES, pool)
+    return load_samples(BUILTIN_SAMPLES, pool, basis=basis)
 
 
-def parse_pasted_samples(text: str, pool: ModelPool, work_dir: str | Path) -> list[LabelledSample]:
+def parse_pasted_samples(text: str, pool: ModelPool, work_dir: str | Path, basis: str = "rules"
+                         ) -> list[LabelledSample]:
     """Samples pasted as JSONL (lines starting with '{') or CSV with a header."""
     text = (text or "").strip()
     if not text:
@@ -105,28 +162,28 @@ def parse_pasted_samples(text: str, pool: ModelPool, work_dir: str | Path) -> li
     path = work_dir / f"pasted-samples-{time.time_ns()}{suffix}"
     path.write_text(text + "\n", encoding="utf-8")
     try:
-        return load_samples(path, pool)
+        return load_samples(path, pool, basis=basis)
     finally:
         path.unlink(missing_ok=True)
 
 
 def choose_samples(pool: ModelPool, *, samples_text: str = "", file_path: str | Path | None = None,
-                   work_dir: str | Path | None = None) -> tuple[list[LabelledSample], str]:
+                   work_dir: str | Path | None = None, basis: str = "rules") -> tuple[list[LabelledSample], str]:
     """(samples, where they came from): an uploaded file, else pasted text, else the built-in set.
 
     The precedence of ``/test-selection`` and of the tab: what the user gave is what runs,
     with no separate switch to set (a switch the user forgot left pasted samples unused).
     """
     if file_path:
-        return load_samples(file_path, pool), Path(file_path).name
+        return load_samples(file_path, pool, basis=basis), Path(file_path).name
     if samples_text and samples_text.strip():
         if work_dir is not None:
-            return parse_pasted_samples(samples_text, pool, work_dir), "pasted"
+            return parse_pasted_samples(samples_text, pool, work_dir, basis), "pasted"
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="samples-") as work:
-            return parse_pasted_samples(samples_text, pool, work), "pasted"
-    return builtin_samples(pool), BUILTIN_SAMPLES.name
+            return parse_pasted_samples(samples_text, pool, work, basis), "pasted"
+    return builtin_samples(pool, basis), BUILTIN_SAMPLES.name
 
 
 def source_description(samples_text: str = "", has_file: bool = False) -> str:
@@ -221,7 +278,7 @@ class SelectionTester:
         self.settings = settings
         self.pool = pool
         self.active = active
-        self._learned: Selector | None = active if active is not None and active.name == "learned" else None
+        self._learned: Selector | None = active if active is not None and active.name in ("learned", "prior") else None
 
     def selectors(self) -> tuple[list[Selector], str | None]:
         """The selectors to compare, and why the learned one is missing (None when present)."""
@@ -233,7 +290,8 @@ class SelectionTester:
                 return [rules], f"Learned selector not shown: {exc}"
         return [rules, self._learned], None
 
-    def run(self, samples: Sequence[LabelledSample], *, source: str = "built-in") -> dict[str, Any]:
+    def run(self, samples: Sequence[LabelledSample], *, source: str = "built-in", basis: str = "rules"
+            ) -> dict[str, Any]:
         """Every selector's result, side by side, plus the prompts they disagree on."""
         selectors, learned_missing = self.selectors()
         results = {s.name: run_selection_test(s, samples) for s in selectors}
@@ -244,12 +302,13 @@ class SelectionTester:
                 if da["selected"] != db["selected"]:
                     disagreements.append({"text": da["text"], "expected": da["expected"],
                                           a["selector"]: da["selected"], b["selector"]: db["selected"]})
-        return {"source": source, "samples": len(samples), "selectors": results,
+        return {"source": source, "samples": len(samples), "selectors": results, "basis": basis,
+                "expectation": basis_description(basis, self.pool),
                 "learned_unavailable": learned_missing, "disagreements": disagreements,
                 "summary": {name: {"accuracy": r["accuracy"], "median_latency_ms": r["latency_ms"]["median"],
                                    "p95_latency_ms": r["latency_ms"]["p95"]} for name, r in results.items()}}
 
 
-__all__ = ["LabelledSample", "SelectionTester", "BUILTIN_SAMPLES", "builtin_samples", "load_samples",
+__all__ = ["LabelledSample", "SelectionTester", "BASES", "check_basis", "default_basis", "basis_description", "BUILTIN_SAMPLES", "builtin_samples", "load_samples",
            "parse_pasted_samples", "expected_model_for", "run_selection_test", "choose_samples",
            "source_description", "DECISION_COLUMNS", "decision_rows", "disagreement_columns"]

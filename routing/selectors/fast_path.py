@@ -58,14 +58,21 @@ def enabled(model_dir: str | Path, setting: str = "auto") -> bool:
 
 #: Cost weights at which picks are compared when the check knows the pool's prices.
 CHECK_COST_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: With prices, an int8 pick counts as the same decision when its fp32 utility is within this of
+#: the fp32 pick's (a near-tie between two cheap models, which int8 rounding may flip either way).
+TIE_TOLERANCE = 0.02
 
 
 def agreement(fp32: Callable[[Sequence[str]], np.ndarray], fast: Callable[[Sequence[str]], np.ndarray],
               texts: Sequence[str], prices: Sequence[float] | None = None) -> dict[str, Any]:
-    """The share of ``texts`` on which both scorers pick the same model (argmax). With the pool's
-    normalised ``prices``, the picks are compared at every cost weight of :data:`CHECK_COST_WEIGHTS`
-    too and the lowest share counts: a selector whose top pick hardly changes at cost weight 0
-    (the evidence prior: DeepSeek R1 nearly everywhere) is checked where int8 could move a pick."""
+    """The share of ``texts`` on which both scorers pick the same model (argmax).
+
+    With the pool's normalised ``prices`` the picks are compared at every cost weight of
+    :data:`CHECK_COST_WEIGHTS`, and the lowest share counts: a selector whose top pick hardly
+    changes at cost weight 0 (the evidence prior: DeepSeek R1 nearly everywhere) is checked where
+    int8 could move a pick. There a pick agrees when it is fp32's, or one whose fp32 utility
+    (score - weight x price) is within :data:`TIE_TOLERANCE` of it; the exact shares and the mean
+    utility lost (``mean_regret``) are recorded beside it."""
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if not texts:
         return {"precision": PRECISION, "agreement": None, "n": 0}
@@ -76,7 +83,15 @@ def agreement(fp32: Callable[[Sequence[str]], np.ndarray], fast: Callable[[Seque
     if prices is not None:
         norm = np.asarray(prices, float)
         norm = norm / norm.max() if norm.max() > 0 else norm
-        by_weight = {str(w): round(float(((a - w * norm).argmax(1) == (b - w * norm).argmax(1)).mean()), 4)
-                     for w in CHECK_COST_WEIGHTS}
-        info.update(by_cost_weight=by_weight, agreement=min(by_weight.values()))
+        rows = np.arange(len(texts))
+        exact, tolerant, regret = {}, {}, {}
+        for w in CHECK_COST_WEIGHTS:
+            ua, ub = a - w * norm, b - w * norm
+            pa, pb = ua.argmax(axis=1), ub.argmax(axis=1)
+            lost = ua[rows, pa] - ua[rows, pb]
+            exact[str(w)] = round(float((pa == pb).mean()), 4)
+            tolerant[str(w)] = round(float((lost <= TIE_TOLERANCE + 1e-12).mean()), 4)
+            regret[str(w)] = round(float(lost.mean()), 5)
+        info.update(by_cost_weight=tolerant, exact_by_cost_weight=exact, mean_regret=regret,
+                    tie_tolerance=TIE_TOLERANCE, agreement=min(tolerant.values()))
     return info

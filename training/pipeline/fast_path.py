@@ -67,8 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"int8 picks the same model as fp32 on {info['agreement']:.2%} of {info['n']} prompts: fast path "
-          f"{'on' if info['enabled'] else 'off'} (needs {info['min_agreement']:.0%})")
+    if "exact_by_cost_weight" in info:
+        print(f"int8 picks fp32's model, or one within {info['tie_tolerance']} of its utility, on "
+              f"{info['agreement']:.2%} of {info['n']} prompts at the worst cost weight (exactly the same: "
+              f"{min(info['exact_by_cost_weight'].values()):.2%}; mean utility lost at most "
+              f"{max(info['mean_regret'].values()):.5f}): fast path {'on' if info['enabled'] else 'off'} "
+              f"(needs {info['min_agreement']:.0%})")
+    else:
+        print(f"int8 picks the same model as fp32 on {info['agreement']:.2%} of {info['n']} prompts: fast path "
+              f"{'on' if info['enabled'] else 'off'} (needs {info['min_agreement']:.0%})")
     print(json.dumps(info))
     return 0
 

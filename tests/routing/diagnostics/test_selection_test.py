@@ -16,7 +16,7 @@ from routing.diagnostics.selection_test import (BUILTIN_SAMPLES, DECISION_COLUMN
                                                 parse_pasted_samples, run_selection_test, source_description)
 from routing.selectors.base import Selector  # noqa: E402
 from routing.selectors.rules import RuleSelector  # noqa: E402
-from routing.settings import Settings  # noqa: E402
+from routing.settings import DEFAULT_MODELS_FILE, Settings  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -119,16 +119,25 @@ def test_test_selection_api_returns_json(protocol_server, tmp_path):
         client = Client(url, verbose=False)
         result = client.predict(api_name="/test-selection")
         assert result["source"] == BUILTIN_SAMPLES.name and result["samples"] == len(builtin_samples(service.pool))
+        # Judged against the public ratings by default, and it says so: every category expects R1.
+        assert result["basis"] == "evidence" and "rated best by LMArena" in result["expectation"]
         rules = result["selectors"]["rules"]
-        assert json.dumps(rules["confusion"]) and rules["accuracy"] > 0.5
-        assert {"median", "p95"} <= set(rules["latency_ms"])
+        assert {d["expected"] for d in rules["decisions"]} == {"deepseek-r1"} and rules["accuracy"] < 0.5
+        assert json.dumps(rules["confusion"]) and {"median", "p95"} <= set(rules["latency_ms"])
+        by_rules = client.predict(basis="rules", api_name="/test-selection")
+        assert by_rules["basis"] == "rules" and by_rules["selectors"]["rules"]["accuracy"] > 0.5
+        assert "agreement with the rules" in by_rules["expectation"]
+        with pytest.raises(AppError, match="Judge picks against"):
+            client.predict(basis="vibes", api_name="/test-selection")
         pasted = client.predict(samples="text,expected\nWrite a sonnet about the sea,creative\n",
                                 api_name="/test-selection")
         assert pasted["samples"] == 1 and pasted["selectors"]["rules"]["decisions"][0]["selected"] == "llama-3.3"
         path = tmp_path / "s.jsonl"
         path.write_text('{"question": "Solve 2x + 3 = 7", "category": "math"}\n', encoding="utf-8")
-        uploaded = client.predict(file=handle_file(str(path)), api_name="/test-selection")
+        uploaded = client.predict(file=handle_file(str(path)), basis="rules", api_name="/test-selection")
         assert uploaded["source"] == "s.jsonl" and uploaded["selectors"]["rules"]["correct"] == 1
+        uploaded = client.predict(file=handle_file(str(path)), api_name="/test-selection")
+        assert uploaded["selectors"]["rules"]["decisions"][0]["expected"] == "deepseek-r1"   # math 1413±14
         with pytest.raises(AppError, match="neither a pool model"):
             client.predict(samples="text,expected\nhi,banana\n", api_name="/test-selection")
 
@@ -161,3 +170,21 @@ def test_decisions_table_puts_the_verdict_before_the_prompt(pool):
                                                                                         "mistral-small", "✗"]
     assert rows[0][-1].startswith("Write a limerick")
     assert [c for c, _ in disagreement_columns(result)] == ["expected", "rules", "learned", "text"]
+
+
+def test_categories_expect_the_best_rated_model_and_pools_without_ratings_fall_back_to_the_rules(pool):
+    from routing.diagnostics.selection_test import basis_description, check_basis, default_basis, expected_model_for
+    from routing.pool import pool_from_data
+
+    assert default_basis(pool) == "evidence"
+    assert expected_model_for("math", pool, "evidence") == ("deepseek-r1", "math")
+    assert expected_model_for("math", pool, "rules") == ("qwen2.5", "math")        # the rules' own mapping
+    assert expected_model_for("gemini-flash", pool, "evidence") == ("gemini-flash", None)   # a model id as given
+    assert "math → DeepSeek R1 (math 1413)" in basis_description("evidence", pool)
+    data = json.loads(DEFAULT_MODELS_FILE.read_text(encoding="utf-8"))
+    for m in data["models"]:
+        m.pop("evidence")
+    bare = pool_from_data(data, "no-evidence")
+    assert default_basis(bare) == "rules" and check_basis(None, bare) == "rules"
+    with pytest.raises(UserError, match="Judge picks against"):
+        check_basis("vibes", pool)

@@ -119,12 +119,32 @@ def test_the_int8_fast_path_runs_only_where_its_check_passed(tmp_path, pool):
 
 def test_the_shipped_selector_runs_int8_only_where_its_check_passed_at_every_cost_weight():
     """The shipped evidence prior picks DeepSeek R1 almost everywhere at cost weight 0, so a check at
-    cost weight 0 alone passed trivially (100%) while int8 moved 5.5% of the picks at 0.75."""
+    cost weight 0 alone passed trivially (100%) while int8 moved 5.5% of the picks at 0.75 (all
+    near-ties: the mean utility lost was 0.0004). The check now runs at every cost weight."""
     from routing.selectors import fast_path
     from routing.settings import DEFAULT_SELECTOR_DIR
 
     info = fast_path.read(DEFAULT_SELECTOR_DIR)
-    assert info and info["n"] >= 600 and set(info["by_cost_weight"]) == {str(w) for w in fast_path.CHECK_COST_WEIGHTS}
+    weights = {str(w) for w in fast_path.CHECK_COST_WEIGHTS}
+    assert info and info["n"] >= 600 and set(info["by_cost_weight"]) == set(info["exact_by_cost_weight"]) == weights
     assert info["agreement"] == min(info["by_cost_weight"].values())
+    assert all(info["exact_by_cost_weight"][w] <= info["by_cost_weight"][w] for w in weights)
+    assert max(info["mean_regret"].values()) < 0.005
     assert fast_path.enabled(DEFAULT_SELECTOR_DIR) == (info["agreement"] >= fast_path.MIN_AGREEMENT)
     assert not fast_path.enabled(DEFAULT_SELECTOR_DIR, "off")
+
+
+def test_the_check_counts_a_flipped_near_tie_as_agreeing_and_a_real_change_as_not():
+    from routing.selectors import fast_path
+
+    prices = [1.0, 0.1]
+    fp32 = lambda texts: np.array([[0.86, 0.40]] * len(texts))           # noqa: E731
+    near = lambda texts: np.array([[0.84, 0.40]] * len(texts))           # noqa: E731 - at w=0.5: 0.34 vs 0.35
+    far = lambda texts: np.array([[0.30, 0.40]] * len(texts))            # noqa: E731 - a score moved a lot
+    texts = ["a", "b", "c"]
+    flipped = fast_path.agreement(fp32, near, texts, prices)
+    assert flipped["exact_by_cost_weight"]["0.5"] == 0.0                # the pick flipped at w=0.5 ...
+    assert flipped["agreement"] == 1.0 and flipped["mean_regret"]["0.5"] == pytest.approx(0.01)  # ... by 0.01
+    info = fast_path.agreement(fp32, far, texts, prices)
+    assert info["agreement"] == 0.0 and info["exact_by_cost_weight"]["0.0"] == 0.0
+
