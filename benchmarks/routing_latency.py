@@ -55,13 +55,19 @@ def main(argv: list[str] | None = None) -> int:
     from routing.pool import load_pool
     from routing.selectors import fast_path
     from routing.selectors.learned import LearnedSelector
+    from routing.selectors.prior import PriorSelector, is_prior_dir
     from routing.settings import get_settings
 
     settings = get_settings()
     pool = load_pool(settings.models_file)
-    app = LearnedSelector(pool, settings.selector_dir, settings.label_encoder_file, fast_path=settings.fast_path)
-    fp32 = LearnedSelector(pool, settings.selector_dir, settings.label_encoder_file, fast_path="off")
-    tokenizer = fp32.scorer.tokenizer if hasattr(fp32.scorer, "tokenizer") else fp32.scorer.encoder.tokenizer
+    if is_prior_dir(settings.selector_dir):      # the shipped evidence prior
+        app = PriorSelector(pool, settings.selector_dir, fast_path=settings.fast_path)
+        fp32 = PriorSelector(pool, settings.selector_dir, fast_path="off")
+        tokenizer = fp32.encoder.tokenizer
+    else:
+        app = LearnedSelector(pool, settings.selector_dir, settings.label_encoder_file, fast_path=settings.fast_path)
+        fp32 = LearnedSelector(pool, settings.selector_dir, settings.label_encoder_file, fast_path="off")
+        tokenizer = fp32.scorer.tokenizer if hasattr(fp32.scorer, "tokenizer") else fp32.scorer.encoder.tokenizer
     torch.manual_seed(0)
     distil = DistilBertForSequenceClassification(DistilBertConfig(vocab_size=len(tokenizer), num_labels=5)).eval()
     classify = pipeline("text-classification", model=distil, tokenizer=tokenizer, top_k=None, truncation=True,
@@ -89,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     check = fast_path.read(settings.selector_dir) or {}
     report = {"command": "python benchmarks/routing_latency.py " + " ".join(argv or sys.argv[1:]),
               "machine": f"{os.cpu_count()} CPUs, torch {torch.__version__}, 1 thread", "reps": args.reps,
-              "tokens": tokens, "selector_precision": getattr(app.scorer, "precision", "fp32"),
+              "tokens": tokens, "selector_precision": getattr(getattr(app, "scorer", app), "precision", "fp32"),
+              "selector": app.name,
               "selector_dir": str(settings.selector_dir), "p50_ms": p50,
               "ratio_vs_distilbert_fp32": ratio, "ratio_fp32_selector_vs_distilbert_fp32": ratio_fp32,
               "agreement": check.get("agreement"), "agreement_n": check.get("n")}
