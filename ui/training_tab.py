@@ -44,6 +44,7 @@ STRATEGY_CHOICES: dict[str, str] = {
     "Cluster head": "cluster",
     "Linear head": "linear",
     "MLP head (bagged)": "mlp",
+    "Refine the evidence prior with outcomes (seconds)": "prior",
 }
 
 

@@ -357,6 +357,65 @@ def refine(params: PriorParams, ratings: Ratings, X: np.ndarray, texts: Sequence
                       residuals=residuals)
 
 
+REFINEMENT_FILE = "refinement.safetensors"
+
+
+def save_refinement(folder: str | Path, refinement: Refinement, models: Sequence[str], rows: int) -> None:
+    """Write what outcomes taught beside the prior's parameters (``models``: the columns' order)."""
+    from safetensors.numpy import save_file
+
+    folder = Path(folder)
+    save_file({"offsets": np.asarray(refinement.offsets, np.float32),
+               "X": np.ascontiguousarray(refinement.X, np.float16).reshape(len(refinement.X), -1),
+               "diff_residual": np.asarray(refinement.diff_residual, np.float32),
+               "residuals": np.asarray(refinement.residuals, np.float32).reshape(len(refinement.X), len(models))},
+              str(folder / REFINEMENT_FILE))
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["router"]["refinement"] = {"models": list(models), "rows": int(rows), "k": refinement.k,
+                                      "kappa": refinement.kappa, "temperature": refinement.temperature}
+    config_file.write_text(json.dumps(config, indent=1), encoding="utf-8")
+
+
+def load_refinement(folder: str | Path, models: Sequence[str]) -> tuple[Refinement, int] | None:
+    """The folder's refinement aligned to ``models`` (a model it never saw: no offset, no residual),
+    with how many outcome rows it learned from; None for an unrefined prior."""
+    from safetensors.numpy import load_file
+
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))["router"]
+    info = config.get("refinement")
+    if not info or not (folder / REFINEMENT_FILE).is_file():
+        return None
+    arrays = load_file(str(folder / REFINEMENT_FILE))
+    seen = [str(m) for m in info["models"]]
+    offsets = np.zeros((len(models), len(TOPICS)))
+    residuals = np.full((len(arrays["X"]), len(models)), np.nan)
+    for k, m in enumerate(models):
+        if m in seen:
+            offsets[k] = arrays["offsets"][seen.index(m)]
+            residuals[:, k] = arrays["residuals"][:, seen.index(m)]
+    return Refinement(offsets=offsets, X=arrays["X"].astype(np.float32),
+                      diff_residual=arrays["diff_residual"].astype(np.float64), residuals=residuals,
+                      k=int(info.get("k", 20)), kappa=float(info.get("kappa", 8.0)),
+                      temperature=float(info.get("temperature", 10.0))), int(info.get("rows", 0))
+
+
+def ratings_for_models(models: Sequence[str], pool: Any) -> Ratings:
+    """:class:`Ratings` in ``models``' order from the pool's evidence (a model not in the pool: unrated)."""
+    full = ratings_from_pool(pool)
+    table: dict[str, Any] = {}
+    for m in models:
+        if m in full.models and full.known[full.models.index(m)]:
+            k = full.models.index(m)
+            table[m] = {c: (full.R[k, j], full.R[k, j] - full.halfwidth[k, j], full.R[k, j] + full.halfwidth[k, j])
+                        for j, c in enumerate(RATING_CATEGORIES)}
+        else:
+            table[m] = None
+    names = [full.names[full.models.index(m)] if m in full.models else None for m in models]
+    return ratings_from_table(models, table, {}, names)
+
+
 # ------------------------------------------------------------------ the selector
 
 
@@ -397,6 +456,11 @@ class PriorSelector(Selector):
                                     f"-dimensional embeddings, not the bundled encoder's {self.encoder.hidden_size}.")
         self.ratings = ratings_from_pool(pool)
         self._local = threading.local()
+        try:
+            found = load_refinement(self.model_dir, pool.ids)
+        except Exception as exc:  # noqa: BLE001 - a broken refinement is a broken folder
+            raise SelectorLoadError(f"The outcome refinement in {self.model_dir} cannot be loaded: {exc}") from exc
+        self.refinement, self.refined_rows = found if found else (None, 0)
 
     @property
     def unknown_models(self) -> list[str]:
@@ -404,11 +468,13 @@ class PriorSelector(Selector):
 
     def predict_texts(self, prompts: Sequence[str]) -> Prediction:
         texts = [p if isinstance(p, str) else str(p) for p in prompts]
-        return predict(self.params, self.encoder.embed(texts), texts, self.ratings)
+        return predict(self.params, self.encoder.embed(texts), texts, self.ratings, self.refinement)
 
     def score(self, prompts: Sequence[str]) -> np.ndarray:
         if self.ratings.models != self.pool.ids:          # the pool changed (a model added): re-read
             self.ratings = ratings_from_pool(self.pool)
+            found = load_refinement(self.model_dir, self.pool.ids)
+            self.refinement, self.refined_rows = found if found else (None, 0)
         if not len(prompts):
             return np.zeros((0, len(self.pool)))
         prediction = self.predict_texts(prompts)
@@ -454,7 +520,8 @@ class PriorSelector(Selector):
             why += f"{cite(first)} -> {row[first]:.2f}"
         if hard == "easy" and second is not None and row[first] - row[second] < 0.1:
             why += "; on an easy prompt the models are close, so the price can decide"
-        why += f" (LMArena ratings, {self._snapshot()})."
+        why += f" (LMArena ratings, {self._snapshot()}"
+        why += f"; refined by {self.refined_rows} logged outcomes)." if self.refinement is not None else ")."
         if self.unknown_models:
             why += f" Unrated: {', '.join(self.unknown_models)}."
         per_model = {}
@@ -468,7 +535,8 @@ class PriorSelector(Selector):
                    "difficulty": round(float(pred.difficulty[i]), 3), "fail_chance_at_1300": round(fails, 3),
                    "looks_hard": hard, "models": per_model, "evidence": self._snapshot(),
                    "unrated_models": self.unknown_models, "model_dir": str(self.model_dir),
-                   "slope": round(self.params.slope, 4), "precision": self.precision}
+                   "slope": round(self.params.slope, 4), "precision": self.precision,
+                   "refined_by_outcomes": self.refined_rows}
         return why, details
 
     def _snapshot(self) -> str:
@@ -498,7 +566,8 @@ class PriorScorer:
         self.precision = self.selector.precision
 
     def describe(self) -> str:
-        return "the evidence prior (public ratings, prompt kind and difficulty)"
+        extra = f", refined by {self.selector.refined_rows} outcomes" if self.selector.refinement is not None else ""
+        return f"the evidence prior (public ratings, prompt kind and difficulty{extra})"
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         return self.selector.score(list(texts))

@@ -517,7 +517,17 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
 
         shutil.rmtree(part)
     head_fit = None
-    if strategy == "finetune":
+    prior_base = _prior_base(target, live_dir)
+    live_now = target if (target / "config.json").is_file() else live_dir
+    if strategy == "auto" and multi and live_now is not None and prior_base == live_now:
+        strategy = "prior"                # the app routes with the evidence prior: refine it
+        notes.append(f"auto: the live selector is the evidence prior ({prior_base}), so its outcome "
+                     "refinement is trained (strategy prior)")
+    if strategy == "prior":
+        head_fit, metrics, history = _train_prior(prior_base, splits, labels, cfg, multi, part, say,
+                                                  fail_after_partial_write)
+        seconds = time.time() - t0
+    elif strategy == "finetune":
         model, tokenizer, history = fit(splits["train"], splits["val"], labels, cfg, objective,
                                         progress=lambda f, m: say(0.9 * f, m))
         seconds = time.time() - t0
@@ -766,6 +776,62 @@ def _train_head(strategy: str, splits: dict[str, Dataset], labels: Sequence[str]
     if fail_after_partial_write:
         raise RuntimeError("simulated crash after writing part of the candidate")
     return fitted, metrics, []   # no loss curve: a head is fitted in closed form or by CV, not by steps
+
+
+def _prior_base(target: Path, live_dir: Path | None) -> Path | None:
+    """The evidence prior a ``prior`` candidate refines: the live folder's when it is one, else the
+    shipped ``selector_model/``'s (None when neither is a prior)."""
+    from routing.selectors.prior import is_prior_dir
+    from routing.settings import DEFAULT_SELECTOR_DIR
+
+    for folder in (target, live_dir, DEFAULT_SELECTOR_DIR):
+        if folder is not None and is_prior_dir(folder):
+            return Path(folder)
+    return None
+
+
+def _train_prior(base: Path | None, splits: dict[str, Dataset], labels: Sequence[str], cfg: TrainConfig,
+                 multi: bool, part: Path, say: Progress, fail_after_partial_write: bool
+                 ) -> tuple[Any, dict[str, Any], list[dict[str, float]]]:
+    """Refine the evidence prior in ``base`` with the train + validation outcomes; write it to ``part``."""
+    from routing.pool import load_pool
+    from routing.selectors import prior as pr
+    from routing.selectors.classifier import DEFAULT_HEAD_TOKENS
+    from training.embeddings import embed
+    from training.pipeline.strategies import HeadFit, targets_for
+
+    if base is None:
+        raise UserError("The prior strategy refines the evidence prior, and neither the live selector nor the "
+                        "shipped selector_model/ is one: use another strategy.")
+    if not multi:
+        raise UserError("The prior strategy learns from outcomes (each model's score on a prompt); rule labels "
+                        "have none: use --source outcomes or feedback, or another strategy.")
+    t0 = time.time()
+    params = pr.PriorParams.load(base)
+    ratings = pr.ratings_for_models(labels, load_pool(get_settings().models_file))
+    config = json.loads((base / "config.json").read_text(encoding="utf-8"))["router"]
+    max_length, head_tokens = int(config.get("max_length", 256)), int(config.get("head_tokens", DEFAULT_HEAD_TOKENS))
+    fit_texts = list(splits["train"].texts) + list(splits["val"].texts)
+    T = np.vstack([targets_for(splits[s], True) for s in ("train", "val") if splits[s].texts])
+    cache = get_settings().cache_dir / "embeddings"
+    say(0.1, f"embedding {len(fit_texts)} prompts with the bundled encoder")
+    X = embed(fit_texts, None, max_length=max_length, head_tokens=head_tokens, cache_dir=cache)
+    say(0.5, f"refining the evidence prior with {len(fit_texts)} outcome rows")
+    refinement = pr.refine(params, ratings, X, fit_texts, T)
+    test = splits["test"]
+    if test.texts:
+        Xt = embed(test.texts, None, max_length=max_length, head_tokens=head_tokens, cache_dir=cache)
+        probs = pr.predict(params, Xt, test.texts, ratings, refinement).p
+    else:
+        probs = np.zeros((0, len(labels)))
+    metrics = evaluate_probs(probs, test, labels, outcomes=True)
+    part.mkdir(parents=True)
+    params.save(part, extra={"max_length": max_length, "head_tokens": head_tokens, "source": "outcomes"})
+    if fail_after_partial_write:
+        raise RuntimeError("simulated crash after writing part of the candidate")
+    pr.save_refinement(part, refinement, labels, rows=len(fit_texts))
+    fitted = HeadFit("prior", {}, {"refined_rows": len(fit_texts), "base": str(base)}, seconds=time.time() - t0)
+    return fitted, metrics, []
 
 
 def _check_fast_path(cand: Path, texts: Sequence[str]) -> dict[str, Any]:

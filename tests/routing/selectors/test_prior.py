@@ -163,3 +163,55 @@ def test_a_corrupt_prior_folder_is_a_load_error(tmp_path, pool):
     (folder / pr.PARAMS_FILE).write_bytes(b"truncated")
     with pytest.raises(SelectorLoadError, match="cannot be loaded"):
         pr.PriorSelector(pool, folder)
+
+
+def _maths_and_chat_outcomes(path, n=30):
+    """Gemini Flash, in this world, fails every maths prompt that the other models solve."""
+    rows = []
+    for i in range(n):
+        rows.append({"question": f"Solve for x: {i + 2}x + {i} = {3 * i + 7}. Show each step. (#{i})",
+                     "scores": {"deepseek-r1": 1.0, "mistral-small": 1.0, "qwen2.5": 1.0, "gemini-flash": 0.0,
+                                "llama-3.3": 1.0}})
+        rows.append({"question": f"Write a friendly two-line greeting for a colleague named Sam, note {i}.",
+                     "scores": {m: 1.0 for m in ("deepseek-r1", "mistral-small", "qwen2.5", "gemini-flash",
+                                                 "llama-3.3")}})
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_the_pipeline_refines_the_prior_with_outcomes_and_the_app_routes_with_it(tmp_path, pool):
+    """python -m training.pipeline --source outcomes --strategy prior: the shipped prior updated by
+    the log's outcomes, written as a selector folder the app loads, explaining how many it learned from."""
+    from training.pipeline.run import run_pipeline
+
+    table = _maths_and_chat_outcomes(tmp_path / "outcomes.json")
+    result = run_pipeline("outcomes", str(table), None, 1, 1e-3, 8, tmp_path / "work", strategy="prior",
+                          selector_dir=tmp_path / "sm", label_encoder_file=tmp_path / "le.json")
+    assert result["gate"]["promoted"] and pr.is_prior_dir(tmp_path / "sm")
+    refined = pr.PriorSelector(pool, tmp_path / "sm")
+    assert refined.refinement is not None and refined.refined_rows >= 40
+    probe = "Solve for x: 9x + 4 = 31. Show each step."
+    shipped = pr.PriorSelector(pool, DEFAULT_SELECTOR_DIR)
+    assert shipped.select(probe, cost_weight=0.5).selected_model == "gemini-flash"     # the ratings alone
+    decision = refined.select(probe, cost_weight=0.5)
+    assert decision.selected_model != "gemini-flash"                                # the outcomes moved it
+    assert decision.scores["gemini-flash"] < shipped.select(probe).scores["gemini-flash"] - 0.2
+    assert "refined by" in decision.reasoning and decision.details["refined_by_outcomes"] == refined.refined_rows
+    # A greeting is unaffected: Gemini Flash still the pick there once price counts.
+    assert refined.select("Write a friendly two-line greeting for a colleague named Ana.",
+                          cost_weight=0.5).selected_model in ("gemini-flash", "mistral-small")
+    # While the app routes with the prior, "auto" retraining refines it too (not a head).
+    again = run_pipeline("outcomes", str(table), None, 1, 1e-3, 8, tmp_path / "work2", strategy="auto",
+                         selector_dir=tmp_path / "sm", label_encoder_file=tmp_path / "le.json")
+    assert any("strategy prior" in n for n in again["notes"]), again["notes"]
+
+
+def test_the_prior_strategy_refuses_rule_labels(tmp_path):
+    from routing.errors import UserError
+    from training.pipeline.run import run_pipeline
+
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("\n".join(json.dumps({"text": f"Write a poem about the number {i}"}) for i in range(30)))
+    with pytest.raises(UserError, match="learns from outcomes"):
+        run_pipeline("rules", str(corpus), None, 1, 1e-3, 8, tmp_path / "work", strategy="prior",
+                     selector_dir=tmp_path / "sm", label_encoder_file=tmp_path / "le.json")
