@@ -583,18 +583,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name[:28]:28s} {r['quality']:.4f}  {cost}")
     print(f"AIQ {s['aiq']}  cost share at best-single quality {s['cost_share_at_best_single_quality']}")
     print(f"wrote {Path(args.out) / 'report.json'}")
-    if args.report_json:
-        Path(args.report_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report_json).write_text(json.dumps(report, indent=1), encoding="utf-8")
-        print(f"wrote {args.report_json}")
+    _write_report_json(args.report_json, report)
     print(json.dumps(s))
     return 0
+
+
+def _write_report_json(path: str | None, report: dict[str, Any]) -> None:
+    """``--report-json``: a copy of the report where the results are kept (benchmarks/results/...)."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(report, indent=1), encoding="utf-8")
+        print(f"wrote {path}")
 
 
 def zero_shot_main(args: argparse.Namespace) -> int:
     from training.benchmark import zero_shot as zs
 
     out = Path(args.out if args.out != "benchmarks/out/selector_benchmark" else "benchmarks/out/zero_shot")
+    args.out = str(out)
     try:
         if args.public_sets:
             ks = tuple(int(k) for k in args.curve_ks.split(",") if k.strip())
@@ -612,10 +618,7 @@ def zero_shot_main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {out / 'report.json'}")
-    if args.report_json:
-        Path(args.report_json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report_json).write_text(json.dumps(report, indent=1), encoding="utf-8")
-        print(f"wrote {args.report_json}")
+    _write_report_json(args.report_json, report)
     print(json.dumps(line))
     return 0
 
