@@ -222,18 +222,16 @@ def ratings_from_table(models: Sequence[str], table: Mapping[str, Mapping[str, S
 
 
 def ratings_from_pool(pool: Any, defaults: Mapping[str, Sequence[float]] | None = None) -> Ratings:
-    """:class:`Ratings` from each pool model's ``evidence`` block (``python -m routing.evidence refresh``)."""
+    """:class:`Ratings` from each pool model's ``evidence`` block (``python -m routing.evidence refresh``);
+    ``defaults`` (per category) only where no pool model is rated (else 1300 everywhere)."""
     table: dict[str, Any] = {}
     names: list[str | None] = []
-    stated: dict[str, Sequence[float]] = dict(defaults or {})
     for m in pool.models:
         block = ((getattr(m, "evidence", None) or {}).get("ratings")) or None
         cats = (block or {}).get("categories") or None
         table[m.id] = {c: tuple(v) for c, v in cats.items()} if cats else None
         names.append((block or {}).get("name"))
-        for c, v in (((getattr(m, "evidence", None) or {}).get("defaults")) or {}).items():
-            stated.setdefault(c, v)
-    return ratings_from_table(pool.ids, table, stated, names)
+    return ratings_from_table(pool.ids, table, dict(defaults or {}), names)
 
 
 @dataclass
@@ -455,6 +453,11 @@ class PriorSelector(Selector):
             raise SelectorLoadError(f"The evidence prior in {self.model_dir} was fitted on {self.params.topic_W.shape[0]}"
                                     f"-dimensional embeddings, not the bundled encoder's {self.encoder.hidden_size}.")
         self.ratings = ratings_from_pool(pool)
+        if not self.ratings.known.any():
+            raise SelectorLoadError(
+                "no model of the pool carries public ratings (the pool file's `evidence`), so the evidence prior "
+                "has nothing to route by; add them with `python -m routing.evidence refresh --pool FILE "
+                "--ratings CSV --write`")
         self._local = threading.local()
         try:
             found = load_refinement(self.model_dir, pool.ids)

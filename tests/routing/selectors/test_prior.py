@@ -44,6 +44,15 @@ def test_the_shipped_selector_is_the_evidence_prior_and_the_rules_stay_the_fallb
     assert fallback.name == "rules" and "keyword rules" in warning
 
 
+def test_a_pool_without_any_rating_is_routed_by_the_rules_and_told_how_to_add_ratings():
+    data = _pool_data()
+    for m in data["models"]:
+        m.pop("evidence")
+    bare = pool_from_data(data, "no-evidence")
+    selector, warning = load_selector(Settings(), bare)
+    assert selector.name == "rules" and "routing.evidence refresh" in warning
+
+
 def test_deepseek_r1_leads_at_cost_weight_zero_as_the_public_ratings_say(selector):
     """The old shipped classifier imitated the rules: maths to Qwen2.5, poems to Llama 3.3."""
     for prompt in (HARD_MATHS, EASY_POEM, "Fix this Python: def add(a, b): return a - b"):
