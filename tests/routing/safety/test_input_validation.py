@@ -191,7 +191,8 @@ REST_CASES = [  # raw REST calls: Gradio itself refuses these before the handler
     ("query", [], "prompt, cost_weight, exclude, max_tokens"),
     ("query-specific", ["hi"], "prompt, model, max_tokens"),
     ("batch-query", [SERVER_FILE, None, "route", None], "`file` must be an upload"),
-    ("test-selection", ["", SERVER_FILE], "`file` must be an upload"),
+    ("test-selection", ["", SERVER_FILE, ""], "`file` must be an upload"),
+    ("test-selection", ["", SERVER_FILE], "samples, file, basis"),      # every input, in order
     ("train", [TRAIN, SERVER_FILE, "", 4, 1e-4, 16, None], "`upload` must be an upload"),
     ("train", [TRAIN, {"path": "x.csv"}, "", 4, 1e-4, 16, None], "`upload` must be an upload"),
     ("query", [123, 0, None, None, 0], "prompt must be text"),
