@@ -139,7 +139,9 @@ class ClassifierScorer:
         self.max_length = int(max_length or extra.get("max_length", DEFAULT_MAX_LENGTH))
         self.head_tokens = int(head_tokens if head_tokens is not None else extra.get("head_tokens", DEFAULT_HEAD_TOKENS))
         self.source = extra.get("source")
-        self.batch_size = batch_size
+        # int8 scales activations per forward pass: one prompt per pass, so a batch decides as a
+        # single request does (see routing.selectors.encoder.SentenceEncoder).
+        self.batch_size = 1 if self.precision == fp.PRECISION else batch_size
         self.model_dir = model_dir
         self._lock = threading.Lock()
 

@@ -40,6 +40,12 @@ class SentenceEncoder:
         self.model.eval()
         self.max_length, self.head_tokens = int(max_length), int(head_tokens)
         self.pooling, self.batch_size = pooling, int(batch_size)
+        # Dynamic int8 quantisation scales each forward pass's activations by that pass's own range,
+        # so a prompt encoded in a batch (beside other prompts, padded) came out different from the
+        # same prompt alone: route-only batches picked another model than /v1/route on 12 of 200
+        # prompts at cost weight 0.5. With int8 (shared_encoder sets this) each prompt is encoded
+        # alone, so every entry point makes the same decision; fp32 batches are exact already.
+        self.one_at_a_time = False
         self.hidden_size = int(self.model.config.hidden_size)
         self._lock = threading.Lock()
 
@@ -52,9 +58,10 @@ class SentenceEncoder:
             return out
         ids = encode_ids(self.tokenizer, texts, self.max_length, self.head_tokens)
         order = np.argsort([len(x) for x in ids], kind="stable")   # similar lengths pad little
+        step = 1 if self.one_at_a_time else self.batch_size
         with self._lock, torch.inference_mode():
-            for start in range(0, len(ids), self.batch_size):
-                idx = order[start:start + self.batch_size]
+            for start in range(0, len(ids), step):
+                idx = order[start:start + step]
                 batch = pad(self.tokenizer, [ids[i] for i in idx])
                 out[idx] = self._pool(self.model(**batch).last_hidden_state, batch).numpy()
                 if progress:
@@ -86,5 +93,6 @@ def shared_encoder(path: str, max_length: int, head_tokens: int, quantized: bool
             encoder = SentenceEncoder(path, max_length=max_length, head_tokens=head_tokens)
             if quantized:
                 encoder.model = int8(encoder.model)
+                encoder.one_at_a_time = True      # see SentenceEncoder.__init__
             _ENCODERS[key] = encoder
         return _ENCODERS[key]

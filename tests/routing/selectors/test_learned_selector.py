@@ -120,7 +120,7 @@ def test_the_int8_fast_path_runs_only_where_its_check_passed(tmp_path, pool):
 def test_the_shipped_selector_runs_int8_only_where_its_check_passed_at_every_cost_weight():
     """The shipped evidence prior picks DeepSeek R1 almost everywhere at cost weight 0, so a check at
     cost weight 0 alone passed trivially (100%) while int8 moved 5.5% of the picks at 0.75 (all
-    near-ties: the mean utility lost was 0.0004). The check now runs at every cost weight."""
+    near-ties: the mean utility lost was 0.0003). The check now runs at every cost weight."""
     from routing.selectors import fast_path
     from routing.settings import DEFAULT_SELECTOR_DIR
 
