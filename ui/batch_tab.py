@@ -108,8 +108,14 @@ def summary_markdown(summary: dict[str, Any], pool) -> str:
         lines.append(f"Cost reported by the providers: ${summary['actual_cost_usd']:.4f}.")
     if summary.get("compare"):
         cmp = summary["compare"]
-        lines.append(f"Compare: the router's pick was the evaluator's best on {cmp['router_agrees']:.0%} of "
-                     f"{cmp['rows']:,} rows.")
+        ties = cmp.get("ties") or 0
+        tie_note = (f" {ties:,} row{'s' if ties != 1 else ''} had no winner: the best answers scored within the "
+                    "evaluator's noise of each other (a tie, not counted either way).") if ties else ""
+        if cmp.get("router_agrees") is None:
+            lines.append(f"Compare: {cmp['rows']:,} rows compared, none with a clear winner.{tie_note}")
+        else:
+            lines.append(f"Compare: the router's pick was the evaluator's best on {cmp['router_agrees']:.0%} of "
+                         f"{cmp['with_winner']:,} rows with a winner.{tie_note}")
     for e in summary.get("errors", [])[:5]:
         row = e["row"] + 1 if isinstance(e["row"], int) else md_text(e["row"])
         lines.append(f"⚠️ row {row}: {md_text(e['error'])}")

@@ -97,6 +97,9 @@ def summary_markdown(comparison: Comparison, pool) -> str:
         else:
             verdict = "❌ **the router's pick differs from the evaluator's winner**"
         lines.append(f"🧭 The router picked **{md_text(pick)}** ({md_code(comparison.selected_model)}) — " + verdict)
+    elif comparison.no_winner:
+        mark = "🤝" if comparison.tied else "ℹ️"
+        lines.append(f"### {mark} No winner: {md_text(comparison.no_winner)}")
     if comparison.judge_model:
         if comparison.judge_best_model:
             agree = comparison.router_correct_by_judge

@@ -444,13 +444,14 @@ class PartsStore:
 
     def iter_records(self) -> Iterator[dict[str, Any]]:
         wanted = ["row", "status", "error", "selected_model", "confidence", "answered_by", "cost_usd",
-                  "best_model", "router_correct", "prompt_tokens", "completion_tokens", self.prompt_column]
+                  "best_model", "tied", "router_correct", "prompt_tokens", "completion_tokens", self.prompt_column]
         for _, path in sorted(done_parts(self.parts_dir).items()):
             names = set(pq.read_schema(path).names)
             table = pq.read_table(path, columns=[c for c in dict.fromkeys(wanted) if c in names])
             for flat in table.to_pylist():
                 record = {k: flat.get(k) for k in ("row", "status", "error", "selected_model", "confidence",
-                                                    "answered_by", "cost_usd", "best_model", "router_correct")
+                                                    "answered_by", "cost_usd", "best_model", "tied",
+                                                    "router_correct")
                           if flat.get(k) is not None}
                 record["prompt"] = flat.get(self.prompt_column) or ""
                 if flat.get("prompt_tokens") is not None and flat.get("completion_tokens") is not None:

@@ -198,7 +198,7 @@ def compare_row(router: Router, row: InputRow, compare_fn: CompareFn,
                                "cost_usd": r.get("cost_usd"), "latency_ms": r.get("latency_ms"),
                                "tokens": usage.get("total_tokens"), "error": r.get("error")}
     record.update(compare=per_model, best_model=result.get("best_model"),
-                  router_correct=result.get("router_correct"))
+                  tied=", ".join(result.get("tied") or []) or None, router_correct=result.get("router_correct"))
     if not any(r["error"] is None for r in per_model.values()):
         errors = "; ".join(f"{m}: {r['error']}" for m, r in per_model.items())
         _failed(record, f"no model answered ({errors})")
@@ -239,7 +239,7 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
     cost = {"routed": 0.0, "all_priciest": 0.0, "all_cheapest": 0.0}
     tokens_estimated = 0
     errors: list[dict[str, Any]] = []
-    router_correct = compared = 0
+    router_correct = compared = ties = 0
     best_counts: Counter[str] = Counter()
     for record in store.iter_records():
         processed += 1
@@ -274,6 +274,8 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
             compared += 1
             best_counts[record["best_model"]] += 1
             router_correct += bool(record.get("router_correct"))
+        elif record.get("tied"):
+            ties += 1
     counts, edges = np.histogram(confidences, bins=HISTOGRAM_BINS, range=(0.0, 1.0))
     routed_total = sum(traffic.values())
     summary: dict[str, Any] = {
@@ -304,9 +306,12 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
         summary["answered_by"] = dict(answered_by)
     if real_cost_rows:
         summary["actual_cost_usd"] = round(real_cost, 6)
-    if compared:
-        summary["compare"] = {"rows": compared, "best_model": dict(best_counts),
-                              "router_agrees": round(router_correct / compared, 4)}
+    if compared or ties:
+        # A tie (scores within the evaluator's noise) has no winner: it counts as compared, not as
+        # the router right or wrong.
+        summary["compare"] = {"rows": compared + ties, "with_winner": compared, "ties": ties,
+                              "best_model": dict(best_counts),
+                              "router_agrees": round(router_correct / compared, 4) if compared else None}
     return summary
 
 
@@ -320,7 +325,7 @@ def csv_columns(mode: str, input_columns: Sequence[str], pool_ids: Sequence[str]
     elif mode == "compare":
         for m in pool_ids:
             out += [f"{m}_total", f"{m}_cost_usd", f"{m}_latency_ms", f"{m}_tokens", f"{m}_error", f"{m}_response"]
-        out += ["best_model", "router_correct"]
+        out += ["best_model", "tied", "router_correct"]
     out.append("error")
     return [_input_name(c, out) for c in input_columns] + out
 
@@ -333,7 +338,7 @@ def flatten_record(record: dict[str, Any], result_columns: Sequence[str]) -> dic
     """One CSV row from a results record (input columns keep their names unless they clash)."""
     flat: dict[str, Any] = {_input_name(k, result_columns): v for k, v in (record.get("input") or {}).items()}
     for key in ("row", "status", "selected_model", "confidence", "runner_up", "selector", "response",
-                "answered_by", "cost_usd", "latency_ms", "fallbacks", "notice", "best_model", "router_correct",
+                "answered_by", "cost_usd", "latency_ms", "fallbacks", "notice", "best_model", "tied", "router_correct",
                 "error"):
         if key in record:
             flat[key] = record[key]

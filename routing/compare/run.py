@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, asdict
 from typing import Any, Iterator, Sequence
 
 from routing.errors import ProviderError, UserError
-from routing.evaluation.evaluator import evaluate, evaluate_group
+from routing.evaluation.evaluator import TIE_MARGIN, evaluate, evaluate_group
 from routing.compare.judge import Judge
 from routing.router import LOCAL_ANSWERER
 from routing.selectors.base import Selection
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 NO_KEY_NOTICE = ("Compare all needs an OpenRouter key: set OPENROUTER_API_KEY to send the prompt to every "
                  "pool model.")
 
-__all__ = ["ModelOutcome", "Comparison", "CompareEvent", "compare_stream", "compare_all", "pick_winner",
+__all__ = ["ModelOutcome", "Comparison", "CompareEvent", "compare_stream", "compare_all", "pick_winner", "decide_winner",
            "NO_KEY_NOTICE"]
 
 
@@ -92,6 +92,8 @@ class Comparison:
     warnings: list[str] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
     logged: bool = False
+    tied: list[str] = field(default_factory=list)       # models within TIE_MARGIN of the top: no winner
+    no_winner: str | None = None                        # why there is no winner, in words
 
     @property
     def router_correct(self) -> bool | None:
@@ -127,6 +129,8 @@ class Comparison:
                             "judge_grade": r.judge_grade, "display_name": r.display_name}
                         for m, r in self.results.items()},
             "best_model": self.best_model,
+            "tied": list(self.tied),
+            "no_winner": self.no_winner,
             "router_correct": self.router_correct,
             "judge_best_model": self.judge_best_model,
             "judge_model": self.judge_model,
@@ -147,7 +151,7 @@ class Comparison:
     def to_log_record(self) -> dict[str, Any]:
         """What :meth:`OutcomeLog.record` stores."""
         return {"id": self.id, "created_at": self.created_at, "prompt": self.prompt,
-                "selected_model": self.selected_model, "best_model": self.best_model,
+                "selected_model": self.selected_model, "best_model": self.best_model, "tied": list(self.tied),
                 "judge_best_model": self.judge_best_model, "router_correct": self.router_correct,
                 "cost_weight": self.cost_weight, "judge_model": self.judge_model, "wall_ms": self.wall_ms,
                 "selector": None if self.selection is None else self.selection.selector,
@@ -198,7 +202,9 @@ def _ask_one(router: Any, spec: Any, prompt: str, max_tokens: int | None) -> Mod
 
 
 def _score_all(results: dict[str, ModelOutcome], prompt: str, run_code: bool, workers: int) -> None:
-    """Score every answered outcome with the other answers as its peers."""
+    """Score every answered outcome with the other answers as its peers. Answers with the same
+    text get the first one's evaluation: identical answers score identically (running their code
+    twice could time out once and not the other)."""
     answered = {m: r.response for m, r in results.items() if r.ok}
     try:
         evaluations = evaluate_group(prompt, answered, run_code=run_code, workers=workers)
@@ -207,8 +213,29 @@ def _score_all(results: dict[str, ModelOutcome], prompt: str, run_code: bool, wo
         for m in answered:
             results[m].explanations = {"evaluator": f"could not score: {exc}"}
         return
+    first: dict[str, str] = {}
     for m, ev in evaluations.items():
-        _score(results[m], prompt, run_code, ev)
+        same = first.setdefault(answered[m], m)
+        _score(results[m], prompt, run_code, evaluations[same])
+
+
+def decide_winner(results: dict[str, ModelOutcome]) -> tuple[str | None, list[str], str | None]:
+    """``(winner, tied, why no winner)``. No winner when fewer than two models answered (the others
+    never ran: nothing was compared) or when the top scores are within :data:`TIE_MARGIN` (a tie:
+    the evaluator cannot tell them apart)."""
+    scored = [r for r in results.values() if r.ok and r.normalized is not None]
+    if not scored:
+        return None, [], None
+    if len(scored) < 2:
+        missing = [r.model for r in results.values() if not r.ok]
+        return None, [], (f"only {scored[0].model} answered ({', '.join(missing)} did not run), so nothing was "
+                          "compared: no winner, and the router's pick is not marked right or wrong")
+    top = max(r.normalized for r in scored)
+    tied = [r.model for r in scored if r.normalized >= top - TIE_MARGIN]
+    if len(tied) > 1:
+        return None, tied, (f"{', '.join(tied)} scored within {TIE_MARGIN} of each other (a tie the evaluator "
+                            "cannot break): no winner, and the router's pick is not marked right or wrong")
+    return pick_winner(results), [], None
 
 
 def pick_winner(results: dict[str, ModelOutcome], key: str = "normalized") -> str | None:
@@ -329,7 +356,7 @@ def compare_stream(router: Any, prompt: str, *, models: Sequence[str] | str | No
             executor.shutdown(wait=False, cancel_futures=True)
 
     _score_all(comparison.results, prompt, run_code, limit)
-    comparison.best_model = pick_winner(comparison.results)
+    comparison.best_model, comparison.tied, comparison.no_winner = decide_winner(comparison.results)
     if not callable_specs:
         comparison.notice = NO_KEY_NOTICE
         if local_fallback and router.hub.local is not None:
@@ -338,12 +365,14 @@ def compare_stream(router: Any, prompt: str, *, models: Sequence[str] | str | No
             comparison.local_answer = _local_answer(router, prompt, max_tokens, run_code)
         elif local_fallback:
             comparison.notice += " The local model is off too (ROUTER_LOCAL_MODEL=0), so nothing can answer."
-    if judge_obj is not None and comparison.best_model is not None:
+    if judge_obj is not None and (comparison.best_model is not None or comparison.tied):
         _run_judge(judge_obj, comparison, limit)
         yield CompareEvent("judged", comparison=comparison)
     comparison.wall_ms = round((time.monotonic() - start) * 1000, 1)
 
-    if outcome_log is not None and comparison.best_model is not None:
+    # A tie is an outcome (every tied model answered as well as the others); a comparison where
+    # fewer than two models answered is not (the others never ran).
+    if outcome_log is not None and (comparison.best_model is not None or comparison.tied):
         try:
             outcome_log.record(comparison.to_log_record())
             comparison.logged = True

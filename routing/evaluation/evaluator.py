@@ -364,6 +364,11 @@ def distinct_peers(answer: str, peers: Sequence[str]) -> list[str]:
     return out
 
 
+#: Normalised scores closer than this are a tie: the evaluator cannot tell such answers apart
+#: (compare-all names no winner and the outcome log no label among them).
+TIE_MARGIN = 0.01
+
+
 def evaluate_group(prompt: str, answers: Mapping[str, str], *, workers: int = 1,
                    **kwargs: Any) -> dict[str, dict[str, Any]]:
     """Evaluate every answer to one prompt with the others as its peers (leave-one-out).

@@ -84,6 +84,7 @@ from routing.files import _private_dir, _private_file, _tighten
 from routing.safety.access import bearer_token
 from routing.safety.csv_safe import neutralise_frame
 from routing.errors import UserError
+from routing.evaluation.evaluator import TIE_MARGIN
 from routing.safety.redact import redact, redact_data
 
 log = logging.getLogger(__name__)
@@ -752,8 +753,11 @@ class OutcomeLog:
         for prompt, m in merged.items():
             known = {k: v for k, v in m["scores"].items() if v is not None}
             winner = m["winner"]
-            if known and max(known.values()) > 0:  # the best seen; the comparison's own on a tie
-                if winner not in known or known[winner] < max(known.values()):
+            top = sorted(known.values(), reverse=True)
+            if len(top) > 1 and top[0] - top[1] <= TIE_MARGIN and (winner not in known or known[winner] < top[0]):
+                winner = None   # a tie the evaluator cannot break, and no person's verdict: no label
+            elif known and top[0] > 0:  # the best seen; the comparison's own on a tie
+                if winner not in known or known[winner] < top[0]:
                     winner = max(known, key=known.get)
             else:  # nothing good seen (e.g. one answer, disliked): no model to route to
                 winner = None

@@ -108,10 +108,11 @@ def score_comparison(outcome_log: Any, comparison: Mapping[str, Any], *, run_cod
     """Score a comparison logged unscored (an answer, a shadow comparison) and append the scores.
 
     One answer is scored alone (``evaluate``), several together (``evaluate_group``, each the
-    others' peer, the winner by ``pick_winner``), as when they were scored before logging.
+    others' peer, the winner by ``decide_winner``: none on a tie or with one answer), as when they
+    were scored before logging.
     False when there was nothing to score or another process scored it first.
     """
-    from routing.compare.run import ModelOutcome, pick_winner
+    from routing.compare.run import ModelOutcome, decide_winner
     from routing.evaluation.evaluator import evaluate, evaluate_group  # the evaluator loads its model on first use
 
     prompt = comparison["prompt"]
@@ -131,7 +132,7 @@ def score_comparison(outcome_log: Any, comparison: Mapping[str, Any], *, run_cod
         o = ModelOutcome(model, model)
         o.response, o.normalized, o.total, o.cost_usd = r.get("response"), ev["normalized"], ev["total"], r.get("cost_usd")
         outcomes[model] = o
-    best = pick_winner(outcomes)
+    best, _tied, _why = decide_winner(outcomes)
     selected = comparison.get("selected_model")
     return outcome_log.record_evaluation(comparison["id"], scored, best_model=best,
                                          router_correct=None if best is None or selected is None else best == selected)

@@ -325,3 +325,48 @@ def test_each_column_says_how_its_score_came_from_the_points(app, server):
     shown = [column_stats(o, comparison) for o in comparison.results.values() if o.ok]
     assert shown and all("learned quality" in s and "/10" in s and "blended with the heuristics" in s
                          for s in shown)
+
+
+SAME = ("Autumn leaves falling,\nthe quiet river carries\nthe year to the sea.")
+
+
+def test_identical_answers_tie_and_no_winner_is_named_or_logged_as_a_label(server, make_service):
+    """Five word-for-word identical answers scored 0.50-0.55, a winner was named and the router marked
+    wrong. Identical answers score identically, and a tie names no winner and marks nobody wrong."""
+    server.set_model("*", reply=SAME)
+    service = make_service()
+    log = OutcomeLog.for_settings(service.settings)
+    comparison = compare_all(service.router, "Write a haiku about autumn", outcome_log=log)
+    scores = {r.normalized for r in comparison.results.values()}
+    assert len(scores) == 1                                           # identical answers, identical scores
+    assert comparison.best_model is None and comparison.router_correct is None
+    assert sorted(comparison.tied) == sorted(service.pool.ids) and "a tie" in comparison.no_winner
+    assert comparison.logged                                          # a tie is an outcome (all answered alike)...
+    frame = log.to_frame()
+    assert frame["oracle_model_to_route_to"].isna().all() or (frame["oracle_model_to_route_to"] == "").all()
+    from ui.compare_tab import summary_markdown
+
+    text = summary_markdown(comparison, service.pool)
+    assert "No winner" in text and "Winner" not in text and "differs" not in text
+
+
+def test_a_comparison_where_only_one_model_answered_names_no_winner_and_logs_nothing(server, make_service):
+    """Under a budget 4 of 5 models were refused, and the one that answered was named the winner
+    and the router marked wrong, in the log as a label."""
+    server.set_model("*", status=503)
+    server.set_model("mistralai/mistral-small-3.1-24b-instruct", reply="Paris.")
+    service = make_service()
+    log = OutcomeLog.for_settings(service.settings)
+    comparison = compare_all(service.router, "What is the capital of France?", outcome_log=log)
+    assert [m for m, r in comparison.results.items() if r.ok] == ["mistral-small"]
+    assert comparison.best_model is None and comparison.router_correct is None and not comparison.logged
+    assert "only mistral-small answered" in comparison.no_winner and len(log) == 0
+
+
+def test_a_clear_difference_still_names_a_winner(server, make_service):
+    server.set_model("*", reply="I cannot help with that.")
+    server.set_model("meta-llama/llama-3.3-70b-instruct",
+                     reply="The capital of France is Paris, on the Seine; it has been the capital since 987.")
+    service = make_service()
+    comparison = compare_all(service.router, "What is the capital of France?")
+    assert comparison.best_model == "llama-3.3" and comparison.tied == [] and comparison.no_winner is None
