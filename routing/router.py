@@ -56,6 +56,11 @@ def model_budget(remaining: float, models_left: int, min_budget: float = MIN_MOD
     return remaining if n == 1 else 2 * remaining / (n + 1)
 
 
+#: Said with an answer the provider cut at ``max_tokens`` (``finish_reason: length``).
+TRUNCATED_WARNING = ("The answer stopped at the token limit (max_tokens), not where the model ended it: it is cut "
+                     "short. Ask for a shorter answer, or raise max_tokens.")
+
+
 @dataclass
 class QueryResult:
     """Everything ``/query`` returns (the original API's keys first)."""
@@ -79,6 +84,8 @@ class QueryResult:
     answer_id: str | None = None       # the outcome log's id for this answer (rate it with /feedback)
     first_token_ms: float | None = None  # streamed answers: the model's time to its first token
     evidence: dict[str, Any] | None = None  # the evidence prior's grounds (routing.selectors.base.evidence_of)
+    finish_reason: str | None = None   # the provider's: "stop", "length" (cut at max_tokens), ...
+    truncated: bool = False            # the answer stopped at the token limit, not where the model ended it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -447,14 +454,16 @@ class Router:
 
     def _result(self, selection: Selection, result: ChatResult, answered_by: str,
                 fallbacks: list[dict[str, Any]], start: float) -> QueryResult:
+        cut = result.finish_reason == "length"
         return QueryResult(
             prompt=selection.prompt, selected_model=selection.selected_model, response=redact(result.text),
             selection_confidence=round(selection.confidence, 4), reasoning=selection.reasoning,
             answered_by=answered_by, fallbacks=fallbacks, usage=dict(result.usage or {}),
             cost_usd=result.cost_usd, latency_ms=round((time.monotonic() - start) * 1000, 1),
             scores={k: round(v, 4) for k, v in selection.scores.items()}, selector=selection.selector,
-            ranking=selection.ranking, warnings=list(self.warnings), first_token_ms=_first_token_ms(result),
-            evidence=evidence_of(selection),
+            ranking=selection.ranking, warnings=list(self.warnings) + ([TRUNCATED_WARNING] if cut else []),
+            first_token_ms=_first_token_ms(result), evidence=evidence_of(selection),
+            finish_reason=result.finish_reason, truncated=cut,
         )
 
     def ask_model(self, model_id: str, prompt: str, *, max_tokens: int | None = None) -> ChatResult:

@@ -28,6 +28,10 @@ from ui.common import caller_of, user_errors
 AUTO = "Auto (let the router pick)"
 
 
+#: Shown at the end of an answer cut at the token limit (the decision panel says why).
+CUT_MARK = "\n\n*✂️ [cut at the token limit]*"
+
+
 def decision_markdown(sel, pool, extra: str = "", explicit: bool = False) -> str:
     """The decision as Markdown; ``extra`` is Markdown the tab built (its untrusted parts escaped)."""
     spec = pool.get(sel.selected_model)
@@ -101,7 +105,8 @@ def build_ask_tab(service: RouterService) -> None:
                     r = event.result
                     title = f"{routing_title(sel, pool, bool(model))} · {md_text(answer_badge(r))}"
                     body = "\n\n".join([md_text(sel.reasoning), *notice_lines(r)])
-                    turn = [_note(title, body, "done", started), {"role": "assistant", "content": md_answer(r.response)}]
+                    answer = md_answer(r.response) + (CUT_MARK if r.truncated else "")
+                    turn = [_note(title, body, "done", started), {"role": "assistant", "content": answer}]
                     if state.last_answer_id:  # the note and the answer can be rated (👍 / 👎 under them)
                         state.answer_ids.update({len(history): state.last_answer_id,
                                                  len(history) + 1: state.last_answer_id})

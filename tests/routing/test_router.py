@@ -170,3 +170,18 @@ def test_custom_endpoint_gets_no_openrouter_only_fields(protocol_server, tmp_pat
     assert result["answered_by"] == "local-llama" and result["response"].startswith("[llama3.2]")
     sent = protocol_server.chat_requests()[0]
     assert "usage" not in sent.json and sent.authorization is None
+
+
+def test_an_answer_cut_at_max_tokens_says_so_in_the_result_and_the_chat(make_service):
+    """Offline answers stopped mid-sentence at the token cap with no marker; any answer the provider
+    cut (finish_reason "length") says so, in /query's result and in the Ask tab's chat."""
+    from routing.router import TRUNCATED_WARNING
+    from ui.ask_tab import CUT_MARK
+
+    service = make_service()
+    cut = service.query("Write a long story about a lighthouse keeper", max_tokens=3)
+    assert cut["finish_reason"] == "length" and cut["truncated"] is True
+    assert TRUNCATED_WARNING in cut["warnings"]
+    whole = service.query("Say hi")
+    assert whole["finish_reason"] == "stop" and whole["truncated"] is False and TRUNCATED_WARNING not in whole["warnings"]
+    assert "cut at the token limit" in CUT_MARK

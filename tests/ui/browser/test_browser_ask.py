@@ -104,3 +104,19 @@ def test_answers_can_be_rated_in_the_chat(protocol_server, tmp_path):
     service.learning.flush()
     (row,) = OutcomeLog.for_settings(service.settings).comparisons()
     assert row["rating"]["better_model"] == "qwen2.5" and row["effective_best_model"] == "qwen2.5"
+
+
+def test_an_answer_cut_at_the_token_limit_is_marked_in_the_chat(protocol_server, tmp_path):
+    """Answers stopped mid-sentence at the token cap with no marker."""
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    protocol_server.set_model("*", reply="One two three four five six seven eight nine ten.", chunk_delay=0.0)
+    service = RouterService(router_settings(protocol_server, tmp_path, max_tokens=3), background=False)
+    with launch_app(service) as url, open_page(url) as page:
+        chat = page.locator("#ask-chat")
+        page.locator("#ask-prompt textarea").fill("Count to ten")
+        page.locator("#ask-button").click()
+        expect(chat.locator("[data-testid=bot]").last).to_contain_text("cut at the token limit", timeout=20000)
+        expect(page.locator("#ask-decision")).to_contain_text("stopped at the token limit", timeout=20000)
