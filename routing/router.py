@@ -308,6 +308,10 @@ class Router:
         options = {"temperature": temperature, "extra": extra}
         fallbacks: list[dict[str, Any]] = []
         candidates = selection.ranking[: 1 + max(0, self.settings.max_fallbacks)]
+        # A model the daily limit cannot cover does not use up a fallback: the next-ranked model
+        # beyond the list is tried in its place, so a cheaper model that fits still answers.
+        beyond = [m for m in selection.ranking if m not in candidates]
+        over_budget: list[str] = []
         no_key = 0
         tried = 0
         budget_stop: SpendLimitError | None = None
@@ -337,9 +341,12 @@ class Router:
                 hold = self._reserve(spec, tokens_in, max_tokens)
             except SpendLimitError as exc:
                 budget_stop = exc
+                over_budget.append(model_id)
                 fallbacks.append({"model": model_id, "skipped": True,
                                   "error": "the daily spending limit is reached (ROUTER_DAILY_BUDGET_USD)"
                                   if exc.code == "daily_budget_exhausted" else str(exc)})
+                if beyond:
+                    candidates.append(beyond.pop(0))
                 continue
             left = 1 + sum(1 for m in candidates[index + 1:] if self._can_try(m, explicit=bool(model)))
             deadline = time.monotonic() + model_budget(remaining, left)
@@ -363,6 +370,10 @@ class Router:
             self.health.record_success(model_id, result.latency_ms, _first_token_ms(result))
             final = self._result(selection, result, model_id, fallbacks, start)
             final.route_ms = route_ms
+            if over_budget:
+                final.notice = (f"What is left of today's spending limit (ROUTER_DAILY_BUDGET_USD) could not cover "
+                                f"{', '.join(over_budget)} for this request: answered by {model_id}, the "
+                                "best-ranked model that fits.")
             yield RouterEvent("done", result=final, chat=result)
             return
 

@@ -185,3 +185,18 @@ def test_an_answer_cut_at_max_tokens_says_so_in_the_result_and_the_chat(make_ser
     whole = service.query("Say hi")
     assert whole["finish_reason"] == "stop" and whole["truncated"] is False and TRUNCATED_WARNING not in whole["warnings"]
     assert "cut at the token limit" in CUT_MARK
+
+
+def test_the_daily_limit_routes_to_the_best_model_that_still_fits(make_service, protocol_server):
+    """With $0.000168 left the cap refused a routed prompt although Mistral Small fitted: a model the
+    limit cannot cover no longer uses up a fallback, and the answer says what happened."""
+    # 100 answer tokens: DeepSeek R1 could cost $0.000215, Gemini Flash $0.00004, Llama 3.3 $0.000032,
+    # Mistral Small $0.00001 (plus a few input tokens): only Mistral Small fits $0.00002.
+    service = make_service(daily_budget_usd=0.00002, max_tokens=100, max_fallbacks=0)
+    result = service.query("Write a Python function that reverses a linked list")
+    ranking = result["ranking"]
+    assert ranking.index("mistral-small") > 0                   # beyond what the settings allow (no fallback)
+    assert result["answered_by"] == "mistral-small"
+    assert "best-ranked model that fits" in result["notice"] and ranking[0] in result["notice"]
+    skipped = [f["model"] for f in result["fallbacks"] if "daily spending limit" in f["error"]]
+    assert skipped == ranking[:ranking.index("mistral-small")]
