@@ -83,8 +83,10 @@ class RouterService:
                                   max_new_tokens=self.settings.local_max_new_tokens)
 
     def start_background_work(self) -> None:
-        """Live prices and (without a key) the local model load, neither blocking start-up."""
-        if self.settings.live_prices and any(m.provider == "openrouter" for m in self.pool):
+        """Live prices and (without a key) the local model load, neither blocking start-up. Offline
+        (no OpenRouter key) nothing reaches out for prices: no paid call will use them."""
+        if (self.settings.live_prices and self.settings.openrouter_api_key
+                and any(m.provider == "openrouter" for m in self.pool)):
             client = self.hub.openrouter()
             self.pool.refresh_prices_in_background(lambda: client.list_models(timeout=3.0))
         if self.local is not None and not self.settings.openrouter_api_key:

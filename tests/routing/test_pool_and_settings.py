@@ -98,3 +98,20 @@ def test_settings_from_env():
     assert s.max_prompt_chars == 50 and s.allow_training is True
     with pytest.raises(ValueError, match="ROUTER_DEADLINE"):
         Settings.from_env({"ROUTER_DEADLINE": "soon"})
+
+
+def test_offline_start_up_reaches_out_for_no_prices(protocol_server, tmp_path):
+    """Offline (no OpenRouter key) the app still asked openrouter.ai for prices at start-up."""
+    from routing.service import RouterService
+    from tests.conftest import router_settings
+
+    offline = RouterService(router_settings(protocol_server, tmp_path, openrouter_api_key=None, live_prices=True),
+                            background=False)
+    offline.start_background_work()
+    keyed = RouterService(router_settings(protocol_server, tmp_path / "k", live_prices=True), background=False)
+    keyed.start_background_work()
+    keyed_thread = [t for t in __import__("threading").enumerate() if t.name == "live-prices"]
+    for thread in keyed_thread:
+        thread.join(10)                                                # the listing was read (or failed)
+    listings = [r for r in protocol_server.requests if r.path.endswith("/models")]
+    assert len(listings) == 1                                          # the keyed service's only
