@@ -79,6 +79,19 @@ def dumps(data: Any, **kwargs: Any) -> str:
         return json.dumps(finite(data), ensure_ascii=False, allow_nan=False, **kwargs)
 
 
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str | None:
+    """The last user message's text (its text parts joined), for "where would this turn alone go"."""
+    for message in reversed(messages or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            return None
+    return None
+
 class SafeJSONResponse(JSONResponse):
     """Starlette's JSONResponse refuses NaN (a 500); this one sends it as ``null``."""
 
@@ -290,7 +303,7 @@ class _Gateway:
                                   max_tokens=chat.max_tokens, stream=stream, messages=chat.messages,
                                   temperature=chat.temperature, extra=chat.extra or None,
                                   max_cost_usd=chat.max_cost_usd, prefer=match.model, prefer_why=match.describe(),
-                                  latency_weight=chat.latency_weight)
+                                  latency_weight=chat.latency_weight, last_turn=_last_user_text(chat.messages))
 
     # ------------------------------------------------------------------ /v1/models
     def models(self) -> dict[str, Any]:
@@ -314,7 +327,7 @@ class _Gateway:
                                            tokens_in=input_token_bound(chat.messages, chat.extra),
                                            max_cost_usd=chat.max_cost_usd, prefer=match.model,
                                            prefer_why=match.describe(), latency_weight=chat.latency_weight,
-                                           stream=chat.stream)
+                                           stream=chat.stream, last_turn=_last_user_text(chat.messages))
         except SpendLimitError as exc:
             raise _spend_error(exc) from None
         costs = {m: _estimated_cost(self.service, m, chat) for m in selection.ranking}

@@ -188,7 +188,8 @@ class Router:
     def decide(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
                model: str | None = None, max_tokens: int | None = None, chars_in: int | None = None,
                max_cost_usd: float | None = None, prefer: str | None = None, prefer_why: str = "",
-               latency_weight: float = 0.0, stream: bool = False, tokens_in: int | None = None) -> Selection:
+               latency_weight: float = 0.0, stream: bool = False, tokens_in: int | None = None,
+               last_turn: str | None = None) -> Selection:
         """The decision :meth:`stream` acts on, without calling a model (``/v1/route`` shows it).
 
         ``tokens_in``: the most input tokens the request can be billed for
@@ -212,18 +213,36 @@ class Router:
         selection = (self._explicit_selection(prompt, model, knobs) if model
                      else self.selector.select(prompt, exclude=exclude, **knobs))
         if prefer and not model and prefer in self.pool and prefer not in exclude:
-            selection = self._kept_selection(selection, prefer, prefer_why or "the conversation started there")
+            alone = None
+            if last_turn and last_turn.strip() and last_turn != prompt:
+                alone = self.selector.select(self.validate_prompt(last_turn), exclude=exclude, **knobs)
+            selection = self._kept_selection(selection, prefer, prefer_why or "the conversation started there", alone)
         return selection
 
-    def _kept_selection(self, auto: Selection, model: str, why: str) -> Selection:
-        """``auto`` with ``model`` put first: a conversation stays on the model that started it."""
+    def _kept_selection(self, auto: Selection, model: str, why: str, alone: Selection | None = None) -> Selection:
+        """``auto`` with ``model`` put first: a conversation stays on the model that started it.
+
+        The reason says what decided: the conversation's model, not this turn's scores; with
+        ``alone`` (the last turn routed by itself) it says where that turn alone would go, since
+        ``auto`` routed the whole conversation's text and says nothing about the last turn."""
         spec = self.pool.get(model)
-        picked = auto.selected_model
-        again = "; the router picks it again for this turn" if picked == model else \
-            f"; for this turn alone the router would pick {picked}"
+        if alone is not None:
+            picked = alone.selected_model
+            if picked == model:
+                then = "; the last turn alone would go there too"
+            else:
+                then = (f"; the last turn alone would go to {self.pool.get(picked).display_name} ({picked}, "
+                        f"{alone.scores.get(picked, 0.0):.0%}), but the conversation stays put")
+        else:
+            picked = auto.selected_model
+            then = ("; routing the whole conversation picks it too" if picked == model else
+                    f"; routing the whole conversation would pick {picked}")
         kept = dataclasses.replace(auto, selected_model=model, confidence=auto.scores.get(model, 0.0),
                                    ranking=[model, *[m for m in auto.ranking if m != model]],
-                                   reasoning=f"Kept on {spec.display_name} ({model}): {why}{again}. " + auto.reasoning)
+                                   reasoning=f"Kept on {spec.display_name} ({model}): {why}{then}. "
+                                             f"Routing the whole conversation: {auto.reasoning}",
+                                   details={**(auto.details or {}),
+                                            "kept_on": model, "last_turn_alone": alone.selected_model if alone else None})
         return kept
 
     def too_dear(self, tokens_in: int, max_tokens: int, max_cost_usd: float) -> dict[str, float]:
@@ -258,13 +277,15 @@ class Router:
             model: str | None = None, max_tokens: int | None = None,
             messages: list[dict[str, Any]] | None = None, temperature: float | None = None,
             extra: dict[str, Any] | None = None, max_cost_usd: float | None = None,
-            prefer: str | None = None, prefer_why: str = "", latency_weight: float = 0.0) -> QueryResult:
+            prefer: str | None = None, prefer_why: str = "", latency_weight: float = 0.0,
+            last_turn: str | None = None) -> QueryResult:
         """Route and answer; returns the finished result (no streaming)."""
         last = None
         for event in self.stream(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
                                  max_tokens=max_tokens, stream=False, messages=messages,
                                  temperature=temperature, extra=extra, max_cost_usd=max_cost_usd,
-                                 prefer=prefer, prefer_why=prefer_why, latency_weight=latency_weight):
+                                 prefer=prefer, prefer_why=prefer_why, latency_weight=latency_weight,
+                                 last_turn=last_turn):
             last = event
         assert last is not None and last.result is not None
         return last.result
@@ -274,7 +295,8 @@ class Router:
                stream: bool = True, messages: list[dict[str, Any]] | None = None,
                temperature: float | None = None,
                extra: dict[str, Any] | None = None, max_cost_usd: float | None = None,
-               prefer: str | None = None, prefer_why: str = "", latency_weight: float = 0.0) -> Iterator[RouterEvent]:
+               prefer: str | None = None, prefer_why: str = "", latency_weight: float = 0.0,
+               last_turn: str | None = None) -> Iterator[RouterEvent]:
         """Route, then try the ranked models until one answers; yields events as they happen.
 
         ``messages`` (a whole chat, e.g. from the OpenAI-compatible gateway) is sent to the
@@ -298,7 +320,8 @@ class Router:
         tokens_in = input_token_bound(messages if messages else prompt if isinstance(prompt, str) else "", extra)
         selection = self.decide(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
                                 max_tokens=max_tokens, tokens_in=tokens_in, max_cost_usd=max_cost_usd,
-                                prefer=prefer, prefer_why=prefer_why, latency_weight=latency_weight, stream=stream)
+                                prefer=prefer, prefer_why=prefer_why, latency_weight=latency_weight, stream=stream,
+                                last_turn=last_turn)
         route_ms = round((time.monotonic() - start) * 1000, 2)
         prompt = selection.prompt
         yield RouterEvent("selection", selection=selection)

@@ -62,7 +62,7 @@ def chat_turn(router: Router, state: ChatState, text: str, *, cost_weight: float
     prefer = None if model else state.model
     for event in router.stream(routing, cost_weight=cost_weight, exclude=exclude, model=model,
                                messages=messages, prefer=prefer, prefer_why="this chat started there",
-                               latency_weight=latency_weight):
+                               latency_weight=latency_weight, last_turn=text):
         if event.kind == "done" and event.result is not None:
             _record(state, messages, event.result)
             state.last_answer_id = (learning.after_answer(routing, event.result, source="ask",

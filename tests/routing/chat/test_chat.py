@@ -86,3 +86,22 @@ def test_local_loading_text_says_why_and_how_long():
     assert local_loading_text({"state": "ready"}) == ""
     assert "could not load" in local_loading_text({"state": "failed", "error": "<b>disk</b>"})
     assert "<b>" not in local_loading_text({"state": "failed", "error": "<b>disk</b>"})
+
+
+def test_a_kept_conversation_says_what_decided_not_that_the_turn_was_picked(make_service):
+    """After two code turns, "write me a sonnet instead" stayed on the code model and the reason
+    claimed the router picked it "for this turn" at 93%. It says the conversation stays put and
+    where the last turn alone would go."""
+    from routing.chat.turns import ChatState, chat_turn
+
+    service = make_service()                       # the keyword rules: code -> R1, a sonnet -> Llama 3.3
+    state = ChatState()
+    for text in ("Write a Python function that parses a CSV file", "Now add unit tests for it with pytest"):
+        list(chat_turn(service.router, state, text))
+    events = list(chat_turn(service.router, state, "Write me a sonnet about the sea instead"))
+    sel = next(e.selection for e in events if e.kind == "selection")
+    alone = service.router.route("Write me a sonnet about the sea instead").selected_model
+    assert sel.selected_model == state.model and alone != state.model
+    assert "for this turn" not in sel.reasoning
+    assert f"the last turn alone would go to {service.pool.get(alone).display_name}" in sel.reasoning
+    assert "the conversation stays put" in sel.reasoning and "Routing the whole conversation:" in sel.reasoning
