@@ -81,7 +81,7 @@ def test_provider_html_is_shown_as_text_and_never_fetched(protocol_server, tmp_p
         page.get_by_role("tab", name="Compare all").click()
         page.locator("#compare-prompt textarea").fill(PROMPT)
         page.locator("#compare-button").click()
-        expect(page.locator("#compare-summary")).to_contain_text("Winner by the evaluator", timeout=30000)
+        expect(page.locator("#compare-summary")).to_contain_text("models answered", timeout=30000)   # done: a winner or a tie
         column = page.locator(f"#compare-col-{ids.index('deepseek-r1')}")
         expect(column).to_contain_text(display_name)
         expect(page.locator(f"#compare-answer-{ids.index('deepseek-r1')} textarea")).to_have_value(
