@@ -7,20 +7,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from typing import Sequence
 
 
 from routing.errors import UserError
-from routing.batch.rows import DEFAULT_CHUNK_SIZE, MODES, _format_summary
+from routing.batch.rows import DEFAULT_CHUNK_SIZE, MODES, _format_summary, run_with_progress_bar
 from routing.batch.local import run_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from tqdm import tqdm
-
     from routing.service import RouterService
     from routing.settings import get_settings
 
@@ -66,36 +63,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from routing.batch.ray_engine import main_ray
 
         return main_ray(args, settings)
-    bar = None
     try:
         service = RouterService(settings, background=False)
-        for warning in service.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        bar = tqdm(unit="row", desc=args.mode, dynamic_ncols=True)
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        summary = run_file(
-            service.router, args.input, args.out, mode=args.mode, prompt_column=args.column,
-            chunk_size=args.chunk_size, cost_weight=args.cost_weight, workers=args.workers, progress=progress,
-            latency_weight=args.latency_weight,
-            start_over=args.start_over, retry_interrupted=args.retry_interrupted,
-            max_rows=settings.batch_max_rows if args.max_rows is None else args.max_rows,
-            max_mb=settings.batch_max_mb if args.max_mb is None else args.max_mb,
-        )
     except UserError as exc:
-        if bar is not None:
-            bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        print("interrupted: rerun the same command to resume where it stopped", file=sys.stderr)
-        return 130
-    bar.close()
-    print(json.dumps(summary, indent=2) if args.json else _format_summary(summary))
-    return 0
+    for warning in service.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return run_with_progress_bar(args.mode, lambda progress: run_file(
+        service.router, args.input, args.out, mode=args.mode, prompt_column=args.column,
+        chunk_size=args.chunk_size, cost_weight=args.cost_weight, workers=args.workers, progress=progress,
+        latency_weight=args.latency_weight, start_over=args.start_over, retry_interrupted=args.retry_interrupted,
+        max_rows=settings.batch_max_rows if args.max_rows is None else args.max_rows,
+        max_mb=settings.batch_max_mb if args.max_mb is None else args.max_mb,
+    ), _format_summary, args.json)

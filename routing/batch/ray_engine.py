@@ -48,7 +48,6 @@ import glob
 import json
 import logging
 import os
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -854,31 +853,13 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def main_ray(args, settings) -> int:
     """The batch command with ``--engine ray`` (called by :func:`routing.batch.cli.main`)."""
-    from tqdm import tqdm
+    from routing.batch.rows import run_with_progress_bar
 
-    bar = tqdm(unit="row", desc=f"{args.mode} (ray)", dynamic_ncols=True)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    try:
-        summary = run_ray(settings, args.input, args.out, mode=args.mode, prompt_column=args.column,
-                          batch_size=args.batch_size, num_actors=args.num_actors or 1, address=args.address,
-                          chunk_size=args.chunk_size, cost_weight=args.cost_weight, workers=args.workers,
-                          start_over=args.start_over, progress=progress, latency_weight=args.latency_weight)
-    except UserError as exc:
-        bar.close()
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        bar.close()
-        print("interrupted: rerun the same command to resume where it stopped", file=sys.stderr)
-        return 130
-    bar.close()
-    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
-    return 0
+    return run_with_progress_bar(f"{args.mode} (ray)", lambda progress: run_ray(
+        settings, args.input, args.out, mode=args.mode, prompt_column=args.column, batch_size=args.batch_size,
+        num_actors=args.num_actors or 1, address=args.address, chunk_size=args.chunk_size,
+        cost_weight=args.cost_weight, workers=args.workers, start_over=args.start_over, progress=progress,
+        latency_weight=args.latency_weight), format_summary, args.json)
 
 
 __all__ = ["ENGINES", "DEFAULT_BATCH_SIZE", "RayInput", "InputFile", "scan_input", "resolve_inputs", "run_ray",

@@ -360,6 +360,38 @@ def write_csv(store: ResultsStore, csv_path: str | Path, mode: str, input_column
     return store.to_csv(csv_path, columns, lambda r: flatten_record(r, result_columns))
 
 
+def run_with_progress_bar(desc: str, run: Callable[[Callable[[int, int], None]], dict[str, Any]],
+                          format_summary: Callable[[dict[str, Any]], str], as_json: bool) -> int:
+    """The batch command's run, either engine: ``run(progress)`` behind a tqdm bar on stderr, then
+    the summary (text, or JSON with ``as_json``) on stdout. Exit code 0; 2 for a UserError (said
+    in one line); 130 when interrupted (the run resumes when the same command is run again)."""
+    import json
+    import sys
+
+    from tqdm import tqdm
+
+    bar = tqdm(unit="row", desc=desc, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        summary = run(progress)
+    except UserError as exc:
+        bar.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        bar.close()
+        print("interrupted: rerun the same command to resume where it stopped", file=sys.stderr)
+        return 130
+    bar.close()
+    print(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+    return 0
+
+
 def _format_summary(summary: dict[str, Any]) -> str:
     lines = [f"rows: {summary['rows']}  ok: {summary['ok']}  failed: {summary['failed']}  "
              f"resumed: {summary['resumed_rows']}  this run: {summary['processed_this_run']} in "

@@ -174,9 +174,8 @@ def test_custom_endpoint_gets_no_openrouter_only_fields(protocol_server, tmp_pat
 
 def test_an_answer_cut_at_max_tokens_says_so_in_the_result_and_the_chat(make_service):
     """Offline answers stopped mid-sentence at the token cap with no marker; any answer the provider
-    cut (finish_reason "length") says so, in /query's result and in the Ask tab's chat."""
+    cut (finish_reason "length") says so in /query's result (the Ask tab's mark: the browser test)."""
     from routing.router import TRUNCATED_WARNING
-    from ui.ask_tab import CUT_MARK
 
     service = make_service()
     cut = service.query("Write a long story about a lighthouse keeper", max_tokens=3)
@@ -184,7 +183,6 @@ def test_an_answer_cut_at_max_tokens_says_so_in_the_result_and_the_chat(make_ser
     assert TRUNCATED_WARNING in cut["warnings"]
     whole = service.query("Say hi")
     assert whole["finish_reason"] == "stop" and whole["truncated"] is False and TRUNCATED_WARNING not in whole["warnings"]
-    assert "cut at the token limit" in CUT_MARK
 
 
 def test_the_daily_limit_routes_to_the_best_model_that_still_fits(make_service, protocol_server):

@@ -1,8 +1,9 @@
 """Check the selector's int8 fast path: ``python -m training.pipeline.fast_path [--selector-dir DIR] [--prompts FILE]``.
 
 Scores the check prompts (default: the built-in corpus, 601 prompts) with the selector in fp32
-and with int8 linear layers, writes the share of prompts on which both pick the same model to
-``DIR/fast_path.json``, and enables the fast path there when it is at least 99%
+and with int8 linear layers, writes the share of prompts on which both pick the same model (at
+every cost weight, where the selector's models are the pool's) to ``DIR/fast_path.json``, and
+enables the fast path there when it is at least 99%
 (:mod:`routing.selectors.fast_path`). The train step runs the same check on every candidate.
 """
 
@@ -30,6 +31,19 @@ def check_prompts(extra: Sequence[str] = (), limit: int = CHECK_PROMPTS) -> list
     return list(dict.fromkeys(list(extra) + corpus[:max(0, limit - len(extra))]))
 
 
+def _label_prices(labels: Sequence[str]) -> list[float] | None:
+    """The app's pool prices in the selector's label order, so that picks are compared at every
+    cost weight (:func:`routing.selectors.fast_path.agreement`); None when a label is not a pool
+    model (then at cost weight 0 only)."""
+    from routing.pool import load_pool
+
+    try:
+        prices = load_pool(get_settings().models_file).prices()
+    except UserError:
+        return None
+    return [prices[m] for m in labels] if all(m in prices for m in labels) else None
+
+
 def write_check(model_dir: str | Path, texts: Sequence[str]) -> dict[str, Any]:
     """Score ``texts`` with the folder's selector in fp32 and int8; record the agreement."""
     import torch
@@ -38,12 +52,7 @@ def write_check(model_dir: str | Path, texts: Sequence[str]) -> dict[str, Any]:
 
     fp32 = load_scorer(model_dir, fast_path="off")
     fast = load_scorer(model_dir, fast_path="force")
-    prices = None
-    if getattr(fp32, "strategy", None) == "prior":      # checked at every cost weight (see agreement)
-        from routing.selectors.base import normalised_prices
-
-        prices = normalised_prices(fp32.selector.pool)
-    info = agreement(fp32.predict, fast.predict, texts, prices)
+    info = agreement(fp32.predict, fast.predict, texts, _label_prices(fp32.labels))
     info.update(enabled=bool(info["agreement"] is not None and info["agreement"] >= MIN_AGREEMENT),
                 checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), torch=torch.__version__)
     (Path(model_dir) / FAST_PATH_FILE).write_text(json.dumps(info, indent=1), encoding="utf-8")
