@@ -47,6 +47,21 @@ def decision_markdown(sel, pool, extra: str = "", explicit: bool = False) -> str
     return "\n\n".join(lines)
 
 
+#: What the decision panel says after Stop, in place of "Asking…".
+STOPPED_LINE = "⏹️ **Stopped** by you: the partial answer stays in the chat; nothing more is asked for this turn."
+
+
+def stopped_decision(decision: str | None) -> str:
+    """The decision panel after Stop: its "Asking…" lines give way to one line saying the turn was stopped
+    (a panel that already shows the answer's footer, or nothing, is left as it is)."""
+    text = decision or ""
+    parts = text.split("\n\n")
+    asking = [p for p in parts if p.strip() == "_Asking…_" or p.startswith("Asking ")]
+    if not asking:
+        return text
+    return "\n\n".join([p for p in parts if p not in asking] + [STOPPED_LINE])
+
+
 def _note(title: str, body: str, status: str, started: float | None = None) -> dict[str, Any]:
     """The routing note of a turn: a collapsible assistant message (Gradio's "thought" box)."""
     metadata: dict[str, Any] = {"title": title, "status": status}
@@ -125,8 +140,12 @@ def build_ask_tab(service: RouterService) -> None:
             yield ([*history, note], gr.skip(), f"### No answer\n\n{message}", gr.skip(), gr.skip(), gr.skip(),
                    gr.skip())
 
-    def stopped(history: list) -> list:
-        """The Stop button: the turn's note says it was stopped (the partial answer stays on screen)."""
+    def stopped(history: list, decision: str) -> tuple[list, str]:
+        """The Stop button: the turn's note and the decision panel say it was stopped (the partial
+        answer stays on screen); a stop is the person's choice, not an error."""
+        return stopped_history(history), stopped_decision(decision)
+
+    def stopped_history(history: list) -> list:
         history = list(history or [])
         for i in range(len(history) - 1, -1, -1):
             message = history[i]
@@ -219,7 +238,7 @@ def build_ask_tab(service: RouterService) -> None:
                                   show_progress_on=[decision])
         # Cancel first; then mark the turn stopped on what the page shows once nothing more arrives.
         stop.click(None, None, None, cancels=[sent, submitted], api_visibility="private", queue=False).then(
-            stopped, [chat], [chat], api_visibility="private", queue=False)
+            stopped, [chat, decision], [chat, decision], api_visibility="private", queue=False)
         clear.click(new_chat, None, [chat, state, decision, chart, details, totals], api_visibility="private")
         chat.like(rate, [state], [feedback_note], api_visibility="private")
         other_button.click(better, [state, other], [feedback_note], api_visibility="private")

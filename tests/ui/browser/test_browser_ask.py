@@ -64,6 +64,12 @@ def test_stop_ends_a_slow_answer_and_the_chat_goes_on(protocol_server, tmp_path)
         shown = answer.inner_text()
         page.wait_for_timeout(1000)
         assert answer.inner_text() == shown and "word199" not in shown  # nothing more arrives
+        # A stop is not a crash: no red Error badge anywhere, and the decision panel says it stopped.
+        expect(page.locator("#ask-decision")).to_contain_text("Stopped", timeout=10000)
+        assert "Asking" not in page.locator("#ask-decision").inner_text()
+        page.screenshot(path=str(tmp_path / "stopped.png"), full_page=True)
+        errors = [e.inner_text() for e in page.locator(".error, .toast-body.error").all() if e.is_visible()]
+        assert not errors and "Error" not in page.locator("#ask-decision").inner_text(), errors
         protocol_server.set_model("*", reply="fine")
         page.locator("#ask-prompt textarea").fill("Try again")
         page.locator("#ask-button").click()
