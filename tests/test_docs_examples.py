@@ -45,3 +45,26 @@ def test_compare_timing_benchmark_runs_without_pytest(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "parallel: median wall" in done.stdout and out.is_file()
+
+
+def test_the_selection_figures_in_the_docs_are_what_the_built_in_set_gives():
+    """docs/selectors.md quotes how many of the 100 built-in samples the rules and the shipped
+    selector send where each basis expects (an older page said 78 for a selector that gave 82)."""
+    pytest.importorskip("torch")
+    from routing.diagnostics.selection_test import SelectionTester, builtin_samples
+    from routing.pool import load_pool
+    from routing.selectors import load_selector
+    from routing.settings import get_settings
+
+    settings = get_settings()
+    pool = load_pool(REPO / "assets" / "models.json")
+    shipped, _ = load_selector(settings, pool)
+    tester = SelectionTester(settings, pool, shipped)
+    counts = {basis: {name: r["correct"] for name, r in tester.run(builtin_samples(pool, basis), basis=basis)
+                      ["selectors"].items()} for basis in ("rules", "evidence")}
+    text = " ".join((REPO / "docs" / "selectors.md").read_text(encoding="utf-8").split())
+    quoted = re.search(r"the rules send \*\*(\d+) of 100\*\* .*? and the shipped evidence prior \*\*(\d+) of 100\*\*; "
+                       r".*? the prior sends \*\*(\d+) of 100\*\* and the rules \*\*(\d+) of 100\*\*", text)
+    assert quoted, "the paragraph with the built-in set's figures is gone from docs/selectors.md"
+    assert [int(g) for g in quoted.groups()] == [counts["rules"]["rules"], counts["rules"][shipped.name],
+                                                 counts["evidence"][shipped.name], counts["evidence"]["rules"]]

@@ -154,15 +154,14 @@ def build_training_tab(service: RouterService) -> None:
                loss_curve_figure(result["loss_history"]), result)
 
     def versions_table() -> list[list[Any]]:
-        from training.pipeline.release import versions
+        from training.pipeline.release import version_rows
 
-        rows = []
-        for v in versions(Path(settings.selector_dir)):
-            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v["trained_at"])) if v.get("trained_at") else ""
-            data = v.get("lineage") or {}
-            rows.append([v["version"], when, v.get("n"), v.get("accuracy"), v.get("macro_f1"), v.get("gate") or "",
-                         f"{data.get('rows')} log rows {data.get('by_kind')}" if data else ""])
-        return rows
+        return version_rows(Path(settings.selector_dir))
+
+    def rollback_state() -> dict:
+        from training.pipeline.release import can_roll_back
+
+        return gr.update(interactive=settings.allow_training and can_roll_back(Path(settings.selector_dir)))
 
     @user_errors
     def roll_back() -> tuple:
@@ -176,9 +175,9 @@ def build_training_tab(service: RouterService) -> None:
             raise UserError("There is no previous selector to roll back to (one appears after a promotion).") from None
         name = service.reload_selector()
         return (f"↩️ Rolled back: the previous selector is live again ({md_text(name)}); the one it replaced is "
-                "now the previous one (roll back again to undo)."), versions_table()
+                "now the previous one (roll back again to undo)."), versions_table(), rollback_state()
 
-    with gr.Tab("Training", id="training"):
+    with gr.Tab("Training", id="training") as tab:
         if not settings.allow_training:
             gr.Markdown("🔒 **Training is off on this deployment.** The owner can enable it with "
                         "`ROUTER_ALLOW_TRAINING=1`. From a shell: `python -m training.pipeline --source rules`.")
@@ -207,19 +206,24 @@ def build_training_tab(service: RouterService) -> None:
         with gr.Accordion("Full result (JSON)", open=False):
             details = gr.JSON()
         gr.Markdown("### Selector versions\n" + md_text(service.learning.retrainer.describe()), elem_id="train-auto")
-        versions = gr.Dataframe(value=versions_table(), headers=["version", "trained (UTC)", "test prompts", "accuracy",
-                                                                 "macro-F1", "release gate", "data"],
-                                interactive=False, elem_id="train-versions", wrap=True)
+        from training.pipeline.release import VERSION_COLUMNS
+
+        versions = gr.Dataframe(value=versions_table, headers=VERSION_COLUMNS, interactive=False,
+                                elem_id="train-versions", wrap=True)
         with gr.Row():
-            rollback_button = gr.Button("Roll back to the previous selector", interactive=settings.allow_training,
-                                        elem_id="train-rollback")
+            # On only when there is a previous selector to bring back (checked again when the tab opens).
+            rollback_button = gr.Button("Roll back to the previous selector", elem_id="train-rollback",
+                                        interactive=rollback_state()["interactive"])
             rollback_note = gr.Markdown(elem_id="train-rollback-note")
-        rollback_button.click(roll_back, None, [rollback_note, versions], api_visibility="private")
+        rollback_button.click(roll_back, None, [rollback_note, versions, rollback_button], api_visibility="private")
+        # What another process (automatic retraining, the CLI) promoted meanwhile shows when the tab opens.
+        tab.select(lambda: (versions_table(), rollback_state()), None, [versions, rollback_button],
+                   api_visibility="private", queue=False)
         # The button is off while a run lasts (one run at a time), on again however it ends.
         button.click(lambda: gr.update(interactive=False, value="Training…"), None, [button],
                      api_visibility="private", queue=False).then(
             train_selector, [data, upload, base_model, epochs, learning_rate, batch_size, strategy],
             [summary, confusion, loss, details], api_name="train", preprocess=False,
             concurrency_limit=1, concurrency_id="training", show_progress="hidden").then(
-            lambda: (gr.update(interactive=settings.allow_training, value="Train"), versions_table()), None,
-            [button, versions], api_visibility="private", queue=False)
+            lambda: (gr.update(interactive=settings.allow_training, value="Train"), versions_table(), rollback_state()),
+            None, [button, versions, rollback_button], api_visibility="private", queue=False)

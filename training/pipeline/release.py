@@ -187,7 +187,11 @@ def describe_version(folder: Path) -> dict[str, Any] | None:
         metrics = data.get("metrics") or {}
         info.update({k: metrics.get(k) for k in ("n", "accuracy", "macro_f1", "routed_quality")})
         info["gate"] = (data.get("gate") or {}).get("reason")
-        info["trained_at"] = report.stat().st_mtime
+        info["gate_result"] = data.get("gate") or {}
+        # The time the run recorded; a file's mtime is when it was copied or cloned, not trained.
+        info["trained_at"] = data.get("trained_at") if isinstance(data.get("trained_at"), (int, float)) else None
+    else:
+        info["shipped_without_report"] = True
     lineage = folder / "lineage.json"
     if lineage.is_file():
         try:
@@ -206,5 +210,66 @@ def versions(target: Path) -> list[dict[str, Any]]:
     for name, folder in (("live", live), ("previous", prev_dir(target))):
         info = describe_version(folder)
         if info is not None:
-            out.append({"version": name, **info})
+            out.append({"version": name, "shipped": shipped is not None and folder == shipped, **info})
+    _latest_measurements(target, out)
     return out
+
+
+def _latest_measurements(target: Path, rows: list[dict[str, Any]]) -> None:
+    """Each version's score in the newest release gate that measured it (``latest``: ``{"metric",
+    "value", "n"}``), so the table and the gate quote one measurement: a model's own training
+    report scores it on the test split of its run, and a later run's gate scores it again on that
+    run's split (the split a person sees in the summary). The newest gate is the live model's own
+    (it measured the live model as the candidate and the previous one as the incumbent) or a
+    rejected candidate's newer one (it measured the live model as the incumbent)."""
+    reports = []
+    for name, folder in (("live", target), ("rejected", sibling(target, ".rejected"))):
+        info = describe_version(folder)
+        if info and info.get("gate_result"):
+            reports.append((info.get("trained_at") or 0.0, name, info["gate_result"], info.get("n")))
+    if not reports:
+        return
+    _, name, gate, n = max(reports, key=lambda r: r[0])
+    metric = gate.get("metric")
+    paired = gate.get("paired") or {}
+    n = paired.get("n", n)
+    incumbent = gate.get("old_metric") if gate.get("against") == "live" else None  # not the rules' score
+    by_version = {"live": gate.get("new_metric"), "previous": incumbent} if name == "live" else {"live": incumbent}
+    for row in rows:
+        value = by_version.get(row["version"])
+        if metric and isinstance(value, (int, float)):
+            row["latest"] = {"metric": metric, "value": float(value), "n": n}
+
+
+def can_roll_back(target: Path) -> bool:
+    """Whether :func:`rollback` has something to bring back (the Training tab's button is off otherwise)."""
+    target, _, shipped = data_folder(target)
+    if (prev_dir(target) / "config.json").is_file():
+        return True
+    return shipped is not None and (target / "config.json").is_file()
+
+
+def version_rows(target: Path) -> list[list[Any]]:
+    """:func:`versions` as the Training tab's table (:data:`VERSION_COLUMNS`)."""
+    import time
+
+    rows = []
+    for v in versions(Path(target)):
+        if v.get("shipped"):
+            when = "shipped with the app"
+        elif v.get("trained_at"):
+            when = time.strftime("%Y-%m-%d %H:%M", time.gmtime(v["trained_at"]))
+        else:
+            when = "not recorded"
+        latest = v.get("latest")
+        score = f"{latest['metric']} {latest['value']:.4f} ({latest['n']} prompts)" if latest else ""
+        data = v.get("lineage") or {}
+        rows.append([v["version"], when, score, v.get("n"), v.get("accuracy"), v.get("macro_f1"), v.get("gate") or "",
+                     f"{data.get('rows')} log rows {data.get('by_kind')}" if data else ""])
+    return rows
+
+
+#: The Training tab's versions table: the newest gate's score of each version (the figure the
+#: run's summary quotes), then what its own training run measured on that run's test split.
+VERSION_COLUMNS = ["version", "trained (UTC)", "score in the newest release gate", "its run's test prompts",
+                   "its run's accuracy", "its run's macro-F1", "release gate when promoted", "data"]

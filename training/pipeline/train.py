@@ -595,7 +595,7 @@ def train(data_dir: str | Path, *, config: TrainConfig | None = None, selector_d
     (cand / "README.md").write_text(card, encoding="utf-8")
     release.write_json_atomic(cand / "training_report.json", {
         "metrics": metrics, "loss_history": history, "gate": gate, "config": asdict(cfg),
-        "objective": objective, "source": meta.get("source"), "seconds": seconds})
+        "objective": objective, "source": meta.get("source"), "seconds": seconds, "trained_at": time.time()})
     for f in cand.iterdir():
         if f.is_file():
             f.chmod(0o644)
@@ -695,7 +695,8 @@ def decide_gate(new_probs: np.ndarray | None, old_probs: np.ndarray | None, test
     tol = -1e-9 if strict else 1e-9
     ge = ">" if strict else ">="
     who = "the rules'" if against == "rules" else "live"
-    gate: dict[str, Any] = {"promoted": False, "reason": "", "metric": metric, "old_metric": None, "new_metric": None}
+    gate: dict[str, Any] = {"promoted": False, "reason": "", "metric": metric, "old_metric": None, "new_metric": None,
+                            "against": against}
     if new_probs is not None and old_probs is None:
         gate["new_metric"] = _metric(new_probs, test, labels, metric)
     if old_probs is None or new_probs is None:

@@ -35,6 +35,7 @@ def test_a_run_shows_progress_and_blocks_a_second_click(tmp_path, monkeypatch):
     try:
         with launch_app(service) as url, open_page(url, timeout_ms=120000) as page:
             page.get_by_role("tab", name="Training").click()
+            expect(page.locator("#train-rollback")).to_be_disabled()   # nothing to roll back to
             page.get_by_label("Uploaded prompt file, rule labels").check()
             page.locator("#train-file input[type=file]").set_input_files(str(prompts))
             page.locator("#train-base textarea").fill(str(base))
@@ -47,6 +48,16 @@ def test_a_run_shows_progress_and_blocks_a_second_click(tmp_path, monkeypatch):
             expect(page.locator("#train-summary")).to_contain_text("promoted", timeout=120000)
             expect(button).to_be_enabled()
             expect(page.locator("#train-summary")).to_contain_text("a new split")
+            # The versions table quotes the gate's measurement of the new live model, dated by the run.
+            gate = page.locator("#train-summary").inner_text()
+            live = page.locator("#train-versions tbody tr").first
+            expect(live).to_contain_text("macro_f1")
+            cell = live.locator("td").nth(2).text_content()
+            score = float(cell.split("macro_f1")[1].split()[0])
+            shown = float(gate.split("macro-F1")[1].split()[0].strip(","))
+            assert abs(score - shown) < 0.0005, (score, shown)   # one measurement, not two
+            assert live.locator("td").nth(1).text_content().strip().startswith("20")   # the run's date, not "not recorded"
+            expect(page.locator("#train-rollback")).to_be_disabled()   # the first promotion has no previous one
     finally:
         release.set()   # a failed check must not leave the run parked
     assert service.selector.name == "learned"
