@@ -26,8 +26,10 @@ from ui.ask_tab import add_ask_api, build_ask_tab
 from ui.batch_tab import add_batch_api, build_batch_tab
 from ui.common import Blocks
 from ui.compare_tab import add_compare_api, build_compare_tab
+from ui.pool_tab import add_pool_api, build_pool_tab
 from ui.selection_tab import add_selection_api, build_selection_tab
 from ui.status_tab import add_status_api, build_status_tab
+from ui.traffic_tab import add_traffic_api, build_traffic_tab
 from ui.training_tab import build_training_tab
 
 
@@ -48,17 +50,23 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
         if service.settings.hf_oauth:  # a Space with `hf_oauth: true`: Hugging Face sign-in names the visitor
             gr.LoginButton()
         with gr.Tabs():
-            build_ask_tab(service)
-            build_compare_tab(service)
+            loads = [build_ask_tab(service)]
+            loads.append(build_compare_tab(service))
             build_batch_tab(service)
             build_selection_tab(service)
             build_training_tab(service)
+            build_pool_tab(service)
             build_status_tab(service)
+            build_traffic_tab(service)
+        for load in loads:   # model lists follow the live pool (the Pool tab reloads it without a restart)
+            demo.load(load.fn, None, load.outputs, api_visibility="private", queue=False, show_progress="hidden")
         add_ask_api(service)
         add_compare_api(service)
         add_batch_api(service)
         add_selection_api(service)
+        add_pool_api(service)
         add_status_api(service)
+        add_traffic_api(service)
     demo.queue(default_concurrency_limit=service.settings.queue_concurrency)
     return demo
 

@@ -454,6 +454,38 @@ class SpendLedger:
                     "ledger_error": None if on_file or self.path is None else self._file_error_text,
                     "spend_known": known}
 
+    def spend_by_day(self, first_day: str, last_day: str) -> list[dict[str, Any]]:
+        """Recorded spend per (UTC day, model) for the days ``first_day`` to ``last_day`` (``YYYY-MM-DD``,
+        both included): each ``day``, ``model``, ``usd``, ``calls``, ``estimated`` (calls recorded at
+        their bound), ordered by day and model. The file's rows plus those it has not taken yet;
+        rows holding an amount that is not usable (see :meth:`_read_day`) count as calls, not
+        dollars. Raises ``sqlite3.Error`` / ``OSError`` when the file cannot be read."""
+        totals: dict[tuple[str, str], list[float]] = {}
+
+        def add(day: str, model: str, amount: float, calls: int, estimated: int) -> None:
+            entry = totals.setdefault((day, model), [0.0, 0, 0])
+            entry[0] += amount
+            entry[1] += calls
+            entry[2] += estimated
+
+        with self._lock:
+            pending = [r for r in self._pending if first_day <= r[0] <= last_day]
+            if self.path is not None and self.path.exists():
+                conn = self._connect()
+                try:
+                    rows = conn.execute(
+                        "SELECT day, model, COALESCE(SUM(CASE WHEN usd >= 0 AND usd <= ? THEN usd END), 0), COUNT(*), "
+                        "COALESCE(SUM(estimated), 0) FROM spend WHERE day >= ? AND day <= ? GROUP BY day, model",
+                        (_FINITE_MAX, first_day, last_day)).fetchall()
+                finally:
+                    conn.close()
+                for day, model, amount, calls, estimated in rows:
+                    add(str(day), str(model), float(amount), int(calls), int(estimated))
+        for day, _at, model, amount, estimated in pending:
+            add(day, model, amount, 1, int(estimated))
+        return [{"day": day, "model": model, "usd": round(v[0], 10), "calls": int(v[1]), "estimated": int(v[2])}
+                for (day, model), v in sorted(totals.items())]
+
     def describe(self) -> str:
         s = self.summary()
         text = f"Spent today (UTC {s['day_utc']}): {usd(s['spent_usd'])} in {s['paid_calls']} paid call{'' if s['paid_calls'] == 1 else 's'}"

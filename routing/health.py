@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import statistics
 import threading
 import time
@@ -70,6 +71,16 @@ class HealthTracker:
                 recent.clear()
                 recent.extend(float(v) for v in values if v is not None and v >= 0)
                 recent.extend(seen)
+
+    def carried_over(self, model_ids: Sequence[str]) -> "HealthTracker":
+        """A new tracker with the same limits, holding copies of ``model_ids``' records (every other
+        model starts afresh): what a reloaded pool keeps of the old router's health (the models whose
+        endpoint did not change)."""
+        keep = set(model_ids)
+        fresh = HealthTracker(self.failures_to_cool, self.cooldown_s, clock=self.clock)
+        with self._lock:
+            fresh._health = {m: copy.deepcopy(h) for m, h in self._health.items() if m in keep}
+        return fresh
 
     def median_latency_ms(self, model_id: str, *, first_token: bool = False) -> float | None:
         """The median of the model's recent successful calls (time to the first token for

@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field, asdict
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from routing.budget import SpendLedger, cost_bound, input_token_bound, is_paid
 from routing.errors import ProviderError, ProviderKeyError, SpendLimitError, UserError
@@ -500,8 +500,12 @@ class Router:
             finish_reason=result.finish_reason, truncated=cut,
         )
 
-    def ask_model(self, model_id: str, prompt: str, *, max_tokens: int | None = None) -> ChatResult:
-        """One model, no selection and no fallback (compare-all). Raises ProviderError/UserError."""
+    def ask_model(self, model_id: str, prompt: str, *, max_tokens: int | None = None,
+                  on_delta: Callable[[str], None] | None = None) -> ChatResult:
+        """One model, no selection and no fallback (compare-all). Raises ProviderError/UserError.
+
+        With ``on_delta`` the answer is streamed and each piece of text is passed to it as it
+        arrives (the Compare tab fills its columns so); the result is the same."""
         prompt = self.validate_prompt(prompt)
         spec = self.pool.get(model_id)
         reason = self.hub.missing_key(spec)
@@ -515,9 +519,21 @@ class Router:
             hold = self._reserve(spec, input_token_bound(prompt), max_tokens)  # what is sent below
         except SpendLimitError as exc:  # per model, like other failures: compare-all and the judge show it
             raise ProviderError(str(exc), status=402, retryable=False, model=model_id) from None
+        messages = [{"role": "user", "content": prompt}]
         try:
-            result = provider.chat(spec.model_name, [{"role": "user", "content": prompt}],
-                                   max_tokens=max_tokens, **limits)
+            if on_delta is None:
+                result = provider.chat(spec.model_name, messages, max_tokens=max_tokens, **limits)
+            else:
+                calls = self._call_provider(provider, spec.model_name, messages, max_tokens, True,
+                                            limits.get("deadline"))
+                while True:
+                    try:
+                        event = next(calls)
+                    except StopIteration as done:
+                        result = done.value
+                        break
+                    if event.text:
+                        on_delta(event.text)
         except ProviderError as exc:
             self._settle(hold, None, failed=True)
             self.health.record_failure(model_id, exc.message)

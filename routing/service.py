@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from typing import Any, Sequence
 
 from routing.safety.access import Caller, PaidAccess, PaidAccessError
@@ -19,9 +20,10 @@ from routing.learning import Learning
 from routing.learning.outcome_log import OutcomeLog
 from routing.safety.redact import register_secret
 from routing.pool import ModelPool, load_pool
+from routing.pool_editor.reload import carry_live_prices, unchanged_ids
 from routing.router import LOCAL_ANSWERER, QueryResult, Router
 from routing.selectors import load_selector
-from routing.settings import Settings, get_settings, selector_folders
+from routing.settings import Settings, get_settings, pool_files, selector_folders
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ class RouterService:
 
     def __init__(self, settings: Settings | None = None, *, background: bool = True):
         self.settings = settings or get_settings()
-        self.pool: ModelPool = load_pool(self.settings.models_file)
+        # <ROUTER_DATA_DIR>/models.json (the Pool tab's edits) when it exists, else ROUTER_MODELS_FILE
+        self.pool: ModelPool = load_pool(pool_files(self.settings).live)
         self.selector, selector_warning = load_selector(self._selector_settings(), self.pool)
         self.warnings: list[str] = [selector_warning] if selector_warning else []
         self._lasting_warnings: list[str] = []   # add_warning's: kept when the selector reloads
@@ -54,11 +57,39 @@ class RouterService:
         if background:
             self.start_background_work()
 
+    #: One reload at a time (a selector promoted by training, a pool saved on the Pool tab).
+    _reload_lock = threading.Lock()
+
     def reload_selector(self) -> str:
         """Load the selector again (after training promoted a new model); returns its name."""
-        selector, warning = load_selector(self._selector_settings(), self.pool)
-        self.selector = self.router.selector = selector
-        self.warnings[:] = ([warning] if warning else []) + self._lasting_warnings
+        with self._reload_lock:
+            selector, warning = load_selector(self._selector_settings(), self.pool)
+            self.selector = self.router.selector = selector
+            self.warnings[:] = ([warning] if warning else []) + self._lasting_warnings
+        return selector.name
+
+    def reload_pool(self) -> str:
+        """Load the live pool file again (after an edit on the Pool tab) and swap in what is built on it:
+        pool, selector, provider hub, router, learning's references; returns the selector's name.
+
+        Everything new is built first, then whole references are swapped: a request in flight finishes
+        on the router (pool, selector, hub) it started with. The spend ledger, access rule, local model
+        and outcome log stay; live prices and the health of models whose endpoint did not change carry
+        over (routing/pool_editor/reload.py). Raises (PoolFileError, UserError) with nothing swapped.
+        """
+        with self._reload_lock:
+            pool = load_pool(pool_files(self.settings).live)
+            carry_live_prices(self.pool, pool)
+            selector, warning = load_selector(self._selector_settings(), pool)
+            hub = ProviderHub(self.settings, pool, self.local)
+            router = Router(pool, selector, hub, self.settings, ledger=self.ledger,
+                            health=self.router.health.carried_over(unchanged_ids(self.pool, pool)))
+            router.warnings = self.warnings
+            self.pool, self.selector, self.hub, self.router = pool, selector, hub, router
+            self.learning.recorder.pool = pool
+            self.learning.shadow.router = router
+            self.warnings[:] = ([warning] if warning else []) + self._lasting_warnings
+        log.info("pool reloaded from %s: %s (selector %s)", pool.source, ", ".join(pool.ids), selector.name)
         return selector.name
 
     def _selector_settings(self) -> Settings:
@@ -123,8 +154,9 @@ class RouterService:
             raise UserError("That does not look like an API key (OpenRouter keys start with \"sk-or-\" and have "
                             "no spaces). Paste the key again, or clear the field to use the app's own.")
         settings = dataclasses.replace(self.settings, openrouter_api_key=key)
-        hub = ProviderHub(settings, self.pool, self.local)  # registers the key for redaction
-        router = Router(self.pool, self.selector, hub, settings, ledger=SpendLedger(None, None))
+        live = self.router   # one reference: a pool reloaded meanwhile cannot mix into this router
+        hub = ProviderHub(settings, live.pool, self.local)  # registers the key for redaction
+        router = Router(live.pool, live.selector, hub, settings, ledger=SpendLedger(None, None))
         router.warnings = self.warnings
         return router
 
@@ -161,7 +193,8 @@ class RouterService:
         """A router without the owner's key: routing decisions are real, answers come from the local
         model (what an anonymous visitor gets where paid models are for signed-in callers)."""
         settings = dataclasses.replace(self.settings, openrouter_api_key=None)
-        router = Router(self.pool, self.selector, ProviderHub(settings, self.pool, self.local), settings,
+        live = self.router   # one reference: a pool reloaded meanwhile cannot mix into this router
+        router = Router(live.pool, live.selector, ProviderHub(settings, live.pool, self.local), settings,
                         ledger=SpendLedger(None, None))
         router.warnings = self.warnings
         return router

@@ -115,6 +115,7 @@ class Settings:
     judge_model: str | None = None                 # ROUTER_JUDGE_MODEL (pool id of the LLM judge)
     queue_concurrency: int = 8                     # ROUTER_QUEUE_CONCURRENCY (Gradio workers per event)
     allow_training: bool = False                   # ROUTER_ALLOW_TRAINING (Training tab may run jobs)
+    allow_pool_edit: bool = False                  # ROUTER_ALLOW_POOL_EDIT (Pool tab may edit the pool)
     batch_max_rows: int = 10000                    # ROUTER_BATCH_MAX_ROWS
     batch_max_mb: float = 20.0                     # ROUTER_BATCH_MAX_MB
     api_keys: tuple[str, ...] = ()                 # ROUTER_API_KEYS (comma-separated gateway keys for /v1/*)
@@ -169,6 +170,7 @@ class Settings:
             judge_model=(env.get("ROUTER_JUDGE_MODEL") or "").strip() or None,
             queue_concurrency=_int(env, "ROUTER_QUEUE_CONCURRENCY", 8),
             allow_training=_bool(env.get("ROUTER_ALLOW_TRAINING"), False),
+            allow_pool_edit=_bool(env.get("ROUTER_ALLOW_POOL_EDIT"), False),
             batch_max_rows=_int(env, "ROUTER_BATCH_MAX_ROWS", 10000),
             batch_max_mb=_float(env, "ROUTER_BATCH_MAX_MB", 20.0),
             api_keys=tuple(k.strip() for k in (env.get("ROUTER_API_KEYS") or "").split(",") if k.strip()),
@@ -247,6 +249,44 @@ def selector_folders(settings: "Settings") -> SelectorFolders:
         return SelectorFolders(trained, encoder, trained, None, Path(settings.selector_dir))
     return SelectorFolders(Path(settings.selector_dir), Path(settings.label_encoder_file), trained, None,
                            Path(settings.selector_dir))
+
+#: The pool file under ROUTER_DATA_DIR that the Pool tab writes; when present, it is the pool the app loads.
+POOL_OVERRIDE = "models.json"
+
+
+@dataclass(frozen=True)
+class PoolFiles:
+    """Which pool file is live and which the Pool tab writes (:func:`pool_files`)."""
+
+    live: Path       # the file the app loads: ``override`` when it exists, else ``base``
+    base: Path       # ROUTER_MODELS_FILE (default assets/models.json): what "revert" returns to
+    override: Path   # <ROUTER_DATA_DIR>/models.json: where edits from the page are saved
+
+    @property
+    def overridden(self) -> bool:
+        """Whether the live pool is the page's edited copy (not ``base``)."""
+        return self.live == self.override and not self.is_base_itself
+
+    @property
+    def is_base_itself(self) -> bool:
+        """ROUTER_MODELS_FILE names the override path itself: edits write the owner's own file, and there
+        is nothing to revert to."""
+        try:
+            return self.base.resolve() == self.override.resolve()
+        except OSError:
+            return False
+
+
+def pool_files(settings: "Settings") -> PoolFiles:
+    """The pool files: edits made on the Pool tab live in ``<ROUTER_DATA_DIR>/models.json``, never in the
+    checkout (or in ROUTER_MODELS_FILE). That file, when present, is the pool the app loads, whether
+    ROUTER_MODELS_FILE is set or not; ROUTER_MODELS_FILE (default ``assets/models.json``) is the base
+    the first edit starts from and what "revert" (deleting the override) returns to.
+    """
+    override = Path(settings.data_dir) / POOL_OVERRIDE
+    base = Path(settings.models_file)
+    return PoolFiles(override if override.is_file() else base, base, override)
+
 
 def get_settings() -> Settings:
     """Settings from the current environment."""

@@ -23,7 +23,7 @@ from routing.service import RouterService
 from routing.safety.untrusted import md_answer, md_code, md_text
 from routing.safety.validation import (check_cost_weight, check_exclude, check_latency_weight, check_max_tokens,
                                 check_model_id, check_prompt)
-from ui.common import caller_of, user_errors
+from ui.common import PageLoad, caller_of, user_errors
 
 AUTO = "Auto (let the router pick)"
 
@@ -70,8 +70,9 @@ def _note(title: str, body: str, status: str, started: float | None = None) -> d
     return {"role": "assistant", "content": body, "metadata": metadata}
 
 
-def build_ask_tab(service: RouterService) -> None:
-    pool = service.pool
+def build_ask_tab(service: RouterService) -> PageLoad:
+    """The tab; returns what the page refreshes when it loads (the model lists follow the live pool,
+    which the Pool tab can change without a restart)."""
 
     @user_errors
     def ask(text: str, history: list, state: ChatState | None, cost_weight: float, exclude: list[str],
@@ -81,6 +82,7 @@ def build_ask_tab(service: RouterService) -> None:
         latency_weight = check_latency_weight(latency_weight)
         # A caller the paid-access rule refuses is answered by the local model, and told how to get more.
         router, refused = service.router_for(caller_of(request, service.settings), own_key, local_instead=True)
+        pool = router.pool   # the live pool: the Pool tab may have reloaded it since the page was built
         model = None if (not model_choice or model_choice == AUTO) else check_model_id(model_choice, pool.ids, "model")
         state = copy_state(state)
         history = [*(history or []), {"role": "user", "content": md_answer(text)}]
@@ -181,6 +183,11 @@ def build_ask_tab(service: RouterService) -> None:
         return (f"✅ Recorded: {md_code(recorded['better_model'])} would have been better for the last answer "
                 f"({md_code(state.model)} gave it). Retraining will route such prompts there.")
 
+    def model_lists() -> tuple:
+        ids = service.pool.ids
+        return (gr.update(choices=ids), gr.update(choices=[AUTO] + ids),
+                gr.update(choices=ids))
+
     def new_chat() -> tuple:
         return [], ChatState(), "", None, {}, ""
 
@@ -189,6 +196,7 @@ def build_ask_tab(service: RouterService) -> None:
         text = local_loading_text(status) if not service.settings.openrouter_api_key else ""
         return gr.update(value=text, visible=bool(text)), gr.Timer(active=status["state"] in ("loading", "not_started"))
 
+    pool = service.pool
     with gr.Tab("Ask", id="ask"):
         state = gr.State(ChatState())
         with gr.Row():
@@ -244,11 +252,12 @@ def build_ask_tab(service: RouterService) -> None:
         other_button.click(better, [state, other], [feedback_note], api_visibility="private")
         timer = gr.Timer(1.0, active=service.local is not None and not service.settings.openrouter_api_key)
         timer.tick(local_status, None, [local_note, timer], api_visibility="private", show_progress="hidden")
+    return PageLoad(model_lists, [other, model, exclude])
 
 
 
 def add_ask_api(service: RouterService) -> None:
-    settings, ids = service.settings, service.pool.ids
+    settings = service.settings
 
     @user_errors
     def query(prompt: str, cost_weight: float = 0.0, exclude: list[str] | None = None,
@@ -258,7 +267,7 @@ def add_ask_api(service: RouterService) -> None:
         prompt = check_prompt(prompt, max_chars=settings.max_prompt_chars)
         cost_weight = check_cost_weight(cost_weight)
         latency_weight = check_latency_weight(latency_weight)
-        exclude = check_exclude(exclude, ids)
+        exclude = check_exclude(exclude, service.pool.ids)
         max_tokens = check_max_tokens(max_tokens, limit=settings.max_tokens)
         router, _ = service.router_for(caller_of(request, settings))
         return service.query(prompt, cost_weight=cost_weight, exclude=exclude, max_tokens=max_tokens,
@@ -269,7 +278,7 @@ def add_ask_api(service: RouterService) -> None:
                        request: gr.Request = None) -> dict:
         """Ask one pool model directly (no routing); `model` is a pool id."""
         prompt = check_prompt(prompt, max_chars=settings.max_prompt_chars)
-        model = check_model_id(model, ids, "model")
+        model = check_model_id(model, service.pool.ids, "model")
         max_tokens = check_max_tokens(max_tokens, limit=settings.max_tokens)
         router, _ = service.router_for(caller_of(request, settings))
         return service.query_specific(prompt, model, max_tokens=max_tokens, router=router)
@@ -281,6 +290,7 @@ def add_ask_api(service: RouterService) -> None:
         better). `answer_id` comes with each /query answer; the rating overrides the evaluator in training.
         Only the session that got the answer (the same client, or the same signed-in user) can rate it; a
         second rating of an answer replaces the first; at most 20 ratings a minute per session."""
+        ids = service.pool.ids
         if not isinstance(better_model, str) or (better_model and better_model not in ids):
             check_model_id(better_model, ids, "better_model")
         return service.learning.rate(answer_id, rating, better_model, note, rater=gradio_scope(request))

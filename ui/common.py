@@ -6,6 +6,7 @@ import functools
 import inspect
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import gradio as gr
@@ -16,6 +17,16 @@ from routing.safety.redact import redact, redact_data
 from routing.safety.untrusted import escape_html
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PageLoad:
+    """What a tab refreshes each time the page loads: ``fn()`` returns updates for ``outputs``
+    (app.py registers it with ``demo.load``). Lists of pool models use it: the Pool tab can change
+    the pool without a restart, and a component's choices are otherwise fixed when the app starts."""
+
+    fn: Callable[[], Any]
+    outputs: list[Any]
 
 
 def user_errors(fn: Callable) -> Callable:

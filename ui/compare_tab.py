@@ -21,10 +21,11 @@ from routing.compare.judge import DEFAULT_JUDGE
 from routing.learning.outcome_log import OutcomeLog, gradio_scope
 from routing.router import LOCAL_ANSWERER
 from routing.service import RouterService
-from routing.safety.untrusted import md_code, md_text
+from routing.safety.redact import stream_safe
+from routing.safety.untrusted import md_answer, md_code, md_text
 from routing.safety.validation import (check_bool, check_cost_weight, check_max_tokens, check_model_id,
                                        check_model_list, check_prompt)
-from ui.common import caller_of, user_errors
+from ui.common import PageLoad, caller_of, user_errors
 
 EXPORT_DIR = Path(tempfile.gettempdir()) / "llm-router-exports"
 
@@ -70,6 +71,18 @@ def column_stats(outcome: ModelOutcome, comparison: Comparison | None = None) ->
         if badges:
             lines.insert(0, " · ".join(badges))
     return "  \n".join(lines)
+
+
+#: What a column shows for a model the person left out of the comparison.
+NOT_ASKED = "_not asked (see Models to ask)_"
+
+
+def answer_markdown(outcome: ModelOutcome) -> str:
+    """One model's answer as the column shows it: its Markdown rendered without HTML or images
+    (as the Ask tab shows answers), or its error as plain text."""
+    if outcome.error:
+        return f"⚠️ Error: {md_text(outcome.error)}"
+    return md_answer(outcome.response)
 
 
 def column_header(spec) -> str:
@@ -119,8 +132,10 @@ def summary_markdown(comparison: Comparison, pool) -> str:
     return "\n\n".join(lines)
 
 
-def build_compare_tab(service: RouterService) -> None:
-    """The Compare all tab: one column per pool model, filled as answers arrive."""
+def build_compare_tab(service: RouterService) -> PageLoad:
+    """The Compare all tab: one column per pool model, filled as answers arrive. The columns are the
+    models the app started with; a model the Pool tab adds later gets a column after a restart, and
+    one it removes is no longer offered. Returns what the page refreshes when it loads."""
     pool = service.pool
     specs = pool.models
     n = len(specs)
@@ -128,20 +143,29 @@ def build_compare_tab(service: RouterService) -> None:
     no_key = _no_key(service)
 
     @user_errors
-    def run(prompt: str, cost_weight: float, judge: bool, judge_model: str,
+    def run(prompt: str, cost_weight: float, judge: bool, judge_model: str, chosen: list[str] | None = None,
             request: gr.Request = None) -> Iterator[list[Any]]:
         # outputs: summary, answers*n, stats*n, bars, scatter, details, comparison id, best radio, local box,
         # the last comparison's "marked as best" message
         def frame() -> list[Any]:
             return [gr.skip()] * (2 * n + 8)
 
-        router, _ = service.router_for(caller_of(request, service.settings), calls=n + (1 if judge else 0))
+        live = service.router.pool   # the Pool tab may have reloaded it since the page was built
+        offered = [s.id for s in specs if s.id in live]
+        chosen = check_model_list(chosen, offered, "models") if chosen is not None else offered
+        if len(chosen) < 2:
+            raise UserError("Choose at least two models to compare (Models to ask); to ask one model, use the "
+                            "Ask tab's Model choice.")
+        asked = [s.id for s in specs if s.id in chosen]
+        router, _ = service.router_for(caller_of(request, service.settings), calls=len(asked) + (1 if judge else 0))
+        live = router.pool
         index = {s.id: i for i, s in enumerate(specs)}
+        texts = {m: "" for m in asked}
         first = frame()
-        first[0] = "_Asking every model…_"
-        for i in range(n):
-            first[1 + i] = ""
-            first[1 + n + i] = "⏳ waiting…"
+        first[0] = f"_Asking {len(asked)} models…_"
+        for i, spec in enumerate(specs):
+            first[1 + i] = "" if spec.id in chosen else NOT_ASKED
+            first[1 + n + i] = "⏳ waiting…" if spec.id in chosen else ""
         first[2 * n + 1] = gr.update(value=None, visible=False)  # no charts of the previous comparison
         first[2 * n + 2] = gr.update(value=None, visible=False)
         first[2 * n + 4] = None
@@ -149,23 +173,28 @@ def build_compare_tab(service: RouterService) -> None:
         first[2 * n + 6] = gr.update(value="", visible=False)
         first[2 * n + 7] = ""
         yield first
-        for event in compare_stream(router, prompt, cost_weight=cost_weight, judge=bool(judge),
-                                    judge_model=judge_model or None, outcome_log=outcome_log):
+        for event in compare_stream(router, prompt, models=asked, cost_weight=cost_weight, judge=bool(judge),
+                                    judge_model=judge_model or None, outcome_log=outcome_log, stream=True):
             out = frame()
             if event.kind == "selection":
                 sel = event.selection
-                out[0] = (f"🧭 The router would pick **{md_text(pool.get(sel.selected_model).display_name)}** "
-                          f"({md_code(sel.selected_model)}, confidence {sel.confidence:.0%}). _Asking every model…_")
+                out[0] = (f"🧭 The router would pick **{md_text(live.get(sel.selected_model).display_name)}** "
+                          f"({md_code(sel.selected_model)}, confidence {sel.confidence:.0%}). "
+                          f"_Asking {len(asked)} models…_")
+            elif event.kind == "delta":
+                texts[event.model] += event.text
+                out[1 + index[event.model]] = md_answer(stream_safe(texts[event.model]))  # no half-arrived key
+                out[1 + n + index[event.model]] = "✍️ writing…"
             elif event.kind == "result":
                 i = index[event.model]
                 o = event.outcome
-                out[1 + i] = f"⚠️ Error: {o.error}" if o.error else o.response
+                out[1 + i] = answer_markdown(o)
                 out[1 + n + i] = column_stats(o)
             elif event.kind == "judged":
                 out[0] = "_Judging done; finishing…_"
             elif event.kind == "done":
                 c = event.comparison
-                out[0] = summary_markdown(c, pool)
+                out[0] = summary_markdown(c, live)
                 for m, o in c.results.items():
                     out[1 + n + index[m]] = column_stats(o, c)
                 answered = [m for m, o in c.results.items() if o.ok]
@@ -238,16 +267,20 @@ def build_compare_tab(service: RouterService) -> None:
                     judge = gr.Checkbox(value=False, label="Also ask an LLM judge (costs tokens)")
                     default_judge = DEFAULT_JUDGE if DEFAULT_JUDGE in pool else pool.ids[0]
                     judge_model = gr.Dropdown(pool.ids, value=default_judge, label="Judge model")
+                chosen = gr.CheckboxGroup(pool.ids, value=pool.ids, label="Models to ask", elem_id="compare-models",
+                                          info="each model asked costs its tokens; at least two")
         button = gr.Button("Compare all models", variant="primary", elem_id="compare-button")
         summary = gr.Markdown(elem_id="compare-summary")
-        answers: list[gr.Textbox] = []
+        answers: list[gr.Markdown] = []
         stats: list[gr.Markdown] = []
         with gr.Row(equal_height=False):
             for i, spec in enumerate(specs):
                 with gr.Column(min_width=220, elem_id=f"compare-col-{i}"):
                     gr.Markdown(column_header(spec))
-                    answers.append(gr.Textbox(label=spec.id, lines=8, max_lines=20, interactive=False,
-                                              buttons=["copy"], elem_id=f"compare-answer-{i}"))
+                    # Rendered like the Ask tab's answers (Markdown, no HTML), streamed as they are written.
+                    answers.append(gr.Markdown("", buttons=["copy"], max_height=420, min_height=160,
+                                               container=True, elem_id=f"compare-answer-{i}",
+                                               elem_classes=["compare-answer"]))
                     stats.append(gr.Markdown(elem_id=f"compare-stats-{i}"))
         local_box = gr.Textbox(label=f"Local model's answer ({LOCAL_ANSWERER})", visible=False, lines=6,
                                interactive=False, elem_id="compare-local")
@@ -269,7 +302,7 @@ def build_compare_tab(service: RouterService) -> None:
             details = gr.JSON()
 
         outputs = [summary, *answers, *stats, bars, scatter, details, comparison_id, best, local_box, feedback_msg]
-        inputs = [prompt, cost, judge, judge_model]
+        inputs = [prompt, cost, judge, judge_model, chosen]
         button.click(run, inputs, outputs, api_name="compare-stream", api_visibility="private",
                      show_progress_on=[summary])
         prompt.submit(run, inputs, outputs, api_name="compare-stream-submit", api_visibility="private",
@@ -278,11 +311,17 @@ def build_compare_tab(service: RouterService) -> None:
                    api_visibility="private")
         export.click(download, None, [export_file], api_name="compare-export", api_visibility="private")
 
+    def model_lists() -> tuple:
+        offered = [s.id for s in specs if s.id in service.pool]
+        return gr.update(choices=offered, value=offered), gr.update(choices=service.pool.ids)
+
+    return PageLoad(model_lists, [chosen, judge_model])
+
 
 def add_compare_api(service: RouterService) -> None:
     """Register ``/query-compare``: every pool model answers; per-model scores, the winner, the router's pick."""
     outcome_log = _outcome_log(service)
-    settings, ids = service.settings, service.pool.ids
+    settings = service.settings
 
     @user_errors
     def query_compare(prompt: str, models: list[str] | None = None, cost_weight: float = 0.0,
@@ -292,6 +331,7 @@ def add_compare_api(service: RouterService) -> None:
         cost and evaluator points, the winner (`best_model`), the router's pick (`selected_model`) and
         whether they agree (`router_correct`). `judge=True` adds an LLM judge's grades. Logged for training."""
         prompt = check_prompt(prompt, max_chars=settings.max_prompt_chars)
+        ids = service.pool.ids   # the live pool (the Pool tab reloads it without a restart)
         models = check_model_list(models, ids, "models")
         cost_weight = check_cost_weight(cost_weight)
         judge = check_bool(judge, "judge")

@@ -208,7 +208,7 @@ def build_training_tab(service: RouterService) -> None:
         gr.Markdown("### Selector versions\n" + md_text(service.learning.retrainer.describe()), elem_id="train-auto")
         from training.pipeline.release import VERSION_COLUMNS
 
-        versions = gr.Dataframe(value=versions_table, headers=VERSION_COLUMNS, interactive=False,
+        versions = gr.Dataframe(value=versions_table(), headers=VERSION_COLUMNS, interactive=False,
                                 elem_id="train-versions", wrap=True)
         with gr.Row():
             # On only when there is a previous selector to bring back (checked again when the tab opens).

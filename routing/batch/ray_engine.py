@@ -673,6 +673,7 @@ def run_ray(settings, input_spec: str | Path, out: str | Path, *, mode: str = "r
 
     from routing.hub import ProviderHub
     from routing.pool import load_pool
+    from routing.settings import pool_files
 
     mode = check_mode(mode)
     if num_actors < 1:
@@ -681,7 +682,7 @@ def run_ray(settings, input_spec: str | Path, out: str | Path, *, mode: str = "r
         raise UserError(f"--batch-size must be at least 1, got {batch_size}.")
     check_run_options(chunk_size, cost_weight, latency_weight)
     paths = OutputPaths.of(out)
-    pool = load_pool(settings.models_file)
+    pool = load_pool(pool_files(settings).live)
     if mode == "compare":
         check_can_compare(SimpleNamespace(hub=ProviderHub(settings, pool, None), pool=pool))
     source = scan_input(input_spec, prompt_column)

@@ -23,11 +23,12 @@ Pass an :class:`routing.learning.outcome_log.OutcomeLog` to append every compari
 from __future__ import annotations
 
 import logging
+import queue
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, asdict
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from routing.errors import ProviderError, UserError
 from routing.evaluation.evaluator import TIE_MARGIN, evaluate, evaluate_group
@@ -160,10 +161,12 @@ class Comparison:
 
 @dataclass
 class CompareEvent:
-    """``selection`` (router's pick), ``result`` (one model finished), ``judged``, ``done``."""
+    """``selection`` (router's pick), ``delta`` (a piece of one model's answer, in ``text``; only when
+    streaming), ``result`` (one model finished), ``judged``, ``done``."""
 
     kind: str
     model: str | None = None
+    text: str = ""
     outcome: ModelOutcome | None = None
     selection: Selection | None = None
     comparison: Comparison | None = None
@@ -179,12 +182,13 @@ def _score(outcome: ModelOutcome, prompt: str, run_code: bool, ev: dict[str, Any
     outcome.normalized = ev["normalized"]
 
 
-def _ask_one(router: Any, spec: Any, prompt: str, max_tokens: int | None) -> ModelOutcome:
+def _ask_one(router: Any, spec: Any, prompt: str, max_tokens: int | None,
+             on_delta: Callable[[str], None] | None = None) -> ModelOutcome:
     """Ask one model; never raises (the error goes in the outcome). :func:`_score_all` scores it."""
     outcome = ModelOutcome(spec.id, spec.display_name)
     start = time.monotonic()
     try:
-        result = router.ask_model(spec.id, prompt, max_tokens=max_tokens)
+        result = router.ask_model(spec.id, prompt, max_tokens=max_tokens, on_delta=on_delta)
     except (ProviderError, UserError) as exc:
         outcome.error = getattr(exc, "message", None) or str(exc)
         outcome.latency_ms = round((time.monotonic() - start) * 1000, 1)
@@ -315,8 +319,10 @@ def _run_judge(judge: Judge, comparison: Comparison, concurrency: int) -> None:
 def compare_stream(router: Any, prompt: str, *, models: Sequence[str] | str | None = None,
                    cost_weight: float = 0.0, max_tokens: int | None = None, concurrency: int | None = None,
                    judge: bool = False, judge_model: str | None = None, run_code: bool = True,
-                   local_fallback: bool = True, outcome_log: Any = None) -> Iterator[CompareEvent]:
+                   local_fallback: bool = True, outcome_log: Any = None,
+                   stream: bool = False) -> Iterator[CompareEvent]:
     """Ask every model (or ``models``) at once; yield events as answers arrive, then ``done``.
+    With ``stream`` each answer also arrives piece by piece (``delta`` events), as it is written.
 
     Raises :class:`UserError` for an empty/too long prompt or an unknown model id (before any
     request is sent). ``concurrency`` defaults to ``settings.compare_concurrency``.
@@ -343,9 +349,18 @@ def compare_stream(router: Any, prompt: str, *, models: Sequence[str] | str | No
     if callable_specs:
         executor = ThreadPoolExecutor(max_workers=min(limit, len(callable_specs)), thread_name_prefix="compare")
         try:
-            pending = {executor.submit(_ask_one, router, s, prompt, max_tokens): s for s in callable_specs}
+            pieces: queue.SimpleQueue = queue.SimpleQueue()
+
+            def streamer(model_id: str) -> Callable[[str], None] | None:
+                return (lambda text: pieces.put((model_id, text))) if stream else None
+
+            pending = {executor.submit(_ask_one, router, s, prompt, max_tokens, streamer(s.id)): s
+                       for s in callable_specs}
             while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                finished, _ = wait(pending, timeout=0.1 if stream else None, return_when=FIRST_COMPLETED)
+                while not pieces.empty():   # every piece before its model's result
+                    model_id, text = pieces.get()
+                    yield CompareEvent("delta", model=model_id, text=text)
                 for future in finished:
                     spec = pending.pop(future)
                     outcome = future.result()

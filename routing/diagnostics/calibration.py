@@ -131,11 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from routing.pool import load_pool
     from routing.selectors import load_selector
-    from routing.settings import get_settings
+    from routing.settings import get_settings, pool_files
 
     try:
         settings = get_settings()
-        pool = load_pool(settings.models_file)
+        pool = load_pool(pool_files(settings).live)
         selector, warning = load_selector(settings, pool)
         if warning:
             print(f"note: {warning}", file=sys.stderr)

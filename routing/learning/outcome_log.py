@@ -6,7 +6,7 @@ transaction; readers never block writers). Rows are only ever inserted, never up
 deleted:
 
 * ``comparisons``: one row per comparison (prompt, the router's pick, the evaluator's and the
-  judge's winners);
+  judge's winners; for an answer, the router's fallbacks and their causes);
 * ``results``: one row per model in a comparison (answer, latency, tokens, cost, evaluator
   points, error);
 * ``feedback``: one row per "this answer is best" mark by a user. The latest mark for a
@@ -111,6 +111,7 @@ CREATE TABLE IF NOT EXISTS comparisons (
     router_correct INTEGER,
     meta TEXT NOT NULL DEFAULT '{}'
 );
+CREATE INDEX IF NOT EXISTS comparisons_by_time ON comparisons(created_at);
 CREATE TABLE IF NOT EXISTS results (
     comparison_id TEXT NOT NULL REFERENCES comparisons(id),
     model TEXT NOT NULL,
@@ -169,6 +170,10 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("comparisons", "scoring", "TEXT"),    # 'pending': scores follow in `evaluations`; NULL: scored inline
     ("ratings", "rater", "TEXT"),          # hashed scope of who rated (NULL: the app's own code)
     ("feedback", "rater", "TEXT"),
+    # An answer's fallbacks: JSON list of {model, cause, status, skipped, error} for the models the
+    # router tried (or passed over) before the one that answered; '[]': none; NULL: not recorded
+    # (compare-all, shadows, rows from before the column).
+    ("comparisons", "fallbacks", "TEXT"),
 )
 
 
@@ -230,6 +235,17 @@ def _rollback(conn: sqlite3.Connection) -> None:
 def _missing(value: Any) -> bool:
     """None or NaN (an empty cell in the CSV)."""
     return value is None or (isinstance(value, float) and value != value)
+
+
+def _json_list(text: str | None) -> list | None:
+    """A JSON list stored in a column; None for NULL or anything that is not a list."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, list) else None
 
 
 def _num(value: Any) -> float | None:
@@ -442,7 +458,8 @@ class OutcomeLog:
         """Append one comparison (the dict ``Comparison.to_dict()`` returns); returns its id.
 
         Needs ``prompt`` and ``results`` ({model: {response, error, latency_ms, usage, cost_usd,
-        scores, total, normalized, judge_grade}}); ``id`` is generated when absent.
+        scores, total, normalized, judge_grade}}); ``id`` is generated when absent. ``fallbacks``
+        (an answer's: a list of dicts, see :data:`_ADDED_COLUMNS`) is stored when given.
         ``owner``: the scope it belongs to (default :func:`current_owner`). ``pending``: not scored
         yet; :meth:`record_evaluation` adds the scores later (:meth:`pending` finds those still
         missing). ``durable``: on disk when this returns (an answer whose id is handed out).
@@ -460,13 +477,16 @@ class OutcomeLog:
         meta = {k: comparison.get(k) for k in ("cost_weight", "selector", "judge_model", "wall_ms", "evaluator",
                                                "kind", "source")
                 if comparison.get(k) is not None}
+        fallbacks = comparison.get("fallbacks")
         rows: list[tuple[str, tuple]] = [(
             "INSERT INTO comparisons (id, created_at, prompt, selected_model, best_model, judge_best_model, "
-            "router_correct, meta, owner, scoring) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "router_correct, meta, owner, scoring, fallbacks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (cid, float(comparison.get("created_at") or time.time()), prompt, comparison.get("selected_model"),
              comparison.get("best_model"), comparison.get("judge_best_model"),
              None if router_correct is None else int(bool(router_correct)), json.dumps(meta), owner,
-             "pending" if pending else None),
+             "pending" if pending else None,
+             None if fallbacks is None else json.dumps([dict(f) for f in fallbacks if isinstance(f, Mapping)],
+                                                         default=str)),
         )]
         for position, (model, r) in enumerate(results.items()):
             usage = r.get("usage") or {}
@@ -635,6 +655,7 @@ class OutcomeLog:
                 "user_best_model": user_best, "rating": ratings.get(c["id"]),
                 "results": results[c["id"]], **json.loads(c["meta"] or "{}"),
                 "owner": c["owner"] if "owner" in keys else None,
+                "fallbacks": _json_list(c["fallbacks"]) if "fallbacks" in keys else None,
                 "scoring": ("pending" if evaluation is None else "done") if pending else None,
             })
             entry = out[-1]
@@ -712,6 +733,62 @@ class OutcomeLog:
         out: dict[str, list[float]] = {}
         for row in rows:
             out.setdefault(str(row["model"]), []).append(float(row["ms"]))
+        return out
+
+    def activity(self, since: float, until: float) -> dict[str, list[dict[str, Any]]]:
+        """What was logged from ``since`` up to (not including) ``until`` (Unix times), without any
+        text (no prompt, answer, error message or note): the Traffic view's input.
+
+        ``comparisons``: oldest first, each ``id``, ``created_at``, ``kind`` (``answer``,
+        ``shadow``, ``compare``, ``collect``), ``source``, ``selected_model``, ``fallbacks`` (the
+        stored list; None where not recorded) and ``results``: per model call ``model``,
+        ``failed``, ``latency_ms``, ``first_token_ms``, ``cost_usd``. ``ratings``: each rater's
+        latest rating of an answer (as :meth:`ratings`) made in the range: ``created_at``,
+        ``model``, ``rating``, ``better_model``. An absent log gives empty lists."""
+        out: dict[str, list[dict[str, Any]]] = {"comparisons": [], "ratings": []}
+        try:
+            with self._connect(write=False) as conn:
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if "comparisons" not in tables:
+                    return out
+                has_fallbacks = "fallbacks" in _columns(conn, "comparisons")
+                first_token = "r.first_token_ms" if "first_token_ms" in _columns(conn, "results") else "NULL"
+                comps = conn.execute(
+                    "SELECT id, created_at, selected_model, meta" + (", fallbacks" if has_fallbacks else "")
+                    + " FROM comparisons WHERE created_at >= ? AND created_at < ? ORDER BY created_at, rowid",
+                    (float(since), float(until))).fetchall()
+                calls = conn.execute(
+                    f"SELECT r.comparison_id, r.model, r.error IS NOT NULL AS failed, r.latency_ms, "
+                    f"{first_token} AS first_token_ms, r.cost_usd FROM results r JOIN comparisons c "
+                    "ON c.id = r.comparison_id WHERE c.created_at >= ? AND c.created_at < ? "
+                    "ORDER BY r.comparison_id, r.position", (float(since), float(until))).fetchall()
+                ratings = []
+                if "ratings" in tables:
+                    by = "comparison_id, rater" if "rater" in _columns(conn, "ratings") else "comparison_id"
+                    ratings = conn.execute(
+                        "SELECT created_at, model, rating, better_model FROM ratings WHERE seq IN "
+                        f"(SELECT MAX(seq) FROM ratings GROUP BY {by}) AND created_at >= ? AND created_at < ? "
+                        "ORDER BY seq", (float(since), float(until))).fetchall()
+        except FileNotFoundError:
+            return out
+        per_comparison: dict[str, list[dict[str, Any]]] = {}
+        for r in calls:
+            per_comparison.setdefault(r["comparison_id"], []).append({
+                "model": r["model"], "failed": bool(r["failed"]), "latency_ms": _num(r["latency_ms"]),
+                "first_token_ms": _num(r["first_token_ms"]), "cost_usd": _num(r["cost_usd"])})
+        for c in comps:
+            try:
+                meta = json.loads(c["meta"] or "{}")
+            except ValueError:
+                meta = {}
+            meta = meta if isinstance(meta, dict) else {}
+            out["comparisons"].append({
+                "id": c["id"], "created_at": float(c["created_at"]), "kind": meta.get("kind") or "compare",
+                "source": meta.get("source"), "selected_model": c["selected_model"],
+                "fallbacks": _json_list(c["fallbacks"]) if has_fallbacks else None,
+                "results": per_comparison.get(c["id"], [])})
+        out["ratings"] = [{"created_at": float(r["created_at"]), "model": r["model"], "rating": int(r["rating"] or 0),
+                           "better_model": r["better_model"]} for r in ratings]
         return out
 
     def __len__(self) -> int:

@@ -10,6 +10,10 @@ The evaluator scores it afterwards, in one background thread, and appends the sc
 scored (``OutcomeLog.pending``: answers and shadow comparisons alike) and scores them in a
 background thread of its own; until then the training export leaves them out (unless rated).
 
+The router's fallbacks (the models it tried, or passed over, before the one that answered) go
+with the answer, each with its cause (:func:`fallback_cause`: 429, timeout, server error, the
+daily budget...), so the Traffic view can say when and why the router fell back.
+
 A rating (thumbs up / down, or "another model would have been better") names that id and is
 appended as a ``ratings`` row, overriding the evaluator in the training export. Only the scope
 the answer was given to may rate it (the gateway key, the Gradio session or signed-in user:
@@ -84,6 +88,65 @@ class SlidingWindowLimiter:
                 return self.window_s - (now - events[0])
             events.append(now)
             return None
+
+
+#: Why the router went past a model (:func:`fallback_cause`), as stored with an answer's fallbacks.
+FALLBACK_CAUSES = ("rate_limited", "timeout", "server_error", "client_error", "key_refused", "connection",
+                   "malformed", "too_large", "budget", "cooldown", "deadline", "no_key", "error")
+#: Characters of a fallback's error message kept in the log (the cause says why; this is for diagnosis).
+FALLBACK_ERROR_CHARS = 300
+
+
+def fallback_cause(entry: Mapping[str, Any]) -> str:
+    """The cause of one of the router's fallback entries (``QueryResult.fallbacks``: ``model``,
+    ``error``, ``status``, ``skipped``), one of :data:`FALLBACK_CAUSES`. A skipped model was
+    passed over without a call (no key, cooling down, the deadline, the daily budget); the others
+    were called and failed (by HTTP status, else what the client's message says happened)."""
+    error = str(entry.get("error") or "").lower()
+    status = entry.get("status")
+    status = status if isinstance(status, int) and not isinstance(status, bool) else None
+    if entry.get("skipped"):
+        if "spending limit" in error or "spend ledger" in error or "cannot be bounded" in error:
+            return "budget"
+        if "cooling down" in error:
+            return "cooldown"
+        if "deadline" in error:
+            return "deadline"
+        if "same key was refused" in error:
+            return "key_refused"
+        return "no_key"
+    if status == 429:
+        return "rate_limited"
+    if status in (401, 402, 403):
+        return "key_refused"
+    if status == 408 or "timed out" in error or "did not finish answering" in error:
+        return "timeout"
+    if status is not None and status >= 500 and "malformed" not in error:
+        return "server_error"
+    if "malformed" in error or "ended before the answer was complete" in error:
+        return "malformed"
+    if status is not None and status >= 400:
+        return "client_error"
+    if "could not connect" in error or "broke mid-answer" in error or "connection" in error:
+        return "connection"
+    if "too large" in error:
+        return "too_large"
+    return "error"
+
+
+def fallback_records(fallbacks: Any) -> list[dict[str, Any]]:
+    """An answer's fallbacks as the outcome log stores them: each ``model``, ``cause``
+    (:func:`fallback_cause`), ``status``, ``skipped`` and the start of the error message."""
+    out = []
+    for entry in fallbacks or []:
+        if not isinstance(entry, Mapping):
+            continue
+        status = entry.get("status")
+        out.append({"model": str(entry.get("model") or ""), "cause": fallback_cause(entry),
+                    "status": status if isinstance(status, int) and not isinstance(status, bool) else None,
+                    "skipped": bool(entry.get("skipped")),
+                    "error": str(entry.get("error") or "")[:FALLBACK_ERROR_CHARS]})
+    return out
 
 
 def parse_rating(value: Any) -> int:
@@ -177,6 +240,7 @@ class AnswerRecorder:
             self.log.record({
                 "id": answer_id, "prompt": prompt, "selected_model": result.selected_model, "best_model": model,
                 "router_correct": None, "selector": result.selector, "kind": "answer", "source": source,
+                "fallbacks": fallback_records(result.fallbacks),
                 "results": {model: {"response": result.response, "error": None, "latency_ms": result.latency_ms,
                                     "first_token_ms": result.first_token_ms, "usage": result.usage,
                                     "cost_usd": result.cost_usd}},

@@ -42,7 +42,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from routing.settings import selector_folders
+from routing.settings import pool_files, selector_folders
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class Retrainer:
         started = time.time()
         record: dict[str, Any] = {"started": started, "rows": rows}
         env = {**os.environ, "ROUTER_DATA_DIR": str(self.settings.data_dir),
-               "ROUTER_MODELS_FILE": str(self.settings.models_file)}
+               "ROUTER_MODELS_FILE": str(pool_files(self.settings).live)}
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             done = subprocess.run(self._command(), cwd=REPO, env=env, capture_output=True, text=True,

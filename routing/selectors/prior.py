@@ -561,9 +561,9 @@ class PriorScorer:
     def __init__(self, model_dir: str | Path, *, fast_path: str = "auto", pool: Any = None):
         if pool is None:
             from routing.pool import load_pool
-            from routing.settings import get_settings
+            from routing.settings import get_settings, pool_files
 
-            pool = load_pool(get_settings().models_file)
+            pool = load_pool(pool_files(get_settings()).live)
         self.selector = PriorSelector(pool, model_dir, fast_path=fast_path)
         self.labels = list(pool.ids)
         self.precision = self.selector.precision

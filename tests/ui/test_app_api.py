@@ -14,7 +14,7 @@ from tests.conftest import router_settings  # noqa: E402
 
 PUBLIC_ENDPOINTS = {"/query", "/query-specific", "/feedback", "/query-compare", "/batch-query", "/calibrate",
                     "/test-selection", "/train",
-                    "/health"}
+                    "/pool", "/pool-test", "/pool-save", "/pool-remove", "/pool-revert", "/health", "/traffic"}
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from routing.errors import UserError
 from routing.selectors.fast_path import FAST_PATH_FILE, MIN_AGREEMENT, agreement
-from routing.settings import get_settings
+from routing.settings import get_settings, pool_files
 
 #: Check prompts the train step adds to the test split's (the built-in corpus, capped).
 CHECK_PROMPTS = 400
@@ -38,7 +38,7 @@ def _label_prices(labels: Sequence[str]) -> list[float] | None:
     from routing.pool import load_pool
 
     try:
-        prices = load_pool(get_settings().models_file).prices()
+        prices = load_pool(pool_files(get_settings()).live).prices()
     except UserError:
         return None
     return [prices[m] for m in labels] if all(m in prices for m in labels) else None

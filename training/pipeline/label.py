@@ -32,7 +32,7 @@ import pandas as pd
 
 from routing.errors import UserError
 from routing.pool import ModelPool, load_pool
-from routing.settings import ASSETS_DIR, REPO_ROOT, get_settings
+from routing.settings import ASSETS_DIR, REPO_ROOT, get_settings, pool_files
 from training.benchmark.outcomes import PROMPT_COLUMNS, OutcomeTable, read_many
 from training.files import read_data_file
 from training.text import prompt_text
@@ -172,7 +172,7 @@ def label(source: str, input_paths: Sequence[str | Path] | None = None, pool: Mo
         raise UserError(f"Unknown label source {source!r}; use one of {', '.join(SOURCES)}.")
     paths = [Path(p) for p in (input_paths or [])]
     if pool is None and (use_pool or source == "rules"):
-        pool = load_pool(get_settings().models_file)
+        pool = load_pool(pool_files(get_settings()).live)
     if source == "rules":
         paths = paths or [DEFAULT_CORPUS]
         prompts = [p for path in paths for p in read_prompts(path)]

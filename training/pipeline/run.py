@@ -85,9 +85,9 @@ def _rules_baseline(pool: ModelPool | None):
     """The rule-based selector's scores per label: what the gate compares with when no model is live."""
     from routing.pool import load_pool
     from routing.selectors.rules import RuleSelector
-    from routing.settings import get_settings
+    from routing.settings import get_settings, pool_files
 
-    pool = pool or load_pool(get_settings().models_file)
+    pool = pool or load_pool(pool_files(get_settings()).live)
     rules = RuleSelector(pool)
 
     def scores(texts: list[str], labels: list[str]):

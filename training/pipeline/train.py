@@ -37,7 +37,7 @@ from routing.errors import UserError
 from routing.selectors.heads import load_scorer
 from routing.selectors.classifier import (DEFAULT_HEAD_TOKENS, DEFAULT_MAX_LENGTH, SelectorLoadError, encode_ids,
                                           label_encoder_data, pad)
-from routing.settings import get_settings, is_shipped_encoder, is_shipped_selector, selector_folders
+from routing.settings import get_settings, is_shipped_encoder, pool_files, is_shipped_selector, selector_folders
 from training.pipeline import release
 from training.embeddings import default_base_model
 from training.pipeline.prepare import FROZEN_FILE, META_FILE
@@ -809,7 +809,7 @@ def _train_prior(base: Path | None, splits: dict[str, Dataset], labels: Sequence
                         "have none: use --source outcomes or feedback, or another strategy.")
     t0 = time.time()
     params = pr.PriorParams.load(base)
-    ratings = pr.ratings_for_models(labels, load_pool(get_settings().models_file))
+    ratings = pr.ratings_for_models(labels, load_pool(pool_files(get_settings()).live))
     config = json.loads((base / "config.json").read_text(encoding="utf-8"))["router"]
     max_length, head_tokens = int(config.get("max_length", 256)), int(config.get("head_tokens", DEFAULT_HEAD_TOKENS))
     fit_texts = list(splits["train"].texts) + list(splits["val"].texts)

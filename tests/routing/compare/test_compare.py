@@ -39,7 +39,6 @@ MODELS = {
     "google/gemini-2.0-flash-001": (0.7, None, None),
     "meta-llama/llama-3.3-70b-instruct": (0.9, GOOD, None),
 }
-SUM_OF_DELAYS = sum(d for d, _, _ in MODELS.values())
 
 
 def script_five_models(server: ProtocolServer) -> None:
@@ -97,7 +96,11 @@ def test_compare_all_through_the_api_runs_in_parallel(app, server):
     wall = time.monotonic() - start
 
     assert set(result["results"]) == {"deepseek-r1", "mistral-small", "qwen2.5", "gemini-flash", "llama-3.3"}
-    assert wall < SUM_OF_DELAYS * 0.7, f"{wall:.2f} s is not concurrent (delays sum to {SUM_OF_DELAYS} s)"
+    # Concurrent: every model was asked before the first answer (the slowest, 1.2 s, asked first in pool
+    # order) could have come back; one after another, the second request would wait for it. Arrival
+    # times, not the wall clock: scoring (the sandbox runs answer code) takes longer on a loaded machine.
+    arrivals = sorted(r.time for r in server.chat_requests()[-5:])
+    assert len(arrivals) == 5 and arrivals[-1] - arrivals[0] < 1.0, f"asked over {arrivals[-1] - arrivals[0]:.2f} s"
     assert wall >= 1.2  # it did wait for the slowest model
     failed = result["results"]["mistral-small"]
     assert "500" in failed["error"] and failed["response"] == "" and failed["total"] is None

@@ -30,11 +30,15 @@ def test_compare_tab_fills_columns_charts_and_takes_feedback(protocol_server, tm
         page.locator("#compare-prompt textarea").fill(PROMPT)
         page.locator("#compare-button").click()
         llama = ids.index("llama-3.3")
-        expect(page.locator(f"#compare-answer-{llama} textarea")).to_have_value(GOOD, timeout=20000)
-        expect(page.locator(f"#compare-answer-{ids.index('deepseek-r1')} textarea")).to_have_value(
+        # Answers render as Markdown, as in the Ask tab: a highlighted code block, not ``` marks.
+        answer = page.locator(f"#compare-answer-{llama}")
+        expect(answer.locator("pre code")).to_contain_text("return s[::-1]", timeout=20000)
+        expect(answer).to_contain_text("Slicing with a step of -1")
+        assert "```" not in answer.inner_text()
+        expect(page.locator(f"#compare-answer-{ids.index('deepseek-r1')}")).to_contain_text(
             f"[deepseek/deepseek-r1] answer to: {PROMPT}", timeout=20000)
-        expect(page.locator(f"#compare-answer-{ids.index('mistral-small')} textarea")).to_have_value(
-            re.compile(r"^⚠️ Error: 500 Internal Server Error"))
+        expect(page.locator(f"#compare-answer-{ids.index('mistral-small')}")).to_contain_text(
+            re.compile(r"⚠️ Error: 500 Internal Server Error"))
         expect(page.locator(f"#compare-stats-{ids.index('mistral-small')}")).to_contain_text("failed")
         expect(page.locator("#compare-summary")).to_contain_text("Winner by the evaluator", timeout=20000)
         expect(page.locator("#compare-summary")).to_contain_text("Llama")
@@ -85,7 +89,36 @@ def test_compare_tab_without_a_key_says_it_needs_one(protocol_server, tmp_path):
         expect(page.locator("#compare-no-key")).to_contain_text("needs an OpenRouter key")
         page.locator("#compare-prompt textarea").fill("hello")
         page.locator("#compare-button").click()
-        expect(page.locator("#compare-answer-0 textarea")).to_have_value(
+        expect(page.locator("#compare-answer-0")).to_contain_text(
             "⚠️ Error: no OpenRouter key (set OPENROUTER_API_KEY)", timeout=20000)
         expect(page.locator("#compare-summary")).to_contain_text("OPENROUTER_API_KEY", timeout=20000)
     assert protocol_server.chat_requests() == []
+
+
+def test_compare_asks_the_chosen_models_and_streams_their_columns(protocol_server, tmp_path):
+    """Choose which models to ask; each column fills as its answer is written, not only at the end."""
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    slow = " ".join(f"piece{i}" for i in range(60))
+    protocol_server.set_model("*", reply=slow, chunk_delay=0.1)
+    service = RouterService(router_settings(protocol_server, tmp_path), background=False)
+    ids = service.pool.ids
+    with compare_app(service) as url, open_page(url) as page:
+        page.get_by_role("tab", name="Compare all").click()
+        for model in ("mistral-small", "qwen2.5", "gemini-flash"):
+            page.locator("#compare-models").get_by_label(model).uncheck()
+        page.locator("#compare-prompt textarea").fill("Tell me about rivers")
+        page.locator("#compare-button").click()
+        first = page.locator(f"#compare-answer-{ids.index('deepseek-r1')}")
+        expect(first).to_contain_text("piece3", timeout=20000)
+        assert "piece59" not in first.inner_text()            # shown while it is still being written
+        expect(first).to_contain_text("piece59", timeout=30000)
+        expect(page.locator("#compare-summary")).to_contain_text("2 of 2 models answered", timeout=30000)
+        expect(page.locator(f"#compare-answer-{ids.index('qwen2.5')}")).to_contain_text("not asked")
+        page.locator("#compare-models").get_by_label("llama-3.3").uncheck()
+        page.locator("#compare-button").click()                # one model is not a comparison
+        expect(page.locator(".toast-body")).to_contain_text("at least two models", timeout=15000)
+    asked = {r.json["model"] for r in protocol_server.chat_requests()}
+    assert asked == {"deepseek/deepseek-r1", "meta-llama/llama-3.3-70b-instruct"}
