@@ -71,6 +71,16 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
     return demo
 
 
+#: The page's own CSS (Gradio 6 takes it at launch / mount). A turn's routing note in the Ask chat
+#: gets no button row of its own: the answer under it has the copy, retry and 👍 / 👎 buttons, once;
+#: an answer that cannot be rated (ui.ask_tab.UNRATED_MARK, the local model's) shows no 👍 / 👎.
+PAGE_CSS = """
+#ask-chat .message:has(.thought-group) + .message-buttons { display: none; }
+#ask-chat .message:has(.router-unrated) + .message-buttons button[aria-label="Like"],
+#ask-chat .message:has(.router-unrated) + .message-buttons button[aria-label="Dislike"] { display: none; }
+"""
+
+
 def launch_options(settings: Settings) -> dict:
     """Keyword arguments for ``demo.launch`` that follow the settings (app.py and the test harness).
 
@@ -79,7 +89,7 @@ def launch_options(settings: Settings) -> dict:
     and the Gradio API behind Gradio's login; the signed-in name is the caller the paid-access
     rule (routing/safety/access.py) knows.
     """
-    options = {"ssr_mode": False, "max_file_size": max_file_size_bytes(settings.batch_max_mb)}
+    options = {"ssr_mode": False, "max_file_size": max_file_size_bytes(settings.batch_max_mb), "css": PAGE_CSS}
     if settings.ui_users:
         options["auth"] = [tuple(pair) for pair in settings.ui_users]
         options["auth_message"] = "Sign in to use this LLM router."

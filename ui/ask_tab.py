@@ -14,15 +14,15 @@ import gradio as gr
 
 from routing.charts.base import selection_scores_figure
 from routing.chat.turns import (ChatState, answer_badge, chat_turn, copy_state, failure_line, local_loading_text,
-                          notice_lines, routing_title, LOCAL_NOTICE)
+                                notice_lines, rewind, routing_title, turn_text, LOCAL_NOTICE)
 from routing.errors import UserError
 from routing.learning.outcome_log import gradio_scope
 from routing.safety.redact import redact, stream_safe
 from routing.router import LOCAL_ANSWERER
 from routing.service import RouterService
-from routing.safety.untrusted import md_answer, md_code, md_text
-from routing.safety.validation import (check_cost_weight, check_exclude, check_latency_weight, check_max_tokens,
-                                check_model_id, check_prompt)
+from routing.safety.untrusted import md_answer, md_answer_text, md_code, md_text
+from routing.safety.validation import (check_cost_weight, check_exclude, check_float, check_latency_weight,
+                                       check_max_tokens, check_model_id, check_optional_text, check_prompt)
 from ui.common import PageLoad, caller_of, user_errors
 
 AUTO = "Auto (let the router pick)"
@@ -46,6 +46,10 @@ def decision_markdown(sel, pool, extra: str = "", explicit: bool = False) -> str
         lines.append(extra)
     return "\n\n".join(lines)
 
+
+#: Marks an answer that cannot be rated (the local model's: it is not logged); the page's CSS hides
+#: its 👍 / 👎 buttons. Our own markup, after the escaped answer.
+UNRATED_MARK = '<span class="router-unrated"></span>'
 
 #: What the decision panel says after Stop, in place of "Asking…".
 STOPPED_LINE = "⏹️ **Stopped** by you: the partial answer stays in the chat; nothing more is asked for this turn."
@@ -76,16 +80,56 @@ def build_ask_tab(service: RouterService) -> PageLoad:
 
     @user_errors
     def ask(text: str, history: list, state: ChatState | None, cost_weight: float, exclude: list[str],
-            model_choice: str, own_key: str, latency_weight: float = 0.0,
+            model_choice: str, own_key: str, latency_weight: float = 0.0, system: str = "",
+            temperature: float | None = None, max_tokens: float | None = None,
             request: gr.Request = None) -> Iterator[tuple]:
-        text = check_prompt(text, max_chars=service.settings.max_prompt_chars)
+        yield from turn(text, history, state, cost_weight, exclude, model_choice, own_key, latency_weight, system,
+                        temperature, max_tokens, request)
+
+    @user_errors
+    def retry(history: list, state: ChatState | None, cost_weight: float, exclude: list[str], model_choice: str,
+              own_key: str, latency_weight: float, system: str, temperature: float | None,
+              max_tokens: float | None, data: gr.RetryData, request: gr.Request = None) -> Iterator[tuple]:
+        """↻ on the last answer: ask that turn again (with the settings as they are now)."""
+        row, text, history, state = rewound(history, state, data.index, data.value)
+        yield from turn(text, history, state, cost_weight, exclude, model_choice, own_key, latency_weight, system,
+                        temperature, max_tokens, request)
+
+    @user_errors
+    def edit(history: list, state: ChatState | None, cost_weight: float, exclude: list[str], model_choice: str,
+             own_key: str, latency_weight: float, system: str, temperature: float | None,
+             max_tokens: float | None, data: gr.EditData, request: gr.Request = None) -> Iterator[tuple]:
+        """✎ on a message the person sent: the conversation goes back to it and asks the edited text."""
+        _, _, history, state = rewound(history, state, data.index, data.previous_value)
+        text = md_answer_text(data.value) if isinstance(data.value, str) else ""   # the box held the chat's form
+        yield from turn(text, history, state, cost_weight, exclude, model_choice, own_key, latency_weight, system,
+                        temperature, max_tokens, request)
+
+    def rewound(history: list, state: ChatState | None, index: Any, shown: Any) -> tuple:
+        """The chat before the user's message at ``index``, the text of that message, and the state."""
+        row = index[0] if isinstance(index, (list, tuple)) else index
+        history = list(history or [])
+        if not isinstance(row, int) or not 0 <= row < len(history) or history[row].get("role") != "user":
+            raise UserError("That message is no longer in this chat: send it again.")
+        text = turn_text(state, row, shown if isinstance(shown, str) else history[row].get("content", ""))
+        return row, text, history[:row], rewind(state, row)
+
+    def turn(text: str, history: list, state: ChatState | None, cost_weight: float, exclude: list[str],
+             model_choice: str, own_key: str, latency_weight: float, system: str, temperature: float | None,
+             max_tokens: float | None, request: gr.Request | None) -> Iterator[tuple]:
+        settings = service.settings
+        text = check_prompt(text, max_chars=settings.max_prompt_chars)
         latency_weight = check_latency_weight(latency_weight)
+        system = check_optional_text(system, "system prompt", max_chars=settings.max_prompt_chars)
+        temperature = None if temperature in (None, "") else check_float(temperature, "temperature", 0, 2)
+        max_tokens = check_max_tokens(max_tokens, limit=settings.max_tokens, name="max tokens")
         # A caller the paid-access rule refuses is answered by the local model, and told how to get more.
-        router, refused = service.router_for(caller_of(request, service.settings), own_key, local_instead=True)
+        router, refused = service.router_for(caller_of(request, settings), own_key, local_instead=True)
         pool = router.pool   # the live pool: the Pool tab may have reloaded it since the page was built
         model = None if (not model_choice or model_choice == AUTO) else check_model_id(model_choice, pool.ids, "model")
         state = copy_state(state)
         history = [*(history or []), {"role": "user", "content": md_answer(text)}]
+        row = len(history) - 1
         started = time.monotonic()
         note = _note("🧭 Choosing a model…", "", "pending")
         chat = [*history, note]
@@ -99,7 +143,8 @@ def build_ask_tab(service: RouterService) -> PageLoad:
         sel, answer, lines = None, "", []
         try:
             for event in chat_turn(router, state, text, cost_weight=cost_weight, exclude=exclude or [], model=model,
-                                   learning=service.learning, latency_weight=latency_weight):
+                                   learning=service.learning, latency_weight=latency_weight, system=system,
+                                   temperature=temperature, max_tokens=max_tokens, row=row):
                 if event.kind == "selection":
                     sel = event.selection
                     note = _note(routing_title(sel, pool, bool(model)), md_text(sel.reasoning), "pending")
@@ -123,18 +168,20 @@ def build_ask_tab(service: RouterService) -> PageLoad:
                     title = f"{routing_title(sel, pool, bool(model))} · {md_text(answer_badge(r))}"
                     body = "\n\n".join([md_text(sel.reasoning), *notice_lines(r)])
                     answer = md_answer(r.response) + (CUT_MARK if r.truncated else "")
-                    turn = [_note(title, body, "done", started), {"role": "assistant", "content": answer}]
+                    # One answer message: the notices go under the answer, not in messages of their own
+                    # (each bot message gets its own 👍 / 👎 row).
+                    if r.answered_by == LOCAL_ANSWERER:   # not logged, so not rated: no 👍 / 👎 (app.PAGE_CSS)
+                        answer += f"\n\n---\nℹ️ _{md_text(LOCAL_NOTICE)}_{UNRATED_MARK}"
+                    if refused:
+                        answer += f"\n\n🔒 _{md_text(refused)}_"
+                    done = [_note(title, body, "done", started), {"role": "assistant", "content": answer}]
                     if state.last_answer_id:  # the note and the answer can be rated (👍 / 👎 under them)
                         state.answer_ids.update({len(history): state.last_answer_id,
                                                  len(history) + 1: state.last_answer_id})
-                    if r.answered_by == LOCAL_ANSWERER:
-                        turn.append({"role": "assistant", "content": f"ℹ️ _{md_text(LOCAL_NOTICE)}_"})
-                    if refused:
-                        turn.append({"role": "assistant", "content": f"🔒 _{md_text(refused)}_"})
                     instead = f" instead of {md_code(r.selected_model)}" if r.answered_by != r.selected_model else ""
                     footer = [f"**Answered by** {md_code(r.answered_by)}{instead} · {md_text(answer_badge(r, who=False))}",
                               *notice_lines(r)]
-                    yield ([*history, *turn], state, decision_markdown(sel, pool, "\n\n".join(footer), bool(model)),
+                    yield ([*history, *done], state, decision_markdown(sel, pool, "\n\n".join(footer), bool(model)),
                            gr.skip(), r.to_dict(), gr.skip(), state.totals_markdown())
         except UserError as exc:  # no model could answer, a spending limit...: said in the chat, state unchanged
             message = md_text(redact(str(exc)))
@@ -203,7 +250,7 @@ def build_ask_tab(service: RouterService) -> PageLoad:
             with gr.Column(scale=3):
                 local_note = gr.Markdown("", visible=False, elem_id="ask-local")
                 chat = gr.Chatbot(label="Chat", elem_id="ask-chat", height=520, buttons=["copy", "copy_all"],
-                                  sanitize_html=True, render_markdown=True, layout="panel",
+                                  sanitize_html=True, render_markdown=True, layout="panel", editable="user",
                                   placeholder="Ask anything: each turn goes to the model predicted to answer it "
                                               "best; the conversation stays on the model that started it.")
                 prompt = gr.Textbox(label="Message", lines=1, max_lines=8, elem_id="ask-prompt", show_label=False,
@@ -229,6 +276,21 @@ def build_ask_tab(service: RouterService) -> PageLoad:
                         model = gr.Dropdown([AUTO] + pool.ids, value=AUTO, label="Model",
                                             info="Auto routes; pick one to ask it directly (the chat moves to it)")
                     exclude = gr.CheckboxGroup(pool.ids, label="Never route to", value=[])
+                with gr.Accordion("Playground: system prompt, temperature, answer length", open=False,
+                                  elem_id="ask-playground"):
+                    system = gr.Textbox(label="System prompt", lines=2, max_lines=6, elem_id="ask-system",
+                                        placeholder="e.g. You are a concise assistant. Answer in French.",
+                                        info="Sent first with every turn; routing still reads only your messages")
+                    with gr.Row():
+                        temperature = gr.Number(None, label="Temperature", minimum=0, maximum=2, step=0.1,
+                                                elem_id="ask-temperature",
+                                                info="0-2; empty: each model's own default")
+                        max_tokens = gr.Number(None, label="Max tokens per answer", minimum=1,
+                                               maximum=service.settings.max_tokens, precision=0,
+                                               elem_id="ask-max-tokens",
+                                               info=f"empty: the app's default ({service.settings.max_tokens})")
+                    gr.Markdown("↻ under the last answer asks that turn again; ✎ on a message you sent edits it "
+                                "and asks again from there.")
                     own_key = gr.Textbox(label="Your own OpenRouter key (optional)", type="password",
                                          elem_id="ask-key", placeholder="sk-or-…",
                                          info="Used for this browser tab's questions only: never stored or logged, "
@@ -238,14 +300,20 @@ def build_ask_tab(service: RouterService) -> PageLoad:
                 chart = gr.Plot(label="Every model's score", elem_id="ask-chart")
                 with gr.Accordion("Details of the last answer (JSON, as /query returns)", open=False):
                     details = gr.JSON()
-        inputs = [prompt, chat, state, cost, exclude, model, own_key, latency]
+        options = [cost, exclude, model, own_key, latency, system, temperature, max_tokens]
+        inputs = [prompt, chat, state, *options]
         outputs = [chat, state, decision, chart, details, prompt, totals]
         sent = button.click(ask, inputs, outputs, api_name="ask-stream", api_visibility="private",
                             show_progress_on=[decision])
         submitted = prompt.submit(ask, inputs, outputs, api_name="ask-stream-submit", api_visibility="private",
                                   show_progress_on=[decision])
+        retried = chat.retry(retry, [chat, state, *options], outputs, api_visibility="private",
+                             show_progress_on=[decision])
+        edited = chat.edit(edit, [chat, state, *options], outputs, api_visibility="private",
+                           show_progress_on=[decision])
         # Cancel first; then mark the turn stopped on what the page shows once nothing more arrives.
-        stop.click(None, None, None, cancels=[sent, submitted], api_visibility="private", queue=False).then(
+        stop.click(None, None, None, cancels=[sent, submitted, retried, edited], api_visibility="private",
+                   queue=False).then(
             stopped, [chat, decision], [chat, decision], api_visibility="private", queue=False)
         clear.click(new_chat, None, [chat, state, decision, chart, details, totals], api_visibility="private")
         chat.like(rate, [state], [feedback_note], api_visibility="private")

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 from routing.chat.conversation import routing_text
 from routing.router import LOCAL_ANSWERER, QueryResult, Router, RouterEvent
 from routing.selectors.base import Selection
-from routing.safety.untrusted import md_code, md_text
+from routing.safety.untrusted import md_answer_text, md_code, md_text
 
 LOCAL_NOTICE = ("answered by Gemma 3 270M, a tiny offline model that runs on this machine and is often wrong; "
                 "set OPENROUTER_API_KEY (or paste your own key below) for the real pool")
@@ -37,6 +37,9 @@ class ChatState:
     unpriced: int = 0                # answers whose cost is unknown
     answer_ids: dict[int, str] = field(default_factory=dict)  # chat message index -> outcome log id
     last_answer_id: str | None = None
+    #: chat message index of each answered user turn -> its turn number (messages[2 * turn]); a stopped
+    #: or failed turn stays on screen without one
+    user_rows: dict[int, int] = field(default_factory=dict)
 
     def totals_markdown(self) -> str:
         if not self.answers:
@@ -49,22 +52,31 @@ class ChatState:
 
 def chat_turn(router: Router, state: ChatState, text: str, *, cost_weight: float = 0.0,
               exclude: Sequence[str] = (), model: str | None = None, learning: Any = None,
-              latency_weight: float = 0.0) -> Iterator[RouterEvent]:
+              latency_weight: float = 0.0, system: str | None = None, temperature: float | None = None,
+              max_tokens: int | None = None, row: int | None = None) -> Iterator[RouterEvent]:
     """Ask the next turn; yields the router's events; on "done" ``state`` holds the new turn.
 
     ``model`` (a pool id) asks that model, and the conversation moves to it. Nothing in
     ``state`` changes unless the turn is answered (a failed or stopped turn can be asked again).
     ``learning`` (:class:`routing.learning.Learning`) logs the answer; its id is
     ``state.last_answer_id`` (and ``result.answer_id``).
+
+    The playground's settings apply to this turn: ``system`` (a system prompt sent first; routing
+    still reads the user's turns), ``temperature`` and ``max_tokens`` (None: the model's and the
+    app's defaults). ``row`` is the chat message index of the user's turn (see :func:`rewind`).
     """
     messages = [*state.messages, {"role": "user", "content": text}]
     routing = routing_text([(m["role"], m["content"]) for m in messages])
     prefer = None if model else state.model
+    sent = [{"role": "system", "content": system}, *messages] if system and system.strip() else messages
     for event in router.stream(routing, cost_weight=cost_weight, exclude=exclude, model=model,
-                               messages=messages, prefer=prefer, prefer_why="this chat started there",
-                               latency_weight=latency_weight, last_turn=text):
+                               messages=sent, prefer=prefer, prefer_why="this chat started there",
+                               latency_weight=latency_weight, last_turn=text, temperature=temperature,
+                               max_tokens=max_tokens):
         if event.kind == "done" and event.result is not None:
             _record(state, messages, event.result)
+            if row is not None:
+                state.user_rows[row] = len(state.messages) // 2 - 1
             state.last_answer_id = (learning.after_answer(routing, event.result, source="ask",
                                                           single_turn=len(messages) == 1)
                                     if learning is not None else None)
@@ -88,8 +100,32 @@ def new_state() -> ChatState:
 
 
 def copy_state(state: ChatState | None) -> ChatState:
-    return (dataclasses.replace(state, messages=list(state.messages), answer_ids=dict(state.answer_ids))
+    return (dataclasses.replace(state, messages=list(state.messages), answer_ids=dict(state.answer_ids),
+                                user_rows=dict(state.user_rows))
             if state else ChatState())
+
+
+def rewind(state: ChatState | None, row: int) -> ChatState:
+    """The conversation as it was before the user's message at chat index ``row``: what a retried or
+    edited turn is asked on (that turn and every later one are dropped; the totals keep what they
+    cost). Back at the first turn, the chat is no longer on any model."""
+    new = copy_state(state)
+    turns = sum(1 for r in new.user_rows if r < row)
+    new.messages = new.messages[:2 * turns]
+    new.user_rows = {r: t for r, t in new.user_rows.items() if r < row}
+    new.answer_ids = {i: a for i, a in new.answer_ids.items() if i < row}
+    new.last_answer_id = new.answer_ids[max(new.answer_ids)] if new.answer_ids else None
+    if not turns:
+        new.model = None
+    return new
+
+
+def turn_text(state: ChatState | None, row: int, shown: str) -> str:
+    """The text the person sent at chat index ``row``: as it was sent when the turn was answered, else
+    what the chat shows (``shown``, the Markdown-safe form the chat was given) read back as text."""
+    if state is not None and row in state.user_rows and 2 * state.user_rows[row] < len(state.messages):
+        return state.messages[2 * state.user_rows[row]]["content"]
+    return md_answer_text(shown)
 
 
 def routing_title(sel: Selection, pool: Any, explicit: bool) -> str:

@@ -63,6 +63,20 @@ _CODE = re.compile(r"(?ms)^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]{0,3}\1[ \
 _IMAGE = re.compile(r"!\[")
 
 
+def md_answer_text(markdown: Any) -> str:
+    """The text :func:`md_answer` was given, read back from what it returned (outside code, ``&lt;``
+    and ``&amp;`` are ``<`` and ``&`` again): what a person typed, for editing it."""
+    if markdown is None:
+        return ""
+    source, out, at = str(markdown), [], 0
+    for match in _CODE.finditer(source):
+        out.append(source[at:match.start()].replace("&lt;", "<").replace("&amp;", "&"))
+        out.append(match.group(0))
+        at = match.end()
+    out.append(source[at:].replace("&lt;", "<").replace("&amp;", "&"))
+    return "".join(out)
+
+
 def md_answer(text: Any) -> str:
     """A model's answer as Markdown that renders its formatting but no HTML and no images.
 
