@@ -76,6 +76,7 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
 #: an answer that cannot be rated (ui.ask_tab.UNRATED_MARK, the local model's) shows no 👍 / 👎.
 PAGE_CSS = """
 #ask-chat .message:has(.thought-group) + .message-buttons { display: none; }
+#ask-chat .placeholder-content { padding-top: 2.5rem; }
 #ask-chat .message:has(.router-unrated) + .message-buttons button[aria-label="Like"],
 #ask-chat .message:has(.router-unrated) + .message-buttons button[aria-label="Dislike"] { display: none; }
 """

@@ -251,8 +251,8 @@ def build_ask_tab(service: RouterService) -> PageLoad:
                 local_note = gr.Markdown("", visible=False, elem_id="ask-local")
                 chat = gr.Chatbot(label="Chat", elem_id="ask-chat", height=520, buttons=["copy", "copy_all"],
                                   sanitize_html=True, render_markdown=True, layout="panel", editable="user",
-                                  placeholder="Ask anything: each turn goes to the model predicted to answer it "
-                                              "best; the conversation stays on the model that started it.")
+                                  placeholder="### Ask anything\n\nEach turn goes to the model predicted to "
+                                              "answer it best;\nthe conversation stays on the model that started it.")
                 prompt = gr.Textbox(label="Message", lines=1, max_lines=8, elem_id="ask-prompt", show_label=False,
                                     placeholder="Ask anything… (Enter sends, Shift+Enter adds a line)")
                 with gr.Row():

@@ -126,3 +126,20 @@ def test_an_answer_cut_at_the_token_limit_is_marked_in_the_chat(protocol_server,
         page.locator("#ask-button").click()
         expect(chat.locator("[data-testid=bot]").last).to_contain_text("cut at the token limit", timeout=20000)
         expect(page.locator("#ask-decision")).to_contain_text("stopped at the token limit", timeout=20000)
+
+
+def test_the_empty_chat_shows_its_whole_placeholder(protocol_server, tmp_path):
+    """It was one long line, clipped at both ends and under the chat's label."""
+    from routing.service import RouterService
+
+    service = RouterService(router_settings(protocol_server, tmp_path), background=False)
+    with launch_app(service) as url, open_page(url) as page:
+        placeholder = page.locator("#ask-chat .placeholder-content").first
+        placeholder.wait_for(timeout=20000)
+        assert "the conversation stays on the model that started it." in placeholder.inner_text()
+        box, chat = placeholder.bounding_box(), page.locator("#ask-chat").bounding_box()
+        label = page.locator("#ask-chat label").first.bounding_box()
+        assert box["x"] >= chat["x"] and box["x"] + box["width"] <= chat["x"] + chat["width"]
+        text = placeholder.locator("h3").bounding_box()
+        assert text["y"] >= label["y"] + label["height"]           # not under the "Chat" label
+        assert placeholder.evaluate("e => e.scrollWidth <= e.clientWidth")
