@@ -234,3 +234,5 @@ class RouterService:
 
 
 __all__ = ["RouterService", "QueryResult"]
+            # decisions this process made on prompts unlike the selector's training data (the prior's novelty check)
+            "unlike_training_data": dict(getattr(self.selector, "counts", None) or {}) or None,

@@ -38,7 +38,8 @@ class Selection:
         return asdict(self)
 
 
-EVIDENCE_KEYS = ("topics", "rating_mix", "looks_hard", "fail_chance_at_1300", "models", "evidence", "unrated_models")
+EVIDENCE_KEYS = ("topics", "rating_mix", "looks_hard", "fail_chance_at_1300", "models", "evidence", "unrated_models",
+                 "novelty")
 
 
 def evidence_of(selection: "Selection") -> dict[str, Any] | None:

@@ -33,6 +33,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from routing.selectors.base import Selector
+from routing.selectors.novelty import Novelty
 
 MODEL_TYPE = "router-evidence-prior"
 PARAMS_FILE = "prior.safetensors"
@@ -241,6 +242,7 @@ class Prediction:
     mix: np.ndarray          # (n, len(RATING_CATEGORIES))
     difficulty: np.ndarray   # (n,) logit units at rating 1300
     rating: np.ndarray       # (n, K) each model's rating for the prompt
+    familiarity: np.ndarray | None = None   # (n,) similarity to the nearest training data (routing.selectors.novelty)
 
 
 def predict(params: PriorParams, X: np.ndarray, texts: Sequence[str], ratings: Ratings,
@@ -464,6 +466,12 @@ class PriorSelector(Selector):
         except Exception as exc:  # noqa: BLE001 - a broken refinement is a broken folder
             raise SelectorLoadError(f"The outcome refinement in {self.model_dir} cannot be loaded: {exc}") from exc
         self.refinement, self.refined_rows = found if found else (None, 0)
+        try:
+            self.novelty = Novelty.load(self.model_dir)
+        except Exception as exc:  # noqa: BLE001 - a broken file is a broken folder
+            raise SelectorLoadError(f"The novelty check in {self.model_dir} cannot be loaded: {exc}") from exc
+        self.counts_lock = threading.Lock()
+        self.counts = {"decisions": 0, "unlike_training_data": 0}   # this process's, for the Status tab
 
     @property
     def unknown_models(self) -> list[str]:
@@ -471,7 +479,12 @@ class PriorSelector(Selector):
 
     def predict_texts(self, prompts: Sequence[str]) -> Prediction:
         texts = [p if isinstance(p, str) else str(p) for p in prompts]
-        return predict(self.params, self.encoder.embed(texts), texts, self.ratings, self.refinement)
+        X = self.encoder.embed(texts)
+        prediction = predict(self.params, X, texts, self.ratings, self.refinement)
+        if self.novelty is not None:
+            seen = self.refinement.X if self.refinement is not None and len(self.refinement.X) else None
+            prediction.familiarity = self.novelty.familiarity(X, seen)
+        return prediction
 
     def score(self, prompts: Sequence[str]) -> np.ndarray:
         if self.ratings.models != self.pool.ids:          # the pool changed (a model added): re-read
@@ -527,6 +540,20 @@ class PriorSelector(Selector):
         why += f"; refined by {self.refined_rows} logged outcomes)." if self.refinement is not None else ")."
         if self.unknown_models:
             why += f" Unrated: {', '.join(self.unknown_models)}."
+        novelty = None
+        if self.novelty is not None and pred.familiarity is not None:
+            familiar = float(pred.familiarity[i])
+            unlike = familiar < self.novelty.threshold
+            novelty = {"familiarity": round(familiar, 4), "threshold": round(self.novelty.threshold, 4),
+                       "unlike_training_data": bool(unlike)}
+            if unlike:
+                why += (f" ⚠ Unlike the prompts the prior learned from (similarity {familiar:.2f} to the nearest, "
+                        f"below {self.novelty.threshold:.2f}, which 1% of held-out training prompts fall under): its "
+                        "reading of the prompt's kind and difficulty has no data like it behind it, so this is "
+                        "routed on the public ratings and the price.")
+            with self.counts_lock:
+                self.counts["decisions"] += 1
+                self.counts["unlike_training_data"] += int(unlike)
         per_model = {}
         for k, model_id in enumerate(ids):
             per_model[model_id] = {
@@ -539,7 +566,7 @@ class PriorSelector(Selector):
                    "looks_hard": hard, "models": per_model, "evidence": self._snapshot(),
                    "unrated_models": self.unknown_models, "model_dir": str(self.model_dir),
                    "slope": round(self.params.slope, 4), "precision": self.precision,
-                   "refined_by_outcomes": self.refined_rows}
+                   "refined_by_outcomes": self.refined_rows, "novelty": novelty}
         return why, details
 
     def _snapshot(self) -> str:

@@ -9,6 +9,9 @@
    difficulty ``b_i`` per prompt (normal prior) and one ``slope`` for all tables; then a ridge
    regression from the embedding to ``b_i`` so a new prompt's difficulty is predicted.
 Models without a public rating do not take part in the fit.
+3. **Novelty**: 4,096 training prompts kept as exemplars and the familiarity below which 1% of
+   held-out training prompts fall (:func:`fit_novelty`,
+   :mod:`routing.selectors.novelty`): a prompt under it is flagged as unlike the training data.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from routing.selectors import prior as pr
+from routing.selectors.novelty import FLAG_SHARE, N_EXEMPLARS, Novelty
 from training.benchmark.outcomes import OutcomeTable
 
 log = logging.getLogger(__name__)
@@ -140,3 +144,28 @@ def fit_prior(topic_X: np.ndarray, topic_labels: Sequence[str], items: Sequence[
         "outcome_tables": {it.name: {"prompts": len(it.texts), "rated_models": it.ratings.models} for it in items},
         **dict(info or {})})
     return params
+
+
+def fit_novelty(X: np.ndarray, *, n_exemplars: int = N_EXEMPLARS, flag_share: float = FLAG_SHARE,
+                held_out: float = 0.1, seed: int = 0) -> Novelty:
+    """Exemplars drawn from ``1 - held_out`` of the training embeddings ``X`` (unit rows), and the
+    familiarity below which ``flag_share`` of the held-out rest falls (the threshold). The figures
+    (``info``) say how many exemplars, what the held-out prompts' familiarities look like, and what
+    share of all the fitting prompts (not only the exemplars) the threshold flags."""
+    X = np.asarray(X, np.float32)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(X))
+    n_held = max(1, int(round(held_out * len(X))))
+    held, fit = X[order[:n_held]], X[order[n_held:]]
+    keep = fit[rng.choice(len(fit), min(n_exemplars, len(fit)), replace=False)]
+    model = Novelty(keep, 0.0)
+    model.save_precision()   # score with the int8 vectors that ship
+    held_sims = model.familiarity(held)
+    model.threshold = float(np.quantile(held_sims, flag_share))
+    model.info = {"exemplars": int(len(keep)), "training_prompts": int(len(X)), "held_out": int(n_held),
+                  "flag_share_target": flag_share,
+                  "held_out_familiarity": {"p01": round(float(np.quantile(held_sims, 0.01)), 4),
+                                           "p10": round(float(np.quantile(held_sims, 0.10)), 4),
+                                           "median": round(float(np.median(held_sims)), 4)},
+                  "fitting_prompts_flagged": round(float(np.mean(model.familiarity(fit) < model.threshold)), 4)}
+    return model
