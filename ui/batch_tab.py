@@ -19,7 +19,8 @@ from gradio.data_classes import FileData
 
 from routing.safety.access import Caller
 from routing.batch.local import (PREVIEW_ROWS, input_preview_columns, job_previous_rows, job_results_path,
-                                 preview_columns, preview_results, previous_rows, run_file)
+                                 money_columns, preview_columns, preview_results, previous_rows, run_file)
+from routing.batch.money import dollars
 from routing.batch.rows import MODES, compare_unavailable
 from routing.charts.batch import (calibration_figure, confidence_histogram_figure, cost_comparison_figure,
                                   traffic_share_figure)
@@ -68,7 +69,7 @@ def run_batch_job(service: RouterService, input_path: str | Path, *, mode: str =
         router, _ = service.router_for(caller, calls=rows * (1 if mode == "answer" else len(service.pool)))
     summary = run_file(router, input_path, out, mode=mode, prompt_column=prompt_column,
                        max_rows=settings.batch_max_rows, max_mb=settings.batch_max_mb, progress=progress,
-                       start_over=start_over)
+                       start_over=start_over, charts=False)   # the tab draws the charts itself
     jsonl_path, csv_path = results_paths(out)
     stem = Path(input_path).stem or "batch"
     downloads = _download_dir()
@@ -77,7 +78,8 @@ def run_batch_job(service: RouterService, input_path: str | Path, *, mode: str =
     return summary
 
 
-SERVER_PATH_KEYS = ("input", "results_jsonl", "results_csv", "download_csv", "download_jsonl", "set_aside_jsonl")
+SERVER_PATH_KEYS = ("input", "results_jsonl", "results_csv", "download_csv", "download_jsonl", "set_aside_jsonl",
+                    "summary_json", "charts_html")
 
 
 def public_summary(summary: dict[str, Any]) -> dict[str, Any]:
@@ -99,13 +101,14 @@ def summary_markdown(summary: dict[str, Any], pool) -> str:
     lines.append("Traffic: " + " · ".join(f"**{md_text(pool.get(m).display_name)}** {s:.0%}"
                                           for m, s in share if s > 0))
     c = summary["cost_estimate_usd"]
-    lines.append(f"Estimated cost: routed **${c['routed']:.4f}** against ${c['all_priciest']:.4f} all to "
-                 f"{md_text(pool.get(c['priciest_model']).display_name)} and ${c['all_cheapest']:.4f} all to "
+    lines.append(f"Estimated cost: routed **{md_text(dollars(c['routed']))}** against "
+                 f"{md_text(dollars(c['all_priciest']))} all to {md_text(pool.get(c['priciest_model']).display_name)} "
+                 f"and {md_text(dollars(c['all_cheapest']))} all to "
                  f"{md_text(pool.get(c['cheapest_model']).display_name)}"
                  + (f" ({c['rows_with_estimated_tokens']:,} rows estimated at ~{c['chars_per_token']} characters "
                     f"per token and {c['assumed_answer_tokens']} answer tokens)." if c["rows_with_estimated_tokens"] else "."))
     if "actual_cost_usd" in summary:
-        lines.append(f"Cost reported by the providers: ${summary['actual_cost_usd']:.4f}.")
+        lines.append(f"Cost reported by the providers: {md_text(dollars(summary['actual_cost_usd']))}.")
     if summary.get("compare"):
         cmp = summary["compare"]
         ties = cmp.get("ties") or 0
@@ -131,15 +134,31 @@ def previous_run_markdown(previous: int, mode: str) -> str:
 
 
 def _table(columns: list[tuple[str, int]], rows: list[list[str]]) -> gr.Dataframe:
-    """A preview table with its column widths (a component returned from an event updates it)."""
+    """A preview table with its column widths, shown (a component returned from an event updates it)."""
     names = [c for c, _ in columns]
-    return gr.Dataframe(value=pd.DataFrame(rows, columns=names), column_widths=[f"{w}px" for _, w in columns])
+    return gr.Dataframe(value=pd.DataFrame(rows, columns=names), column_widths=[f"{w}px" for _, w in columns],
+                        visible=True)
 
 
 def _results_preview(summary: dict[str, Any], pool) -> gr.Dataframe:
-    """The first rows of the results: decision first, a compact set of columns (the CSV has all)."""
+    """The first rows of the results: the file's columns, then a compact set of the router's (the CSV has
+    all); costs in dollars."""
     columns = preview_columns(summary["mode"], summary["columns"], summary["prompt_column"], pool.ids)
-    return _table(columns, preview_results(summary["download_csv"], [c for c, _ in columns]))
+    money = money_columns(summary["mode"], summary["columns"], pool.ids)
+    return _table(columns, preview_results(summary["download_csv"], [c for c, _ in columns], money=money))
+
+
+def _no_results() -> tuple:
+    """(status, downloads, traffic, confidence, cost, summary) with no run's results: what a new file or a
+    new run starts from (the last run's note, downloads and charts are not left beside another file)."""
+    hidden = gr.update(value=None, visible=False)
+    return "", hidden, hidden, hidden, hidden, None
+
+
+def _no_file() -> tuple:
+    """:func:`_no_results`, then (preview, note, previous-run note, start-over box) with no file: what another
+    upload starts from, whether it is then read, refused or cleared."""
+    return _no_results() + (gr.update(value=None, visible=False), "", "", gr.update(value=False, visible=False))
 
 
 def build_batch_tab(service: RouterService) -> None:
@@ -157,7 +176,8 @@ def build_batch_tab(service: RouterService) -> None:
     @user_errors
     def on_upload(path: str | None, mode: str | None):
         if not path:
-            return (gr.update(choices=[], value=None), None, "", "", gr.update(value=False, visible=False))
+            return (gr.update(choices=[], value=None), gr.update(value=None, visible=False), "", "",
+                    gr.update(value=False, visible=False))
         path = uploaded_path(path)
         columns, detected = read_columns(path, max_mb=settings.batch_max_mb)
         note = (f"Prompt column found: **{md_text(detected)}**. Other columns are kept in the results." if detected
@@ -192,11 +212,13 @@ def build_batch_tab(service: RouterService) -> None:
 
         summary = run_batch_job(service, path, mode=mode or "route", prompt_column=column or None, progress=report,
                                 start_over=bool(start_over), caller=caller_of(request, settings))
-        files = [summary["download_csv"], summary["download_jsonl"]]
+        files = gr.update(value=[summary["download_csv"], summary["download_jsonl"]], visible=True)
         previous_note, start_over_box = previous_run(path, column, mode)
         return (summary_markdown(summary, pool), _results_preview(summary, pool), files,
-                traffic_share_figure(summary, pool), confidence_histogram_figure(summary),
-                cost_comparison_figure(summary, pool), public_summary(summary), previous_note, start_over_box)
+                *(gr.update(value=fig, visible=True) for fig in (
+                    traffic_share_figure(summary, pool), confidence_histogram_figure(summary),
+                    cost_comparison_figure(summary, pool))),
+                public_summary(summary), previous_note, start_over_box)
 
     with gr.Tab("Batch", id="batch"):
         gr.Markdown(
@@ -221,28 +243,36 @@ def build_batch_tab(service: RouterService) -> None:
         note = gr.Markdown(elem_id="batch-note")
         previous = gr.Markdown(elem_id="batch-previous")
         status = gr.Markdown(elem_id="batch-status")
+        # Hidden until there is something to show (an empty table showed the headers "1 2 3").
         preview = gr.Dataframe(label=f"Preview (the file, then the first {PREVIEW_ROWS} results; the download has "
-                                     "every column)", interactive=False, wrap=True,
+                                     "every column)", interactive=False, wrap=True, visible=False,
                                elem_id="batch-preview")
         downloads = gr.File(label="Results (CSV and JSONL)", file_count="multiple", interactive=False,
-                            elem_id="batch-downloads")
+                            visible=False, elem_id="batch-downloads")
         with gr.Row():
-            traffic = gr.Plot(label="Traffic per model", elem_id="batch-traffic")
-            confidence = gr.Plot(label="Confidence", elem_id="batch-confidence")
-            cost = gr.Plot(label="Cost", elem_id="batch-cost")
+            traffic = gr.Plot(label="Traffic per model", visible=False, elem_id="batch-traffic")
+            confidence = gr.Plot(label="Confidence", visible=False, elem_id="batch-confidence")
+            cost = gr.Plot(label="Cost", visible=False, elem_id="batch-cost")
         with gr.Accordion("Summary (JSON, as /batch-query returns)", open=False):
             summary = gr.JSON()
         build_collect_section(service)
         build_calibrate_section(service, upload, column)
-        upload.change(on_upload, [upload, mode], [column, preview, note, previous, start_over],
-                      api_name="batch-upload", api_visibility="private")
+        # Another file (or none, or one refused) first puts the last run's results and preview away.
+        results = [status, downloads, traffic, confidence, cost, summary]
+        upload.change(_no_file, None, results + [preview, note, previous, start_over],
+                      api_name="batch-upload-reset", api_visibility="private", queue=False).then(
+            on_upload, [upload, mode], [column, preview, note, previous, start_over],
+            api_name="batch-upload", api_visibility="private")
         for name, choice in (("column", column), ("mode", mode)):
             choice.input(on_choice, [upload, column, mode], [previous, start_over],
                          api_name=f"batch-previous-{name}", api_visibility="private")
-        button.click(run, [upload, column, mode, start_over],
-                     [status, preview, downloads, traffic, confidence, cost, summary, previous, start_over],
-                     api_name="batch-run", api_visibility="private", show_progress_on=[status],
-                     concurrency_limit=2, concurrency_id="batch")
+        # A new run first puts the last run's note, downloads and charts away, then runs.
+        button.click(_no_results, None, results, api_name="batch-run-start", api_visibility="private",
+                     queue=False).then(
+            run, [upload, column, mode, start_over],
+            [status, preview, downloads, traffic, confidence, cost, summary, previous, start_over],
+            api_name="batch-run", api_visibility="private", show_progress_on=[status],
+            concurrency_limit=2, concurrency_id="batch")
 
 
 # --------------------------------------------------------------------------- collect outcomes

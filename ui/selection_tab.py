@@ -66,9 +66,9 @@ def summary_markdown(result: dict[str, Any]) -> str:
 
 
 def _table(columns: list[tuple[str, int]] | tuple[tuple[str, int], ...], rows: list[list[Any]]) -> gr.Dataframe:
-    """A table with its column widths (a component returned from an event updates it)."""
+    """A table with its column widths, shown (a component returned from an event updates it)."""
     return gr.Dataframe(value=pd.DataFrame(rows, columns=[c for c, _ in columns]),
-                        column_widths=[f"{w}px" for _, w in columns])
+                        column_widths=[f"{w}px" for _, w in columns], visible=True)
 
 
 def decisions_table(result: dict[str, Any]) -> pd.DataFrame:
@@ -91,7 +91,9 @@ def build_selection_tab(service: RouterService) -> None:
         figs = [confusion_matrix_figure(result["selectors"][n], pool) for n in names]
         learned_fig = figs[1] if len(figs) > 1 else None
         columns = disagreement_columns(result)
-        disagreements = _table(columns, [[d.get(c) for c, _ in columns] for d in result["disagreements"]])
+        rows = [[d.get(c) for c, _ in columns] for d in result["disagreements"]]
+        # None (one selector, or two that agree): hidden, as before a run (the summary says how many)
+        disagreements = _table(columns, rows) if rows else gr.update(value=None, visible=False)
         return (summary_markdown(result), _table(DECISION_COLUMNS, decision_rows(result)), figs[0],
                 gr.update(value=learned_fig, visible=learned_fig is not None), disagreements, result)
 
@@ -116,8 +118,9 @@ def build_selection_tab(service: RouterService) -> None:
         with gr.Row():
             rules_plot = gr.Plot(label="Confusion matrix", elem_id="selection-confusion")
             learned_plot = gr.Plot(label="Confusion matrix (learned)", visible=False, elem_id="selection-confusion-2")
+        # Hidden until there are disagreements (an empty table without headers showed "1 2 3").
         disagreements = gr.Dataframe(label="Prompts the selectors disagree on", interactive=False, wrap=True,
-                                     elem_id="selection-disagreements")
+                                     visible=False, elem_id="selection-disagreements")
         decisions = gr.Dataframe(label="Every decision", interactive=False, wrap=True, elem_id="selection-decisions",
                                  headers=[c for c, _ in DECISION_COLUMNS],
                                  column_widths=[f"{w}px" for _, w in DECISION_COLUMNS])

@@ -10,7 +10,7 @@ from typing import Any
 import gradio as gr
 
 from routing.service import RouterService
-from routing.diagnostics.status_table import COLUMNS, model_rows
+from routing.diagnostics.status_table import COLUMN_WIDTHS, COLUMNS, LEGEND, model_rows
 from routing.safety.untrusted import md_text
 from ui.common import user_errors
 
@@ -34,13 +34,15 @@ def build_status_tab(service: RouterService) -> None:
     with gr.Tab("Status", id="status") as tab:
         gr.Markdown("Which models can be called now (no tokens spent: the provider accepts the key and lists "
                     "the model), and how each last answered when the router asked it: its last error, latency, "
-                    "failures in a row and cooldown.")
+                    "failures in a row and cooldown.\n\n" + LEGEND, elem_id="status-intro")
         sandbox = service.code_sandbox()
         gr.Markdown(("🔒 " if sandbox["available"] else "⚠️ ") + f"**Answer code:** {sandbox['summary']}.",
                     elem_id="status-sandbox")
         spend = gr.Markdown(spend_line(), elem_id="status-spend")
         button = gr.Button("Check models", elem_id="status-button")
-        table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="status-table", wrap=True)
+        # Columns sized to fit a 1280-px-wide page, tall enough that a pool's rows show without scrolling.
+        table = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="status-table", wrap=True, max_height=1200,
+                             column_widths=[f"{w}px" for _, w in COLUMN_WIDTHS])
         status = gr.JSON(label="Router status")
         button.click(check_models, None, [table, status, spend], api_name="check-models", api_visibility="private")
         # Filled when the tab opens (the probes spend no tokens), not only on a click.

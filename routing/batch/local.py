@@ -33,16 +33,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 
 from routing.batch.io import (INTERRUPTED, BatchFile, InputRow, ResultsStore, interrupted_record, open_batch_file,
                               results_paths, started_path)
+from routing.batch.money import dollars
 from routing.errors import UserError
 from routing.router import Router
 from routing.batch.rows import (BeforeCallFn, CompareFn, check_run_options, DEFAULT_CHUNK_SIZE, ProgressFn,
                                 _input_name, answer_row, check_can_compare, check_mode, compare_row, csv_columns,
-                                default_compare_fn, route_rows, summarize, write_csv)
+                                default_compare_fn, route_rows, summarize, write_csv, write_outputs)
 
 
 
@@ -174,12 +175,14 @@ _PREVIEW_WIDTHS = {"status": _NARROW, "selected_model": _MODEL, "confidence": 10
 
 def preview_columns(mode: str, input_columns: Sequence[str], prompt_column: str,
                     pool_ids: Sequence[str]) -> list[tuple[str, int]]:
-    """(results CSV column, width in px) the preview shows, the routing decision first.
+    """(results CSV column, width in px) the preview shows: the user's columns, then the router's.
 
-    A compare-mode CSV has six columns per model (45 for five models): the preview keeps the
-    decision, the evaluator's verdict, each model's total score, the error, the prompt and
-    a few input columns; the download has everything. Names are the CSV's (an input column
-    that clashes with a result column is ``input_<name>``).
+    The input's columns keep their place and order, before the result columns, as in the CSV
+    (the prompt and up to :data:`PREVIEW_OTHER_INPUTS` others: an ``id`` stays first). A
+    compare-mode CSV has six columns per model (45 for five models): the preview keeps the
+    decision, the evaluator's verdict, each model's total score and the error; the download
+    has everything. Names are the CSV's (an input column that clashes with a result column is
+    ``input_<name>``).
     """
     mode = check_mode(mode)
     columns = csv_columns(mode, input_columns, pool_ids)
@@ -191,9 +194,16 @@ def preview_columns(mode: str, input_columns: Sequence[str], prompt_column: str,
         picked += ["best_model", "router_correct"] + [f"{m}_total" for m in pool_ids]
     picked.append("error")
     widths = [(c, _PREVIEW_WIDTHS.get(c, 110)) for c in picked if c in result_columns]
-    prompt = _input_name(prompt_column, result_columns)
-    others = [_input_name(c, result_columns) for c in input_columns if c != prompt_column][:PREVIEW_OTHER_INPUTS]
-    return _fit_headers(widths + [(prompt, _WIDE)] + [(c, _TEXT) for c in others])
+    others = [c for c in input_columns if c != prompt_column][:PREVIEW_OTHER_INPUTS]
+    inputs = [(_input_name(c, result_columns), _WIDE if c == prompt_column else _TEXT)
+              for c in input_columns if c == prompt_column or c in others]
+    return _fit_headers(inputs + widths)
+
+
+def money_columns(mode: str, input_columns: Sequence[str], pool_ids: Sequence[str]) -> set[str]:
+    """The results CSV's cost columns (the router's, never an input's): shown as dollars in the preview."""
+    columns = csv_columns(check_mode(mode), input_columns, pool_ids)
+    return {c for c in columns[len(input_columns):] if c == "cost_usd" or c.endswith("_cost_usd")}
 
 
 def _fit_headers(columns: list[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -206,15 +216,18 @@ def input_preview_columns(columns: Sequence[str], prompt_column: str | None) -> 
     return _fit_headers([(c, _WIDE if c == prompt_column else _TEXT) for c in columns])
 
 
-def preview_results(csv_path: str | Path, columns: Sequence[str], rows: int = PREVIEW_ROWS) -> list[list[str]]:
-    """The first ``rows`` rows of a results CSV, only ``columns``; long cells cut, errors kept whole."""
+def preview_results(csv_path: str | Path, columns: Sequence[str], rows: int = PREVIEW_ROWS,
+                    money: Collection[str] = ()) -> list[list[str]]:
+    """The first ``rows`` rows of a results CSV, only ``columns``; long cells cut, errors kept whole,
+    the ``money`` columns (:func:`money_columns`) as dollars (``$0.0000172``, not ``1.72e-05``)."""
     from routing.batch.io import PREVIEW_CELL_CHARS, preview_cell
 
     limits = [PREVIEW_ERROR_CHARS if c == "error" else PREVIEW_CELL_CHARS for c in columns]
     out: list[list[str]] = []
     with Path(csv_path).open("r", encoding="utf-8-sig", newline="") as fh:
         for record in csv.DictReader(fh):
-            out.append([preview_cell(record.get(c) or "", n) for c, n in zip(columns, limits)])
+            out.append([dollars(record.get(c)) if c in money else preview_cell(record.get(c) or "", n)
+                        for c, n in zip(columns, limits)])
             if len(out) >= rows:
                 break
     return out
@@ -270,13 +283,16 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
              prompt_column: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, cost_weight: float = 0.0,
              max_rows: int | None = None, max_mb: float | None = None, progress: ProgressFn | None = None,
              workers: int | None = None, compare_fn: CompareFn | None = None,
-             start_over: bool = False, latency_weight: float = 0.0, retry_interrupted: bool = False) -> dict[str, Any]:
+             start_over: bool = False, latency_weight: float = 0.0, retry_interrupted: bool = False,
+             charts: bool = True) -> dict[str, Any]:
     """Check the input, run (or resume) the batch, write the CSV, and return the summary.
 
     An existing results file for ``out`` is resumed; with ``start_over`` it is first moved
     aside (:func:`set_aside`: renamed beside it, not deleted) and every row runs again. The
     summary also names the files: ``results_jsonl`` and ``results_csv`` (and, after a start
-    over, ``set_aside_jsonl``), and says ``started_over`` and ``set_aside_rows``.
+    over, ``set_aside_jsonl``), and says ``started_over`` and ``set_aside_rows``. Beside them,
+    as the Ray engine does (:func:`routing.batch.rows.write_outputs`): ``x.summary.json`` and,
+    with ``charts``, ``x.charts.html`` (named in the summary as ``summary_json``, ``charts_html``).
     """
     from filelock import FileLock, Timeout
 
@@ -304,7 +320,7 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
     finally:
         lock.release()
     summary.update(
-        input=str(source.path), prompt_column=source.prompt_column, columns=source.columns,
+        engine="local", input=str(source.path), prompt_column=source.prompt_column, columns=source.columns,
         resumed_rows=run.skipped, processed_this_run=run.processed, interrupted_this_run=run.interrupted, elapsed_s=round(run.elapsed_s, 3),
         rows_per_s=round(run.processed / run.elapsed_s, 1) if run.elapsed_s > 0 and run.processed else None,
         results_jsonl=str(jsonl_path), results_csv=str(csv_path),
@@ -312,4 +328,4 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
     )
     if set_aside_jsonl is not None:
         summary["set_aside_jsonl"] = str(set_aside_jsonl)
-    return summary
+    return write_outputs(summary, router.pool, jsonl_path.with_suffix(""), charts=charts)

@@ -29,7 +29,8 @@ The same rows, columns, summary and per-row functions as the local engine
    so after a kill a half-done block asks only the rows not answered yet (no paid call twice).
 5. **Finish** (driver): check the parts cover every row exactly once, write the CSV when
    OUTPUT ends in ``.csv``, and make the local engine's summary (:func:`routing.batch.rows.summarize`
-   over the parts) and its three charts (``<OUTPUT>.charts.html``, ``<OUTPUT>.summary.json``).
+   over the parts) and its three charts (``<OUTPUT>.charts.html``, ``<OUTPUT>.summary.json``), with
+   the local engine's writer (:func:`routing.batch.rows.write_outputs`).
 
 OUTPUT ``x.parquet`` (or any name not ending in ``.csv``) is a folder of Parquet parts in row
 order: a Parquet dataset (``pandas.read_parquet("x.parquet")``). OUTPUT ``x.csv`` is one CSV,
@@ -39,11 +40,14 @@ Columns are the local engine's (:func:`routing.batch.rows.csv_columns`); input c
 Without ``--address`` a private Ray instance starts on this machine (``ray.init(address=
 "local")``; it never joins someone else's). With ``--address`` it joins a cluster; then every
 node needs this project and its requirements (the same image) and INPUT/OUTPUT on storage
-every node sees.
+every node sees. The batch command keeps the terminal for its progress bar: what Ray prints on the
+driver (warnings, Ray Data's execution log, the core worker's lines) goes to ``<OUTPUT>.ray.log``,
+which the summary names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
@@ -63,7 +67,7 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from routing.batch.rows import (DEFAULT_CHUNK_SIZE, answer_row, check_run_options, check_can_compare, check_mode,
                                 compare_row, csv_columns, default_compare_fn, flatten_record, route_rows,
-                                summarize)
+                                summarize, write_outputs)
 from routing.batch.io import (InputRow, ResultsStore, _as_prompt, _cell, detect_prompt_column,  # noqa: E402
                               interrupted_record, neutralise_cell, open_batch_file, started_path)
 from routing.errors import UserError  # noqa: E402
@@ -657,17 +661,49 @@ def init_ray(address: str | None, *, num_cpus: int | None = None, object_store_m
     return time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def stderr_to(log_file: Path) -> Iterator[None]:
+    """While the block runs, this process's stderr (file descriptor 2) is appended to ``log_file``.
+
+    What Ray prints on the driver goes there, whoever prints it: its Python loggers (``ray``,
+    Ray Data's execution plan and progress), the C++ core worker's lines, Python warnings, and the
+    processes ``ray.init`` starts. A progress bar that must stay on the terminal writes to a copy
+    of the terminal's stderr (:func:`routing.batch.rows.run_with_progress_bar`, ``own_terminal``).
+    """
+    import sys
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.write(log, f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} batch run (pid {os.getpid()})\n".encode())
+    os.dup2(log, 2)
+    os.close(log)
+    try:
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def run_ray(settings, input_spec: str | Path, out: str | Path, *, mode: str = "route",
             prompt_column: str | None = None, batch_size: int | None = None, num_actors: int = 1,
             address: str | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE, cost_weight: float = 0.0,
             workers: int | None = None, actor_cpus: float = 1.0, start_over: bool = False,
             progress: ProgressFn | None = None, charts: bool = True,
             num_cpus: int | None = None, object_store_mb: int | None = None,
-            latency_weight: float = 0.0) -> dict[str, Any]:
+            latency_weight: float = 0.0, ray_log: bool = False) -> dict[str, Any]:
     """Check the input, run (or resume) the batch on Ray, write the outputs, return the summary.
 
     Ray is started (or joined, with ``address``) only when there is work left; when Ray is
-    already initialised in this process it is used as it is and left running.
+    already initialised in this process it is used as it is and left running. ``ray_log`` (the
+    batch command): while Ray starts and runs, what it prints goes to ``<OUTPUT>.ray.log`` beside
+    the output (:func:`stderr_to`), not into the terminal's progress bar; the summary names it
+    (``ray.log_file``).
     """
     from filelock import FileLock, Timeout
 
@@ -721,15 +757,17 @@ def run_ray(settings, input_spec: str | Path, out: str | Path, *, mode: str = "r
         start = time.monotonic()
         startup_s = None
         actor_pids: set[int] = set()
+        log_file = paths.base.with_name(paths.base.name + ".ray.log") if ray_log else None
         if len(done) < len(blocks):
-            startup_s = init_ray(address, num_cpus=num_cpus, object_store_mb=object_store_mb)
-            receipts = _execute(source, paths.parts_dir, settings, mode, columns, n_inputs, size,
-                                frozenset(done), num_actors, actor_cpus, cost_weight, chunk_size,
-                                max(1, workers or settings.compare_concurrency), actor_pids, latency_weight)
-            for receipt in receipts:
-                finished += receipt
-                if progress:
-                    progress(finished, source.rows)
+            with stderr_to(log_file) if log_file is not None else contextlib.nullcontext():
+                startup_s = init_ray(address, num_cpus=num_cpus, object_store_mb=object_store_mb)
+                receipts = _execute(source, paths.parts_dir, settings, mode, columns, n_inputs, size,
+                                    frozenset(done), num_actors, actor_cpus, cost_weight, chunk_size,
+                                    max(1, workers or settings.compare_concurrency), actor_pids, latency_weight)
+                for receipt in receipts:
+                    finished += receipt
+                    if progress:
+                        progress(finished, source.rows)
         elapsed = time.monotonic() - start
         _check_complete(paths.parts_dir, blocks)
         if paths.csv is not None:
@@ -747,17 +785,13 @@ def run_ray(settings, input_spec: str | Path, out: str | Path, *, mode: str = "r
         results_parquet=str(paths.parts_dir), results_csv=str(paths.csv) if paths.csv else None,
         ray={"address": address or "local", "num_actors": num_actors, "batch_size": size,
              "blocks": len(blocks), "blocks_resumed": len(done), "actors_used": len(actor_pids),
-             "startup_s": round(startup_s, 3) if startup_s is not None else None},
+             "startup_s": round(startup_s, 3) if startup_s is not None else None,
+             "log_file": str(log_file) if log_file is not None and startup_s is not None else None},
         started_over=bool(start_over),
     )
     if set_aside is not None:
         summary["set_aside"] = str(set_aside)
-    summary_path = paths.base.with_name(paths.base.name + ".summary.json")
-    summary_path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    summary["summary_json"] = str(summary_path)
-    if charts:
-        summary["charts_html"] = str(write_charts(summary, pool, paths.base.with_name(paths.base.name + ".charts.html")))
-    return summary
+    return write_outputs(summary, pool, paths.base, charts=charts)
 
 
 def _execute(source: RayInput, parts_dir: Path, settings, mode: str, columns: Sequence[str], n_inputs: int,
@@ -823,32 +857,17 @@ def _check_complete(parts_dir: Path, blocks: dict[int, int]) -> None:
             raise UserError(f"{path.name} holds {rows} rows, its block {blocks[first]}: rerun with --start-over.")
 
 
-def write_charts(summary: dict[str, Any], pool, path: Path) -> Path:
-    """The Batch tab's three figures (traffic, confidence, cost) in one self-contained HTML file."""
-    from routing.charts.batch import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
-
-    figures = [traffic_share_figure(summary, pool), confidence_histogram_figure(summary),
-               cost_comparison_figure(summary, pool)]
-    body = "\n".join(fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Batch summary</title></head>"
-                   f"<body>{body}</body></html>", encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
 def format_summary(summary: dict[str, Any]) -> str:
     from routing.batch.rows import _format_summary
 
-    text = _format_summary({**summary, "results_csv": summary.get("results_csv") or summary["results_parquet"],
-                            "results_jsonl": summary["summary_json"]})
+    text = _format_summary({**summary, "results_csv": summary.get("results_csv") or summary["results_parquet"]})
     r = summary["ray"]
     lines = text.splitlines()
     lines.insert(1, f"ray: {r['num_actors']} actor(s) at {r['address']}, {r['blocks']} blocks of {r['batch_size']} "
                     f"rows ({r['blocks_resumed']} resumed)"
                     + (f", start-up {r['startup_s']:.1f} s" if r.get("startup_s") else ""))
-    if summary.get("charts_html"):
-        lines.append(f"charts: {summary['charts_html']}")
+    if r.get("log_file"):
+        lines.append(f"ray's own messages: {r['log_file']}")
     return "\n".join(lines)
 
 
@@ -860,7 +879,7 @@ def main_ray(args, settings) -> int:
         settings, args.input, args.out, mode=args.mode, prompt_column=args.column, batch_size=args.batch_size,
         num_actors=args.num_actors or 1, address=args.address, chunk_size=args.chunk_size,
         cost_weight=args.cost_weight, workers=args.workers, start_over=args.start_over, progress=progress,
-        latency_weight=args.latency_weight), format_summary, args.json)
+        latency_weight=args.latency_weight, ray_log=True), format_summary, args.json, own_terminal=True)
 
 
 __all__ = ["ENGINES", "DEFAULT_BATCH_SIZE", "RayInput", "InputFile", "scan_input", "resolve_inputs", "run_ray",

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from routing.batch.io import (INTERRUPTED, InputRow, ResultsStore)
+from routing.batch.money import dollars, tidy
 from routing.errors import UserError
 from routing.pool import ModelPool
 from routing.router import Router
@@ -293,7 +294,7 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
             "counts": [int(c) for c in counts],
         },
         "cost_estimate_usd": {
-            **{k: round(v, 6) for k, v in cost.items()},
+            **{k: tidy(v) for k, v in cost.items()},
             "priciest_model": priciest,
             "cheapest_model": cheapest,
             "rows_with_estimated_tokens": tokens_estimated,
@@ -305,7 +306,7 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
     if answered_by:
         summary["answered_by"] = dict(answered_by)
     if real_cost_rows:
-        summary["actual_cost_usd"] = round(real_cost, 6)
+        summary["actual_cost_usd"] = tidy(real_cost)
     if compared or ties:
         # A tie (scores within the evaluator's noise) has no winner: it counts as compared, not as
         # the router right or wrong.
@@ -335,20 +336,25 @@ def _input_name(column: str, taken: Sequence[str]) -> str:
 
 
 def flatten_record(record: dict[str, Any], result_columns: Sequence[str]) -> dict[str, Any]:
-    """One CSV row from a results record (input columns keep their names unless they clash)."""
-    flat: dict[str, Any] = {_input_name(k, result_columns): v for k, v in (record.get("input") or {}).items()}
+    """One CSV row from a results record (input columns keep their names unless they clash).
+
+    The router's numbers are cut to 10 significant digits (:func:`routing.batch.money.tidy`: a cost
+    of ``1.7199999999999998e-05`` is ``1.72e-05``); the input's cells are kept as they are."""
+    results: dict[str, Any] = {}
     for key in ("row", "status", "selected_model", "confidence", "runner_up", "selector", "response",
                 "answered_by", "cost_usd", "latency_ms", "fallbacks", "notice", "best_model", "tied", "router_correct",
                 "error"):
         if key in record:
-            flat[key] = record[key]
+            results[key] = record[key]
     for model_id, score in (record.get("scores") or {}).items():
-        flat[f"score_{model_id}"] = score
+        results[f"score_{model_id}"] = score
     for key, value in (record.get("usage") or {}).items():
-        flat[key] = value
+        results[key] = value
     for model_id, r in (record.get("compare") or {}).items():
         for key, value in r.items():
-            flat[f"{model_id}_{key}"] = value
+            results[f"{model_id}_{key}"] = value
+    flat: dict[str, Any] = {_input_name(k, result_columns): v for k, v in (record.get("input") or {}).items()}
+    flat.update({k: tidy(v) if isinstance(v, float) else v for k, v in results.items()})
     return flat
 
 
@@ -360,17 +366,61 @@ def write_csv(store: ResultsStore, csv_path: str | Path, mode: str, input_column
     return store.to_csv(csv_path, columns, lambda r: flatten_record(r, result_columns))
 
 
+def write_charts(summary: dict[str, Any], pool: ModelPool, path: Path) -> Path:
+    """The Batch tab's three figures (traffic, confidence, cost) in one self-contained HTML file."""
+    from routing.charts.batch import confidence_histogram_figure, cost_comparison_figure, traffic_share_figure
+
+    figures = [traffic_share_figure(summary, pool), confidence_histogram_figure(summary),
+               cost_comparison_figure(summary, pool)]
+    body = "\n".join(fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>Batch summary</title></head>"
+                   f"<body>{body}</body></html>", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def write_outputs(summary: dict[str, Any], pool: ModelPool, base: str | Path, *, charts: bool = True) -> dict[str, Any]:
+    """What either engine writes beside its results: ``<base>.summary.json`` (the summary as it is) and,
+    with ``charts``, ``<base>.charts.html`` (:func:`write_charts`). Adds their paths to ``summary``
+    (``summary_json``, ``charts_html``) and returns it."""
+    import json
+
+    base = Path(base)
+    summary_path = base.with_name(base.name + ".summary.json")
+    tmp = summary_path.with_name(summary_path.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    tmp.replace(summary_path)
+    summary["summary_json"] = str(summary_path)
+    if charts:
+        summary["charts_html"] = str(write_charts(summary, pool, base.with_name(base.name + ".charts.html")))
+    return summary
+
+
 def run_with_progress_bar(desc: str, run: Callable[[Callable[[int, int], None]], dict[str, Any]],
-                          format_summary: Callable[[dict[str, Any]], str], as_json: bool) -> int:
+                          format_summary: Callable[[dict[str, Any]], str], as_json: bool, *,
+                          own_terminal: bool = False) -> int:
     """The batch command's run, either engine: ``run(progress)`` behind a tqdm bar on stderr, then
     the summary (text, or JSON with ``as_json``) on stdout. Exit code 0; 2 for a UserError (said
-    in one line); 130 when interrupted (the run resumes when the same command is run again)."""
+    in one line); 130 when interrupted (the run resumes when the same command is run again).
+
+    ``own_terminal``: the bar writes to a copy of the terminal's stderr taken now, so that a run
+    which sends this process's stderr elsewhere (the Ray engine's log file) keeps the bar here."""
     import json
+    import os
     import sys
 
     from tqdm import tqdm
 
-    bar = tqdm(unit="row", desc=desc, dynamic_ncols=True)
+    terminal = None
+    if own_terminal:
+        try:
+            sys.stderr.flush()
+            terminal = os.fdopen(os.dup(2), "w", encoding=getattr(sys.stderr, "encoding", None) or "utf-8",
+                                 errors="replace")
+        except (OSError, ValueError):   # no usable stderr descriptor: the bar stays on sys.stderr
+            terminal = None
+    bar = tqdm(unit="row", desc=desc, dynamic_ncols=True, file=terminal or sys.stderr)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -378,16 +428,18 @@ def run_with_progress_bar(desc: str, run: Callable[[Callable[[int, int], None]],
         bar.refresh()
 
     try:
-        summary = run(progress)
+        try:
+            summary = run(progress)
+        finally:
+            bar.close()
+            if terminal is not None:
+                terminal.close()
     except UserError as exc:
-        bar.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        bar.close()
         print("interrupted: rerun the same command to resume where it stopped", file=sys.stderr)
         return 130
-    bar.close()
     print(json.dumps(summary, indent=2) if as_json else format_summary(summary))
     return 0
 
@@ -400,10 +452,10 @@ def _format_summary(summary: dict[str, Any]) -> str:
     if summary["confidence"]["mean"] is not None:
         lines.append(f"mean confidence: {summary['confidence']['mean']:.2f}")
     c = summary["cost_estimate_usd"]
-    lines.append(f"estimated cost: routed ${c['routed']:.4f} vs all-{c['priciest_model']} ${c['all_priciest']:.4f} "
-                 f"vs all-{c['cheapest_model']} ${c['all_cheapest']:.4f}")
+    lines.append(f"estimated cost: routed {dollars(c['routed'])} vs all-{c['priciest_model']} "
+                 f"{dollars(c['all_priciest'])} vs all-{c['cheapest_model']} {dollars(c['all_cheapest'])}")
     if "actual_cost_usd" in summary:
-        lines.append(f"actual cost reported by providers: ${summary['actual_cost_usd']:.4f}")
+        lines.append(f"actual cost reported by providers: {dollars(summary['actual_cost_usd'])}")
     if summary.get("interrupted"):
         lines.append(f"interrupted: {summary['interrupted']} rows were in flight when an earlier run stopped; they "
                      "may have been billed and were not sent again (--retry-interrupted asks them again)")
@@ -412,5 +464,9 @@ def _format_summary(summary: dict[str, Any]) -> str:
     if summary.get("set_aside_jsonl"):
         lines.append(f"started over: the previous {summary['set_aside_rows']} rows were moved to "
                      f"{summary['set_aside_jsonl']}")
-    lines.append(f"results: {summary['results_csv']} (and {summary['results_jsonl']})")
+    lines.append(f"results: {summary['results_csv']}"
+                 + (f" (and {summary['results_jsonl']})" if summary.get("results_jsonl") else ""))
+    for key, name in (("summary_json", "summary"), ("charts_html", "charts")):
+        if summary.get(key):
+            lines.append(f"{name}: {summary[key]}")
     return "\n".join(lines)

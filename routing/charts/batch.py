@@ -10,6 +10,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from routing.batch.money import dollars
 from routing.charts.base import TEMPLATE
 from routing.pool import ModelPool
 
@@ -59,9 +60,10 @@ def cost_comparison_figure(summary: dict[str, Any], pool: ModelPool | None = Non
     labels = ["Routed", f"All to {_name(pool, c.get('priciest_model', '?'))}",
               f"All to {_name(pool, c.get('cheapest_model', '?'))}"]
     values = [c.get("routed", 0.0), c.get("all_priciest", 0.0), c.get("all_cheapest", 0.0)]
-    fig = go.Figure(go.Bar(x=labels, y=values, text=[f"${v:.4f}" for v in values], textposition="auto",
+    shown = [dollars(v) for v in values]          # $0.0000172, not $0.0000
+    fig = go.Figure(go.Bar(x=labels, y=values, text=shown, textposition="auto", customdata=shown,
                            marker_color=["#2b7bba", "#c0504d", "#6aa84f"],
-                           hovertemplate="%{x}: $%{y:.5f}<extra></extra>"))
+                           hovertemplate="%{x}: %{customdata}<extra></extra>"))
     fig.update_layout(title="Estimated cost of this batch", yaxis_title="USD",
                       yaxis_range=[0, max(values + [1e-9]) * 1.15], **_LAYOUT)
     return fig

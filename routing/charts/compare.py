@@ -43,14 +43,54 @@ def dimension_bars_figure(comparison: Comparison) -> go.Figure:
     return fig
 
 
+#: Label anchors of the score-against-cost chart keep at least this far from each other and from every
+#: point, in units of the axes' ranges (each normalised to 0..1).
+LABEL_GAP = 0.09
+#: Where a label may go from its point, in :data:`LABEL_GAP` steps (x, y), tried in this order: above,
+#: below, twice as far above or below, then to the sides (a label is wider than it is tall).
+_LABEL_OFFSETS = ((0.0, 1.2), (0.0, -1.2), (0.0, 2.4), (0.0, -2.4), (1.8, 1.2), (-1.8, 1.2), (1.8, -1.2),
+                  (-1.8, -1.2), (0.0, 3.6), (0.0, -3.6))
+
+
+def place_labels(points: list[tuple[float, float]], labelled: list[int]) -> dict[int, tuple[float, float]]:
+    """Where each labelled point's label goes (normalised 0..1 coordinates), deterministically.
+
+    Each label takes the first offset of :data:`_LABEL_OFFSETS` that keeps it on the chart and at
+    least :data:`LABEL_GAP` from every point and every label placed before it; when none does
+    (a crowd), the one farthest from them. Points that coincide get labels on different sides.
+    """
+    placed: dict[int, tuple[float, float]] = {}
+    for index in labelled:
+        x, y = points[index]
+        others = list(points) + list(placed.values())
+        best, best_room = None, -1.0
+        for dx, dy in _LABEL_OFFSETS:
+            spot = (x + dx * LABEL_GAP, y + dy * LABEL_GAP)
+            if not (0.0 <= spot[0] <= 1.0 and 0.0 <= spot[1] <= 1.0):
+                continue
+            room = min(((spot[0] - a) ** 2 + (spot[1] - b) ** 2) ** 0.5 for a, b in others)
+            if room >= LABEL_GAP:
+                best = spot
+                break
+            if room > best_room:
+                best, best_room = spot, room
+        placed[index] = best if best is not None else (x, min(1.0, y + LABEL_GAP))
+    return placed
+
+
 def score_cost_figure(comparison: Comparison) -> go.Figure:
     """Scatter: x = cost per 1,000 such prompts, y = evaluator score (normalised); winner and pick marked.
 
-    Every model is a legend entry; only the winner and the router's pick carry a label on the
-    chart (five labels at nearly the same point overlapped), and labels may pass the plot's edge.
+    Every model is a legend entry (and its name is in the hover); only the winner and the router's
+    pick carry a label, an annotation with an arrow to its point placed by :func:`place_labels`, so
+    labels never sit on each other, nor on a point, when points are close or coincide.
     """
     answered = [r for r in comparison.results.values() if r.ok and r.normalized is not None]
+    top_cost = max([usd_per_1000(r.cost_usd) for r in answered] or [0.0]) or 1e-3
+    x_range, y_range = (-top_cost * 0.05, top_cost * 1.15), (-0.05, 1.15)
     fig = go.Figure()
+    points: list[tuple[float, float]] = []
+    labels: dict[int, str] = {}
     for r in answered:
         tags = []
         if r.model == comparison.best_model:
@@ -60,17 +100,25 @@ def score_cost_figure(comparison: Comparison) -> go.Figure:
         symbol = "star" if r.model == comparison.best_model else (
             "diamond" if r.model == comparison.selected_model else "circle")
         cost = "n/a" if r.cost_usd is None else f"${usd_per_1000(r.cost_usd):.4f} per 1,000 prompts"
+        x = usd_per_1000(r.cost_usd)
+        if tags:
+            labels[len(points)] = " + ".join(tags)
+        points.append(((x - x_range[0]) / (x_range[1] - x_range[0]),
+                       (r.normalized - y_range[0]) / (y_range[1] - y_range[0])))
         fig.add_trace(go.Scatter(
-            x=[usd_per_1000(r.cost_usd)], y=[r.normalized], mode="markers+text" if tags else "markers",
-            name=r.model, text=[" + ".join(tags)] if tags else None, textposition="top center", cliponaxis=False,
+            x=[x], y=[r.normalized], mode="markers", name=r.model, cliponaxis=False,
             marker=dict(size=16 if tags else 11, symbol=symbol),
             hovertemplate=(f"{r.model}<br>score %{{y:.2f}}<br>{cost}<br>"
                            f"{(r.latency_ms or 0) / 1000:.1f} s<extra></extra>")))
-    top_cost = max([usd_per_1000(r.cost_usd) for r in answered] or [0.0]) or 1e-3
+    for index, (nx, ny) in place_labels(points, list(labels)).items():
+        trace = fig.data[index]
+        fig.add_annotation(x=trace.x[0], y=trace.y[0], text=labels[index], showarrow=True, arrowhead=0,
+                           arrowwidth=1, standoff=9, axref="x", ayref="y",
+                           ax=x_range[0] + nx * (x_range[1] - x_range[0]),
+                           ay=y_range[0] + ny * (y_range[1] - y_range[0]))
     fig.update_layout(title="Score against cost",
-                      xaxis=dict(title="$ per 1,000 such prompts", range=[-top_cost * 0.05, top_cost * 1.15],
-                                 tickformat="$.3~f"),
-                      yaxis=dict(title="evaluator score (0-1)", range=[-0.05, 1.15]),
+                      xaxis=dict(title="$ per 1,000 such prompts", range=list(x_range), tickformat="$.3~f"),
+                      yaxis=dict(title="evaluator score (0-1)", range=list(y_range)),
                       legend=dict(orientation="h", y=-0.25), margin=dict(l=40, r=10, t=50, b=40), height=400,
                       template=TEMPLATE)
     if not answered:
@@ -78,4 +126,4 @@ def score_cost_figure(comparison: Comparison) -> go.Figure:
     return fig
 
 
-__all__ = ["dimension_bars_figure", "score_cost_figure"]
+__all__ = ["dimension_bars_figure", "score_cost_figure", "place_labels", "LABEL_GAP"]

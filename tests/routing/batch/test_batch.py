@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -177,15 +178,16 @@ def test_previous_run_of_the_same_upload_is_found(make_service, tmp_path):
     assert job_previous_rows(data, src, "answer", "prompt") == 0 and job_previous_rows(data, src, "route", None) == 0
 
 
-def test_preview_columns_are_few_decision_first_and_wide_enough(make_service):
+def test_preview_columns_are_few_the_users_first_and_wide_enough(make_service):
     ids = make_service().pool.ids
     compare = preview_columns("compare", ["id", "prompt", "note", "a", "b"], "prompt", ids)
     names = [c for c, _ in compare]
     assert len(csv_columns("compare", ["id", "prompt", "note", "a", "b"], ids)) > 40          # the download
-    assert names[:4] == ["status", "selected_model", "confidence", "runner_up"] and len(names) <= 16
-    assert {"best_model", "router_correct", "error", "prompt"} <= set(names)
+    assert names[:4] == ["id", "prompt", "note", "a"]      # the user's columns keep their place: a few, not all
+    assert names[4:8] == ["status", "selected_model", "confidence", "runner_up"] and len(names) <= 16
+    assert {"best_model", "router_correct", "error"} <= set(names) and names[-1] == "error"
     assert [f"{m}_total" for m in ids] == [n for n in names if n.endswith("_total")]
-    assert names[-4:] == ["prompt", "id", "note", "a"]                    # a few input columns, not all
+    assert [c for c, _ in preview_columns("route", ["text", "id"], "text", ids)][:2] == ["text", "id"]
     widths = dict(compare)
     assert widths["error"] >= 300 and widths["prompt"] >= 300
     assert all(w >= 10 * len(n) + 24 for n, w in compare if 10 * len(n) + 24 <= 320)   # headers do not wrap
@@ -335,7 +337,8 @@ def test_api_route_mode_with_a_prompt_list(app, fresh_server):
     assert summary["rows"] == 5 and summary["ok"] == 5 and summary["mode"] == "route"
     assert summary["traffic"] == {"deepseek-r1": 1, "mistral-small": 1, "qwen2.5": 1, "gemini-flash": 1,
                                   "llama-3.3": 1}
-    assert "results_jsonl" not in summary  # no server paths leak
+    assert "results_jsonl" not in summary and "summary_json" not in summary  # no server paths leak
+    assert str(service.settings.data_dir) not in json.dumps(summary)
     rows = read_csv(csv_file)
     assert [r["prompt"] for r in rows] == PROMPTS
     assert fresh_server.chat_requests() == []
@@ -509,3 +512,71 @@ def test_uploaded_path_accepts_only_files_the_app_received_as_uploads(tmp_path):
                 uploaded_path(bad)
     finally:
         LocalContext.blocks.reset(token)
+
+
+# --------------------------------------------------------------------------- costs, outputs
+
+def _tidy_number(text):
+    """A CSV number cell with no float noise: 10 significant digits at most (``1.72e-05``, not ``...99998e-05``)."""
+    value = float(text)
+    return value == float(f"{value:.10g}") and len(text.replace("-", "").replace(".", "").split("e")[0]) <= 11
+
+
+def test_costs_read_as_dollars_in_the_preview_and_without_float_noise_in_the_csv(make_service, tmp_path):
+    service = make_service()
+    src = write_prompts_csv(tmp_path / "in.csv", [f"{p} please, number {i}" for i, p in enumerate(PROMPTS * 4)])
+    summary = run_file(service.router, src, tmp_path / "out.csv", mode="answer")
+    rows = read_csv(tmp_path / "out.csv")
+    costs = [r["cost_usd"] for r in rows]
+    assert all(costs) and all(_tidy_number(c) for c in costs), costs      # no 1.7199999999999998e-05
+    result_columns = csv_columns("answer", ["id", "prompt", "note"], service.pool.ids)[3:]
+    for row in rows:
+        for column in result_columns:
+            try:
+                float(row[column])
+            except ValueError:
+                continue
+            assert _tidy_number(row[column]), (column, row[column])
+    assert summary["actual_cost_usd"] == float(f"{summary['actual_cost_usd']:.10g}")
+    assert all(v == float(f"{v:.10g}") for v in summary["cost_estimate_usd"].values() if isinstance(v, float))
+    from routing.batch.local import money_columns, preview_results
+
+    money = money_columns("answer", ["id", "prompt", "note"], service.pool.ids)
+    assert money == {"cost_usd"} and money_columns("route", ["cost_usd", "prompt"], service.pool.ids) == set()
+    preview = preview_results(tmp_path / "out.csv", ["id", "cost_usd"], money=money)
+    assert [r[0] for r in preview] == [r["id"] for r in rows]
+    assert all(re.fullmatch(r"\$0\.0000\d{1,3}", cost) for _, cost in preview), preview   # $0.0000172
+
+
+def test_dollars_are_readable_at_any_size():
+    from routing.batch.money import dollars, tidy
+
+    assert dollars(1.7199999999999998e-05) == "$0.0000172" and tidy(1.7199999999999998e-05) == 1.72e-05
+    assert [dollars(v) for v in (0, 0.5, 0.0123, 1e-5, 1234.5, -0.003)] == \
+        ["$0", "$0.50", "$0.0123", "$0.00001", "$1,234.50", "-$0.003"]
+    assert dollars(None) == dollars("") == "" and dollars("n/a") == "n/a" and tidy(0.1 + 0.2) == 0.3
+
+
+def test_the_summary_markdown_shows_small_costs_as_dollars(make_service):
+    from ui.batch_tab import summary_markdown
+
+    pool = make_service().pool
+    summary = {"rows": 1, "ok": 1, "failed": 0, "traffic_share": {"llama-3.3": 1.0}, "actual_cost_usd": 1.72e-05,
+               "cost_estimate_usd": {"routed": 1.7199999999999998e-05, "all_priciest": 4.5e-05,
+                                     "all_cheapest": 2e-06, "priciest_model": "deepseek-r1",
+                                     "cheapest_model": "mistral-small", "rows_with_estimated_tokens": 0}}
+    text = summary_markdown(summary, pool)
+    assert r"routed **\$0\.0000172** against \$0\.000045 all to" in text        # md_text escapes $ and .
+    assert r"Cost reported by the providers: \$0\.0000172." in text and "e-05" not in text
+
+
+def test_the_local_engine_writes_the_summary_and_the_charts_beside_its_results(cli_env, tmp_path, capsys):
+    src = write_prompts_csv(tmp_path / "in.csv", PROMPTS)
+    assert main([str(src), "--out", str(tmp_path / "res.csv")]) == 0
+    printed = capsys.readouterr().out
+    written = json.loads((tmp_path / "res.summary.json").read_text(encoding="utf-8"))
+    assert written["engine"] == "local" and written["rows"] == 5
+    assert set(written["traffic"]) == set(written["traffic_share"])
+    assert (tmp_path / "res.charts.html").read_text(encoding="utf-8").count("plotly-graph-div") >= 3
+    assert f"summary: {tmp_path / 'res.summary.json'}" in printed
+    assert f"charts: {tmp_path / 'res.charts.html'}" in printed

@@ -6,6 +6,7 @@ against the local engine on the same input; the kill test really SIGKILLs the ba
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,6 +54,9 @@ def local_run(settings, src, out, **kwargs):
 
 
 SUMMARY_KEYS = ("rows", "processed", "ok", "failed", "traffic", "traffic_share", "confidence", "cost_estimate_usd")
+#: What one engine's summary.json says that the other's cannot (its own files and figures).
+LOCAL_ONLY_KEYS = {"results_jsonl", "interrupted_this_run", "set_aside_rows"}
+RAY_ONLY_KEYS = {"results_parquet", "input_files", "ray"}
 
 
 # --------------------------------------------------------------------------- route mode
@@ -71,8 +75,15 @@ def test_route_on_two_actors_equals_the_local_engine(protocol_server, tmp_path):
     assert ray_summary["ray"]["blocks"] == 5 and ray_summary["ray"]["num_actors"] == 2
     assert ray_summary["failed"] == 1 and "empty" in ray_summary["errors"][0]["error"]
     assert protocol_server.chat_requests() == []                      # route mode calls nobody
-    assert Path(ray_summary["charts_html"]).read_text(encoding="utf-8").count("plotly-graph-div") >= 3
-    assert json.loads(Path(ray_summary["summary_json"]).read_text(encoding="utf-8"))["traffic"] == local["traffic"]
+    # Both engines write the summary and the charts beside their results, with one writer: the same keys.
+    written = {}
+    for engine, summary in (("local", local), ("ray", ray_summary)):
+        assert Path(summary["charts_html"]).read_text(encoding="utf-8").count("plotly-graph-div") >= 3, engine
+        written[engine] = json.loads(Path(summary["summary_json"]).read_text(encoding="utf-8"))
+        assert written[engine]["engine"] == engine
+    assert set(written["local"]) - LOCAL_ONLY_KEYS == set(written["ray"]) - RAY_ONLY_KEYS
+    assert written["ray"]["traffic"] == written["local"]["traffic"] == local["traffic"]
+    assert written["ray"]["cost_estimate_usd"] == written["local"]["cost_estimate_usd"]
     again = run_ray(settings, src, tmp_path / "ray.csv", num_actors=2, batch_size=32, chunk_size=16)
     assert again["processed_this_run"] == 0 and again["resumed_rows"] == 150 and again["ray"]["startup_s"] is None
 
@@ -158,6 +169,27 @@ def test_command_line_reports_bad_input_without_ray_or_a_traceback(tmp_path, cap
     with pytest.raises(SystemExit):
         main([str(bad), "--out", str(tmp_path / "o.csv"), "--num-actors", "2"])        # ray flags need --engine ray
     assert "only apply with --engine ray" in capsys.readouterr().err
+
+
+def test_ray_messages_go_to_a_log_file_not_into_the_progress_bar(tmp_path):
+    """The batch command on Ray: the terminal's stderr holds only the progress bar; Ray's warnings, Ray
+    Data's execution log and the core worker's lines go to OUTPUT.ray.log, which the summary names."""
+    src = write_prompts_csv(tmp_path / "in.csv", prompts(12))
+    env = dict(os.environ, OPENROUTER_API_KEY="", ROUTER_SELECTOR="rules", ROUTER_LOCAL_MODEL="0",
+               ROUTER_LIVE_PRICES="0", ROUTER_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(REPO),
+               RAY_USAGE_STATS_ENABLED="0")
+    done = subprocess.run([sys.executable, "-m", "routing.batch", str(src), "--out", str(tmp_path / "out.csv"),
+                           "--engine", "ray", "--num-actors", "2", "--batch-size", "4"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line.strip() for line in re.split(r"[\r\n]+", done.stderr) if line.strip()]
+    bar = re.compile(r"route \(ray\): +(\d+row \[[^\]]*\]|\d+%\|[^|]*\| \d+/\d+ \[[^\]]*\])")
+    assert lines and all(bar.fullmatch(line) for line in lines), lines                 # the bar, nothing else
+    log = tmp_path / "out.ray.log"
+    text = log.read_text(encoding="utf-8")
+    assert "Dataset" in text and ("WARNING" in text or "INFO" in text)                 # Ray's own lines, kept
+    assert f"ray's own messages: {log}" in done.stdout
+    assert json.loads((tmp_path / "out.summary.json").read_text(encoding="utf-8"))["ray"]["log_file"] == str(log)
 
 
 # --------------------------------------------------------------------------- answer and compare

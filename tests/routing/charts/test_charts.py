@@ -29,6 +29,58 @@ def test_score_against_cost_is_in_dollars_per_1000_prompts_with_labels_only_wher
     assert fig.layout.xaxis.title.text == "$ per 1,000 such prompts"
     xs = [trace.x[0] for trace in fig.data]
     assert xs == [usd_per_1000(0.000031), usd_per_1000(0.000101)] and abs(xs[1] - 0.101) < 1e-9
-    labels = [trace.text for trace in fig.data]
-    assert labels[0] == ("router's pick",) and labels[1] == ("winner",)
+    assert sorted(text for text, _ in labels_of(fig)) == ["router's pick", "winner"]
+    assert [t.name for t in fig.data] == ["m1", "m2"]                   # names: the legend and the hover
     assert all(trace.cliponaxis is False for trace in fig.data)
+
+
+def _normalised(fig, x, y):
+    (x0, x1), (y0, y1) = fig.layout.xaxis.range, fig.layout.yaxis.range
+    return (x - x0) / (x1 - x0), (y - y0) / (y1 - y0)
+
+
+def labels_of(fig):
+    """(text, anchor) of every text label on the chart, the anchor in normalised axes units: a trace's
+    text sits at its point; an annotation's at its tail (ax, ay in data units) or at its point."""
+    out = []
+    for trace in fig.data:
+        for x, y, text in zip(trace.x, trace.y, trace.text or ()):
+            if text:
+                out.append((text, _normalised(fig, x, y)))
+    for a in fig.layout.annotations:
+        if a.xref == "paper":
+            continue
+        at = (a.ax, a.ay) if a.showarrow and a.axref == "x" else (a.x, a.y)
+        out.append((a.text, _normalised(fig, *at)))
+    return out
+
+
+def close_comparison(points, best="m2", pick="m1"):
+    outcomes = {}
+    for i, (cost, score) in enumerate(points, 1):
+        o = ModelOutcome(f"m{i}", f"M{i}")
+        o.response, o.cost_usd, o.normalized, o.total = "x", cost, score, 3.0
+        outcomes[o.model] = o
+    return Comparison(id="c", prompt="p", selected_model=pick, selection=None, results=outcomes, best_model=best)
+
+
+def test_labels_of_points_that_coincide_or_nearly_do_not_overlap():
+    import math
+
+    cases = [[(0.00005, 0.7), (0.00005, 0.7)],                              # pick and winner on one spot
+             [(0.00005, 0.70), (0.000051, 0.71), (0.00005, 0.69)],          # close, a third one beside them
+             [(0.0, 1.0), (0.0, 1.0), (0.0, 0.98)],                         # free models at the top
+             [(0.0001, 0.0), (0.0001, 0.0)]]                                # ... and at the bottom
+    for points in cases:
+        fig = score_cost_figure(close_comparison(points))
+        labels = labels_of(fig)
+        assert sorted(t for t, _ in labels) == ["router's pick", "winner"], points
+        (_, a), (_, b) = labels
+        assert math.dist(a, b) >= 0.08, (points, labels)                   # labels apart
+        for trace in fig.data:                                              # ... and off every point
+            for _, anchor in labels:
+                assert math.dist(anchor, _normalised(fig, trace.x[0], trace.y[0])) >= 0.08, (points, labels)
+        for _, (x, y) in labels:                                            # ... and on the chart
+            assert 0 <= x <= 1 and 0 <= y <= 1
+    same = score_cost_figure(close_comparison([(0.00005, 0.7), (0.00005, 0.6)], best="m1", pick="m1"))
+    assert [t for t, _ in labels_of(same)] == ["winner + router's pick"]

@@ -6,6 +6,7 @@ Also: the Selection testing tab runs the built-in set and draws a confusion matr
 import contextlib
 import csv
 import os
+import re
 
 import pytest
 
@@ -13,6 +14,9 @@ from tests.browser import open_page
 from tests.conftest import router_settings
 
 pytestmark = pytest.mark.browser
+
+PROMPTS_3 = ["Write a Python function that reverses a list", "Write a limerick about a sleepy cat",
+             "What is the capital of Australia?"]
 
 
 @contextlib.contextmanager
@@ -167,7 +171,8 @@ def test_compare_preview_is_readable_and_a_rerun_offers_to_start_over(protocol_s
         expect(page.locator("#batch-preview")).to_contain_text("capital of Australia", timeout=20000)
         headers = table_headers(page, "batch-preview")
         names = [h["text"] for h in headers]
-        assert names[:3] == ["status", "selected_model", "confidence"] and len(names) <= 16, names  # not 45
+        assert names[:2] == ["id", "prompt"] and len(names) <= 16, names                      # not 45
+        assert names[2:5] == ["status", "selected_model", "confidence"], names                # the user's first
         assert {"best_model", "error", "prompt", "qwen2.5_total"} <= set(names)
         assert [h["text"] for h in headers if h["lines"] != 1] == []        # no header wraps
         assert next(h for h in headers if h["text"] == "error")["width"] >= 300   # not one letter wide
@@ -250,3 +255,88 @@ def test_calibrating_the_cost_knob_on_the_uploaded_file(tmp_path):
         expect(page.locator("#calibrate-result")).to_contain_text("Use cost weight", timeout=30000)
         expect(page.locator("#calibrate-result")).to_contain_text("0% to deepseek-r1")
         expect(page.locator("#calibrate-chart .js-plotly-plot")).to_be_visible(timeout=20000)
+
+
+def visible_table_headers(page):
+    """The header texts of every gr.Dataframe shown on the page (a headerless one shows "1 2 3")."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('div.table-wrap')).filter((t) => t.offsetParent)
+        .map((t) => Array.from(t.querySelectorAll('thead th')).map((th) => th.innerText.trim()).filter((x) => x))""")
+
+
+def test_a_new_file_or_run_puts_the_last_results_away_costs_read_as_dollars_and_ids_come_first(
+        protocol_server, tmp_path):
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    for path, texts in ((first, PROMPTS_3), (second, ["Integrate x^2 from 0 to 3", "hey, how are you?"])):
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows([["id", "prompt"]] + [[f"{path.stem}-{i}", t] for i, t in enumerate(texts)])
+    service = RouterService(router_settings(protocol_server, tmp_path), background=False)
+    with launch_tabs(service) as url, open_page(url) as page:
+        page.get_by_role("tab", name="Batch").click()
+        expect(page.locator("#batch-preview")).to_be_hidden()                  # no empty "1 2 3" table
+        expect(page.locator("#batch-downloads")).to_be_hidden()
+        page.locator("#batch-file input[type=file]").set_input_files(str(first))
+        expect(page.locator("#batch-note")).to_contain_text("Prompt column found", timeout=20000)
+        page.locator("#batch-mode").get_by_label("Route and answer").check()
+        page.locator("#batch-run").click()
+        status = page.locator("#batch-status")
+        expect(status).to_contain_text("Done: 3 rows", timeout=60000)
+        expect(page.locator("#batch-downloads")).to_be_visible()
+        # The user's columns keep their place, before the router's; costs in dollars, not 1.72e-05.
+        names = [h["text"] for h in table_headers(page, "batch-preview")]
+        assert names[:3] == ["id", "prompt", "status"], names
+        preview = page.locator("#batch-preview")
+        cost_cells = preview.locator(f"[role=gridcell][data-col='{names.index('cost_usd')}']")
+        costs = [c.inner_text() for c in cost_cells.all()]
+        assert len(costs) == 3 and all(re.fullmatch(r"\$0\.0000\d{1,3}", c) for c in costs), costs
+        expect(preview).not_to_contain_text("e-0")
+        expect(status).to_contain_text(re.compile(r"Cost reported by the providers: \$0\.0000\d"))
+        expect(status).not_to_contain_text("e-0")
+
+        # Another file: the last run's note, downloads and charts go away with it.
+        page.locator("#batch-file button[aria-label='Clear']").click()
+        page.locator("#batch-file input[type=file]").set_input_files(str(second))
+        expect(page.locator("#batch-preview")).to_contain_text("second-1", timeout=20000)
+        expect(page.locator("#batch-downloads")).to_be_hidden()
+        expect(page.locator("#batch-traffic")).to_be_hidden()
+        expect(status).not_to_contain_text("Done")
+
+        # A new run of the same file: put away from the start of the run, back when it is done.
+        page.locator("#batch-run").click()
+        expect(status).to_contain_text("Done: 2 rows", timeout=60000)
+        expect(page.locator("#batch-downloads")).to_be_visible()
+        protocol_server.set_model("*", delay=2.0)
+        page.locator("#batch-start-over input[type=checkbox]").check()
+        page.locator("#batch-run").click()
+        expect(page.locator("#batch-downloads")).to_be_hidden(timeout=5000)
+        expect(status).not_to_contain_text("Done: 2 rows", timeout=1000)
+        expect(status).to_contain_text("Started over", timeout=60000)
+        expect(page.locator("#batch-downloads")).to_be_visible()
+        assert not [h for h in visible_table_headers(page) if h == ["1", "2", "3"]]
+
+
+def test_no_table_shows_the_placeholder_headers_1_2_3(protocol_server, tmp_path):
+    """Batch before an upload; Selection testing before a run (no disagreements yet), then after one."""
+    from playwright.sync_api import expect
+
+    from routing.service import RouterService
+
+    service = RouterService(router_settings(protocol_server, tmp_path), background=False)
+    with launch_tabs(service) as url, open_page(url) as page:
+        page.get_by_role("tab", name="Batch").click()
+        expect(page.locator("#batch-run")).to_be_visible()
+        assert [h for h in visible_table_headers(page) if h == ["1", "2", "3"]] == []
+        page.get_by_role("tab", name="Selection testing").click()
+        expect(page.locator("#selection-run")).to_be_visible()
+        assert [h for h in visible_table_headers(page) if h == ["1", "2", "3"]] == []
+        expect(page.locator("#selection-disagreements")).to_be_hidden()
+        page.locator("#selection-pasted textarea").fill('{"text": "Integrate x^2 from 0 to 3", "expected": "math"}')
+        page.locator("#selection-run").click()
+        expect(page.locator("#selection-status")).to_contain_text("1 samples", timeout=30000)
+        expect(page.locator("#selection-decisions")).to_contain_text("Integrate", timeout=20000)
+        expect(page.locator("#selection-disagreements")).to_contain_text("Integrate", timeout=20000)
+        assert [h for h in visible_table_headers(page) if h == ["1", "2", "3"]] == []
+        assert table_headers(page, "selection-disagreements")[0]["text"] == "expected"   # its real headers
