@@ -93,6 +93,16 @@ class ModelPool:
     def index(self, model_id: str) -> int:
         return self.ids.index(self.get(model_id).id)
 
+    def best_rated(self) -> str | None:
+        """The model with the highest overall public rating (its ``evidence``: LMArena's "full"
+        category), first in pool order on a tie; None when no model carries one."""
+        best, top = None, None
+        for m in self.models:
+            full = ((((m.evidence or {}).get("ratings") or {}).get("categories") or {}).get("full"))
+            if full and (top is None or float(full[0]) > top):
+                best, top = m.id, float(full[0])
+        return best
+
     def prices(self) -> dict[str, float]:
         """Blended price per million tokens, by model id."""
         return {m.id: m.blended_price_per_m for m in self.models}

@@ -150,6 +150,7 @@ def route_rows(router: Router, rows: Sequence[InputRow], *, cost_weight: float =
         return records
     for i, sel in zip(valid, selections):
         records[i].update(_selection_fields(sel))
+        records[i].update(row_savings(records[i], router.pool))
     return records
 
 
@@ -172,6 +173,7 @@ def answer_row(router: Router, row: InputRow, *, cost_weight: float = 0.0,
                   scores=result.scores, response=result.response, answered_by=result.answered_by,
                   usage=result.usage, cost_usd=result.cost_usd, latency_ms=result.latency_ms,
                   fallbacks=len([f for f in result.fallbacks if not f.get("skipped")]), notice=result.notice)
+    record.update(row_savings(record, router.pool))
     return record
 
 
@@ -200,6 +202,11 @@ def compare_row(router: Router, row: InputRow, compare_fn: CompareFn,
                                "tokens": usage.get("total_tokens"), "error": r.get("error")}
     record.update(compare=per_model, best_model=result.get("best_model"),
                   tied=", ".join(result.get("tied") or []) or None, router_correct=result.get("router_correct"))
+    scores = {m: r.get("normalized") for m, r in (result.get("results") or {}).items()
+              if r.get("error") is None and r.get("normalized") is not None}
+    chosen = record.get("selected_model")
+    record["regret"] = round(max(scores.values()) - scores[chosen], 4) if scores and chosen in scores else None
+    record.update(row_savings(record, router.pool))
     if not any(r["error"] is None for r in per_model.values()):
         errors = "; ".join(f"{m}: {r['error']}" for m, r in per_model.items())
         _failed(record, f"no model answered ({errors})")
@@ -219,6 +226,58 @@ def _price(pool: ModelPool, model_id: str, tokens_in: int, tokens_out: int) -> f
     return (tokens_in * spec.input_price_per_m + tokens_out * spec.output_price_per_m) / 1e6
 
 
+def priciest_model(pool: ModelPool) -> str:
+    ids, prices = pool.ids, pool.prices()
+    return max(ids, key=lambda m: (prices[m], -ids.index(m)))
+
+
+def cheapest_model(pool: ModelPool) -> str:
+    ids, prices = pool.ids, pool.prices()
+    return min(ids, key=lambda m: (prices[m], ids.index(m)))
+
+
+def _tokens(record: dict[str, Any], answer_tokens: int) -> tuple[int, int, bool]:
+    """(tokens in, tokens out, estimated): the row's real usage where it was answered, else the
+    prompt's length / 4 and ``answer_tokens``."""
+    usage = record.get("usage") or {}
+    if usage.get("prompt_tokens") is not None and usage.get("completion_tokens") is not None:
+        return int(usage["prompt_tokens"]), int(usage["completion_tokens"]), False
+    return estimate_tokens(record.get("prompt") or ""), answer_tokens, True
+
+
+#: Per-row columns: what routing cost this row, what it would have cost at the priciest and at the
+#: best-rated pool model, and (compare mode) the regret against the row's best answer.
+SAVINGS_COLUMNS = ("cost_routed_usd", "cost_if_priciest_usd", "cost_if_best_rated_usd", "regret")
+
+
+def row_savings(record: dict[str, Any], pool: ModelPool, *, answer_tokens: int = ASSUMED_ANSWER_TOKENS
+                ) -> dict[str, Any]:
+    """What routing saved or cost on one row, in :data:`SAVINGS_COLUMNS`.
+
+    Route and answer rows: the same token counts priced at the model that answered (or was
+    picked), at the priciest pool model and at the best-rated one (``ModelPool.best_rated``), so
+    the three compare like with like (``cost_usd`` keeps what the provider billed). Compare rows:
+    what each of those models really cost on this row, and ``regret``: the best evaluator score
+    among the answers minus the routed model's (0 when it gave the best answer or tied; None when
+    it did not answer)."""
+    best_rated = pool.best_rated()
+    priciest = priciest_model(pool)
+    per_model = record.get("compare")
+    if per_model:
+        def billed(model_id: str | None) -> float | None:
+            row = per_model.get(model_id or "") or {}
+            return None if row.get("error") or row.get("cost_usd") is None else float(row["cost_usd"])
+
+        return {"cost_routed_usd": billed(record.get("selected_model")), "cost_if_priciest_usd": billed(priciest),
+                "cost_if_best_rated_usd": billed(best_rated), "regret": record.get("regret")}
+    t_in, t_out, _ = _tokens(record, answer_tokens)
+    routed_to = record.get("answered_by") or record.get("selected_model")
+    return {"cost_routed_usd": _price(pool, routed_to, t_in, t_out) if routed_to else None,
+            "cost_if_priciest_usd": _price(pool, priciest, t_in, t_out),
+            "cost_if_best_rated_usd": _price(pool, best_rated, t_in, t_out) if best_rated else None,
+            "regret": None}
+
+
 def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", total_rows: int | None = None,
               answer_tokens: int = ASSUMED_ANSWER_TOKENS) -> dict[str, Any]:
     """Summary of a results file (streamed): counts, traffic share, confidence histogram, cost.
@@ -228,17 +287,16 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
     usage where a row was answered, else prompt length / 4 and ``answer_tokens``.
     """
     ids = pool.ids
-    prices = pool.prices()
-    priciest = max(ids, key=lambda m: (prices[m], -ids.index(m)))
-    cheapest = min(ids, key=lambda m: (prices[m], ids.index(m)))
+    priciest, cheapest, best_rated = priciest_model(pool), cheapest_model(pool), pool.best_rated()
     traffic: Counter[str] = Counter()
     answered_by: Counter[str] = Counter()
     confidences: list[float] = []
     processed = ok = failed = interrupted = 0
     real_cost = 0.0
     real_cost_rows = 0
-    cost = {"routed": 0.0, "all_priciest": 0.0, "all_cheapest": 0.0}
+    cost = {"routed": 0.0, "all_priciest": 0.0, "all_cheapest": 0.0, "all_best_rated": 0.0}
     tokens_estimated = 0
+    regrets: list[float] = []
     errors: list[dict[str, Any]] = []
     router_correct = compared = ties = 0
     best_counts: Counter[str] = Counter()
@@ -255,12 +313,8 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
         if chosen:
             traffic[chosen] += 1
             confidences.append(float(record.get("confidence") or 0.0))
-        usage = record.get("usage") or {}
-        if usage.get("prompt_tokens") is not None and usage.get("completion_tokens") is not None:
-            t_in, t_out = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
-        else:
-            t_in, t_out = estimate_tokens(record.get("prompt") or ""), answer_tokens
-            tokens_estimated += 1
+        t_in, t_out, estimated = _tokens(record, answer_tokens)
+        tokens_estimated += estimated
         routed_to = record.get("answered_by") or chosen
         if record.get("answered_by"):
             answered_by[record["answered_by"]] += 1
@@ -271,6 +325,10 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
             cost["routed"] += _price(pool, routed_to, t_in, t_out)
         cost["all_priciest"] += _price(pool, priciest, t_in, t_out)
         cost["all_cheapest"] += _price(pool, cheapest, t_in, t_out)
+        if best_rated:
+            cost["all_best_rated"] += _price(pool, best_rated, t_in, t_out)
+        if record.get("regret") is not None:
+            regrets.append(float(record["regret"]))
         if record.get("best_model"):
             compared += 1
             best_counts[record["best_model"]] += 1
@@ -294,9 +352,10 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
             "counts": [int(c) for c in counts],
         },
         "cost_estimate_usd": {
-            **{k: tidy(v) for k, v in cost.items()},
+            **{k: tidy(v) for k, v in cost.items() if k != "all_best_rated" or best_rated},
             "priciest_model": priciest,
             "cheapest_model": cheapest,
+            "best_rated_model": best_rated,
             "rows_with_estimated_tokens": tokens_estimated,
             "assumed_answer_tokens": answer_tokens,
             "chars_per_token": CHARS_PER_TOKEN,
@@ -312,7 +371,9 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
         # the router right or wrong.
         summary["compare"] = {"rows": compared + ties, "with_winner": compared, "ties": ties,
                               "best_model": dict(best_counts),
-                              "router_agrees": round(router_correct / compared, 4) if compared else None}
+                              "router_agrees": round(router_correct / compared, 4) if compared else None,
+                              "mean_regret": round(float(np.mean(regrets)), 4) if regrets else None,
+                              "rows_with_regret": len(regrets)}
     return summary
 
 
@@ -327,6 +388,7 @@ def csv_columns(mode: str, input_columns: Sequence[str], pool_ids: Sequence[str]
         for m in pool_ids:
             out += [f"{m}_total", f"{m}_cost_usd", f"{m}_latency_ms", f"{m}_tokens", f"{m}_error", f"{m}_response"]
         out += ["best_model", "tied", "router_correct"]
+    out += list(SAVINGS_COLUMNS)
     out.append("error")
     return [_input_name(c, out) for c in input_columns] + out
 
@@ -343,7 +405,7 @@ def flatten_record(record: dict[str, Any], result_columns: Sequence[str]) -> dic
     results: dict[str, Any] = {}
     for key in ("row", "status", "selected_model", "confidence", "runner_up", "selector", "response",
                 "answered_by", "cost_usd", "latency_ms", "fallbacks", "notice", "best_model", "tied", "router_correct",
-                "error"):
+                *SAVINGS_COLUMNS, "error"):
         if key in record:
             results[key] = record[key]
     for model_id, score in (record.get("scores") or {}).items():
@@ -453,9 +515,17 @@ def _format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"mean confidence: {summary['confidence']['mean']:.2f}")
     c = summary["cost_estimate_usd"]
     lines.append(f"estimated cost: routed {dollars(c['routed'])} vs all-{c['priciest_model']} "
-                 f"{dollars(c['all_priciest'])} vs all-{c['cheapest_model']} {dollars(c['all_cheapest'])}")
+                 f"{dollars(c['all_priciest'])} vs all-{c['cheapest_model']} {dollars(c['all_cheapest'])}"
+                 + (f" vs all-{c['best_rated_model']} (best rated) {dollars(c['all_best_rated'])}"
+                    if c.get("best_rated_model") else ""))
     if "actual_cost_usd" in summary:
         lines.append(f"actual cost reported by providers: {dollars(summary['actual_cost_usd'])}")
+    compared = summary.get("compare") or {}
+    if compared.get("mean_regret") is not None:
+        agrees = compared.get("router_agrees")
+        lines.append(f"regret (the row's best evaluator score minus the routed model's, 0-1): mean "
+                     f"{compared['mean_regret']:.3f} over {compared['rows_with_regret']} rows"
+                     + (f"; the router picked the winner on {agrees:.0%} of rows with one" if agrees is not None else ""))
     if summary.get("interrupted"):
         lines.append(f"interrupted: {summary['interrupted']} rows were in flight when an earlier run stopped; they "
                      "may have been billed and were not sent again (--retry-interrupted asks them again)")

@@ -55,14 +55,20 @@ def confidence_histogram_figure(summary: dict[str, Any]) -> go.Figure:
 
 
 def cost_comparison_figure(summary: dict[str, Any], pool: ModelPool | None = None) -> go.Figure:
-    """Bars: estimated cost of the routed batch against all-to-priciest and all-to-cheapest."""
+    """Bars: estimated cost of the routed batch against all-to-priciest, all-to-cheapest and (where the
+    pool carries public ratings) all-to-the-best-rated model."""
     c = summary.get("cost_estimate_usd") or {}
     labels = ["Routed", f"All to {_name(pool, c.get('priciest_model', '?'))}",
               f"All to {_name(pool, c.get('cheapest_model', '?'))}"]
     values = [c.get("routed", 0.0), c.get("all_priciest", 0.0), c.get("all_cheapest", 0.0)]
+    colours = ["#2b7bba", "#c0504d", "#6aa84f"]
+    if c.get("best_rated_model"):   # the pool's best-rated model (public ratings) for every prompt
+        labels.append(f"All to {_name(pool, c['best_rated_model'])} (best rated)")
+        values.append(c.get("all_best_rated", 0.0))
+        colours.append("#8e6bbf")
     shown = [dollars(v) for v in values]          # $0.0000172, not $0.0000
     fig = go.Figure(go.Bar(x=labels, y=values, text=shown, textposition="auto", customdata=shown,
-                           marker_color=["#2b7bba", "#c0504d", "#6aa84f"],
+                           marker_color=colours,
                            hovertemplate="%{x}: %{customdata}<extra></extra>"))
     fig.update_layout(title="Estimated cost of this batch", yaxis_title="USD",
                       yaxis_range=[0, max(values + [1e-9]) * 1.15], **_LAYOUT)
