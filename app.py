@@ -27,6 +27,7 @@ from ui.batch_tab import add_batch_api, build_batch_tab
 from ui.common import Blocks
 from ui.compare_tab import add_compare_api, build_compare_tab
 from ui.pool_tab import add_pool_api, build_pool_tab
+from ui.routes_tab import add_routes_api, build_routes_tab
 from ui.selection_tab import add_selection_api, build_selection_tab
 from ui.status_tab import add_status_api, build_status_tab
 from ui.traffic_tab import add_traffic_api, build_traffic_tab
@@ -56,6 +57,7 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
             build_selection_tab(service)
             build_training_tab(service)
             build_pool_tab(service)
+            build_routes_tab(service)
             build_status_tab(service)
             build_traffic_tab(service)
         for load in loads:   # model lists follow the live pool (the Pool tab reloads it without a restart)
@@ -65,6 +67,7 @@ def build_demo(service: RouterService | None = None) -> gr.Blocks:
         add_batch_api(service)
         add_selection_api(service)
         add_pool_api(service)
+        add_routes_api(service)
         add_status_api(service)
         add_traffic_api(service)
     demo.queue(default_concurrency_limit=service.settings.queue_concurrency)

@@ -198,6 +198,7 @@ def _router_info(result, match: SessionMatch) -> dict[str, Any]:
         "selected_model": result.selected_model, "answered_by": result.answered_by,
         "confidence": result.selection_confidence, "scores": result.scores, "ranking": result.ranking,
         "reasoning": result.reasoning, "selector": result.selector, "fallbacks": result.fallbacks,
+        "route": result.route, "route_similarity": result.route_similarity,
         "cost_usd": result.cost_usd, "latency_ms": result.latency_ms, "route_ms": result.route_ms,
         "notice": result.notice, "session": _session_info(match),
     })
@@ -337,6 +338,7 @@ class _Gateway:
             "scores": {k: round(v, 4) for k, v in selection.scores.items()},
             "confidence": round(selection.confidence, 4), "reasoning": selection.reasoning,
             "evidence": evidence_of(selection),
+            "route": selection.route, "route_similarity": selection.route_similarity,
             "selector": selection.selector, "cost_weight": selection.cost_weight,
             "latency_weight": chat.latency_weight,
             "latency_ms": (selection.details or {}).get("latency_ms"),

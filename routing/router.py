@@ -32,6 +32,7 @@ from routing.hub import ProviderHub
 from routing.pool import ModelPool, ModelSpec
 from routing.providers.base import ChatResult, StreamChunk
 from routing.providers.openai_compat import OpenAICompatibleClient
+from routing.routes.decision import routed_selection
 from routing.safety.redact import redact
 from routing.selectors.base import Selection, Selector, evidence_of
 from routing.settings import Settings
@@ -84,6 +85,8 @@ class QueryResult:
     answer_id: str | None = None       # the outcome log's id for this answer (rate it with /feedback)
     first_token_ms: float | None = None  # streamed answers: the model's time to its first token
     evidence: dict[str, Any] | None = None  # the evidence prior's grounds (routing.selectors.base.evidence_of)
+    route: str | None = None           # the route from examples that decided (routing/routes/); None: the selector
+    route_similarity: float | None = None  # that route's similarity to the prompt
     finish_reason: str | None = None   # the provider's: "stop", "length" (cut at max_tokens), ...
     truncated: bool = False            # the answer stopped at the token limit, not where the model ended it
 
@@ -133,7 +136,7 @@ def _text_messages(messages: list[dict[str, Any]] | None, prompt: str | None) ->
 
 class Router:
     def __init__(self, pool: ModelPool, selector: Selector, hub: ProviderHub, settings: Settings,
-                 health: HealthTracker | None = None, ledger: SpendLedger | None = None):
+                 health: HealthTracker | None = None, ledger: SpendLedger | None = None, routes: Any = None):
         self.pool = pool
         self.selector = selector
         self.hub = hub
@@ -142,6 +145,7 @@ class Router:
         # Every paid call is reserved in and settled with the ledger (routing/budget.py).
         self.ledger = ledger or SpendLedger(None, settings.daily_budget_usd)
         self.warnings: list[str] = []  # shown to users with each answer (e.g. selector fallback)
+        self.routes = routes  # routing.routes.RouteMatcher: routes from examples, asked before the selector
 
     # ---------------------------------------------------------------- input checks
     def validate_prompt(self, prompt: Any) -> str:
@@ -210,8 +214,12 @@ class Router:
         if max_cost_usd is not None:
             exclude = self._cost_filter(tokens_in, max_tokens, max_cost_usd, model, exclude)
         knobs = self._knobs(cost_weight, latency_weight, stream)
-        selection = (self._explicit_selection(prompt, model, knobs) if model
-                     else self.selector.select(prompt, exclude=exclude, **knobs))
+        if model:
+            selection = self._explicit_selection(prompt, model, knobs)
+        else:   # a route that matches decides (routing/routes/); else, or with no routes, the selector
+            selection = (routed_selection(self.routes, prompt, selector=self.selector, pool=self.pool, exclude=exclude,
+                                          knobs=knobs, can_call=lambda m: self._can_try(m, explicit=False))
+                         or self.selector.select(prompt, exclude=exclude, **knobs))
         if prefer and not model and prefer in self.pool and prefer not in exclude:
             alone = None
             if last_turn and last_turn.strip() and last_turn != prompt:
@@ -242,7 +250,9 @@ class Router:
                                    reasoning=f"Kept on {spec.display_name} ({model}): {why}{then}. "
                                              f"Routing the whole conversation: {auto.reasoning}",
                                    details={**(auto.details or {}),
-                                            "kept_on": model, "last_turn_alone": alone.selected_model if alone else None})
+                                            "kept_on": model, "last_turn_alone": alone.selected_model if alone else None},
+                                   route=auto.route if model == auto.selected_model else None,  # the route chose it too
+                                   route_similarity=auto.route_similarity if model == auto.selected_model else None)
         return kept
 
     def too_dear(self, tokens_in: int, max_tokens: int, max_cost_usd: float) -> dict[str, float]:
@@ -497,6 +507,7 @@ class Router:
             scores={k: round(v, 4) for k, v in selection.scores.items()}, selector=selection.selector,
             ranking=selection.ranking, warnings=list(self.warnings) + ([TRUNCATED_WARNING] if cut else []),
             first_token_ms=_first_token_ms(result), evidence=evidence_of(selection),
+            route=selection.route, route_similarity=selection.route_similarity,
             finish_reason=result.finish_reason, truncated=cut,
         )
 

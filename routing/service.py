@@ -22,8 +22,9 @@ from routing.safety.redact import register_secret
 from routing.pool import ModelPool, load_pool
 from routing.pool_editor.reload import carry_live_prices, unchanged_ids
 from routing.router import LOCAL_ANSWERER, QueryResult, Router
+from routing.routes import RouteMatcher, read_routes
 from routing.selectors import load_selector
-from routing.settings import Settings, get_settings, pool_files, selector_folders
+from routing.settings import Settings, get_settings, pool_files, routes_path, selector_folders
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +39,17 @@ class RouterService:
         self.selector, selector_warning = load_selector(self._selector_settings(), self.pool)
         self.warnings: list[str] = [selector_warning] if selector_warning else []
         self._lasting_warnings: list[str] = []   # add_warning's: kept when the selector reloads
+        # Routes from examples (routing/routes/): a file that fails its checks is not used, and says so.
+        self.routes, self.routes_warning = self._load_routes(self.pool)
+        if self.routes_warning:
+            self.warnings.append(self.routes_warning)
         for key in self.settings.api_keys:
             register_secret(key, "ROUTER_API_KEYS")
         self.local = self._make_local()
         self.hub = ProviderHub(self.settings, self.pool, self.local)
         self.ledger = SpendLedger.for_settings(self.settings)
         self.access = PaidAccess.for_settings(self.settings)  # who may spend the key (routing/safety/access.py)
-        self.router = Router(self.pool, self.selector, self.hub, self.settings, ledger=self.ledger)
+        self.router = Router(self.pool, self.selector, self.hub, self.settings, ledger=self.ledger, routes=self.routes)
         self.router.warnings = self.warnings
         self.outcome_log = OutcomeLog.for_settings(self.settings)
         # The latency knob starts from the answer times the log holds (a new process has measured
@@ -65,7 +70,7 @@ class RouterService:
         with self._reload_lock:
             selector, warning = load_selector(self._selector_settings(), self.pool)
             self.selector = self.router.selector = selector
-            self.warnings[:] = ([warning] if warning else []) + self._lasting_warnings
+            self.warnings[:] = ([warning] if warning else []) + self._lasting_warnings + self._routes_warnings()
         return selector.name
 
     def reload_pool(self) -> str:
@@ -81,16 +86,47 @@ class RouterService:
             pool = load_pool(pool_files(self.settings).live)
             carry_live_prices(self.pool, pool)
             selector, warning = load_selector(self._selector_settings(), pool)
+            routes, self.routes_warning = self._load_routes(pool)   # targets checked against the new pool
             hub = ProviderHub(self.settings, pool, self.local)
             router = Router(pool, selector, hub, self.settings, ledger=self.ledger,
-                            health=self.router.health.carried_over(unchanged_ids(self.pool, pool)))
+                            health=self.router.health.carried_over(unchanged_ids(self.pool, pool)), routes=routes)
             router.warnings = self.warnings
-            self.pool, self.selector, self.hub, self.router = pool, selector, hub, router
+            self.pool, self.selector, self.hub, self.router, self.routes = pool, selector, hub, router, routes
             self.learning.recorder.pool = pool
             self.learning.shadow.router = router
-            self.warnings[:] = ([warning] if warning else []) + self._lasting_warnings
+            self.warnings[:] = ([warning] if warning else []) + self._lasting_warnings + self._routes_warnings()
         log.info("pool reloaded from %s: %s (selector %s)", pool.source, ", ".join(pool.ids), selector.name)
         return selector.name
+
+    def _load_routes(self, pool: ModelPool) -> tuple[RouteMatcher, str | None]:
+        """The routes file's routes, embedded and calibrated for ``pool``; with a warning and no routes
+        when the file fails its checks (the app still starts and routes with the selector)."""
+        path = routes_path(self.settings)
+        try:
+            return RouteMatcher(read_routes(path, pool.ids), settings=self.settings, source=str(path)), None
+        except UserError as exc:
+            log.warning("routes not used: %s", exc)
+            return RouteMatcher([], source=str(path)), f"Routes are off until the file is fixed: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the encoder failed to load: the app still routes
+            log.exception("routes not used")
+            return RouteMatcher([], source=str(path)), f"Routes are off: they could not be loaded ({exc})."
+
+    def _routes_warnings(self) -> list[str]:
+        return [self.routes_warning] if self.routes_warning else []
+
+    def reload_routes(self) -> RouteMatcher:
+        """Read the routes file again (after an edit on the Routes tab) and swap the new routes in; raises
+        RoutesFileError with nothing swapped when the file fails its checks. Answers already being routed
+        finish with the routes they started with."""
+        with self._reload_lock:
+            path = routes_path(self.settings)
+            routes = RouteMatcher(read_routes(path, self.pool.ids), settings=self.settings, source=str(path))
+            self.routes = self.router.routes = routes
+            if self.routes_warning in self.warnings:
+                self.warnings.remove(self.routes_warning)
+            self.routes_warning = None
+        log.info("routes reloaded from %s: %s", path, ", ".join(r.name for r in routes.routes) or "none")
+        return routes
 
     def _selector_settings(self) -> Settings:
         """The settings the selector loads with: the folder a retrained selector was promoted in
@@ -156,7 +192,7 @@ class RouterService:
         settings = dataclasses.replace(self.settings, openrouter_api_key=key)
         live = self.router   # one reference: a pool reloaded meanwhile cannot mix into this router
         hub = ProviderHub(settings, live.pool, self.local)  # registers the key for redaction
-        router = Router(live.pool, live.selector, hub, settings, ledger=SpendLedger(None, None))
+        router = Router(live.pool, live.selector, hub, settings, ledger=SpendLedger(None, None), routes=live.routes)
         router.warnings = self.warnings
         return router
 
@@ -195,7 +231,7 @@ class RouterService:
         settings = dataclasses.replace(self.settings, openrouter_api_key=None)
         live = self.router   # one reference: a pool reloaded meanwhile cannot mix into this router
         router = Router(live.pool, live.selector, ProviderHub(settings, live.pool, self.local), settings,
-                        ledger=SpendLedger(None, None))
+                        ledger=SpendLedger(None, None), routes=live.routes)
         router.warnings = self.warnings
         return router
 
@@ -220,6 +256,8 @@ class RouterService:
             "spend": self.ledger.summary(),
             "learning": self.learning.summary(),
             "warnings": list(self.warnings),
+            # decisions this process made on prompts unlike the selector's training data (the prior's novelty check)
+            "unlike_training_data": dict(getattr(self.selector, "counts", None) or {}) or None,
         }
 
     @staticmethod
@@ -234,5 +272,3 @@ class RouterService:
 
 
 __all__ = ["RouterService", "QueryResult"]
-            # decisions this process made on prompts unlike the selector's training data (the prior's novelty check)
-            "unlike_training_data": dict(getattr(self.selector, "counts", None) or {}) or None,

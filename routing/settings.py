@@ -116,6 +116,8 @@ class Settings:
     queue_concurrency: int = 8                     # ROUTER_QUEUE_CONCURRENCY (Gradio workers per event)
     allow_training: bool = False                   # ROUTER_ALLOW_TRAINING (Training tab may run jobs)
     allow_pool_edit: bool = False                  # ROUTER_ALLOW_POOL_EDIT (Pool tab may edit the pool)
+    allow_route_edit: bool = False                 # ROUTER_ALLOW_ROUTE_EDIT (Routes tab may edit the routes)
+    routes_file: Path | None = None                # ROUTER_ROUTES_FILE (None: <ROUTER_DATA_DIR>/routes.json)
     batch_max_rows: int = 10000                    # ROUTER_BATCH_MAX_ROWS
     batch_max_mb: float = 20.0                     # ROUTER_BATCH_MAX_MB
     api_keys: tuple[str, ...] = ()                 # ROUTER_API_KEYS (comma-separated gateway keys for /v1/*)
@@ -171,6 +173,9 @@ class Settings:
             queue_concurrency=_int(env, "ROUTER_QUEUE_CONCURRENCY", 8),
             allow_training=_bool(env.get("ROUTER_ALLOW_TRAINING"), False),
             allow_pool_edit=_bool(env.get("ROUTER_ALLOW_POOL_EDIT"), False),
+            allow_route_edit=_bool(env.get("ROUTER_ALLOW_ROUTE_EDIT"), False),
+            routes_file=(Path(env["ROUTER_ROUTES_FILE"].strip())
+                         if (env.get("ROUTER_ROUTES_FILE") or "").strip() else None),
             batch_max_rows=_int(env, "ROUTER_BATCH_MAX_ROWS", 10000),
             batch_max_mb=_float(env, "ROUTER_BATCH_MAX_MB", 20.0),
             api_keys=tuple(k.strip() for k in (env.get("ROUTER_API_KEYS") or "").split(",") if k.strip()),
@@ -286,6 +291,15 @@ def pool_files(settings: "Settings") -> PoolFiles:
     override = Path(settings.data_dir) / POOL_OVERRIDE
     base = Path(settings.models_file)
     return PoolFiles(override if override.is_file() else base, base, override)
+
+
+#: The routes file under ROUTER_DATA_DIR, unless ROUTER_ROUTES_FILE names another (routing/routes/).
+ROUTES_FILE = "routes.json"
+
+
+def routes_path(settings: "Settings") -> Path:
+    """The routes file: ROUTER_ROUTES_FILE, else ``<ROUTER_DATA_DIR>/routes.json``; no file means no routes."""
+    return Path(settings.routes_file) if settings.routes_file else Path(settings.data_dir) / ROUTES_FILE
 
 
 def get_settings() -> Settings:

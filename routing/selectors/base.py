@@ -33,6 +33,8 @@ class Selection:
     quality_pick: str = ""            # the pick at cost_weight 0 (before the slider)
     excluded: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
+    route: str | None = None          # the route from examples that decided (routing/routes/), None: the selector
+    route_similarity: float | None = None  # that route's similarity to the prompt (its threshold is in details)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

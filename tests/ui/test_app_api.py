@@ -14,7 +14,8 @@ from tests.conftest import router_settings  # noqa: E402
 
 PUBLIC_ENDPOINTS = {"/query", "/query-specific", "/feedback", "/query-compare", "/batch-query", "/calibrate",
                     "/test-selection", "/train",
-                    "/pool", "/pool-test", "/pool-save", "/pool-remove", "/pool-revert", "/health", "/traffic"}
+                    "/pool", "/pool-test", "/pool-save", "/pool-remove", "/pool-revert",
+                    "/routes", "/routes-test", "/routes-save", "/routes-remove", "/health", "/traffic"}
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +76,17 @@ def test_provider_failure_falls_back_through_the_api(client, server):
 def test_health_endpoint(client):
     rows = client.predict(api_name="/health")
     assert {r["model"] for r in rows} == {"deepseek-r1", "mistral-small", "qwen2.5", "gemini-flash", "llama-3.3"}
+
+
+def test_routes_endpoints_read_and_test_for_everyone_and_refuse_edits(client):
+    view = client.predict(api_name="/routes")
+    assert view["routes"] == [] and not view["exists"] and not view["editable"]
+    assert "ROUTER_ALLOW_ROUTE_EDIT=1" in view["refusal"]
+    tested = client.predict(prompt="Write a limerick about a sleepy cat", api_name="/routes-test")
+    assert tested["routes"] == [] and tested["route"] is None and tested["selected_model"] == "llama-3.3"
+    with pytest.raises(AppError, match="ROUTER_ALLOW_ROUTE_EDIT=1"):
+        client.predict(name="legal", examples=["a b", "c d", "e f"], target="deepseek-r1", api_name="/routes-save")
+    with pytest.raises(AppError, match="ROUTER_ALLOW_ROUTE_EDIT=1"):
+        client.predict(name="legal", api_name="/routes-remove")
+    with pytest.raises(AppError, match="empty"):
+        client.predict(prompt="", api_name="/routes-test")
