@@ -328,7 +328,8 @@ class _Gateway:
                                            tokens_in=input_token_bound(chat.messages, chat.extra),
                                            max_cost_usd=chat.max_cost_usd, prefer=match.model,
                                            prefer_why=match.describe(), latency_weight=chat.latency_weight,
-                                           stream=chat.stream, last_turn=_last_user_text(chat.messages))
+                                           stream=chat.stream, last_turn=_last_user_text(chat.messages),
+                                           messages=chat.messages, extra=chat.extra)
         except SpendLimitError as exc:
             raise _spend_error(exc) from None
         costs = {m: _estimated_cost(self.service, m, chat) for m in selection.ranking}

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, asdict
 from typing import Any, Callable, Iterator, Sequence
 
 from routing.budget import SpendLedger, cost_bound, input_token_bound, is_paid
+from routing.context.windows import METHOD, overflow_reason, too_long
 from routing.errors import ProviderError, ProviderKeyError, SpendLimitError, UserError
 from routing.health import HealthTracker
 from routing.hub import ProviderHub
@@ -193,7 +194,8 @@ class Router:
                model: str | None = None, max_tokens: int | None = None, chars_in: int | None = None,
                max_cost_usd: float | None = None, prefer: str | None = None, prefer_why: str = "",
                latency_weight: float = 0.0, stream: bool = False, tokens_in: int | None = None,
-               last_turn: str | None = None) -> Selection:
+               last_turn: str | None = None, messages: Sequence[Any] | None = None,
+               extra: dict[str, Any] | None = None) -> Selection:
         """The decision :meth:`stream` acts on, without calling a model (``/v1/route`` shows it).
 
         ``tokens_in``: the most input tokens the request can be billed for
@@ -203,6 +205,11 @@ class Router:
         larger, of ``chars_in`` characters at 4 bytes each (the most UTF-8 takes for one),
         which knows nothing of tools. ``latency_weight`` weighs each model's recent median
         latency (time to the first token when ``stream``) against its score, beside the cost knob.
+
+        ``messages`` (as they would be sent; default ``prompt`` as one message) and ``extra`` are
+        counted against each model's context window (:mod:`routing.context.windows`): a model the
+        request plus ``max_tokens`` would overflow is left out and the reason says so; a named
+        ``model`` it overflows, or no model left, is a UserError naming the sizes.
         """
         prompt = self.validate_prompt(prompt)
         max_tokens = max_tokens or self.settings.max_tokens
@@ -211,6 +218,8 @@ class Router:
             if chars_in is not None:
                 tokens_in = max(tokens_in, input_token_bound("") + 4 * chars_in)
         exclude = list(exclude)
+        overflow, counted = self._context_filter(messages if messages else prompt, extra, max_tokens, model, exclude)
+        exclude += [m for m in overflow if m not in exclude]
         if max_cost_usd is not None:
             exclude = self._cost_filter(tokens_in, max_tokens, max_cost_usd, model, exclude)
         knobs = self._knobs(cost_weight, latency_weight, stream)
@@ -220,6 +229,13 @@ class Router:
             selection = (routed_selection(self.routes, prompt, selector=self.selector, pool=self.pool, exclude=exclude,
                                           knobs=knobs, can_call=lambda m: self._can_try(m, explicit=False))
                          or self.selector.select(prompt, exclude=exclude, **knobs))
+        if overflow:   # say which models the request did not fit, and (a kept conversation) that it moved
+            lines = [overflow_reason(m, w, counted, max_tokens) for m, w in overflow.items()]
+            if prefer in overflow and not model:
+                lines.insert(0, f"The conversation outgrew {prefer} ({prefer_why or 'it was on it'}), so it moves")
+            selection = dataclasses.replace(selection, reasoning=f"{selection.reasoning} Left out: {'; '.join(lines)}.",
+                                            details={**(selection.details or {}), "context_overflow": {
+                                                "tokens_in": counted, "max_tokens": max_tokens, "windows": overflow}})
         if prefer and not model and prefer in self.pool and prefer not in exclude:
             alone = None
             if last_turn and last_turn.strip() and last_turn != prompt:
@@ -254,6 +270,27 @@ class Router:
                                    route=auto.route if model == auto.selected_model else None,  # the route chose it too
                                    route_similarity=auto.route_similarity if model == auto.selected_model else None)
         return kept
+
+    def _context_filter(self, messages: Any, extra: dict[str, Any] | None, max_tokens: int, model: str | None,
+                        exclude: Sequence[str]) -> tuple[dict[str, int], int | None]:
+        """The pool models whose context window the request plus its answer overflows (and the
+        estimated input tokens); UserError when that rules out the named ``model`` or every model
+        not excluded."""
+        overflow, counted = too_long(self.pool, messages, max_tokens, extra)
+        if not overflow:
+            return {}, counted
+        if model and model in overflow:
+            raise UserError(overflow_reason(model, overflow[model], counted, max_tokens)
+                            + ": shorten the conversation, lower max_tokens, or choose a model with a larger window.")
+        left = [m for m in self.pool.ids if m not in overflow and m not in exclude]
+        if not left:
+            candidates = {m: w for m, w in overflow.items() if m not in exclude} or overflow
+            largest = max(candidates, key=candidates.get)
+            raise UserError(f"No pool model can take this request: about {counted:,} tokens ({METHOD}) plus "
+                            f"{max_tokens:,} for the answer exceed every context window left to choose from "
+                            f"(the largest: {largest}, {candidates[largest]:,} tokens). Shorten the conversation "
+                            "or lower max_tokens.")
+        return overflow, counted
 
     def too_dear(self, tokens_in: int, max_tokens: int, max_cost_usd: float) -> dict[str, float]:
         """Pool models that could cost more than ``max_cost_usd`` for this request, with their bound.
@@ -331,7 +368,7 @@ class Router:
         selection = self.decide(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
                                 max_tokens=max_tokens, tokens_in=tokens_in, max_cost_usd=max_cost_usd,
                                 prefer=prefer, prefer_why=prefer_why, latency_weight=latency_weight, stream=stream,
-                                last_turn=last_turn)
+                                last_turn=last_turn, messages=messages, extra=extra)
         route_ms = round((time.monotonic() - start) * 1000, 2)
         prompt = selection.prompt
         yield RouterEvent("selection", selection=selection)
