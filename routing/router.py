@@ -172,11 +172,20 @@ class Router:
 
     def route(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
               latency_weight: float = 0.0) -> Selection:
-        return self.selector.select(self.validate_prompt(prompt), exclude=list(exclude),
-                                    **self._knobs(cost_weight, latency_weight))
+        """The decision for one prompt as :meth:`decide` makes it (a matching route, else the
+        selector), without the checks that need a whole request (cost caps, context windows)."""
+        prompt, knobs = self.validate_prompt(prompt), self._knobs(cost_weight, latency_weight)
+        return (routed_selection(self.routes, prompt, selector=self.selector, pool=self.pool, exclude=list(exclude),
+                                 knobs=knobs, can_call=lambda m: self._can_try(m, explicit=False))
+                or self.selector.select(prompt, exclude=list(exclude), **knobs))
 
     def route_many(self, prompts: Sequence[str], *, cost_weight: float = 0.0,
                    exclude: Sequence[str] = (), latency_weight: float = 0.0) -> list[Selection]:
+        """:meth:`route` for each prompt (a batch decides as single requests do: with routes, each
+        prompt alone; without, in one selector pass, which the selector makes equal to one at a time)."""
+        if self.routes:
+            return [self.route(p, cost_weight=cost_weight, exclude=exclude, latency_weight=latency_weight)
+                    for p in prompts]
         return self.selector.select_many(list(prompts), exclude=list(exclude),
                                          **self._knobs(cost_weight, latency_weight))
 

@@ -59,3 +59,19 @@ def test_every_entry_point_makes_the_same_decision(make_service, tmp_path):
     assert len({m for m, _ in one_by_one}) > 1          # the knob made real choices, not one model for all
     queried = service.query(prompts[3], cost_weight=COST_WEIGHT)   # the Ask tab's and /query's path
     assert (queried["selected_model"], round(queried["selection_confidence"], 4)) == one_by_one[3]
+
+
+def test_a_route_from_examples_decides_in_a_batch_as_it_does_for_one_request(make_service, tmp_path):
+    """Routes were consulted by /query and the gateway but not by batch routing or compare-all's pick."""
+    from tests.routing.routes.example_routes import HELD_OUT, UNRELATED, routes_json
+
+    routes = tmp_path / "routes.json"
+    routes.write_text(json.dumps(routes_json(legal_target="gemini-flash")), encoding="utf-8")
+    service = make_service(routes_file=routes)
+    prompts = HELD_OUT["legal"] + HELD_OUT["cooking"] + UNRELATED[:4]
+    single = [service.router.decide(p) for p in prompts]
+    assert {s.route for s in single} >= {"legal", "cooking", None}
+    src = _csv(tmp_path / "in.csv", prompts)
+    run_file(service.router, src, tmp_path / "route.csv", mode="route", chunk_size=16)
+    assert _read(tmp_path / "route.csv") == [(s.selected_model, round(s.confidence, 4)) for s in single]
+    assert [s.route for s in service.router.route_many(prompts)] == [s.route for s in single]
