@@ -199,6 +199,8 @@ def _router_info(result, match: SessionMatch) -> dict[str, Any]:
         "confidence": result.selection_confidence, "scores": result.scores, "ranking": result.ranking,
         "reasoning": result.reasoning, "selector": result.selector, "fallbacks": result.fallbacks,
         "route": result.route, "route_similarity": result.route_similarity,
+        # ROUTER_ESCALATE: why and where it went up, the scores and which answer was kept (not the texts)
+        "escalation": ({k: v for k, v in result.escalation.items() if k != "answers"} if result.escalation else None),
         "cost_usd": result.cost_usd, "latency_ms": result.latency_ms, "route_ms": result.route_ms,
         "notice": result.notice, "session": _session_info(match),
     })

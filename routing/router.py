@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from routing.budget import SpendLedger, cost_bound, input_token_bound, is_paid
 from routing.context.windows import METHOD, overflow_reason, too_long
+from routing.escalation.policy import EscalationPolicy, answer_score, keep_second, next_model_up, unsure, weak
 from routing.errors import ProviderError, ProviderKeyError, SpendLimitError, UserError
 from routing.health import HealthTracker
 from routing.hub import ProviderHub
@@ -90,6 +91,9 @@ class QueryResult:
     route_similarity: float | None = None  # that route's similarity to the prompt
     finish_reason: str | None = None   # the provider's: "stop", "length" (cut at max_tokens), ...
     truncated: bool = False            # the answer stopped at the token limit, not where the model ended it
+    #: ROUTER_ESCALATE: why the next model up was asked (or went first, streaming), what each answer
+    #: scored and which was kept (routing/escalation/policy.py); None when there was no escalation
+    escalation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -335,16 +339,85 @@ class Router:
             extra: dict[str, Any] | None = None, max_cost_usd: float | None = None,
             prefer: str | None = None, prefer_why: str = "", latency_weight: float = 0.0,
             last_turn: str | None = None) -> QueryResult:
-        """Route and answer; returns the finished result (no streaming)."""
-        last = None
+        """Route and answer; returns the finished result (no streaming). With ``ROUTER_ESCALATE`` a
+        routed answer may be followed by the next model up's (:meth:`_escalate`)."""
+        last, selection = None, None
         for event in self.stream(prompt, cost_weight=cost_weight, exclude=exclude, model=model,
                                  max_tokens=max_tokens, stream=False, messages=messages,
                                  temperature=temperature, extra=extra, max_cost_usd=max_cost_usd,
                                  prefer=prefer, prefer_why=prefer_why, latency_weight=latency_weight,
                                  last_turn=last_turn):
+            selection = event.selection if event.kind == "selection" else selection
             last = event
         assert last is not None and last.result is not None
-        return last.result
+        if model or selection is None:
+            return last.result
+        return self._escalate(prompt, selection, last.result, max_tokens=max_tokens, messages=messages,
+                              temperature=temperature, extra=extra, max_cost_usd=max_cost_usd)
+
+    def _go_up_when_unsure(self, selection: Selection) -> Selection:
+        """A stream is decided before its first token: an unsure decision goes to the next model up
+        instead (one call; the *weak* trigger needs a whole answer and applies to answers not streamed)."""
+        why = unsure(selection, EscalationPolicy.for_settings(self.settings))
+        up = next_model_up(selection, selection.selected_model,
+                           exclude=[m for m in self.pool.ids if m not in selection.ranking]) if why else None
+        if up is None:
+            return selection
+        record = {"reason": why, "from": selection.selected_model, "to": up, "asked": False, "streamed": True,
+                  "note": "a stream goes to the next model up before its first token instead of asking both"}
+        return dataclasses.replace(selection, selected_model=up, confidence=selection.scores.get(up, 0.0),
+                                   ranking=[up, *[m for m in selection.ranking if m != up]],
+                                   reasoning=f"{selection.reasoning} Escalated before answering ({why}): "
+                                             f"{up} instead of {selection.selected_model}.",
+                                   details={**(selection.details or {}), "escalation": record})
+
+    def _escalatable(self, selection: Selection) -> bool:
+        """Whether the router may second-guess this decision: not a route's (a rule someone wrote),
+        not a conversation kept on its model, not one already escalated."""
+        details = selection.details or {}
+        return (EscalationPolicy.for_settings(self.settings).enabled and selection.route is None
+                and not details.get("kept_on") and not details.get("escalation"))
+
+    def _escalate(self, prompt: str, selection: Selection, first: QueryResult, **call: Any) -> QueryResult:
+        """``first``, or the next model up's answer when the decision was unsure or ``first`` weak and
+        that answer scores higher (routing/escalation/policy.py). The second call goes through the
+        ledger like any other: a cap that stops it leaves ``first``, and says so."""
+        if not self._escalatable(selection) or first.answered_by == LOCAL_ANSWERER:
+            return first
+        policy = EscalationPolicy.for_settings(self.settings)
+        first_score = answer_score(selection.prompt, first.response)
+        why = unsure(selection, policy) or weak(first_score, policy)
+        if why is None:
+            return first
+        up = next_model_up(selection, first.answered_by,
+                           exclude=[m for m in self.pool.ids if m not in selection.ranking])
+        record: dict[str, Any] = {"reason": why, "from": first.answered_by, "to": up, "asked": False,
+                                  "scores": {first.answered_by: round(first_score, 4)}}
+        if up is None:
+            record["note"] = f"no model is predicted to answer better than {first.answered_by}"
+            return dataclasses.replace(first, escalation=record)
+        try:
+            second = self.ask(prompt, model=up, **call)
+        except (UserError, ProviderError) as exc:   # a spending cap, max_cost_usd, the model failing
+            record["note"] = f"{up} was not asked or did not answer: {redact(str(exc))}"
+            return dataclasses.replace(first, escalation=record,
+                                       warnings=[*first.warnings, f"Escalation to {up} stopped: {record['note']}"])
+        second_score = answer_score(selection.prompt, second.response)
+        kept = second if keep_second(first_score, second_score) else first
+        extra_cost = second.cost_usd
+        record.update(asked=True, kept=kept.answered_by, extra_cost_usd=extra_cost,
+                      scores={first.answered_by: round(first_score, 4), up: round(second_score, 4)},
+                      answers={first.answered_by: first.response, up: second.response})
+        total = (None if first.cost_usd is None or extra_cost is None else first.cost_usd + extra_cost)
+        line = (f"Escalated ({why}): asked {up} too (+{'$%.6f' % extra_cost if extra_cost is not None else 'cost n/a'}); "
+                f"kept {kept.answered_by}'s answer (evaluator {first.answered_by} {first_score:.2f}, {up} "
+                f"{second_score:.2f}).")
+        return dataclasses.replace(kept, selected_model=first.selected_model, reasoning=first.reasoning,
+                                   selection_confidence=first.selection_confidence, scores=first.scores,
+                                   ranking=first.ranking, selector=first.selector, evidence=first.evidence,
+                                   fallbacks=first.fallbacks + kept.fallbacks if kept is second else first.fallbacks,
+                                   cost_usd=total, warnings=[*first.warnings, line], escalation=record,
+                                   latency_ms=round(first.latency_ms + second.latency_ms, 1))
 
     def stream(self, prompt: str, *, cost_weight: float = 0.0, exclude: Sequence[str] = (),
                model: str | None = None, max_tokens: int | None = None,
@@ -378,6 +451,8 @@ class Router:
                                 max_tokens=max_tokens, tokens_in=tokens_in, max_cost_usd=max_cost_usd,
                                 prefer=prefer, prefer_why=prefer_why, latency_weight=latency_weight, stream=stream,
                                 last_turn=last_turn, messages=messages, extra=extra)
+        if stream and not model and self._escalatable(selection):
+            selection = self._go_up_when_unsure(selection)
         route_ms = round((time.monotonic() - start) * 1000, 2)
         prompt = selection.prompt
         yield RouterEvent("selection", selection=selection)
@@ -555,6 +630,7 @@ class Router:
             first_token_ms=_first_token_ms(result), evidence=evidence_of(selection),
             route=selection.route, route_similarity=selection.route_similarity,
             finish_reason=result.finish_reason, truncated=cut,
+            escalation=(selection.details or {}).get("escalation"),   # a stream that went up before answering
         )
 
     def ask_model(self, model_id: str, prompt: str, *, max_tokens: int | None = None,

@@ -117,6 +117,9 @@ class Settings:
     allow_training: bool = False                   # ROUTER_ALLOW_TRAINING (Training tab may run jobs)
     allow_pool_edit: bool = False                  # ROUTER_ALLOW_POOL_EDIT (Pool tab may edit the pool)
     allow_route_edit: bool = False                 # ROUTER_ALLOW_ROUTE_EDIT (Routes tab may edit the routes)
+    escalate: bool = False                         # ROUTER_ESCALATE (ask the next model up when unsure or weak)
+    escalate_margin: float = 0.05                  # ROUTER_ESCALATE_MARGIN (top-two predicted-quality gap)
+    escalate_min_score: float = 0.45               # ROUTER_ESCALATE_MIN_SCORE (evaluator score, 0-1)
     routes_file: Path | None = None                # ROUTER_ROUTES_FILE (None: <ROUTER_DATA_DIR>/routes.json)
     batch_max_rows: int = 10000                    # ROUTER_BATCH_MAX_ROWS
     batch_max_mb: float = 20.0                     # ROUTER_BATCH_MAX_MB
@@ -174,6 +177,9 @@ class Settings:
             allow_training=_bool(env.get("ROUTER_ALLOW_TRAINING"), False),
             allow_pool_edit=_bool(env.get("ROUTER_ALLOW_POOL_EDIT"), False),
             allow_route_edit=_bool(env.get("ROUTER_ALLOW_ROUTE_EDIT"), False),
+            escalate=_bool(env.get("ROUTER_ESCALATE"), False),
+            escalate_margin=_float(env, "ROUTER_ESCALATE_MARGIN", 0.05),
+            escalate_min_score=_float(env, "ROUTER_ESCALATE_MIN_SCORE", 0.45),
             routes_file=(Path(env["ROUTER_ROUTES_FILE"].strip())
                          if (env.get("ROUTER_ROUTES_FILE") or "").strip() else None),
             batch_max_rows=_int(env, "ROUTER_BATCH_MAX_ROWS", 10000),
