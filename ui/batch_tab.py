@@ -107,8 +107,16 @@ def summary_markdown(summary: dict[str, Any], pool) -> str:
                  f"{md_text(pool.get(c['cheapest_model']).display_name)}"
                  + (f" ({c['rows_with_estimated_tokens']:,} rows estimated at ~{c['chars_per_token']} characters "
                     f"per token and {c['assumed_answer_tokens']} answer tokens)." if c["rows_with_estimated_tokens"] else "."))
+    if c.get("best_rated_model") and c.get("all_best_rated") is not None:
+        lines.append(f"All to the best-rated model ({md_text(pool.get(c['best_rated_model']).display_name)}, public "
+                     f"ratings) would have cost {md_text(dollars(c['all_best_rated']))}; each row's figures are in "
+                     "the download (`cost_routed_usd`, `cost_if_priciest_usd`, `cost_if_best_rated_usd`).")
     if "actual_cost_usd" in summary:
         lines.append(f"Cost reported by the providers: {md_text(dollars(summary['actual_cost_usd']))}.")
+    if summary.get("unlike_training_data", {}).get("rows"):
+        u = summary["unlike_training_data"]
+        lines.append(f"⚠️ {u['rows']:,} of {u['of']:,} prompts ({u['share']:.1%}) were unlike the selector's training "
+                     "data: routed on the public ratings and the price (`unlike_training_data` in the download).")
     if summary.get("compare"):
         cmp = summary["compare"]
         ties = cmp.get("ties") or 0
@@ -119,6 +127,9 @@ def summary_markdown(summary: dict[str, Any], pool) -> str:
         else:
             lines.append(f"Compare: the router's pick was the evaluator's best on {cmp['router_agrees']:.0%} of "
                          f"{cmp['with_winner']:,} rows with a winner.{tie_note}")
+        if cmp.get("mean_regret") is not None:
+            lines.append(f"Regret (the row's best evaluator score minus the routed model's, 0-1): mean "
+                         f"{cmp['mean_regret']:.3f} over {cmp['rows_with_regret']:,} rows (`regret` per row).")
     for e in summary.get("errors", [])[:5]:
         row = e["row"] + 1 if isinstance(e["row"], int) else md_text(e["row"])
         lines.append(f"⚠️ row {row}: {md_text(e['error'])}")

@@ -112,10 +112,17 @@ def _base_record(row: InputRow) -> dict[str, Any]:
             "status": "ok", "error": None}
 
 
+def _unlike(details: dict[str, Any] | None) -> bool | None:
+    """Whether the selector flagged the prompt as unlike its training data (None: no such check)."""
+    novelty = (details or {}).get("novelty")
+    return bool(novelty["unlike_training_data"]) if isinstance(novelty, dict) else None
+
+
 def _selection_fields(sel) -> dict[str, Any]:
     return {"selected_model": sel.selected_model, "confidence": round(float(sel.confidence), 4),
             "runner_up": sel.runner_up, "selector": sel.selector,
-            "scores": {k: round(float(v), 4) for k, v in sel.scores.items()}}
+            "scores": {k: round(float(v), 4) for k, v in sel.scores.items()},
+            "unlike_training_data": _unlike(sel.details)}
 
 
 def _failed(record: dict[str, Any], error: str) -> dict[str, Any]:
@@ -172,7 +179,8 @@ def answer_row(router: Router, row: InputRow, *, cost_weight: float = 0.0,
                   runner_up=(result.ranking[1] if len(result.ranking) > 1 else None), selector=result.selector,
                   scores=result.scores, response=result.response, answered_by=result.answered_by,
                   usage=result.usage, cost_usd=result.cost_usd, latency_ms=result.latency_ms,
-                  fallbacks=len([f for f in result.fallbacks if not f.get("skipped")]), notice=result.notice)
+                  fallbacks=len([f for f in result.fallbacks if not f.get("skipped")]), notice=result.notice,
+                  unlike_training_data=_unlike(result.evidence))
     record.update(row_savings(record, router.pool))
     return record
 
@@ -297,6 +305,7 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
     cost = {"routed": 0.0, "all_priciest": 0.0, "all_cheapest": 0.0, "all_best_rated": 0.0}
     tokens_estimated = 0
     regrets: list[float] = []
+    unlike = checked = 0
     errors: list[dict[str, Any]] = []
     router_correct = compared = ties = 0
     best_counts: Counter[str] = Counter()
@@ -329,6 +338,9 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
             cost["all_best_rated"] += _price(pool, best_rated, t_in, t_out)
         if record.get("regret") is not None:
             regrets.append(float(record["regret"]))
+        if record.get("unlike_training_data") is not None:
+            checked += 1
+            unlike += bool(record["unlike_training_data"])
         if record.get("best_model"):
             compared += 1
             best_counts[record["best_model"]] += 1
@@ -364,6 +376,8 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
     }
     if answered_by:
         summary["answered_by"] = dict(answered_by)
+    if checked:   # the selector's novelty check (routing/selectors/novelty.py)
+        summary["unlike_training_data"] = {"rows": unlike, "of": checked, "share": round(unlike / checked, 4)}
     if real_cost_rows:
         summary["actual_cost_usd"] = tidy(real_cost)
     if compared or ties:
@@ -389,7 +403,7 @@ def csv_columns(mode: str, input_columns: Sequence[str], pool_ids: Sequence[str]
             out += [f"{m}_total", f"{m}_cost_usd", f"{m}_latency_ms", f"{m}_tokens", f"{m}_error", f"{m}_response"]
         out += ["best_model", "tied", "router_correct"]
     out += list(SAVINGS_COLUMNS)
-    out.append("error")
+    out += ["unlike_training_data", "error"]
     return [_input_name(c, out) for c in input_columns] + out
 
 
@@ -405,7 +419,7 @@ def flatten_record(record: dict[str, Any], result_columns: Sequence[str]) -> dic
     results: dict[str, Any] = {}
     for key in ("row", "status", "selected_model", "confidence", "runner_up", "selector", "response",
                 "answered_by", "cost_usd", "latency_ms", "fallbacks", "notice", "best_model", "tied", "router_correct",
-                *SAVINGS_COLUMNS, "error"):
+                *SAVINGS_COLUMNS, "unlike_training_data", "error"):
         if key in record:
             results[key] = record[key]
     for model_id, score in (record.get("scores") or {}).items():
@@ -520,6 +534,10 @@ def _format_summary(summary: dict[str, Any]) -> str:
                     if c.get("best_rated_model") else ""))
     if "actual_cost_usd" in summary:
         lines.append(f"actual cost reported by providers: {dollars(summary['actual_cost_usd'])}")
+    if summary.get("unlike_training_data"):
+        u = summary["unlike_training_data"]
+        lines.append(f"unlike the selector's training data: {u['rows']} of {u['of']} rows ({u['share']:.1%}), "
+                     "routed on the public ratings and the price")
     compared = summary.get("compare") or {}
     if compared.get("mean_regret") is not None:
         agrees = compared.get("router_agrees")

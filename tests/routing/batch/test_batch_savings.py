@@ -66,3 +66,21 @@ def test_a_routed_model_that_did_not_answer_has_no_regret_and_no_cost(make_servi
     savings = row_savings(record, pool)
     assert savings["cost_routed_usd"] is None and savings["regret"] is None
     assert savings["cost_if_best_rated_usd"] == 0.002
+
+
+def test_the_batch_counts_prompts_unlike_the_selectors_training_data(make_service, tmp_path):
+    """Issue 30, item 4: the novelty flag per row and in the summary (the shipped prior's check)."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from routing.settings import DEFAULT_SELECTOR_DIR
+    from ui.batch_tab import summary_markdown
+
+    service = make_service(selector="auto", selector_dir=DEFAULT_SELECTOR_DIR)
+    src = write_prompts_csv(tmp_path / "in.csv", [PROMPTS[0], "!!!!????....", PROMPTS[3]])
+    summary = run_file(service.router, src, tmp_path / "out.csv", mode="route")
+    rows = read_csv(tmp_path / "out.csv")
+    assert [r["unlike_training_data"] for r in rows] == ["False", "True", "False"]
+    assert summary["unlike_training_data"] == {"rows": 1, "of": 3, "share": 0.3333}
+    text = summary_markdown(summary, service.pool)
+    assert "1 of 3 prompts" in text and "best-rated model" in text
