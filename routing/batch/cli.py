@@ -42,6 +42,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retry-interrupted", action="store_true",
                         help="ask again the rows whose call was in flight when an earlier run stopped (they may "
                              "have been billed already; by default they are recorded as interrupted, not re-sent)")
+    parser.add_argument("--outcomes", default=None,
+                        help="an outcome table (CSV/JSONL: a prompt column and a 0-1 score column per pool model, "
+                             "named by id or model name): each row's regret against its best model (local engine)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local (default: this process) or ray (Ray Data actor pool; INPUT may be CSV, JSONL "
@@ -60,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     settings = get_settings()
     if args.engine == "ray":
+        if args.outcomes:
+            parser.error("--outcomes applies with the local engine only")
         from routing.batch.ray_engine import main_ray
 
         return main_ray(args, settings)
@@ -75,5 +80,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         chunk_size=args.chunk_size, cost_weight=args.cost_weight, workers=args.workers, progress=progress,
         latency_weight=args.latency_weight, start_over=args.start_over, retry_interrupted=args.retry_interrupted,
         max_rows=settings.batch_max_rows if args.max_rows is None else args.max_rows,
-        max_mb=settings.batch_max_mb if args.max_mb is None else args.max_mb,
+        max_mb=settings.batch_max_mb if args.max_mb is None else args.max_mb, outcomes=args.outcomes,
     ), _format_summary, args.json)

@@ -41,6 +41,7 @@ from routing.batch.io import (INTERRUPTED, BatchFile, InputRow, ResultsStore, in
 from routing.batch.money import dollars
 from routing.errors import UserError
 from routing.router import Router
+from routing.batch.outcomes import read_outcome_scores
 from routing.batch.rows import (BeforeCallFn, CompareFn, check_run_options, DEFAULT_CHUNK_SIZE, ProgressFn,
                                 _input_name, answer_row, check_can_compare, check_mode, compare_row, csv_columns,
                                 default_compare_fn, route_rows, summarize, write_csv, write_outputs)
@@ -284,7 +285,7 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
              max_rows: int | None = None, max_mb: float | None = None, progress: ProgressFn | None = None,
              workers: int | None = None, compare_fn: CompareFn | None = None,
              start_over: bool = False, latency_weight: float = 0.0, retry_interrupted: bool = False,
-             charts: bool = True) -> dict[str, Any]:
+             charts: bool = True, outcomes: str | Path | None = None) -> dict[str, Any]:
     """Check the input, run (or resume) the batch, write the CSV, and return the summary.
 
     An existing results file for ``out`` is resumed; with ``start_over`` it is first moved
@@ -299,6 +300,8 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
     mode = check_mode(mode)
     if mode == "compare" and compare_fn is None:
         check_can_compare(router)
+    # --outcomes: an outcome table the rows' regret is measured against (read before any row runs)
+    scores = read_outcome_scores(outcomes, router.pool) if outcomes else None
     source = open_batch_file(input_path, prompt_column=prompt_column, max_rows=max_rows, max_mb=max_mb)
     jsonl_path, csv_path = results_paths(out)
     jsonl_path.parent.mkdir(parents=True, exist_ok=True)
@@ -315,8 +318,8 @@ def run_file(router: Router, input_path: str | Path, out: str | Path, *, mode: s
         run = run_batch(router, source, store, mode=mode, chunk_size=chunk_size, cost_weight=cost_weight,
                         progress=progress, workers=workers, compare_fn=compare_fn, latency_weight=latency_weight,
                         retry_interrupted=retry_interrupted)
-        write_csv(store, csv_path, mode, source.columns, router.pool.ids)
-        summary = summarize(store, router.pool, mode=mode, total_rows=source.rows)
+        write_csv(store, csv_path, mode, source.columns, router.pool.ids, outcomes=scores)
+        summary = summarize(store, router.pool, mode=mode, total_rows=source.rows, outcomes=scores)
     finally:
         lock.release()
     summary.update(

@@ -11,12 +11,13 @@ import logging
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from routing.batch.io import (INTERRUPTED, InputRow, ResultsStore)
 from routing.batch.money import dollars, tidy
+from routing.batch.outcomes import with_regret
 from routing.errors import UserError
 from routing.pool import ModelPool
 from routing.router import Router
@@ -287,7 +288,8 @@ def row_savings(record: dict[str, Any], pool: ModelPool, *, answer_tokens: int =
 
 
 def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", total_rows: int | None = None,
-              answer_tokens: int = ASSUMED_ANSWER_TOKENS) -> dict[str, Any]:
+              answer_tokens: int = ASSUMED_ANSWER_TOKENS,
+              outcomes: Mapping[str, Mapping[str, float]] | None = None) -> dict[str, Any]:
     """Summary of a results file (streamed): counts, traffic share, confidence histogram, cost.
 
     Cost compares the routed batch with sending every row to the priciest and to the
@@ -310,6 +312,7 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
     router_correct = compared = ties = 0
     best_counts: Counter[str] = Counter()
     for record in store.iter_records():
+        record = with_regret(record, outcomes)   # --outcomes: the regret of rows the table scores
         processed += 1
         if record.get("status") != "ok":
             failed += 1
@@ -380,6 +383,8 @@ def summarize(store: ResultsStore, pool: ModelPool, *, mode: str = "route", tota
         summary["unlike_training_data"] = {"rows": unlike, "of": checked, "share": round(unlike / checked, 4)}
     if real_cost_rows:
         summary["actual_cost_usd"] = tidy(real_cost)
+    if regrets and not (compared or ties):   # regret from an outcome table (--outcomes), not a comparison
+        summary["outcomes"] = {"rows_with_regret": len(regrets), "mean_regret": round(float(np.mean(regrets)), 4)}
     if compared or ties:
         # A tie (scores within the evaluator's noise) has no winner: it counts as compared, not as
         # the router right or wrong.
@@ -435,11 +440,12 @@ def flatten_record(record: dict[str, Any], result_columns: Sequence[str]) -> dic
 
 
 def write_csv(store: ResultsStore, csv_path: str | Path, mode: str, input_columns: Sequence[str],
-              pool_ids: Sequence[str]) -> Path:
-    """The downloadable CSV (formulas neutralised) made from the JSONL results."""
+              pool_ids: Sequence[str], outcomes: Mapping[str, Mapping[str, float]] | None = None) -> Path:
+    """The downloadable CSV (formulas neutralised) made from the JSONL results; with ``outcomes``
+    (an outcome table, :mod:`routing.batch.outcomes`) each scored row's ``regret`` is filled in."""
     columns = csv_columns(mode, input_columns, pool_ids)
     result_columns = columns[len(input_columns):]
-    return store.to_csv(csv_path, columns, lambda r: flatten_record(r, result_columns))
+    return store.to_csv(csv_path, columns, lambda r: flatten_record(with_regret(r, outcomes), result_columns))
 
 
 def write_charts(summary: dict[str, Any], pool: ModelPool, path: Path) -> Path:
@@ -539,6 +545,10 @@ def _format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"unlike the selector's training data: {u['rows']} of {u['of']} rows ({u['share']:.1%}), "
                      "routed on the public ratings and the price")
     compared = summary.get("compare") or {}
+    if summary.get("outcomes"):
+        o = summary["outcomes"]
+        lines.append(f"regret against the outcome table (its best score for the row minus the routed model's): "
+                     f"mean {o['mean_regret']:.3f} over {o['rows_with_regret']} rows")
     if compared.get("mean_regret") is not None:
         agrees = compared.get("router_agrees")
         lines.append(f"regret (the row's best evaluator score minus the routed model's, 0-1): mean "

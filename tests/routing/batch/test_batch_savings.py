@@ -84,3 +84,29 @@ def test_the_batch_counts_prompts_unlike_the_selectors_training_data(make_servic
     assert summary["unlike_training_data"] == {"rows": 1, "of": 3, "share": 0.3333}
     text = summary_markdown(summary, service.pool)
     assert "1 of 3 prompts" in text and "best-rated model" in text
+
+
+def test_an_outcome_table_gives_each_routed_row_its_regret(monkeypatch, tmp_path, capsys):
+    """``--outcomes``: RouterBench-style scores per prompt; regret = the row's best score minus the routed one's."""
+    from routing.batch.cli import main
+
+    for key, value in dict(ROUTER_SELECTOR="rules", ROUTER_LOCAL_MODEL="0", ROUTER_LIVE_PRICES="0",
+                           ROUTER_DATA_DIR=str(tmp_path / "data"), OPENROUTER_API_KEY="").items():
+        monkeypatch.setenv(key, value)
+    src = write_prompts_csv(tmp_path / "in.csv", PROMPTS[:3])
+    table = tmp_path / "outcomes.csv"
+    with table.open("w", encoding="utf-8", newline="") as fh:     # columns by pool id and by model name
+        writer = csv.writer(fh)
+        writer.writerow(["prompt", "deepseek-r1", "meta-llama/llama-3.3-70b-instruct", "gpt-4"])
+        writer.writerow([PROMPTS[0], "1.0", "0.0", "1.0"])          # routed to deepseek-r1 (coding): regret 0
+        writer.writerow([PROMPTS[1], "1.0", "0.25", "0.0"])         # routed to llama-3.3 (creative): regret 0.75
+    assert main([str(src), "--out", str(tmp_path / "res.csv"), "--outcomes", str(table)]) == 0
+    printed = capsys.readouterr().out
+    rows = read_csv(tmp_path / "res.csv")
+    assert [r["selected_model"] for r in rows] == ["deepseek-r1", "llama-3.3", "gemini-flash"]
+    assert [r["regret"] for r in rows] == ["0.0", "0.75", ""]     # the third prompt is not in the table
+    assert "regret against the outcome table" in printed and "mean 0.375 over 2 rows" in printed
+    bad = tmp_path / "bad.csv"
+    bad.write_text("prompt,gpt-4\nhello,1\n", encoding="utf-8")
+    assert main([str(src), "--out", str(tmp_path / "res2.csv"), "--outcomes", str(bad)]) == 2
+    assert "no column for any pool model" in capsys.readouterr().err
