@@ -2,8 +2,9 @@
 
 Run ``python app.py``; host and port follow GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, so the
 same file runs as a Hugging Face Space. API endpoints (``gradio_client``) are listed in README.md.
-The same process and port serve the OpenAI-compatible gateway (``/v1/*``, see ``gateway/``):
-a FastAPI app holds its routes and the Gradio demo is mounted at ``/``.
+The same process and port serve the OpenAI-compatible gateway (``/v1/*``, see ``gateway/``) and
+the operations endpoints (``/healthz``, ``/readyz``, ``/metrics``, ``gateway/ops.py``): a FastAPI
+app holds their routes and the Gradio demo is mounted at ``/``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import gradio as gr
 from fastapi import FastAPI
 
 from gateway import exposure_warning, gateway_router, install_error_handlers
+from gateway.ops import install_request_metrics, ops_router
 
 from routing.service import RouterService
 from routing.settings import Settings
@@ -108,10 +110,13 @@ def server_address() -> tuple[str, int]:
 
 
 def build_app(service: RouterService, demo: gr.Blocks | None = None) -> FastAPI:
-    """One ASGI app: the gateway's ``/v1`` routes, and the Gradio demo mounted at ``/``."""
+    """One ASGI app: the gateway's ``/v1`` routes, ``/healthz``, ``/readyz`` and ``/metrics``
+    (gateway/ops.py), and the Gradio demo mounted at ``/``; every request counted in the metrics."""
     api = FastAPI(title="LLM Router gateway", docs_url=None, redoc_url=None, openapi_url=None)
     api.include_router(gateway_router(service))
+    api.include_router(ops_router(service))
     install_error_handlers(api)
+    install_request_metrics(api, service)
     demo = demo or build_demo(service)  # build_demo has already called demo.queue(...)
     app = gr.mount_gradio_app(api, demo, path="/", **launch_options(service.settings))
     # Gradio checks that a file parameter names a file uploaded to its upload folder only once the

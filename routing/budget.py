@@ -436,6 +436,21 @@ class SpendLedger:
                 estimated = False
             self._write(reservation.day, reservation.model, amount, estimated)
 
+    def check(self) -> None:
+        """Raise when the ledger's file cannot be opened (``/readyz``: ``routing.metrics.readiness``).
+
+        Opens it as the next paid call's write would (the folder and file are created when
+        missing), whatever the ledger's retry pause after a failure; nothing is written. An
+        in-memory ledger (no folder) has nothing to check."""
+        if self.path is None:
+            return
+        with self._lock:
+            conn = self._connect()
+            try:
+                conn.execute("SELECT COUNT(*) FROM spend WHERE 0").fetchone()
+            finally:
+                conn.close()
+
     def summary(self) -> dict[str, Any]:
         """The day's figures for the Status tab and ``/v1`` clients (always finite numbers)."""
         with self._lock:

@@ -94,6 +94,7 @@ class QueryResult:
     #: ROUTER_ESCALATE: why the next model up was asked (or went first, streaming), what each answer
     #: scored and which was kept (routing/escalation/policy.py); None when there was no escalation
     escalation: dict[str, Any] | None = None
+    upstream_ms: float | None = None   # the answering model's own call (the provider's time), without routing or failed tries
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -631,6 +632,7 @@ class Router:
             route=selection.route, route_similarity=selection.route_similarity,
             finish_reason=result.finish_reason, truncated=cut,
             escalation=(selection.details or {}).get("escalation"),   # a stream that went up before answering
+            upstream_ms=round(result.latency_ms, 1) if result.latency_ms else None,
         )
 
     def ask_model(self, model_id: str, prompt: str, *, max_tokens: int | None = None,

@@ -124,6 +124,7 @@ class Settings:
     batch_max_rows: int = 10000                    # ROUTER_BATCH_MAX_ROWS
     batch_max_mb: float = 20.0                     # ROUTER_BATCH_MAX_MB
     api_keys: tuple[str, ...] = ()                 # ROUTER_API_KEYS (comma-separated gateway keys for /v1/*)
+    metrics_token: str | None = None               # ROUTER_METRICS_TOKEN (GET /metrics needs it as a bearer token)
     daily_budget_usd: float | None = None          # ROUTER_DAILY_BUDGET_USD (paid calls stop past it; UTC day)
     gateway_concurrency: int = 200                 # ROUTER_GATEWAY_CONCURRENCY (/v1 requests worked on at once)
     log_answers: bool = True                       # ROUTER_LOG_ANSWERS (every answer -> the outcome log, scored)
@@ -185,6 +186,7 @@ class Settings:
             batch_max_rows=_int(env, "ROUTER_BATCH_MAX_ROWS", 10000),
             batch_max_mb=_float(env, "ROUTER_BATCH_MAX_MB", 20.0),
             api_keys=tuple(k.strip() for k in (env.get("ROUTER_API_KEYS") or "").split(",") if k.strip()),
+            metrics_token=(env.get("ROUTER_METRICS_TOKEN") or "").strip() or None,
             daily_budget_usd=_budget(env),
             gateway_concurrency=max(1, _int(env, "ROUTER_GATEWAY_CONCURRENCY", 200)),
             log_answers=_bool(env.get("ROUTER_LOG_ANSWERS"), True),

@@ -4,7 +4,9 @@
 answer: it hands the answer to :class:`~routing.learning.recorder.AnswerRecorder` (an id at
 once, the scored row in the background) and lets
 :class:`~routing.learning.shadow.ShadowSampler` sample it for a comparison with a second model.
-Neither delays or changes the answer. Ratings come back through :meth:`Learning.rate`.
+Neither delays or changes the answer. Ratings come back through :meth:`Learning.rate`. The same
+call records the answer in the service's metrics (:class:`routing.metrics.RouterMetrics`,
+``Learning.metrics``, served at ``GET /metrics``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from routing.learning.recorder import AnswerRecorder, answer_id_from, parse_rating
 from routing.learning.retrain import Retrainer
 from routing.learning.shadow import ShadowSampler
+from routing.metrics import RouterMetrics
 from routing.router import QueryResult
 
 log = logging.getLogger(__name__)
@@ -23,8 +26,10 @@ __all__ = ["Learning", "AnswerRecorder", "ShadowSampler", "Retrainer", "answer_i
 
 
 class Learning:
-    def __init__(self, settings: Any, router: Any, outcome_log: Any, pool: Any, reload: Any = None):
+    def __init__(self, settings: Any, router: Any, outcome_log: Any, pool: Any, reload: Any = None,
+                 metrics: RouterMetrics | None = None):
         self.outcome_log = outcome_log
+        self.metrics = metrics if metrics is not None else RouterMetrics()  # one registry per service
         self.recorder = AnswerRecorder(outcome_log, pool, enabled=settings.log_answers)
         self.shadow = ShadowSampler(router, outcome_log, settings)
         self.retrainer = Retrainer(settings, outcome_log, reload or (lambda: ""))
@@ -35,6 +40,7 @@ class Learning:
 
         ``owner=``: the scope the answer is given to (``routing.learning.outcome_log.gateway_scope``); by
         default the Gradio request being served (``current_owner``). Only that scope may rate it."""
+        self.metrics.observe_answer(result, source=source)   # never raises
         try:
             found = self.recorder.record(prompt, result, source=source, answer_id=answer_id, **owner)
         except Exception:  # noqa: BLE001 - learning must never break an answer
@@ -44,6 +50,10 @@ class Learning:
             self.shadow.maybe_shadow(prompt, result, single_turn=single_turn, timed_elsewhere=found is not None)
         except Exception:  # noqa: BLE001
             log.exception("learning: could not start a shadow comparison")
+        try:   # ROUTER_ESCALATE: two models answered; their comparison is a label for free
+            self.shadow.log_escalation(prompt, result)
+        except Exception:  # noqa: BLE001
+            log.exception("learning: could not log the escalation's comparison")
         try:
             self.retrainer.maybe_start()
         except Exception:  # noqa: BLE001

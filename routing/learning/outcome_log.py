@@ -791,6 +791,14 @@ class OutcomeLog:
                            "better_model": r["better_model"]} for r in ratings]
         return out
 
+    def check(self) -> None:
+        """Raise when the log cannot be opened for writing (``/readyz``: ``routing.metrics.readiness``).
+
+        Opens it as the next answer's write would: the folder and an empty file are created when
+        missing, the schema when new; nothing is written."""
+        with self._connect(write=True) as conn:
+            conn.execute("SELECT COUNT(*) FROM comparisons WHERE 0").fetchone()
+
     def __len__(self) -> int:
         try:
             with self._connect(write=False) as conn:

@@ -182,6 +182,37 @@ class ShadowSampler:
             self.counts["failed"] += 1
             log.exception("shadow: scoring the comparison failed")
 
+    def log_escalation(self, prompt: str, result: QueryResult) -> bool:
+        """An escalated answer (``ROUTER_ESCALATE``: two models answered the same prompt) goes to the
+        outcome log as a comparison, as a shadow's does: a label for free. Scored in the background
+        (the evaluator may run the answers' code); True when it was queued."""
+        esc = result.escalation or {}
+        answers = esc.get("answers") or {}
+        if not esc.get("asked") or len(answers) != 2:
+            return False
+        first, second = esc["from"], esc["to"]
+        extra = esc.get("extra_cost_usd")
+        costs = {second: extra, first: (None if result.cost_usd is None or extra is None else result.cost_usd - extra)}
+        entries = {m: {"response": answers[m], "error": None, "latency_ms": None, "usage": {},
+                       "cost_usd": costs.get(m)} for m in (first, second)}
+        comparison = {"prompt": prompt, "selected_model": result.selected_model, "best_model": None,
+                      "router_correct": None, "selector": result.selector, "kind": "escalation",
+                      "source": "escalation", "results": entries}
+
+        def run() -> None:
+            from routing.learning.recorder import score_comparison
+
+            try:
+                comparison["id"] = self.log.record(comparison, owner=None, pending=True, durable=True)
+                score_comparison(self.log, comparison, run_code=True)
+            except Exception:  # noqa: BLE001 - never surfaces to anyone; the log says why
+                log.exception("escalation: logging the comparison failed")
+
+        future = self._executor.submit(run)
+        with self._lock:
+            self._futures = [f for f in self._futures if not f.done()] + [future]
+        return True
+
     def flush(self, timeout: float | None = None) -> None:
         with self._lock:
             futures = list(self._futures)

@@ -74,3 +74,15 @@ def test_off_by_default_and_never_for_a_named_model(make_service, protocol_serve
     protocol_server.set_model("*", reply=REFUSAL)
     assert service.query_specific(CODING, "mistral-small")["escalation"] is None
     assert len(protocol_server.chat_requests()) == 1
+
+
+def test_both_answers_go_to_the_outcome_log_as_a_comparison(make_service, protocol_server):
+    protocol_server.set_model("*", reply=REFUSAL)
+    protocol_server.set_model(DEEPSEEK, reply=GOOD)
+    service = make_service(escalate=True, escalate_margin=0.0, escalate_min_score=0.5)
+    service.query(CODING, cost_weight=1.0)
+    service.learning.flush()
+    logged = [c for c in service.outcome_log.comparisons() if c.get("kind") == "escalation"]
+    assert len(logged) == 1
+    assert set(logged[0]["results"]) == {"mistral-small", "deepseek-r1"}
+    assert logged[0]["best_model"] == "deepseek-r1"              # scored: a label for free
