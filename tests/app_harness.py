@@ -40,7 +40,10 @@ def serve_app(service, *, startup_timeout: float = 30.0) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(build_app(service), log_level="warning", lifespan="on"))
+    # A client that keeps a stream open (gradio_client's heartbeat) would hold a graceful shutdown
+    # for the whole 10 s join below: after 1 s uvicorn cancels what is still open.
+    server = uvicorn.Server(uvicorn.Config(build_app(service), log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=1))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="app-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout
