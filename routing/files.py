@@ -1,10 +1,12 @@
-"""Small file helpers: a file's hash (the batch engines, the local model's cache) and private files
-(0600 files in 0700 folders: the outcome log, the spend ledgers, the visitors' calls)."""
+"""Small file helpers: a file's hash (the batch engines, the local model's cache), private files
+(0600 files in 0700 folders: the outcome log, the spend ledgers, the visitors' calls) and files
+replaced whole (the pool and routes files edited from the page)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -15,6 +17,29 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def replace_bytes(path: Path, content: bytes | None) -> None:
+    """``path`` now holds ``content`` (None: ``path`` is removed), never half-written: the bytes go to a
+    temporary file beside it, are synced, then ``os.replace``d over it."""
+    path = Path(path)
+    if content is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 FILE_MODE = 0o600

@@ -19,9 +19,7 @@ goes to OpenRouter models only.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,6 +27,7 @@ from urllib.parse import urlsplit
 
 from routing.categories import CATEGORIES
 from routing.errors import PoolFileError, UserError
+from routing.files import replace_bytes
 from routing.pool import pool_from_data
 from routing.router import LOCAL_ANSWERER
 from routing.safety.validation import InvalidInput, check_float, check_int, show
@@ -196,24 +195,6 @@ def read_pool_data(path: Path) -> dict[str, Any]:
 def write_atomically(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` so a reader sees the old file or the new, never half of one."""
     replace_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-
-
-def replace_bytes(path: Path, content: bytes) -> None:
-    """``path`` now holds ``content``: written to a temporary file beside it, synced, then ``os.replace``d."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _commit(service: Any, files: PoolFiles, data: dict[str, Any]) -> str:

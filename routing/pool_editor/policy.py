@@ -11,19 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from routing.errors import UserError
-from routing.safety.access import listens_publicly
+from routing.safety.access import owner_edit_refusal
 
 
 def editing_refusal(settings: Any) -> str | None:
     """Why the pool cannot be edited here, or None when it can."""
-    if not settings.allow_pool_edit:
-        return ("Editing the pool is off on this deployment. The owner can turn it on by setting "
-                "ROUTER_ALLOW_POOL_EDIT=1 and restarting the app (keep it off where strangers reach the page).")
-    if listens_publicly(settings) and not settings.ui_users:
-        return ("ROUTER_ALLOW_POOL_EDIT is on, but this app is reachable beyond this machine without a login: "
-                "anyone could point the pool at their own server. Set ROUTER_UI_USERS (a login in front of "
-                "everything) or serve it on localhost only, and restart the app.")
-    return None
+    return owner_edit_refusal(settings, enabled=bool(settings.allow_pool_edit), setting="ROUTER_ALLOW_POOL_EDIT", what="the pool",
+                              risk="point the pool at their own server")
 
 
 def require_editing(settings: Any) -> None:

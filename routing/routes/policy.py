@@ -12,19 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from routing.errors import UserError
-from routing.safety.access import listens_publicly
+from routing.safety.access import owner_edit_refusal
 
 
 def editing_refusal(settings: Any) -> str | None:
-    """Why the routes cannot be edited here, or None when they can."""
-    if not settings.allow_route_edit:
-        return ("Editing the routes is off on this deployment. The owner can turn it on by setting "
-                "ROUTER_ALLOW_ROUTE_EDIT=1 and restarting the app (keep it off where strangers reach the page).")
-    if listens_publicly(settings) and not settings.ui_users:
-        return ("ROUTER_ALLOW_ROUTE_EDIT is on, but this app is reachable beyond this machine without a login: "
-                "anyone could send every prompt to the model of their choice. Set ROUTER_UI_USERS (a login in "
-                "front of everything) or serve it on localhost only, and restart the app.")
-    return None
+    """Why the routes cannot be edited here, or None when it can."""
+    return owner_edit_refusal(settings, enabled=bool(settings.allow_route_edit), setting="ROUTER_ALLOW_ROUTE_EDIT", what="the routes",
+                              risk="send every prompt to the model of their choice")
 
 
 def require_editing(settings: Any) -> None:

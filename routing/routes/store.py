@@ -21,14 +21,13 @@ or the new, never half of one.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from routing.errors import UserError
+from routing.files import replace_bytes
 
 MAX_FILE_BYTES = 1_000_000
 MIN_EXAMPLES, MAX_EXAMPLES = 3, 10
@@ -266,27 +265,6 @@ def write_routes(path: Path | str, routes: Sequence[Route]) -> None:
         raise RoutesFileError(f"These routes would take {len(content):,} bytes; the file's limit is "
                               f"{MAX_FILE_BYTES:,} (1 MB).")
     replace_bytes(path, content)
-
-
-def replace_bytes(path: Path, content: bytes | None) -> None:
-    """``path`` now holds ``content`` (None: ``path`` is removed), never half-written."""
-    if content is None:
-        path.unlink(missing_ok=True)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 __all__ = ["Route", "Target", "RoutesFileError", "parse_route", "parse_routes", "parse_target", "read_data",

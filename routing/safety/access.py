@@ -134,6 +134,21 @@ def listens_publicly(settings: Any) -> bool:
     return bool(settings.on_spaces) or (settings.server_name or "127.0.0.1") not in LOCAL_HOSTS
 
 
+def owner_edit_refusal(settings: Any, *, enabled: bool, setting: str, what: str, risk: str) -> str | None:
+    """Why ``what`` (e.g. "the pool") cannot be edited from the page, or None when it can: the owner's
+    ``setting`` (``enabled``) must be on, and where the app is reachable beyond this machine a login
+    (ROUTER_UI_USERS) must stand in front of everything, since on a public page "the owner" cannot be
+    told from anyone else. ``risk``: what anyone could do otherwise."""
+    if not enabled:
+        return (f"Editing {what} is off on this deployment. The owner can turn it on by setting {setting}=1 and "
+                "restarting the app (keep it off where strangers reach the page).")
+    if listens_publicly(settings) and not settings.ui_users:
+        return (f"{setting} is on, but this app is reachable beyond this machine without a login: anyone could "
+                f"{risk}. Set ROUTER_UI_USERS (a login in front of everything) or serve it on localhost only, "
+                "and restart the app.")
+    return None
+
+
 def effective_mode(settings: Any) -> str:
     """``open`` or ``signed-in``: ROUTER_PAID_ACCESS with ``auto`` resolved (see the module docstring)."""
     mode = settings.paid_access
