@@ -70,7 +70,8 @@ def cost_figure(report: dict[str, Any]) -> go.Figure | None:
         fig.add_trace(go.Scatter(name=f"daily cap (${cap:g})", x=days, y=[cap] * len(days), mode="lines",
                                  line=dict(color=CAP_COLOUR, dash="dash"), hovertemplate="cap $%{y:.4f}"))
     fig.update_layout(barmode="stack", title=title, xaxis=dict(type="category", title="UTC day"),
-                      yaxis=dict(title="USD", rangemode="tozero"), **_LAYOUT)
+                      yaxis=dict(title="USD", rangemode="tozero", tickprefix="$",   # dollars, not "60µ"
+                                 tickformat=".6f" if top < 0.01 else ".4f" if top < 1 else ",.2f"), **_LAYOUT)
     return fig
 
 
