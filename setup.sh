@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up this project on a fresh Debian machine (or re-run it: it only installs what is missing).
 #
-#   bash setup.sh          the app: requirements.txt and the Debian packages of packages.txt
-#   bash setup.sh --dev    also the tests: requirements-dev.txt and the Debian packages below
+#   bash setup.sh          the app and the test runner: requirements.txt and the Debian packages of packages.txt
+#   bash setup.sh --dev    also the browser tests: requirements-dev.txt (Playwright) and the Debian packages below
 #
 # To add a Debian package: put it in packages.txt if the app needs it (a Hugging Face Space
 # installs that file too), or in DEV_PACKAGES if only the tests do. If the package installs a
@@ -87,8 +87,8 @@ else
 fi
 
 if (( dev )); then
-  # requirements-dev.txt starts with -r requirements.txt: the app's packages, then pytest and Playwright.
-  step "Python packages: requirements-dev.txt (the app's requirements.txt, pytest, pytest-timeout, Playwright)"
+  # requirements-dev.txt starts with -r requirements.txt (the app's packages, pytest), then Playwright.
+  step "Python packages: requirements-dev.txt (the app's requirements.txt with pytest, and Playwright)"
   "$PYTHON" -m pip install -q -r requirements-dev.txt
 else
   step "Python packages: requirements.txt"
@@ -98,10 +98,12 @@ fi
 # What was asked for must now be there: fail here, not later in a test run.
 check() { command -v "$1" >/dev/null 2>&1 || { echo "setup.sh: $2 is missing after set-up" >&2; exit 1; }; }
 check bwrap "bubblewrap (bwrap, the sandbox that runs answer code)"
+"$PYTHON" -c "import pytest, pytest_timeout" 2>/dev/null \
+  || { echo "setup.sh: pytest or pytest-timeout is missing after set-up" >&2; exit 1; }
 if (( dev )); then
   check chromium "chromium (the browser tests)"
-  "$PYTHON" -c "import pytest, pytest_timeout, playwright" 2>/dev/null \
-    || { echo "setup.sh: pytest, pytest-timeout or playwright is missing after set-up" >&2; exit 1; }
+  "$PYTHON" -c "import playwright" 2>/dev/null \
+    || { echo "setup.sh: playwright is missing after set-up" >&2; exit 1; }
 fi
 
 step "done"
